@@ -1,0 +1,167 @@
+"""The ``mailflow`` command.
+
+Bad input (a scenario, a ``--set`` override, a flag) is one line on stderr naming the
+file or flag, the key and the problem, and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .run import Results, run
+from .scenario import ScenarioError, load_scenario
+
+try:  # typer >= 0.20 vendors click; older releases use click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError  # type: ignore[no-redef]
+
+app = typer.Typer(
+    name="mailflow",
+    help="A discrete-event simulator of the Internet's email infrastructure.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"mailflow: {message}", markup=False)
+    raise typer.Exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"mailflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """A discrete-event simulator of the Internet's email infrastructure."""
+
+
+def _fmt(x: float) -> str:
+    return "-" if x != x else f"{x:,.3f}"
+
+
+def print_summary(results: Results, console: Console = out) -> None:
+    """Print a run's counts by status and its per-leg delivery times as tables."""
+    summary = results.summary()
+    counts = Table(title=f"{results.scenario.name} (seed {results.seed})", title_justify="left")
+    counts.add_column("status")
+    counts.add_column("messages", justify="right")
+    counts.add_column("share", justify="right")
+    total = int(summary.counts["created"])
+    for status, n in summary.counts.items():
+        share = "" if status == "created" else f"{(n / total if total else 0):.2%}"
+        counts.add_row(str(status), f"{int(n):,}", share)
+    console.print(counts)
+
+    times = Table(title="times (seconds)", title_justify="left")
+    times.add_column("leg")
+    for col in ("count", "mean", "p50", "p95", "p99", "max"):
+        times.add_column(col, justify="right")
+    for leg, row in summary.times.iterrows():
+        times.add_row(
+            str(leg),
+            f"{int(row['count']):,}",
+            *(_fmt(row[c]) for c in ("mean", "p50", "p95", "p99", "max")),
+        )
+    console.print(times)
+
+
+@app.command("run")
+def run_command(
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(help="Scenario YAML file (default: topologies/default.yaml)."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed (default: the scenario's).", min=0)
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for messages.parquet and run.json."),
+    ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a scenario key: key.path=value (repeatable)."),
+    ] = None,
+) -> None:
+    """Run a scenario, print a summary and write the results."""
+    try:
+        sc = load_scenario(scenario, sets or [])
+    except ScenarioError as exc:
+        _fail(str(exc))
+        return
+    results = run(sc, seed=seed)
+    print_summary(results)
+    folder = out_dir if out_dir is not None else Path("results") / f"{sc.name}-seed{results.seed}"
+    try:
+        written = results.write(folder)
+    except OSError as exc:
+        _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
+        return
+    out.print(
+        f"{len(results.messages):,} messages in {results.wall_time:.2f} s wall; "
+        f"results in {written}/ (messages.parquet, run.json)"
+    )
+
+
+@app.command("validate")
+def validate_command(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a scenario key: key.path=value (repeatable)."),
+    ] = None,
+) -> None:
+    """Check a scenario file without running it."""
+    try:
+        sc = load_scenario(scenario, sets or [])
+    except ScenarioError as exc:
+        _fail(str(exc))
+        return
+    out.print(
+        f"{scenario}: ok ({len(sc.topology.nodes)} nodes, {len(sc.domains)} domains, "
+        f"{len(sc.workload)} sources)"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: usage errors become one line and exit code 2."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="mailflow", standalone_mode=False)
+    except UsageError as exc:
+        message = exc.format_message().replace("\n", " ")
+        if not message:  # bare `mailflow`: the help was printed, nothing went wrong
+            sys.exit(0)
+        where = exc.ctx.command_path if exc.ctx is not None else "mailflow"
+        err.print(f"{where}: {message}", markup=False)
+        sys.exit(2)
+    except typer.Abort:
+        err.print("mailflow: aborted", markup=False)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

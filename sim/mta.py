@@ -1,0 +1,182 @@
+"""The sending MTA: submission, the active and deferred queues, delivery to MX hosts.
+
+Shaped after Postfix 3.x (email-facts.md section 1):
+
+- ``smtpd_workers`` submission sessions take messages from clients (port 587 with
+  STARTTLS and AUTH); a message over ``message_size_limit`` is refused at MAIL FROM
+  (SIZE, RFC 1870) and the sender is told at once;
+- accepted messages join the active queue; ``workers`` delivery agents take them one at
+  a time, look the recipient domain's MX records up through the MTA's resolver and try
+  the hosts in preference order (equal preferences in random order, RFC 5321 5.1);
+- a 5xx reply bounces the message; when every host failed temporarily the message is
+  deferred: the deferred queue is data (a heap by next-attempt time), not sleeping
+  processes, and one queue runner moves due messages back every ``queue_run_delay``.
+  The next attempt is after the message's age, clamped to [minimal_backoff_time,
+  maximal_backoff_time]; past ``maximal_queue_lifetime`` it bounces.
+
+One process per worker, none per message.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from . import smtp
+from .dns import Resolver
+from .records import BOUNCED, Message, MessageLog
+from .scenario import MTANode
+from .smtp import Dialogues, session_time
+from .topology import Network, Path
+
+if TYPE_CHECKING:
+    from .mx import MX
+
+__all__ = ["MTA"]
+
+
+class MTA:
+    """An outbound mail server: queues, a worker pool and a deferred-queue runner."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        spec: MTANode,
+        network: Network,
+        resolver: Resolver,
+        mx_hosts: dict[str, MX],
+        log: MessageLog,
+        dialogues: Dialogues,
+        gen: np.random.Generator,
+    ) -> None:
+        self.env = env
+        self.spec = spec
+        self.id = spec.id
+        self.network = network
+        self.resolver = resolver
+        self.resolver_rtt = network.path(spec.id, resolver.id).rtt
+        self.mx_hosts = mx_hosts
+        self.log = log
+        self.dialogues = dialogues
+        self.rto = dialogues.settings.rto
+        self.gen = gen
+        self.incoming: simpy.Store = simpy.Store(env)  # (message, client path)
+        self.active: simpy.Store = simpy.Store(env)
+        self.deferred: list[tuple[float, int, Message]] = []  # (due, id, message)
+        code = log.replies.code
+        self._accepted, self._unknown, self._too_big, self._busy, self._timeout = (
+            code(smtp.ACCEPTED),
+            code(smtp.UNKNOWN_USER),
+            code(smtp.TOO_BIG),
+            code(smtp.BUSY),
+            code(smtp.CONNECT_TIMEOUT),
+        )
+        for _ in range(spec.smtpd_workers):
+            env.process(self._smtpd())
+        for _ in range(spec.workers):
+            env.process(self._deliver())
+        env.process(self._queue_runner())
+
+    # -- submission ------------------------------------------------------------------
+
+    def submit(self, msg: Message, client: Path) -> None:
+        """A client connects to submit ``msg`` over ``client`` (waits for a free smtpd)."""
+        self.incoming.put((msg, client))
+
+    def _smtpd(self) -> Generator[simpy.Event, Any, None]:
+        env, log, cost, rto = self.env, self.log, self.dialogues.submission, self.rto
+        limit = self.spec.message_size_limit
+        while True:
+            msg, path = yield self.incoming.get()
+            gen = self.gen if path.loss > 0.0 else None
+            if msg.size > limit:
+                yield env.timeout(session_time(path, cost.to_envelope, 0, rto, gen))
+                log.reply[msg.id] = self._too_big
+                log.end(msg.id, BOUNCED, "message too large")
+                yield env.timeout(session_time(path, cost.quit, 0, rto, gen))
+                continue
+            yield env.timeout(session_time(path, cost.to_accept, msg.size, rto, gen))
+            msg.queued = env.now
+            log.submitted[msg.id] = env.now
+            self.active.put(msg)
+            yield env.timeout(session_time(path, cost.quit, 0, rto, gen))
+
+    # -- delivery --------------------------------------------------------------------
+
+    def _order(self, answer: tuple[tuple[int, str], ...]) -> list[str]:
+        """MX hosts in the order to try: by preference, ties shuffled (RFC 5321 5.1)."""
+        hosts = [h for _, h in answer]
+        i, n = 0, len(answer)
+        while i < n:
+            j = i + 1
+            while j < n and answer[j][0] == answer[i][0]:
+                j += 1
+            if j - i > 1:
+                group = hosts[i:j]
+                self.gen.shuffle(group)
+                hosts[i:j] = group
+            i = j
+        return hosts
+
+    def _deliver(self) -> Generator[simpy.Event, Any, None]:
+        env, log, cost, rto = self.env, self.log, self.dialogues.relay, self.rto
+        while True:
+            msg = yield self.active.get()
+            mid = msg.id
+            log.attempts[mid] += 1
+            answer = yield from self.resolver.lookup(msg.rcpt, self.resolver_rtt)
+            hosts = self._order(answer) if len(answer) > 1 else [h for _, h in answer]
+            done = False
+            for host in hosts:
+                mx = self.mx_hosts[host]
+                path = self.network.path(self.id, host)
+                gen = self.gen if path.loss > 0.0 else None
+                if not mx.up:
+                    yield env.timeout(self.spec.smtp_connect_timeout)
+                    log.reply[mid] = self._timeout
+                    continue
+                if mx.connections >= mx.max_connections:
+                    yield env.timeout(session_time(path, cost.connect, 0, rto, gen))
+                    log.reply[mid] = self._busy
+                    continue
+                mx.connections += 1
+                if mx.recipient_unknown(msg.rcpt):
+                    yield env.timeout(session_time(path, cost.to_envelope, 0, rto, gen))
+                    log.reply[mid] = self._unknown
+                    log.end(mid, BOUNCED, "unknown recipient")
+                else:
+                    yield env.timeout(session_time(path, cost.to_accept, msg.size, rto, gen))
+                    log.reply[mid] = self._accepted
+                    log.accepted[mid] = env.now
+                    mx.accept(msg)
+                yield env.timeout(session_time(path, cost.quit, 0, rto, gen))
+                mx.connections -= 1
+                done = True
+                break
+            if not done:
+                self._defer(msg)
+
+    def _defer(self, msg: Message) -> None:
+        now = self.env.now
+        age = now - msg.queued
+        if age >= self.spec.maximal_queue_lifetime:
+            self.log.end(msg.id, BOUNCED, "queue lifetime expired")
+            return
+        delay = min(max(age, self.spec.minimal_backoff_time), self.spec.maximal_backoff_time)
+        heapq.heappush(self.deferred, (now + delay, msg.id, msg))
+
+    def _queue_runner(self) -> Generator[simpy.Event, Any, None]:
+        env, deferred, every = self.env, self.deferred, self.spec.queue_run_delay
+        while True:
+            yield env.timeout(every)
+            now = env.now
+            while deferred and deferred[0][0] <= now:
+                self.active.put(heapq.heappop(deferred)[2])
+
+    def queued(self) -> int:
+        """Messages this MTA holds waiting: for submission, delivery or a retry."""
+        return len(self.incoming.items) + len(self.active.items) + len(self.deferred)

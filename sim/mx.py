@@ -1,0 +1,87 @@
+"""The receiving MX: accepts sessions up to a connection limit, scans, hands to a mailbox.
+
+Sessions are driven by the sending MTA (it holds one of the MX's ``max_connections``
+slots for the length of the dialogue; past the limit the MX answers 421 and the sender
+tries its next MX). The MX decides what only it can know: whether the recipient exists
+(550 5.1.1 at RCPT) and, after accepting, whether its content filter silently discards
+the message. Accepted messages wait in the MX's queue for one of ``workers`` scanners,
+then go over LMTP to the recipient domain's mailbox store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import numpy as np
+import simpy
+
+from .mailbox import Mailbox
+from .records import LOST, Message, MessageLog
+from .rng import Draw, Sampler
+from .scenario import MXNode
+from .smtp import Dialogues, session_time
+from .topology import Network
+
+__all__ = ["MX"]
+
+
+class MX:
+    """An inbound mail server serving one or more domains."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        spec: MXNode,
+        network: Network,
+        mailboxes: Sequence[Mailbox | None],
+        unknown_rate: Sequence[float],
+        discard_rate: Sequence[float],
+        log: MessageLog,
+        dialogues: Dialogues,
+        gen: np.random.Generator,
+        processing: Draw,
+    ) -> None:
+        self.env = env
+        self.id = spec.id
+        self.up = True
+        self.connections = 0
+        self.max_connections = spec.max_connections
+        self.network = network
+        self.mailboxes = mailboxes  # by domain index
+        self.unknown_rate = unknown_rate
+        self.discard_rate = discard_rate
+        self.log = log
+        self.dialogues = dialogues
+        self.gen = gen
+        self._u = Sampler(lambda n: gen.random(n))
+        self._processing = processing
+        self.queue: simpy.Store = simpy.Store(env)
+        for _ in range(spec.workers):
+            env.process(self._worker())
+
+    def recipient_unknown(self, domain: int) -> bool:
+        """Whether RCPT TO for this domain's recipient is refused (draws only if it can be)."""
+        rate = self.unknown_rate[domain]
+        return rate > 0.0 and self._u() < rate
+
+    def accept(self, msg: Message) -> None:
+        """Take a message whose DATA was just answered 250."""
+        self.queue.put(msg)
+
+    def _worker(self) -> Generator[simpy.Event, Any, None]:
+        env, log, cost = self.env, self.log, self.dialogues.lmtp
+        rto = self.dialogues.settings.rto
+        while True:
+            msg = yield self.queue.get()
+            yield env.timeout(self._processing())
+            rate = self.discard_rate[msg.rcpt]
+            if rate > 0.0 and self._u() < rate:
+                log.end(msg.id, LOST, "discarded by content filter")
+                continue
+            mailbox = self.mailboxes[msg.rcpt]
+            assert mailbox is not None  # checked when the scenario was loaded
+            path = self.network.path(self.id, mailbox.id)
+            gen = self.gen if path.loss > 0.0 else None
+            yield env.timeout(session_time(path, cost.to_accept, msg.size, rto, gen))
+            yield from mailbox.store(msg)

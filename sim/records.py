@@ -1,0 +1,141 @@
+"""Bookkeeping: the message log, kept as columns.
+
+A message in flight is a small ``Message`` with ``__slots__``; its timestamps go straight
+into the log's columns (``array.array``, message id = row), so when it ends nothing of it
+is kept but its row. The log becomes one pandas DataFrame at the end, with categoricals
+for domains, kinds, statuses, replies and reasons.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "BOUNCED",
+    "DELIVERED",
+    "IN_FLIGHT",
+    "KINDS",
+    "LOST",
+    "STATUSES",
+    "Labels",
+    "Message",
+    "MessageLog",
+]
+
+STATUSES = ("in_flight", "delivered", "bounced", "lost")
+IN_FLIGHT, DELIVERED, BOUNCED, LOST = range(4)
+KINDS = ("person", "transactional", "marketing")
+
+NAN = float("nan")
+
+
+class Message:
+    """A message in flight: what its handlers need to route it, nothing more."""
+
+    __slots__ = ("id", "rcpt", "user", "size", "queued")
+
+    def __init__(self, id: int, rcpt: int, user: int, size: float) -> None:
+        self.id = id
+        self.rcpt = rcpt  # recipient domain index
+        self.user = user  # recipient's index among the domain's users
+        self.size = size
+        self.queued = NAN  # when the sending MTA queued it (queue lifetime counts from here)
+
+
+class Labels:
+    """Interns strings (SMTP replies, reasons) as small integer codes; 0 is ''."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = [""]
+        self._codes: dict[str, int] = {"": 0}
+
+    def code(self, name: str) -> int:
+        """The code for ``name``, assigning the next one on first use."""
+        c = self._codes.get(name)
+        if c is None:
+            c = self._codes[name] = len(self.names)
+            self.names.append(name)
+        return c
+
+
+class MessageLog:
+    """One row per message created, as growable typed columns."""
+
+    def __init__(self, domains: list[str]) -> None:
+        self.domains = domains
+        self.replies = Labels()
+        self.reasons = Labels()
+        self.sender = array("I")
+        self.recipient = array("I")
+        self.kind = array("B")
+        self.size = array("d")
+        self.created = array("d")
+        self.submitted = array("d")
+        self.accepted = array("d")
+        self.delivered = array("d")
+        self.retrieved = array("d")
+        self.status = array("B")
+        self.attempts = array("H")
+        self.reply = array("H")
+        self.reason = array("H")
+
+    def __len__(self) -> int:
+        return len(self.created)
+
+    def new(self, t: float, sender: int, rcpt: int, kind: int, size: float) -> int:
+        """Add a row for a message created at ``t``; returns its id."""
+        mid = len(self.created)
+        self.sender.append(sender)
+        self.recipient.append(rcpt)
+        self.kind.append(kind)
+        self.size.append(size)
+        self.created.append(t)
+        self.submitted.append(NAN)
+        self.accepted.append(NAN)
+        self.delivered.append(NAN)
+        self.retrieved.append(NAN)
+        self.status.append(IN_FLIGHT)
+        self.attempts.append(0)
+        self.reply.append(0)
+        self.reason.append(0)
+        return mid
+
+    def end(self, mid: int, status: int, reason: str = "") -> None:
+        """Record how message ``mid`` ended; then its Message object can be dropped."""
+        self.status[mid] = status
+        if reason:
+            self.reason[mid] = self.reasons.code(reason)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The log as a DataFrame, one row per message, indexed by message id."""
+        n = len(self)
+
+        def col(a: array, dtype: str) -> np.ndarray:
+            return np.frombuffer(a, dtype=dtype, count=n).copy() if n else np.empty(0, dtype)
+
+        def cat(codes: np.ndarray, names: list[str] | tuple[str, ...]) -> pd.Categorical:
+            return pd.Categorical.from_codes(codes.astype(np.int32), categories=list(names))
+
+        domains = self.domains
+        frame = pd.DataFrame(
+            {
+                "sender_domain": cat(col(self.sender, "u4"), domains),
+                "recipient_domain": cat(col(self.recipient, "u4"), domains),
+                "kind": cat(col(self.kind, "u1"), KINDS),
+                "size": col(self.size, "f8"),
+                "created": col(self.created, "f8"),
+                "submitted": col(self.submitted, "f8"),
+                "accepted": col(self.accepted, "f8"),
+                "delivered": col(self.delivered, "f8"),
+                "retrieved": col(self.retrieved, "f8"),
+                "status": cat(col(self.status, "u1"), STATUSES),
+                "attempts": col(self.attempts, "u2"),
+                "final_reply": cat(col(self.reply, "u2"), self.replies.names),
+                "reason": cat(col(self.reason, "u2"), self.reasons.names),
+            }
+        )
+        frame.index.name = "id"
+        return frame

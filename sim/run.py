@@ -1,0 +1,283 @@
+"""One run: build the world and the model from a scenario, run to the horizon, collect.
+
+The whole lifecycle of a run lives here and nowhere else: :func:`run` builds a
+``simpy.Environment`` over the scenario's network, wires the components in the order
+mail flows (sources -> MTAs -> resolvers -> MX hosts -> mailbox stores -> devices),
+runs until ``duration + drain`` and returns :class:`Results`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path as FilePath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import simpy
+
+from . import __version__
+from .devices import Readers
+from .dns import Resolver, Zone
+from .mailbox import Mailbox
+from .mta import MTA
+from .mx import MX
+from .records import STATUSES, MessageLog
+from .rng import Streams
+from .scenario import (
+    MailboxNode,
+    MTANode,
+    MXNode,
+    ResolverNode,
+    Scenario,
+)
+from .smtp import Dialogues
+from .topology import Network
+from .workload import TrafficSource
+
+__all__ = ["HOPS", "Model", "Results", "Summary", "build", "run"]
+
+# (name, from column, to column): the legs of a message's journey, in order.
+HOPS = (
+    ("delivery", "created", "delivered"),
+    ("submission", "created", "submitted"),
+    ("relay", "submitted", "accepted"),
+    ("local delivery", "accepted", "delivered"),
+    ("retrieval", "delivered", "retrieved"),
+    ("end to end", "created", "retrieved"),
+)
+
+
+@dataclass
+class Model:
+    """A built, not yet run, simulation: the environment and its components."""
+
+    scenario: Scenario
+    seed: int
+    env: simpy.Environment
+    network: Network
+    log: MessageLog
+    resolvers: dict[str, Resolver]
+    mtas: dict[str, MTA]
+    mx_hosts: dict[str, MX]
+    mailboxes: dict[str, Mailbox]
+    sources: list[TrafficSource]
+
+
+def build(scenario: Scenario, seed: int | None = None) -> Model:
+    """Build the model for ``scenario``; ``seed`` overrides the scenario's seed."""
+    seed = scenario.seed if seed is None else seed
+    env = simpy.Environment()
+    streams = Streams(seed)
+    network = Network(scenario)
+    dialogues = Dialogues(scenario.smtp)
+    domains = scenario.domains
+    names = [d.name for d in domains]
+    index = {n: i for i, n in enumerate(names)}
+    log = MessageLog(names)
+    horizon = scenario.horizon
+
+    zone = Zone()
+    for d in domains:
+        zone.add([(r.preference, r.host) for r in d.mx], d.host, d.mx_ttl)
+
+    nodes = scenario.topology.nodes
+    resolvers = {
+        n.id: Resolver(env, n, zone, streams.sampler(f"resolver:{n.id}", n.lookup))
+        for n in nodes
+        if isinstance(n, ResolverNode)
+    }
+
+    readers: list[Readers | None] = []
+    for d in domains:
+        if d.retrieval is None or d.users == 0 or d.mailbox is None:
+            readers.append(None)
+            continue
+        readers.append(
+            Readers(
+                d.retrieval,
+                d.users,
+                network.path(d.mailbox, d.retrieval.client),
+                dialogues,
+                streams.generator(f"devices:{d.name}"),
+                horizon,
+            )
+        )
+    mailboxes: dict[str, Mailbox] = {}
+    for n in nodes:
+        if isinstance(n, MailboxNode):
+            mine = [r if d.mailbox == n.id else None for d, r in zip(domains, readers)]
+            write = streams.sampler(f"mailbox:{n.id}:write", n.write)
+            mailboxes[n.id] = Mailbox(env, n, log, write, mine)
+    by_domain = [mailboxes[d.mailbox] if d.mailbox else None for d in domains]
+
+    unknown = [d.unknown_recipient_rate for d in domains]
+    discard = [d.discard_rate for d in domains]
+    mx_hosts = {
+        n.id: MX(
+            env,
+            n,
+            network,
+            by_domain,
+            unknown,
+            discard,
+            log,
+            dialogues,
+            streams.generator(f"mx:{n.id}"),
+            streams.sampler(f"mx:{n.id}:processing", n.processing),
+        )
+        for n in nodes
+        if isinstance(n, MXNode)
+    }
+    mtas = {
+        n.id: MTA(
+            env,
+            n,
+            network,
+            resolvers[n.resolver],
+            mx_hosts,
+            log,
+            dialogues,
+            streams.generator(f"mta:{n.id}"),
+        )
+        for n in nodes
+        if isinstance(n, MTANode)
+    }
+
+    sources = []
+    for spec in scenario.workload:
+        if spec.recipients is None:
+            rcpts = [i for i, d in enumerate(domains) if d.users > 0]
+            weights = [float(domains[i].users) for i in rcpts]
+        else:
+            rcpts = [index[name] for name in spec.recipients]
+            weights = list(spec.recipients.values())
+        mta_id = spec.mta or domains[index[spec.domain]].outbound
+        assert mta_id is not None  # checked when the scenario was loaded
+        stop = min(spec.stop if spec.stop is not None else scenario.duration, scenario.duration)
+        sources.append(
+            TrafficSource(
+                env,
+                spec,
+                index[spec.domain],
+                rcpts,
+                weights,
+                [d.users for d in domains],
+                mtas[mta_id],
+                network.path(spec.client, mta_id),
+                log,
+                streams.generator(f"source:{spec.name}"),
+                stop,
+            )
+        )
+    return Model(scenario, seed, env, network, log, resolvers, mtas, mx_hosts, mailboxes, sources)
+
+
+def run(scenario: Scenario, seed: int | None = None) -> Results:
+    """Simulate ``scenario`` to its horizon and return the results.
+
+    ``seed`` overrides the scenario's seed; the same scenario and seed always give the
+    same results.
+    """
+    started = time.perf_counter()
+    model = build(scenario, seed)
+    model.env.run(until=scenario.horizon)
+    messages = model.log.to_frame()
+    wall = time.perf_counter() - started
+    stats = {
+        "resolvers": {
+            r.id: {"queries": r.queries, "cache_hits": r.hits} for r in model.resolvers.values()
+        },
+        "mtas": {m.id: {"queued_at_end": m.queued()} for m in model.mtas.values()},
+        "mailboxes": {b.id: {"stored": b.stored} for b in model.mailboxes.values()},
+    }
+    return Results(model.scenario, model.seed, messages, wall, stats)
+
+
+@dataclass
+class Summary:
+    """Counts by status and timing statistics (seconds) of each leg of the journey."""
+
+    counts: pd.Series
+    times: pd.DataFrame
+
+    def __str__(self) -> str:
+        return f"{self.counts.to_string()}\n\n{self.times.to_string(float_format='{:.3f}'.format)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {
+            "counts": {k: int(v) for k, v in self.counts.items()},
+            "times": json.loads(self.times.to_json(orient="index")),
+        }
+
+
+def summarize(messages: pd.DataFrame) -> Summary:
+    """Counts by status and per-leg time statistics of a message table."""
+    counts = messages["status"].value_counts().reindex(list(STATUSES), fill_value=0)
+    counts = pd.concat([pd.Series({"created": len(messages)}), counts])
+    rows = {}
+    for name, start, end in HOPS:
+        d = (messages[end] - messages[start]).dropna()
+        q = d.quantile([0.5, 0.95, 0.99]) if len(d) else pd.Series([np.nan] * 3)
+        rows[name] = {
+            "count": len(d),
+            "mean": d.mean() if len(d) else np.nan,
+            "p50": q.iloc[0],
+            "p95": q.iloc[1],
+            "p99": q.iloc[2],
+            "max": d.max() if len(d) else np.nan,
+        }
+    times = pd.DataFrame.from_dict(rows, orient="index")
+    times["count"] = times["count"].astype(int)
+    return Summary(counts, times)
+
+
+@dataclass
+class Results:
+    """What a run produced: the message table, the config and seed that made it."""
+
+    scenario: Scenario
+    seed: int
+    messages: pd.DataFrame
+    wall_time: float
+    stats: dict[str, Any] = field(default_factory=dict)
+    version: str = __version__
+
+    def summary(self) -> Summary:
+        """Counts by status and delivery-time statistics, overall and per leg."""
+        return summarize(self.messages)
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything needed to reproduce the run: config, seed, versions, wall time."""
+        config = self.scenario.model_dump(mode="json")
+        config["seed"] = self.seed
+        return {
+            "mailflow_version": self.version,
+            "seed": self.seed,
+            "scenario": config,
+            "wall_time_s": self.wall_time,
+            "horizon_s": self.scenario.horizon,
+            "python": platform.python_version(),
+            "simpy_version": simpy.__version__ if hasattr(simpy, "__version__") else None,
+            "summary": self.summary().to_dict(),
+            "components": self.stats,
+        }
+
+    def write(self, out: str | FilePath) -> FilePath:
+        """Write ``messages.parquet`` and ``run.json`` into the folder ``out``."""
+        folder = FilePath(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = self.metadata()
+        table = pa.Table.from_pandas(self.messages, preserve_index=True)
+        provenance = {k: meta[k] for k in ("mailflow_version", "seed", "scenario")}
+        extra = {b"mailflow": json.dumps(provenance).encode()}
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+        pq.write_table(table, folder / "messages.parquet")
+        (folder / "run.json").write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+        return folder

@@ -1,0 +1,649 @@
+"""Scenario files: what a run simulates, validated before anything is built.
+
+The description layer. A scenario is a YAML mapping validated by the pydantic models
+below; :func:`load_scenario` reads one, applies ``--set key.path=value`` overrides and
+checks the cross references (an MX host that is not in the topology, a disconnected
+graph, ...). Every problem surfaces as one :class:`ScenarioError` naming the file, the
+key path and what is wrong, so the CLI can print one line and exit 2.
+
+Defaults come from ``shared/reference/email-facts.md``; each says where it comes from.
+Times are seconds, sizes bytes, bandwidths bytes per second.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import networkx as nx
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+__all__ = [
+    "Constant",
+    "Distribution",
+    "Domain",
+    "Edge",
+    "Exponential",
+    "LogNormal",
+    "Scenario",
+    "ScenarioError",
+    "Source",
+    "Uniform",
+    "apply_overrides",
+    "default_scenario_path",
+    "load_scenario",
+    "parse_scenario",
+]
+
+TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
+
+
+class ScenarioError(ValueError):
+    """A problem with a scenario: where it is (file, key path) and what is wrong."""
+
+    def __init__(self, path: str, problem: str, source: str | None = None) -> None:
+        self.path = path
+        self.problem = problem
+        self.source = source
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        key = f"{self.path}: " if self.path else ""
+        return f"{where}{key}{self.problem}"
+
+    def located(self, source: str) -> ScenarioError:
+        """The same error, attributed to a file (or to the ``--set`` option)."""
+        return ScenarioError(self.path, self.problem, source)
+
+
+class Strict(BaseModel):
+    """Base of every scenario model: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------------------
+# Distributions (service times, inter-arrival times, sizes)
+# --------------------------------------------------------------------------------------
+
+
+class Constant(Strict):
+    """Always the same value."""
+
+    dist: Literal["constant"] = "constant"
+    value: float = Field(ge=0)
+
+    @property
+    def mean(self) -> float:
+        return self.value
+
+
+class Exponential(Strict):
+    """Exponential with the given mean (memoryless; Poisson inter-arrivals)."""
+
+    dist: Literal["exponential"]
+    mean: float = Field(gt=0)
+
+
+class LogNormal(Strict):
+    """Log-normal given by its median and the sigma of the underlying normal."""
+
+    dist: Literal["lognormal"]
+    median: float = Field(gt=0)
+    sigma: float = Field(ge=0)
+
+    @property
+    def mean(self) -> float:
+        return self.median * math.exp(self.sigma**2 / 2)
+
+
+class Uniform(Strict):
+    """Uniform on [low, high]."""
+
+    dist: Literal["uniform"]
+    low: float = Field(ge=0)
+    high: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) is below low ({self.low})")
+        return self
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.high) / 2
+
+
+def _number_is_constant(value: Any) -> Any:
+    # A bare number is the common case for a fixed delay; spare users the mapping.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"dist": "constant", "value": value}
+    return value
+
+
+Distribution = Annotated[
+    Union[Constant, Exponential, LogNormal, Uniform],
+    BeforeValidator(_number_is_constant),
+    Field(discriminator="dist"),
+]
+
+# DNS lookup time at a resolver that misses its cache: log-normal fitted to the measured
+# mean 152 ms and 90th percentile 275 ms (Brandhorst & Pras; email-facts.md section 3).
+DNS_LOOKUP = LogNormal(dist="lognormal", median=0.1265, sigma=0.606)
+# Receiving-side content scan (rspamd + ClamAV on 50 KB): p50 78 ms, p95 200 ms
+# (email-facts.md section 5), log-normal through both points.
+CONTENT_SCAN = LogNormal(dist="lognormal", median=0.078, sigma=0.572)
+# Message sizes: 49% < 4 KB and 90.5% < 64 KB (2002 list CDF) give median ~4 KB and
+# sigma ~2.1, mean ~37 KB, near the ~30 KB quoted average (email-facts.md section 2).
+MESSAGE_SIZE = LogNormal(dist="lognormal", median=4096, sigma=2.1)
+
+
+# --------------------------------------------------------------------------------------
+# Topology: nodes and edges
+# --------------------------------------------------------------------------------------
+
+NodeId = Annotated[str, Field(min_length=1)]
+
+
+class ClientNode(Strict):
+    """Where people's devices or an automated sender attach to the network."""
+
+    kind: Literal["client"]
+    id: NodeId
+
+
+class RouterNode(Strict):
+    """A transit point (an exchange, a backbone) that only carries traffic."""
+
+    kind: Literal["router"]
+    id: NodeId
+
+
+class MTANode(Strict):
+    """An outbound (submission and relay) mail server, shaped after Postfix 3.x."""
+
+    kind: Literal["mta"]
+    id: NodeId
+    resolver: NodeId = Field(description="the caching resolver this MTA asks for MX records")
+    # Postfix default_process_limit is 100 for both smtpd and smtp(8) agents.
+    smtpd_workers: int = Field(100, gt=0, description="concurrent submission sessions")
+    workers: int = Field(100, gt=0, description="concurrent outbound delivery sessions")
+    message_size_limit: int = Field(10_240_000, gt=0, description="Postfix default")
+    queue_run_delay: float = Field(300, gt=0, description="Postfix: deferred-queue scan")
+    minimal_backoff_time: float = Field(300, ge=0, description="Postfix")
+    maximal_backoff_time: float = Field(4000, ge=0, description="Postfix")
+    maximal_queue_lifetime: float = Field(5 * 86400, gt=0, description="Postfix: 5 d")
+    smtp_connect_timeout: float = Field(30, gt=0, description="Postfix")
+
+    @model_validator(mode="after")
+    def _backoff_ordered(self) -> MTANode:
+        if self.maximal_backoff_time < self.minimal_backoff_time:
+            raise ValueError("maximal_backoff_time is below minimal_backoff_time")
+        return self
+
+
+class ResolverNode(Strict):
+    """A caching DNS resolver shared by the MTAs that name it."""
+
+    kind: Literal["resolver"]
+    id: NodeId
+    lookup: Distribution = Field(
+        default=DNS_LOOKUP, description="time to resolve a name missing from the cache"
+    )
+    cache: bool = True
+    max_ttl: float = Field(86400, ge=0, description="Unbound cache-max-ttl")
+
+
+class MXNode(Strict):
+    """An inbound mail server of one or more domains."""
+
+    kind: Literal["mx"]
+    id: NodeId
+    max_connections: int = Field(100, gt=0, description="Postfix default_process_limit")
+    workers: int = Field(20, gt=0, description="concurrent content scans and local deliveries")
+    processing: Distribution = Field(default=CONTENT_SCAN, description="content scan time")
+
+
+class MailboxNode(Strict):
+    """A mailbox store: where accepted mail waits for the recipient's devices."""
+
+    kind: Literal["mailbox"]
+    id: NodeId
+    concurrency: int = Field(32, gt=0, description="concurrent mailbox writes")
+    write: Distribution = Field(default=Constant(value=0.005), description="one write")
+
+
+Node = Annotated[
+    Union[ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode],
+    Field(discriminator="kind"),
+]
+NODE_KINDS = ("client", "router", "mta", "resolver", "mx", "mailbox")
+
+
+class Edge(Strict):
+    """A network link. Traffic between two nodes follows the lowest-latency path."""
+
+    a: NodeId
+    b: NodeId
+    latency: float = Field(ge=0, description="one-way, seconds")
+    bandwidth: float = Field(125_000_000, gt=0, description="bytes/s (default 1 Gbit/s)")
+    loss: float = Field(0.0, ge=0, lt=1, description="packet loss probability")
+
+
+class Topology(Strict):
+    nodes: list[Node] = Field(min_length=1)
+    edges: list[Edge] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------
+# Domains: who owns which MX hosts and mailbox stores, and how their people read mail
+# --------------------------------------------------------------------------------------
+
+
+class MXRecord(Strict):
+    host: NodeId
+    preference: int = Field(ge=0, le=65535)
+
+
+class Device(Strict):
+    """A share of a domain's people who read mail with one protocol."""
+
+    share: float = Field(ge=0)
+    poll_interval: float = Field(600, gt=0, description="Thunderbird checks every 10 min")
+
+
+class Retrieval(Strict):
+    """How a domain's people read their mail (shares are normalised)."""
+
+    client: NodeId = Field(description="client node where their devices attach")
+    imap: Device = Field(default_factory=lambda: Device(share=0.5))
+    pop3: Device = Field(default_factory=lambda: Device(share=0.1))
+    webmail: Device = Field(default_factory=lambda: Device(share=0.4))
+
+    @model_validator(mode="after")
+    def _some_share(self) -> Retrieval:
+        if self.imap.share + self.pop3.share + self.webmail.share <= 0:
+            raise ValueError("imap, pop3 and webmail shares are all zero")
+        return self
+
+
+class Domain(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    users: int = Field(0, ge=0, description="people with a mailbox here")
+    outbound: NodeId | None = Field(None, description="MTA its senders submit to")
+    mx: list[MXRecord] = Field(default_factory=list)
+    host: NodeId | None = Field(None, description="A record used as implicit MX (RFC 5321 5.1)")
+    mx_ttl: float = Field(3600, ge=0, description="gmail.com MX TTL")
+    mailbox: NodeId | None = None
+    unknown_recipient_rate: float = Field(0.0, ge=0, le=1)
+    discard_rate: float = Field(0.0, ge=0, le=1, description="accepted, silently dropped")
+    retrieval: Retrieval | None = None
+
+    @property
+    def receives(self) -> bool:
+        """Whether the domain can receive mail at all (MX records or an A record)."""
+        return bool(self.mx) or self.host is not None
+
+
+# --------------------------------------------------------------------------------------
+# Workload: traffic sources
+# --------------------------------------------------------------------------------------
+
+
+class Batch(Strict):
+    at: float = Field(ge=0, description="when the batch is injected")
+    count: int = Field(gt=0)
+
+
+class Source(Strict):
+    """One traffic source: many senders' streams merged into one arrival process."""
+
+    name: Annotated[str, Field(min_length=1)]
+    kind: Literal["person", "transactional", "marketing"]
+    client: NodeId = Field(description="client node the messages are submitted from")
+    domain: str = Field(description="sender domain")
+    mta: NodeId | None = Field(None, description="submission MTA; default the domain's outbound")
+    rate: float | None = Field(None, gt=0, description="Poisson arrivals, messages/s")
+    interarrival: Distribution | None = None
+    batches: list[Batch] | None = None
+    start: float = Field(0, ge=0)
+    stop: float | None = Field(None, ge=0, description="default: the scenario's duration")
+    recipients: dict[str, float] | None = Field(
+        None, description="recipient domain -> weight; default all domains by users"
+    )
+    size: Distribution = Field(default=MESSAGE_SIZE)
+
+    @model_validator(mode="after")
+    def _one_arrival_process(self) -> Source:
+        given = [k for k in ("rate", "interarrival", "batches") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of rate, interarrival or batches"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class SMTPSettings(Strict):
+    """What an SMTP dialogue costs in round trips (email-facts.md section 2)."""
+
+    tls: bool = True
+    tls_round_trips: int = Field(1, ge=1, le=2, description="1 for TLS 1.3, 2 for TLS 1.2")
+    pipelining: bool = True
+    rto: float = Field(1.0, gt=0, description="retransmission timeout (RFC 6298 minimum)")
+
+
+class Scenario(Strict):
+    """A whole simulated world and what happens in it."""
+
+    name: str = "scenario"
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    duration: float = Field(3600, gt=0, description="how long the sources send")
+    drain: float = Field(0, ge=0, description="simulated time after the sources stop")
+    smtp: SMTPSettings = Field(default_factory=SMTPSettings)
+    topology: Topology
+    domains: list[Domain] = Field(min_length=1)
+    workload: list[Source] = Field(min_length=1)
+
+    @property
+    def horizon(self) -> float:
+        """When the simulation stops: the sources' duration plus the drain time."""
+        return self.duration + self.drain
+
+    def domain(self, name: str) -> Domain:
+        """The domain with this name."""
+        for d in self.domains:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------------------
+# Cross-reference checks: what pydantic's per-field validation cannot see
+# --------------------------------------------------------------------------------------
+
+
+def check_references(sc: Scenario) -> None:
+    """Raise ScenarioError for the first reference that points nowhere or is unusable."""
+    kinds: dict[str, str] = {}
+    for i, node in enumerate(sc.topology.nodes):
+        if node.id in kinds:
+            raise ScenarioError(f"topology.nodes[{i}].id", f"duplicate node id {node.id!r}")
+        kinds[node.id] = node.kind
+
+    def need(path: str, node_id: str, kind: str) -> None:
+        if node_id not in kinds:
+            raise ScenarioError(path, f"{node_id!r} is not a node of the topology")
+        if kinds[node_id] != kind:
+            raise ScenarioError(path, f"{node_id!r} is a {kinds[node_id]} node, not a {kind}")
+
+    for i, node in enumerate(sc.topology.nodes):
+        if isinstance(node, MTANode):
+            need(f"topology.nodes[{i}].resolver", node.resolver, "resolver")
+    for i, edge in enumerate(sc.topology.edges):
+        for end in ("a", "b"):
+            if getattr(edge, end) not in kinds:
+                raise ScenarioError(
+                    f"topology.edges[{i}].{end}",
+                    f"{getattr(edge, end)!r} is not a node of the topology",
+                )
+        if edge.a == edge.b:
+            raise ScenarioError(f"topology.edges[{i}]", f"edge joins {edge.a!r} to itself")
+
+    graph = nx.Graph()
+    graph.add_nodes_from(kinds)
+    graph.add_edges_from((e.a, e.b) for e in sc.topology.edges)
+    if not nx.is_connected(graph):
+        parts = sorted(nx.connected_components(graph), key=len, reverse=True)
+        stray = sorted(parts[1])
+        raise ScenarioError(
+            "topology.edges",
+            f"the graph is disconnected: {', '.join(map(repr, stray[:3]))}"
+            f"{' and others' if len(stray) > 3 else ''} cannot reach {sorted(parts[0])[0]!r}",
+        )
+
+    names: dict[str, Domain] = {}
+    for i, dom in enumerate(sc.domains):
+        p = f"domains[{i}]"
+        if dom.name in names:
+            raise ScenarioError(f"{p}.name", f"duplicate domain {dom.name!r}")
+        names[dom.name] = dom
+        if dom.outbound is not None:
+            need(f"{p}.outbound", dom.outbound, "mta")
+        for j, rec in enumerate(dom.mx):
+            need(f"{p}.mx[{j}].host", rec.host, "mx")
+        if dom.host is not None:
+            need(f"{p}.host", dom.host, "mx")
+        if dom.mailbox is not None:
+            need(f"{p}.mailbox", dom.mailbox, "mailbox")
+        if dom.retrieval is not None:
+            need(f"{p}.retrieval.client", dom.retrieval.client, "client")
+        if dom.users > 0:
+            if not dom.receives:
+                raise ScenarioError(
+                    p, f"domain {dom.name!r} has users but no MX records and no host"
+                )
+            if dom.mailbox is None:
+                raise ScenarioError(f"{p}.mailbox", f"domain {dom.name!r} has users but no mailbox")
+
+    for i, src in enumerate(sc.workload):
+        p = f"workload[{i}]"
+        need(f"{p}.client", src.client, "client")
+        if src.domain not in names:
+            raise ScenarioError(f"{p}.domain", f"{src.domain!r} is not a domain of the scenario")
+        if src.mta is not None:
+            need(f"{p}.mta", src.mta, "mta")
+        elif names[src.domain].outbound is None:
+            raise ScenarioError(
+                f"{p}.mta", f"no MTA: give one here or an outbound MTA for {src.domain!r}"
+            )
+        if src.recipients is None:
+            if not any(d.users > 0 for d in sc.domains):
+                raise ScenarioError(f"{p}.recipients", "no domain has users to receive mail")
+            continue
+        if not src.recipients:
+            raise ScenarioError(f"{p}.recipients", "no recipient domains")
+        for name, weight in src.recipients.items():
+            rp = f"{p}.recipients.{name}"
+            if name not in names:
+                raise ScenarioError(rp, f"{name!r} is not a domain of the scenario")
+            dom = names[name]
+            if not dom.receives:
+                raise ScenarioError(rp, f"domain {name!r} has no MX records and no host")
+            if dom.users == 0:
+                raise ScenarioError(rp, f"domain {name!r} has no users to receive mail")
+            if not (weight >= 0 and math.isfinite(weight)):
+                raise ScenarioError(rp, f"weight must be a finite number >= 0, got {weight}")
+        if sum(src.recipients.values()) <= 0:
+            raise ScenarioError(f"{p}.recipients", "all recipient weights are zero")
+
+
+# --------------------------------------------------------------------------------------
+# Loading, overrides and error messages
+# --------------------------------------------------------------------------------------
+
+_WORDS = {
+    "extra_forbidden": "unknown key",
+    "missing": "missing required key",
+}
+
+
+def _path_of(loc: tuple[Any, ...], data: Any) -> str:
+    """Render a pydantic error location as a key path, dropping union tags.
+
+    Discriminated unions put the tag ('mta', 'lognormal') into the location; walking the
+    input alongside tells real keys from tags.
+    """
+    parts: list[str] = []
+    cur = data
+    for item in loc:
+        if isinstance(item, int) and isinstance(cur, list) and 0 <= item < len(cur):
+            parts.append(f"[{item}]")
+            cur = cur[item]
+        elif isinstance(cur, dict) and item in cur:
+            parts.append(f".{item}" if parts else str(item))
+            cur = cur[item]
+        elif isinstance(cur, dict) and isinstance(item, str) and item in (
+            *NODE_KINDS,
+            "constant",
+            "exponential",
+            "lognormal",
+            "uniform",
+        ):
+            continue  # a union tag, not a key
+        else:
+            parts.append(f".{item}" if parts else str(item))
+            cur = None
+    return "".join(parts)
+
+
+def _problem(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind in _WORDS:
+        return _WORDS[kind]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if kind.startswith(("union_tag", "literal")) or "input" not in err:
+        return msg
+    value = err["input"]
+    if isinstance(value, (dict, list)):
+        return msg
+    return f"{msg} (got {value!r})"
+
+
+def parse_scenario(data: Any) -> Scenario:
+    """Validate a scenario given as plain data (e.g. parsed YAML) and check references."""
+    if not isinstance(data, dict):
+        raise ScenarioError("", "a scenario must be a mapping of keys to values")
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise ScenarioError(_path_of(first["loc"], data), _problem(first) + more) from None
+    check_references(scenario)
+    return scenario
+
+
+_TOKEN = re.compile(r"\[([^\]]*)\]|([^.\[\]]+)")
+
+
+def _split_path(path: str) -> list[str | int]:
+    """``topology.nodes[gmail-mta].workers`` -> ['topology', 'nodes', 'gmail-mta', 'workers']."""
+    out: list[str | int] = []
+    pos = 0
+    for m in _TOKEN.finditer(path):
+        gap = path[pos : m.start()]
+        if gap not in ("", "."):
+            raise ScenarioError(path, "malformed key path")
+        pos = m.end()
+        if m.group(1) is not None:
+            sel = m.group(1)
+            out.append(int(sel) if sel.lstrip("-").isdigit() else sel)
+        else:
+            out.append(m.group(2))
+    if not out or path[pos:] not in ("",):
+        raise ScenarioError(path, "malformed key path")
+    return out
+
+
+def _select(seq: list[Any], sel: str | int, where: str) -> int:
+    if isinstance(sel, int):
+        if not -len(seq) <= sel < len(seq):
+            raise ScenarioError(where, f"index {sel} is out of range (length {len(seq)})")
+        return sel
+    for i, item in enumerate(seq):
+        if isinstance(item, dict) and sel in (item.get("id"), item.get("name")):
+            return i
+    raise ScenarioError(where, f"no element with id or name {sel!r}")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (value parsed as YAML) to raw scenario data.
+
+    List elements are chosen by index (``workload[0]``) or by id/name
+    (``topology.nodes[gmail-mta]``). Errors are ScenarioErrors naming the override.
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise ScenarioError(item, "expected key.path=value")
+        path, _, text = item.partition("=")
+        path = path.strip()
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ScenarioError(path, f"value is not valid YAML: {exc}") from None
+        keys = _split_path(path)
+        cur: Any = data
+        for depth, key in enumerate(keys):
+            last = depth == len(keys) - 1
+            where = path
+            if isinstance(cur, list):
+                idx = _select(cur, key, where)
+                if last:
+                    cur[idx] = value
+                else:
+                    cur = cur[idx]
+            elif isinstance(cur, dict):
+                key = str(key)
+                if last:
+                    cur[key] = value
+                else:
+                    if cur.get(key) is None:
+                        cur[key] = {}
+                    cur = cur[key]
+            else:
+                raise ScenarioError(where, f"cannot set {key!r} inside a {type(cur).__name__}")
+    return data
+
+
+def default_scenario_path() -> Path:
+    """Where the default scenario lives (``topologies/default.yaml``)."""
+    return TOPOLOGIES / "default.yaml"
+
+
+def load_scenario(path: str | Path | None = None, overrides: list[str] | None = None) -> Scenario:
+    """Read, override and validate a scenario file; no path means the default scenario.
+
+    Raises ScenarioError (a ValueError) with the file, key path and problem.
+    """
+    file = Path(path) if path is not None else default_scenario_path()
+    source = str(path) if path is not None else str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError("", "no such file", source) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ScenarioError("", f"cannot read: {exc.__class__.__name__}", source) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ScenarioError(where, f"invalid YAML: {problem}", source) from None
+    try:
+        scenario = parse_scenario(data)
+    except ScenarioError as exc:
+        raise exc.located(source) from None
+    if not overrides:
+        return scenario
+    # The file is valid, so whatever fails from here on was brought in by an override.
+    where = f"--set (on {source})"
+    try:
+        return parse_scenario(apply_overrides(data, overrides))
+    except ScenarioError as exc:
+        raise exc.located(where) from None
