@@ -46,8 +46,12 @@ class Readers:
         shares = np.array([spec.imap.share, spec.pop3.share, spec.webmail.share], dtype=float)
         self.protocol = gen.choice(3, size=users, p=shares / shares.sum()).astype(np.uint8)
         self.interval = (spec.imap.poll_interval, spec.pop3.poll_interval, 0.0)
-        # Phase in [0, interval): a person's checks are spread evenly over the cycle.
+        # A person's checks sit at a fixed point of the cycle, spread evenly over it
+        # unless the scenario pins it; kept as a fraction of the cycle.
         self.phase = gen.random(users)
+        self.fixed = tuple(
+            None if d.phase is None else d.phase / d.poll_interval for d in (spec.imap, spec.pop3)
+        ) + (None,)
         self.path = path
         self.rounds = (dialogues.imap, dialogues.pop3, dialogues.webmail)
         self.rto = dialogues.settings.rto
@@ -61,7 +65,10 @@ class Readers:
             t = delivered
         else:
             interval = self.interval[proto]
-            t = next_poll(delivered, float(self.phase[msg.user]) * interval, interval)
+            fraction = self.fixed[proto]
+            if fraction is None:
+                fraction = float(self.phase[msg.user])
+            t = next_poll(delivered, fraction * interval, interval)
         path = self.path
         t += session_time(
             path, self.rounds[proto], msg.size, self.rto, self.gen if path.loss > 0.0 else None

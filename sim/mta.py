@@ -140,10 +140,13 @@ class MTA:
                     log.reply[mid] = self._timeout
                     continue
                 if mx.connections >= mx.max_connections:
+                    mx.refused += 1
                     yield env.timeout(session_time(path, cost.connect, 0, rto, gen))
                     log.reply[mid] = self._busy
                     continue
                 mx.connections += 1
+                mx.sessions += 1
+                log.mx_host[mid] = mx.code
                 if mx.recipient_unknown(msg.rcpt):
                     yield env.timeout(session_time(path, cost.to_envelope, 0, rto, gen))
                     log.reply[mid] = self._unknown

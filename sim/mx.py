@@ -44,7 +44,8 @@ class MX:
     ) -> None:
         self.env = env
         self.id = spec.id
-        self.up = True
+        self.code = log.hosts.code(spec.id)
+        self.up = True  # a down host does not answer: senders wait out their connect timeout
         self.connections = 0
         self.max_connections = spec.max_connections
         self.network = network
@@ -54,6 +55,8 @@ class MX:
         self.log = log
         self.dialogues = dialogues
         self.gen = gen
+        self.sessions = 0
+        self.refused = 0
         self._u = Sampler(lambda n: gen.random(n))
         self._processing = processing
         self.queue: simpy.Store = simpy.Store(env)

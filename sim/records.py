@@ -68,6 +68,7 @@ class MessageLog:
         self.domains = domains
         self.replies = Labels()
         self.reasons = Labels()
+        self.hosts = Labels()  # MX hosts, for the column of who accepted each message
         self.sender = array("I")
         self.recipient = array("I")
         self.kind = array("B")
@@ -81,6 +82,7 @@ class MessageLog:
         self.attempts = array("H")
         self.reply = array("H")
         self.reason = array("H")
+        self.mx_host = array("H")
 
     def __len__(self) -> int:
         return len(self.created)
@@ -101,6 +103,7 @@ class MessageLog:
         self.attempts.append(0)
         self.reply.append(0)
         self.reason.append(0)
+        self.mx_host.append(0)
         return mid
 
     def end(self, mid: int, status: int, reason: str = "") -> None:
@@ -135,6 +138,7 @@ class MessageLog:
                 "attempts": col(self.attempts, "u2"),
                 "final_reply": cat(col(self.reply, "u2"), self.replies.names),
                 "reason": cat(col(self.reason, "u2"), self.reasons.names),
+                "mx_host": cat(col(self.mx_host, "u2"), self.hosts.names),
             }
         )
         frame.index.name = "id"

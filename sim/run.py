@@ -194,6 +194,10 @@ def run(scenario: Scenario, seed: int | None = None) -> Results:
             r.id: {"queries": r.queries, "cache_hits": r.hits} for r in model.resolvers.values()
         },
         "mtas": {m.id: {"queued_at_end": m.queued()} for m in model.mtas.values()},
+        "mx_hosts": {
+            x.id: {"sessions": x.sessions, "refused_busy": x.refused}
+            for x in model.mx_hosts.values()
+        },
         "mailboxes": {b.id: {"stored": b.stored} for b in model.mailboxes.values()},
     }
     return Results(model.scenario, model.seed, messages, wall, stats)

@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -262,6 +263,15 @@ class Device(Strict):
 
     share: float = Field(ge=0)
     poll_interval: float = Field(600, gt=0, description="Thunderbird checks every 10 min")
+    phase: float | None = Field(
+        None, ge=0, description="seconds into the cycle of every device's checks; default random"
+    )
+
+    @model_validator(mode="after")
+    def _phase_in_cycle(self) -> Device:
+        if self.phase is not None and self.phase >= self.poll_interval:
+            raise ValueError(f"phase ({self.phase}) must be below poll_interval")
+        return self
 
 
 class Retrieval(Strict):
@@ -324,6 +334,12 @@ class Source(Strict):
         None, description="recipient domain -> weight; default all domains by users"
     )
     size: Distribution = Field(default=MESSAGE_SIZE)
+
+    @field_validator("interarrival", mode="before")
+    @classmethod
+    def _constant_gap(cls, value: Any) -> Any:
+        # An optional discriminated union does not run the inner before-validator.
+        return _number_is_constant(value)
 
     @model_validator(mode="after")
     def _one_arrival_process(self) -> Source:

@@ -1,0 +1,232 @@
+"""Bad input: one line naming the file, the key path and the problem; exit code 2."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sim.cli import main
+from sim.scenario import ScenarioError, load_scenario
+from tests.conftest import tiny_data
+
+
+def write(tmp_path: Path, data: Any, name: str = "bad.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out, captured.err
+
+
+def broken(edit: Any) -> dict[str, Any]:
+    data = tiny_data()
+    edit(data)
+    return data
+
+
+CASES = [
+    pytest.param(
+        lambda d: d["topology"]["nodes"][2].update(wokers=3),
+        "topology.nodes[2].wokers",
+        "unknown key",
+        id="unknown-key",
+    ),
+    pytest.param(
+        lambda d: d.update(frobnicate=True), "frobnicate", "unknown key", id="unknown-top-key"
+    ),
+    pytest.param(
+        lambda d: d["topology"]["nodes"][2].update(workers="many"),
+        "topology.nodes[2].workers",
+        "valid integer",
+        id="wrong-type",
+    ),
+    pytest.param(
+        lambda d: d["topology"]["edges"][3].update(latency=-0.01),
+        "topology.edges[3].latency",
+        "greater than or equal to 0",
+        id="negative-latency",
+    ),
+    pytest.param(
+        lambda d: d["domains"][0]["mx"][0].update(host="mx9"),
+        "domains[0].mx[0].host",
+        "'mx9' is not a node of the topology",
+        id="mx-host-missing",
+    ),
+    pytest.param(
+        lambda d: d["domains"][0]["mx"][0].update(host="store"),
+        "domains[0].mx[0].host",
+        "is a mailbox node, not a mx",
+        id="mx-host-wrong-kind",
+    ),
+    pytest.param(
+        lambda d: d["topology"]["edges"].pop(4),
+        "topology.edges",
+        "disconnected: 'store' cannot reach",
+        id="disconnected",
+    ),
+    pytest.param(
+        lambda d: d["domains"][0].update(mx=[]),
+        "domains[0]",
+        "no MX records and no host",
+        id="recipient-domain-without-mx",
+    ),
+    pytest.param(
+        lambda d: (
+            d["domains"].append({"name": "void.example"}),
+            d["workload"][0].update(recipients={"void.example": 1}),
+        ),
+        "workload[0].recipients.void.example",
+        "no MX records and no host",
+        id="named-recipient-without-mx",
+    ),
+    pytest.param(
+        lambda d: d["workload"][0].update(rate=2),
+        "workload[0]",
+        "exactly one of rate, interarrival or batches",
+        id="two-arrival-processes",
+    ),
+    pytest.param(
+        lambda d: d["topology"]["nodes"][3].update(lookup={"dist": "gamma", "mean": 1}),
+        "topology.nodes[3].lookup",
+        "'constant', 'exponential', 'lognormal', 'uniform'",
+        id="unknown-distribution",
+    ),
+    pytest.param(
+        lambda d: d["topology"]["nodes"][3].update(lookup={"dist": "lognormal", "median": 1}),
+        "topology.nodes[3].lookup.sigma",
+        "missing required key",
+        id="distribution-missing-parameter",
+    ),
+    pytest.param(
+        lambda d: d["topology"]["nodes"].append({"id": "mta", "kind": "client"}),
+        "topology.nodes[6].id",
+        "duplicate node id 'mta'",
+        id="duplicate-node",
+    ),
+    pytest.param(
+        lambda d: d["topology"]["nodes"][2].update(resolver="store"),
+        "topology.nodes[2].resolver",
+        "is a mailbox node, not a resolver",
+        id="resolver-wrong-kind",
+    ),
+    pytest.param(
+        lambda d: d["topology"]["edges"][0].update(b="nowhere"),
+        "topology.edges[0].b",
+        "'nowhere' is not a node of the topology",
+        id="edge-to-nowhere",
+    ),
+    pytest.param(
+        lambda d: d["workload"][0].update(domain="nowhere.example"),
+        "workload[0].domain",
+        "not a domain of the scenario",
+        id="unknown-sender-domain",
+    ),
+]
+
+
+@pytest.mark.parametrize("edit, key, problem", CASES)
+def test_bad_scenario_is_one_line_naming_file_key_and_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, key: str, problem: str
+) -> None:
+    path = write(tmp_path, broken(edit))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.path == key
+    assert problem in info.value.problem
+
+    code, out, err = cli(["run", str(path), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"mailflow: {path}: {key}: ")
+    assert problem in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "name: x\ntopology: [unclosed\n")
+    code, _, err = cli(["run", str(path)], capsys)
+    assert code == 2
+    assert err.strip().startswith(f"mailflow: {path}: line 3: invalid YAML")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(["run", str(tmp_path / "nope.yaml")], capsys)
+    assert (code, err.strip()) == (2, f"mailflow: {tmp_path / 'nope.yaml'}: no such file")
+
+
+def test_not_a_mapping(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(["run", str(write(tmp_path, "- just\n- a list\n"))], capsys)
+    assert code == 2 and "a scenario must be a mapping" in err
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("topology.nodes[mta].workers=0", "topology.nodes[2].workers: Input should be greater than 0"),
+        ("topology.nodes[nope].workers=3", "topology.nodes[nope].workers: no element with id or name 'nope'"),
+        ("domains[0].mx_ttl=soon", "domains[0].mx_ttl: Input should be a valid number"),
+        ("duration", "duration: expected key.path=value"),
+        ("workload[5].rate=1", "workload[5].rate: index 5 is out of range (length 1)"),
+    ],
+)
+def test_bad_override_names_set_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, message: str
+) -> None:
+    path = write(tmp_path, tiny_data(), "tiny.yaml")
+    code, _, err = cli(["run", str(path), "--set", override], capsys)
+    assert code == 2
+    assert err.strip().startswith(f"mailflow: --set (on {path}): {message}"), err
+
+
+def test_good_override_changes_the_scenario(tmp_path: Path) -> None:
+    path = write(tmp_path, tiny_data(), "tiny.yaml")
+    sc = load_scenario(path, ["topology.nodes[mta].workers=9", "domains[example.org].users=5"])
+    assert sc.topology.nodes[2].workers == 9  # type: ignore[union-attr]
+    assert sc.domains[0].users == 5
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["run", "--seed", "abc"], "'--seed'"),
+        (["run", "--seed", "-1"], "'--seed'"),
+        (["run", "--bogus"], "No such option: --bogus"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+    ],
+)
+def test_bad_flags_are_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], fragment: str
+) -> None:
+    code, out, err = cli(args, capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert fragment in err
+
+
+def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
+    bad = copy.deepcopy(tiny_data())
+    bad["topology"]["edges"][0]["latency"] = -1
+    path = write(tmp_path, bad)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sim.cli", "run", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        f"mailflow: {path}: topology.edges[0].latency: "
+        "Input should be greater than or equal to 0 (got -1)"
+    )

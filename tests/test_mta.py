@@ -1,0 +1,144 @@
+"""Sending-MTA behaviour: MX fallback, deferral and retry, queue expiry, size limit."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from sim.run import build, run
+from sim.scenario import parse_scenario
+from tests.conftest import tiny_data
+
+
+def two_mx(**mx1: Any) -> dict[str, Any]:
+    """The tiny world with a backup MX at preference 20 (0.002 s further away)."""
+    data = tiny_data()
+    data["topology"]["nodes"][4].update(mx1)
+    data["topology"]["nodes"].append({"id": "mx2", "kind": "mx", "processing": 0.05})
+    data["topology"]["edges"].append({"a": "mx", "b": "mx2", "latency": 0.002})
+    data["domains"][0]["mx"].append({"host": "mx2", "preference": 20})
+    return data
+
+
+def burst(data: dict[str, Any], count: int) -> dict[str, Any]:
+    data["workload"][0].pop("interarrival")
+    data["workload"][0]["batches"] = [{"at": 10, "count": count}]
+    return data
+
+
+def test_busy_primary_sends_the_rest_to_the_backup_mx() -> None:
+    # Ten messages at once, ten delivery workers, a primary MX that takes one session:
+    # the first worker gets it, the other nine hear 421 and go to the preference-20 host.
+    data = burst(two_mx(max_connections=1), 10)
+    data["topology"]["nodes"][2]["workers"] = 10
+    res = run(parse_scenario(data))
+    m = res.messages
+    assert (m["status"] == "delivered").all()
+    assert m["mx_host"].value_counts().to_dict() == {"mx": 1, "mx2": 9, "": 0}
+    assert (m["attempts"] == 1).all()
+    assert res.stats["mx_hosts"]["mx"]["refused_busy"] == 9
+    # The 421 cost a TCP handshake and a greeting (2 round trips of 0.032 s) first.
+    fallback = m[m["mx_host"] == "mx2"]
+    primary = m[m["mx_host"] == "mx"]
+    extra = (fallback["accepted"] - fallback["submitted"]).min() - (
+        primary["accepted"] - primary["submitted"]
+    ).iloc[0]
+    assert extra == pytest.approx(2 * 0.032 + 8 * 2 * 0.002, abs=1e-9)
+
+
+def test_down_primary_costs_the_connect_timeout_then_backup_accepts() -> None:
+    model = build(parse_scenario(two_mx()))
+    model.mx_hosts["mx"].up = False
+    model.env.run(until=model.scenario.horizon)
+    m = model.log.to_frame()
+    assert (m["status"] == "delivered").all()
+    assert set(m["mx_host"]) == {"mx2"}
+    first = m.loc[0]
+    # Lookup 0.202 s, 30 s connect timeout, then 8 round trips to mx2 (0.036 s one way).
+    relay = 0.202 + 30 + 8 * 2 * 0.018 + 10_000 / 5.0e6
+    assert first["accepted"] - first["submitted"] == pytest.approx(relay, abs=1e-9)
+
+
+def test_all_mx_down_defers_then_retries_on_the_postfix_schedule() -> None:
+    model = build(parse_scenario(tiny_data(duration=150, drain=5000)))
+    mx = model.mx_hosts["mx"]
+    mx.up = False
+
+    def repair(env: Any) -> Any:
+        yield env.timeout(1000)
+        mx.up = True
+
+    model.env.process(repair(model.env))
+    model.env.run(until=model.scenario.horizon)
+    row = model.log.to_frame().loc[0]
+    # Queued at 100.388; attempt 1 fails at +0.202+30: age 30.2 s -> backoff clamps to the
+    # 300 s minimum, due 430.59, taken at the queue run of t=600. Attempt 2 fails at 630.2
+    # (age 529.8 s -> due 1160.0), taken at 1200, when the MX is back up.
+    assert row["status"] == "delivered"
+    assert row["attempts"] == 3
+    assert row["accepted"] == pytest.approx(1200 + 0.202 + 8 * 0.032 + 0.002, abs=1e-9)
+
+
+def test_queue_lifetime_expiry_bounces() -> None:
+    data = tiny_data(duration=150, drain=5000)
+    data["topology"]["nodes"][2]["maximal_queue_lifetime"] = 900
+    model = build(parse_scenario(data))
+    model.mx_hosts["mx"].up = False
+    model.env.run(until=model.scenario.horizon)
+    row = model.log.to_frame().loc[0]
+    assert row["status"] == "bounced"
+    assert row["reason"] == "queue lifetime expired"
+    assert row["final_reply"].startswith("421 4.4.1")
+    # Attempts at 100.4, 600 and 1200 (age 1099.8 > 900): three, then the bounce.
+    assert row["attempts"] == 3
+    assert math.isnan(row["accepted"])
+
+
+def test_message_over_the_size_limit_is_refused_at_submission() -> None:
+    data = tiny_data()
+    data["topology"]["nodes"][2]["message_size_limit"] = 5_000
+    m = run(parse_scenario(data)).messages
+    assert (m["status"] == "bounced").all()
+    assert set(m["reason"]) == {"message too large"}
+    assert m["final_reply"].iloc[0].startswith("552 5.3.4")
+    assert m["submitted"].isna().all()
+
+
+def test_unknown_recipients_bounce_at_about_their_rate() -> None:
+    data = tiny_data(duration=20_000)
+    data["workload"][0]["interarrival"] = 1.0
+    data["domains"][0]["unknown_recipient_rate"] = 0.1
+    m = run(parse_scenario(data)).messages
+    bounced = (m["status"] == "bounced").sum()
+    n = len(m)
+    assert abs(bounced - 0.1 * n) < 4 * math.sqrt(n * 0.1 * 0.9)
+    b = m[m["status"] == "bounced"]
+    assert set(b["reason"]) == {"unknown recipient"}
+    assert b["final_reply"].str.startswith("550 5.1.1").all()
+    assert b["accepted"].isna().all()
+
+
+def test_content_filter_discards_are_lost_with_a_reason() -> None:
+    data = tiny_data(duration=20_000)
+    data["workload"][0]["interarrival"] = 1.0
+    data["domains"][0]["discard_rate"] = 0.05
+    m = run(parse_scenario(data)).messages
+    lost = m[m["status"] == "lost"]
+    n = len(m)
+    assert abs(len(lost) - 0.05 * n) < 4 * math.sqrt(n * 0.05 * 0.95)
+    assert set(lost["reason"]) == {"discarded by content filter"}
+    # Accepted with 250 by the MX, then never stored.
+    assert lost["final_reply"].str.startswith("250").all()
+    assert lost["accepted"].notna().all() and lost["delivered"].isna().all()
+
+
+def test_equal_preference_hosts_share_the_load() -> None:
+    data = two_mx()
+    data["domains"][0]["mx"][1]["preference"] = 10
+    data = tiny_data(**{k: v for k, v in data.items() if k != "duration"}, duration=4000)
+    data["workload"][0]["interarrival"] = 1.0
+    counts = run(parse_scenario(data)).messages["mx_host"].value_counts()
+    n = counts["mx"] + counts["mx2"]
+    assert abs(counts["mx"] - n / 2) < 4 * math.sqrt(n / 4)
