@@ -69,10 +69,16 @@ class Model:
     sources: list[TrafficSource]
 
 
-def build(scenario: Scenario, seed: int | None = None) -> Model:
-    """Build the model for ``scenario``; ``seed`` overrides the scenario's seed."""
+def build(
+    scenario: Scenario, seed: int | None = None, env: simpy.Environment | None = None
+) -> Model:
+    """Build the model for ``scenario``; ``seed`` overrides the scenario's seed.
+
+    ``env`` lets instrumentation (an event-counting environment, say) stand in for a
+    fresh ``simpy.Environment``.
+    """
     seed = scenario.seed if seed is None else seed
-    env = simpy.Environment()
+    env = simpy.Environment() if env is None else env
     streams = Streams(seed)
     network = Network(scenario)
     dialogues = Dialogues(scenario.smtp)
