@@ -89,22 +89,31 @@ def floor(events: int) -> float:
     return time.perf_counter() - start
 
 
+def child(*args: str) -> str:
+    """Run this script with ``args`` in a fresh interpreter; return what it printed."""
+    out = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
+    )
+    return out.stdout
+
+
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "--one":
         print(json.dumps(one(int(argv[1]))))
         return
+    if argv and argv[0] == "--count":
+        print(events_per_message())
+        return
     sizes = [int(a) for a in argv] or [10_000, 100_000, 1_000_000]
-    per_msg = events_per_message()
+    # Everything heavy runs in a child: Linux keeps a process's peak RSS across exec, so a
+    # child forked from a big parent would report the parent's peak as its own.
+    per_msg = float(child("--count"))
     print(f"python {platform.python_version()}, simpy {simpy.__version__}, "
           f"{platform.machine()}; model schedules {per_msg:.1f} events per message")
     print(f"{'messages':>10} {'wall s':>8} {'msg/s':>9} {'peak MB':>8} {'imports MB':>10} "
           f"{'floor s':>8} {'x floor':>8}")
     for size in sizes:
-        out = subprocess.run(
-            [sys.executable, __file__, "--one", str(size)],
-            check=True, capture_output=True, text=True,
-        )
-        r = json.loads(out.stdout)
+        r = json.loads(child("--one", str(size)))
         bare = floor(int(per_msg * r["messages"]))
         print(f"{r['messages']:>10,} {r['wall_s']:>8.2f} {r['messages_per_s']:>9,.0f} "
               f"{r['peak_rss_mb']:>8.0f} {r['import_rss_mb']:>10.0f} "
