@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import __version__
 from .run import Results, run
-from .scenario import ScenarioError, load_scenario
+from .scenario import Scenario, ScenarioError, load_scenario
 
 try:  # typer >= 0.20 vendors click; older releases use click itself
     from typer._click.exceptions import UsageError
@@ -34,9 +35,22 @@ out = Console()
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _fail(message: str) -> None:
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a scenario key: key.path=value (repeatable)."),
+]
+
+
+def _fail(message: str) -> NoReturn:
     err.print(f"mailflow: {message}", markup=False)
     raise typer.Exit(2)
+
+
+def _load(scenario: Path | None, sets: list[str] | None) -> Scenario:
+    try:
+        return load_scenario(scenario, sets or [])
+    except ScenarioError as exc:
+        _fail(str(exc))
 
 
 def _version(value: bool) -> None:
@@ -98,25 +112,30 @@ def run_command(
         Path | None,
         typer.Option("--out", help="Folder for messages.parquet and run.json."),
     ] = None,
-    sets: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a scenario key: key.path=value (repeatable)."),
-    ] = None,
+    sets: SetOption = None,
 ) -> None:
     """Run a scenario, print a summary and write the results."""
-    try:
-        sc = load_scenario(scenario, sets or [])
-    except ScenarioError as exc:
-        _fail(str(exc))
-        return
-    results = run(sc, seed=seed)
+    sc = _load(scenario, sets)
+    with Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        TextColumn("{task.fields[clock]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("run", total=sc.horizon, clock="")
+
+        def advance(now: float, created: int) -> None:
+            bar.update(task, completed=now, clock=f"t={now:,.0f} s, {created:,} messages")
+
+        results = run(sc, seed=seed, progress=advance)
     print_summary(results)
     folder = out_dir if out_dir is not None else Path("results") / f"{sc.name}-seed{results.seed}"
     try:
         written = results.write(folder)
     except OSError as exc:
         _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
-        return
     out.print(
         f"{len(results.messages):,} messages in {results.wall_time:.2f} s wall; "
         f"results in {written}/ (messages.parquet, run.json)"
@@ -126,17 +145,10 @@ def run_command(
 @app.command("validate")
 def validate_command(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-    sets: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a scenario key: key.path=value (repeatable)."),
-    ] = None,
+    sets: SetOption = None,
 ) -> None:
     """Check a scenario file without running it."""
-    try:
-        sc = load_scenario(scenario, sets or [])
-    except ScenarioError as exc:
-        _fail(str(exc))
-        return
+    sc = _load(scenario, sets)
     out.print(
         f"{scenario}: ok ({len(sc.topology.nodes)} nodes, {len(sc.domains)} domains, "
         f"{len(sc.workload)} sources)"

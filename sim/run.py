@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
@@ -41,6 +42,8 @@ from .topology import Network
 from .workload import TrafficSource
 
 __all__ = ["HOPS", "Model", "Results", "Summary", "build", "run"]
+
+PROGRESS_STEPS = 100
 
 # (name, from column, to column): the legs of a message's journey, in order.
 HOPS = (
@@ -184,15 +187,26 @@ def build(
     return Model(scenario, seed, env, network, log, resolvers, mtas, mx_hosts, mailboxes, sources)
 
 
-def run(scenario: Scenario, seed: int | None = None) -> Results:
+def run(
+    scenario: Scenario,
+    seed: int | None = None,
+    progress: Callable[[float, int], None] | None = None,
+) -> Results:
     """Simulate ``scenario`` to its horizon and return the results.
 
     ``seed`` overrides the scenario's seed; the same scenario and seed always give the
-    same results.
+    same results. ``progress(simulated_time, messages_created)`` is called about a
+    hundred times along the way (for progress bars); it does not change the results.
     """
     started = time.perf_counter()
     model = build(scenario, seed)
-    model.env.run(until=scenario.horizon)
+    horizon = scenario.horizon
+    if progress is None:
+        model.env.run(until=horizon)
+    else:
+        for step in range(1, PROGRESS_STEPS + 1):
+            model.env.run(until=horizon * step / PROGRESS_STEPS)
+            progress(model.env.now, len(model.log))
     messages = model.log.to_frame()
     wall = time.perf_counter() - started
     stats = {

@@ -90,3 +90,13 @@ def test_batched_sampler_draws_exactly_what_numpy_draws(dist: dict[str, float]) 
     else:
         want = list(ref.uniform(1.0, 4.0, BATCH)) + list(ref.uniform(1.0, 4.0, BATCH))[:10]
     assert got == want
+
+
+def test_progress_reporting_does_not_change_results() -> None:
+    sc = load_scenario()
+    seen: list[tuple[float, int]] = []
+    with_bar = run(sc, progress=lambda t, n: seen.append((t, n))).messages
+    pd.testing.assert_frame_equal(with_bar, run(sc).messages)
+    assert len(seen) == 100
+    assert seen[-1] == (sc.horizon, len(with_bar))
+    assert all(a[0] < b[0] and a[1] <= b[1] for a, b in zip(seen, seen[1:]))

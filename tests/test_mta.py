@@ -106,14 +106,22 @@ def test_message_over_the_size_limit_is_refused_at_submission() -> None:
     assert m["submitted"].isna().all()
 
 
-def test_unknown_recipients_bounce_at_about_their_rate() -> None:
+def busy_world(**domain: float) -> Any:
+    """20,000 messages, one a second, to the tiny domain with these settings."""
     data = tiny_data(duration=20_000)
     data["workload"][0]["interarrival"] = 1.0
-    data["domains"][0]["unknown_recipient_rate"] = 0.1
-    m = run(parse_scenario(data)).messages
-    bounced = (m["status"] == "bounced").sum()
-    n = len(m)
-    assert abs(bounced - 0.1 * n) < 4 * math.sqrt(n * 0.1 * 0.9)
+    data["domains"][0].update(domain)
+    return run(parse_scenario(data)).messages
+
+
+def near(count: int, n: int, p: float) -> bool:
+    """Whether ``count`` of ``n`` is within 4 binomial standard deviations of ``n p``."""
+    return abs(count - p * n) < 4 * math.sqrt(n * p * (1 - p))
+
+
+def test_unknown_recipients_bounce_at_about_their_rate() -> None:
+    m = busy_world(unknown_recipient_rate=0.1)
+    assert near((m["status"] == "bounced").sum(), len(m), 0.1)
     b = m[m["status"] == "bounced"]
     assert set(b["reason"]) == {"unknown recipient"}
     assert b["final_reply"].str.startswith("550 5.1.1").all()
@@ -121,13 +129,9 @@ def test_unknown_recipients_bounce_at_about_their_rate() -> None:
 
 
 def test_content_filter_discards_are_lost_with_a_reason() -> None:
-    data = tiny_data(duration=20_000)
-    data["workload"][0]["interarrival"] = 1.0
-    data["domains"][0]["discard_rate"] = 0.05
-    m = run(parse_scenario(data)).messages
+    m = busy_world(discard_rate=0.05)
     lost = m[m["status"] == "lost"]
-    n = len(m)
-    assert abs(len(lost) - 0.05 * n) < 4 * math.sqrt(n * 0.05 * 0.95)
+    assert near(len(lost), len(m), 0.05)
     assert set(lost["reason"]) == {"discarded by content filter"}
     # Accepted with 250 by the MX, then never stored.
     assert lost["final_reply"].str.startswith("250").all()
