@@ -123,6 +123,7 @@ def run_command(
         TimeElapsedColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task("run", total=sc.horizon, clock="")
 

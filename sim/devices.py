@@ -18,7 +18,7 @@ from .scenario import Retrieval
 from .smtp import Dialogues, session_time
 from .topology import Path
 
-__all__ = ["IMAP", "POP3", "PROTOCOLS", "Readers", "WEBMAIL", "next_poll"]
+__all__ = ["IMAP", "POP3", "PROTOCOLS", "Readers", "WEBMAIL", "next_poll", "person_uniforms"]
 
 PROTOCOLS = ("imap", "pop3", "webmail")
 IMAP, POP3, WEBMAIL = range(3)
@@ -31,44 +31,68 @@ def next_poll(t: float, phase: float, interval: float) -> float:
     return phase + math.ceil((t - phase) / interval) * interval
 
 
+_MASK = (1 << 64) - 1
+
+
+def person_uniforms(key: int, person: int) -> tuple[float, float]:
+    """Two uniforms in [0, 1) that belong to one person: splitmix64 of (key, person).
+
+    A person's protocol and polling phase are a pure function of the stream key and the
+    person, so they take no memory per person (a domain may have millions) and do not
+    depend on the order in which people first receive mail.
+    """
+    z = (key + (person + 1) * 0x9E3779B97F4A7C15) & _MASK
+    out = []
+    for _ in range(2):
+        z = (z + 0x9E3779B97F4A7C15) & _MASK
+        x = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+        out.append(((x ^ (x >> 31)) >> 11) * 2.0**-53)
+    return out[0], out[1]
+
+
 class Readers:
     """The people of one domain and the devices they read mail with."""
 
     def __init__(
         self,
         spec: Retrieval,
-        users: int,
         path: Path,
         dialogues: Dialogues,
         gen: np.random.Generator,
         horizon: float,
     ) -> None:
         shares = np.array([spec.imap.share, spec.pop3.share, spec.webmail.share], dtype=float)
-        self.protocol = gen.choice(3, size=users, p=shares / shares.sum()).astype(np.uint8)
+        cumulative = np.cumsum(shares / shares.sum())
+        self.cut = (float(cumulative[0]), float(cumulative[1]))  # imap below, then pop3
         self.interval = (spec.imap.poll_interval, spec.pop3.poll_interval, 0.0)
         # A person's checks sit at a fixed point of the cycle, spread evenly over it
         # unless the scenario pins it; kept as a fraction of the cycle.
-        self.phase = gen.random(users)
         self.fixed = tuple(
             None if d.phase is None else d.phase / d.poll_interval for d in (spec.imap, spec.pop3)
         ) + (None,)
+        self.key = int(gen.integers(0, 2**63))
         self.path = path
         self.rounds = (dialogues.imap, dialogues.pop3, dialogues.webmail)
         self.rto = dialogues.settings.rto
         self.gen = gen
         self.horizon = horizon
 
+    def device(self, person: int) -> tuple[int, float]:
+        """A person's protocol (IMAP, POP3 or WEBMAIL) and phase as a fraction of the cycle."""
+        u, phase = person_uniforms(self.key, person)
+        proto = IMAP if u < self.cut[0] else POP3 if u < self.cut[1] else WEBMAIL
+        return proto, phase
+
     def retrieved_at(self, msg: Message, delivered: float) -> float:
         """When the recipient's device has ``msg``, or NaN if after the run's horizon."""
-        proto = int(self.protocol[msg.user])
+        proto, phase = self.device(msg.user)
         if proto == WEBMAIL:
             t = delivered
         else:
             interval = self.interval[proto]
             fraction = self.fixed[proto]
-            if fraction is None:
-                fraction = float(self.phase[msg.user])
-            t = next_poll(delivered, fraction * interval, interval)
+            t = next_poll(delivered, (phase if fraction is None else fraction) * interval, interval)
         path = self.path
         t += session_time(
             path, self.rounds[proto], msg.size, self.rto, self.gen if path.loss > 0.0 else None

@@ -71,6 +71,7 @@ class MessageLog:
         self.hosts = Labels()  # MX hosts, for the column of who accepted each message
         self.sender = array("I")
         self.recipient = array("I")
+        self.person = array("I")
         self.kind = array("B")
         self.size = array("d")
         self.created = array("d")
@@ -87,11 +88,12 @@ class MessageLog:
     def __len__(self) -> int:
         return len(self.created)
 
-    def new(self, t: float, sender: int, rcpt: int, kind: int, size: float) -> int:
+    def new(self, t: float, sender: int, rcpt: int, person: int, kind: int, size: float) -> int:
         """Add a row for a message created at ``t``; returns its id."""
         mid = len(self.created)
         self.sender.append(sender)
         self.recipient.append(rcpt)
+        self.person.append(person)
         self.kind.append(kind)
         self.size.append(size)
         self.created.append(t)
@@ -127,6 +129,7 @@ class MessageLog:
             {
                 "sender_domain": cat(col(self.sender, "u4"), domains),
                 "recipient_domain": cat(col(self.recipient, "u4"), domains),
+                "recipient_person": col(self.person, "u4"),
                 "kind": cat(col(self.kind, "u1"), KINDS),
                 "size": col(self.size, "f8"),
                 "created": col(self.created, "f8"),

@@ -110,7 +110,6 @@ def build(
         readers.append(
             Readers(
                 d.retrieval,
-                d.users,
                 network.path(d.mailbox, d.retrieval.client),
                 dialogues,
                 streams.generator(f"devices:{d.name}"),

@@ -71,7 +71,7 @@ class ScenarioError(ValueError):
 class Strict(BaseModel):
     """Base of every scenario model: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------

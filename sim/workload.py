@@ -73,7 +73,7 @@ class TrafficSource:
         rcpt = self._recipients[k]
         user = int(self._u() * self._users[k])
         size = float(max(1, round(self._size())))  # whole bytes, never empty
-        mid = self.log.new(self.env.now, self.sender, rcpt, self.kind, size)
+        mid = self.log.new(self.env.now, self.sender, rcpt, user, self.kind, size)
         self.created += 1
         self.mta.submit(Message(mid, rcpt, user, size), self.path)
 

@@ -79,3 +79,31 @@ def test_retrieval_after_the_horizon_is_not_recorded() -> None:
     assert delivered["retrieved"].isna().any()
     assert (delivered["retrieved"].dropna() <= 1000).all()
     assert not math.isnan(delivered["retrieved"].max())
+
+
+def test_person_uniforms_are_uniform_independent_and_stable() -> None:
+    from scipy import stats
+
+    from sim.devices import person_uniforms
+
+    pairs = np.array([person_uniforms(12345, p) for p in range(20_000)])
+    for column in pairs.T:
+        assert stats.kstest(column, "uniform").pvalue > 1e-3
+    assert abs(np.corrcoef(pairs.T)[0, 1]) < 0.03
+    assert person_uniforms(12345, 7) == person_uniforms(12345, 7)
+    assert person_uniforms(12345, 7) != person_uniforms(54321, 7)
+
+
+def test_a_person_keeps_one_device_across_messages() -> None:
+    data = mixed(0.5, 0.5, 0)
+    data["domains"][0]["users"] = 3  # few people, many messages each
+    m = run(parse_scenario(data)).messages.dropna(subset=["retrieved"])
+    fetch = {600: 7 * 0.071 + 0.01, 1800: 9 * 0.071 + 0.01}  # IMAP, POP3 sessions
+    for _, mine in m.groupby("recipient_person"):
+        assert len(mine) > 1000
+        # One protocol and one phase per person: every check time sits on one grid.
+        grids = [
+            {round((t - f) % interval, 6) % interval for t in mine["retrieved"]}
+            for interval, f in fetch.items()
+        ]
+        assert min(len(g) for g in grids) == 1

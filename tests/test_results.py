@@ -18,7 +18,7 @@ def test_api_returns_messages_and_summary() -> None:
     res = sim.run(tiny(), seed=3)
     m = res.messages
     assert list(m.columns) == [
-        "sender_domain", "recipient_domain", "kind", "size", "created", "submitted",
+        "sender_domain", "recipient_domain", "recipient_person", "kind", "size", "created", "submitted",
         "accepted", "delivered", "retrieved", "status", "attempts", "final_reply", "reason",
         "mx_host",
     ]
