@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .records import Message
+from .rng import Streams
 from .scenario import Retrieval
 from .smtp import Dialogues, session_time
 from .topology import Path
@@ -41,14 +42,20 @@ def person_uniforms(key: int, person: int) -> tuple[float, float]:
     person, so they take no memory per person (a domain may have millions) and do not
     depend on the order in which people first receive mail.
     """
-    z = (key + (person + 1) * 0x9E3779B97F4A7C15) & _MASK
-    out = []
-    for _ in range(2):
-        z = (z + 0x9E3779B97F4A7C15) & _MASK
-        x = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-        out.append(((x ^ (x >> 31)) >> 11) * 2.0**-53)
-    return out[0], out[1]
+    # Mix the person first: adding it to the key directly would make person p's second
+    # output equal person p+1's first (splitmix's state advances by the same constant).
+    z = _splitmix(key ^ _splitmix(person))
+    a = _splitmix(z)
+    b = _splitmix(z ^ 0xD1B54A32D192ED03)
+    return (a >> 11) * 2.0**-53, (b >> 11) * 2.0**-53
+
+
+def _splitmix(x: int) -> int:
+    """One splitmix64 step: a bijective 64-bit mix."""
+    z = (x + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
 
 
 class Readers:
@@ -59,7 +66,8 @@ class Readers:
         spec: Retrieval,
         path: Path,
         dialogues: Dialogues,
-        gen: np.random.Generator,
+        streams: Streams,
+        domain: str,
         horizon: float,
     ) -> None:
         shares = np.array([spec.imap.share, spec.pop3.share, spec.webmail.share], dtype=float)
@@ -71,11 +79,11 @@ class Readers:
         self.fixed = tuple(
             None if d.phase is None else d.phase / d.poll_interval for d in (spec.imap, spec.pop3)
         ) + (None,)
-        self.key = int(gen.integers(0, 2**63))
+        self.key = int(streams.generator("devices", domain, "people").integers(0, 2**63))
+        self._loss = streams.generator("devices", domain, "loss")
         self.path = path
         self.rounds = (dialogues.imap, dialogues.pop3, dialogues.webmail)
         self.rto = dialogues.settings.rto
-        self.gen = gen
         self.horizon = horizon
 
     def device(self, person: int) -> tuple[int, float]:
@@ -95,6 +103,6 @@ class Readers:
             t = next_poll(delivered, (phase if fraction is None else fraction) * interval, interval)
         path = self.path
         t += session_time(
-            path, self.rounds[proto], msg.size, self.rto, self.gen if path.loss > 0.0 else None
+            path, self.rounds[proto], msg.size, self.rto, self._loss if path.loss > 0.0 else None
         )
         return t if t <= self.horizon else math.nan

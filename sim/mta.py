@@ -29,6 +29,7 @@ import simpy
 from . import smtp
 from .dns import Resolver
 from .records import BOUNCED, Message, MessageLog
+from .rng import Streams
 from .scenario import MTANode
 from .smtp import Dialogues, session_time
 from .topology import Network, Path
@@ -51,7 +52,7 @@ class MTA:
         mx_hosts: dict[str, MX],
         log: MessageLog,
         dialogues: Dialogues,
-        gen: np.random.Generator,
+        streams: Streams,
     ) -> None:
         self.env = env
         self.spec = spec
@@ -63,10 +64,12 @@ class MTA:
         self.log = log
         self.dialogues = dialogues
         self.rto = dialogues.settings.rto
-        self.gen = gen
+        self._shuffle = streams.generator("mta", spec.id, "mx-order")
+        self._loss = streams.generator("mta", spec.id, "loss")
         self.incoming: simpy.Store = simpy.Store(env)  # (message, client path)
         self.active: simpy.Store = simpy.Store(env)
         self.deferred: list[tuple[float, int, Message]] = []  # (due, id, message)
+        self.in_session = 0  # messages a worker holds right now
         code = log.replies.code
         self._accepted, self._unknown, self._too_big, self._busy, self._timeout = (
             code(smtp.ACCEPTED),
@@ -81,6 +84,9 @@ class MTA:
             env.process(self._deliver())
         env.process(self._queue_runner())
 
+    def _lossy(self, path: Path) -> np.random.Generator | None:
+        return self._loss if path.loss > 0.0 else None
+
     # -- submission ------------------------------------------------------------------
 
     def submit(self, msg: Message, client: Path) -> None:
@@ -92,17 +98,19 @@ class MTA:
         limit = self.spec.message_size_limit
         while True:
             msg, path = yield self.incoming.get()
-            gen = self.gen if path.loss > 0.0 else None
+            self.in_session += 1
+            gen = self._lossy(path)
             if msg.size > limit:
                 yield env.timeout(session_time(path, cost.to_envelope, 0, rto, gen))
                 log.reply[msg.id] = self._too_big
                 log.end(msg.id, BOUNCED, "message too large")
-                yield env.timeout(session_time(path, cost.quit, 0, rto, gen))
-                continue
-            yield env.timeout(session_time(path, cost.to_accept, msg.size, rto, gen))
-            msg.queued = env.now
-            log.submitted[msg.id] = env.now
-            self.active.put(msg)
+                self.in_session -= 1
+            else:
+                yield env.timeout(session_time(path, cost.to_accept, msg.size, rto, gen))
+                msg.queued = env.now
+                log.submitted[msg.id] = env.now
+                self.in_session -= 1
+                self.active.put(msg)
             yield env.timeout(session_time(path, cost.quit, 0, rto, gen))
 
     # -- delivery --------------------------------------------------------------------
@@ -117,51 +125,66 @@ class MTA:
                 j += 1
             if j - i > 1:
                 group = hosts[i:j]
-                self.gen.shuffle(group)
+                self._shuffle.shuffle(group)
                 hosts[i:j] = group
             i = j
         return hosts
 
     def _deliver(self) -> Generator[simpy.Event, Any, None]:
-        env, log, cost, rto = self.env, self.log, self.dialogues.relay, self.rto
+        env, log = self.env, self.log
         while True:
             msg = yield self.active.get()
+            self.in_session += 1
             mid = msg.id
             log.attempts[mid] += 1
             answer = yield from self.resolver.lookup(msg.rcpt, self.resolver_rtt)
             hosts = self._order(answer) if len(answer) > 1 else [h for _, h in answer]
-            done = False
             for host in hosts:
-                mx = self.mx_hosts[host]
-                path = self.network.path(self.id, host)
-                gen = self.gen if path.loss > 0.0 else None
-                if not mx.up:
-                    yield env.timeout(self.spec.smtp_connect_timeout)
-                    log.reply[mid] = self._timeout
-                    continue
-                if mx.connections >= mx.max_connections:
-                    mx.refused += 1
-                    yield env.timeout(session_time(path, cost.connect, 0, rto, gen))
-                    log.reply[mid] = self._busy
-                    continue
-                mx.connections += 1
-                mx.sessions += 1
-                log.mx_host[mid] = mx.code
-                if mx.recipient_unknown(msg.rcpt):
-                    yield env.timeout(session_time(path, cost.to_envelope, 0, rto, gen))
-                    log.reply[mid] = self._unknown
-                    log.end(mid, BOUNCED, "unknown recipient")
-                else:
-                    yield env.timeout(session_time(path, cost.to_accept, msg.size, rto, gen))
-                    log.reply[mid] = self._accepted
-                    log.accepted[mid] = env.now
-                    mx.accept(msg)
-                yield env.timeout(session_time(path, cost.quit, 0, rto, gen))
-                mx.connections -= 1
-                done = True
-                break
-            if not done:
+                settled = yield from self._session(msg, self.mx_hosts[host])
+                if settled:
+                    break
+            else:
+                self.in_session -= 1
                 self._defer(msg)
+
+    def _session(self, msg: Message, mx: MX) -> Generator[simpy.Event, Any, bool]:
+        """One SMTP session to ``mx``; True if it settled the message (250 or 5xx).
+
+        A settled message leaves this MTA's hands before QUIT: it is the MX's (or
+        bounced) while the worker finishes the session.
+        """
+        env, log, cost, rto = self.env, self.log, self.dialogues.relay, self.rto
+        mid = msg.id
+        path = self.network.path(self.id, mx.id)
+        gen = self._lossy(path)
+        if not mx.up:
+            yield env.timeout(self.spec.smtp_connect_timeout)
+            log.reply[mid] = self._timeout
+            return False
+        if mx.connections >= mx.max_connections:
+            mx.refused += 1
+            yield env.timeout(session_time(path, cost.connect, 0, rto, gen))
+            log.reply[mid] = self._busy
+            return False
+        mx.connections += 1
+        mx.sessions += 1
+        log.mx_host[mid] = mx.code
+        try:
+            if mx.recipient_unknown(msg.rcpt):
+                yield env.timeout(session_time(path, cost.to_envelope, 0, rto, gen))
+                log.reply[mid] = self._unknown
+                log.end(mid, BOUNCED, "unknown recipient")
+            else:
+                yield env.timeout(session_time(path, cost.to_accept, msg.size, rto, gen))
+                log.reply[mid] = self._accepted
+                log.accepted[mid] = env.now
+                mx.accept(msg)
+            self.in_session -= 1
+            yield env.timeout(session_time(path, cost.quit, 0, rto, gen))
+        finally:
+            # An interrupted session (a fault, later) must still free its slot.
+            mx.connections -= 1
+        return True
 
     def _defer(self, msg: Message) -> None:
         now = self.env.now
@@ -180,6 +203,7 @@ class MTA:
             while deferred and deferred[0][0] <= now:
                 self.active.put(heapq.heappop(deferred)[2])
 
-    def queued(self) -> int:
-        """Messages this MTA holds waiting: for submission, delivery or a retry."""
-        return len(self.incoming.items) + len(self.active.items) + len(self.deferred)
+    def holding(self) -> int:
+        """Messages this MTA holds: waiting to submit, queued, deferred or in a session."""
+        waiting = len(self.incoming.items) + len(self.active.items) + len(self.deferred)
+        return waiting + self.in_session

@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import Any
 
-import numpy as np
 import simpy
 
 from .mailbox import Mailbox
 from .records import LOST, Message, MessageLog
-from .rng import Draw, Sampler
+from .rng import Streams
 from .scenario import MXNode
 from .smtp import Dialogues, session_time
 from .topology import Network
@@ -39,8 +38,7 @@ class MX:
         discard_rate: Sequence[float],
         log: MessageLog,
         dialogues: Dialogues,
-        gen: np.random.Generator,
-        processing: Draw,
+        streams: Streams,
     ) -> None:
         self.env = env
         self.id = spec.id
@@ -54,11 +52,13 @@ class MX:
         self.discard_rate = discard_rate
         self.log = log
         self.dialogues = dialogues
-        self.gen = gen
         self.sessions = 0
         self.refused = 0
-        self._u = Sampler(lambda n: gen.random(n))
-        self._processing = processing
+        self.in_work = 0  # messages a scanner holds right now
+        self._recipients = streams.uniform("mx", spec.id, "recipients")
+        self._filter = streams.uniform("mx", spec.id, "filter")
+        self._processing = streams.sampler(spec.processing, "mx", spec.id, "processing")
+        self._loss = streams.generator("mx", spec.id, "loss")
         self.queue: simpy.Store = simpy.Store(env)
         for _ in range(spec.workers):
             env.process(self._worker())
@@ -66,25 +66,33 @@ class MX:
     def recipient_unknown(self, domain: int) -> bool:
         """Whether RCPT TO for this domain's recipient is refused (draws only if it can be)."""
         rate = self.unknown_rate[domain]
-        return rate > 0.0 and self._u() < rate
+        return rate > 0.0 and self._recipients() < rate
 
     def accept(self, msg: Message) -> None:
         """Take a message whose DATA was just answered 250."""
         self.queue.put(msg)
+
+    def holding(self) -> int:
+        """Messages accepted here and not yet stored or discarded."""
+        return len(self.queue.items) + self.in_work
 
     def _worker(self) -> Generator[simpy.Event, Any, None]:
         env, log, cost = self.env, self.log, self.dialogues.lmtp
         rto = self.dialogues.settings.rto
         while True:
             msg = yield self.queue.get()
+            self.in_work += 1
             yield env.timeout(self._processing())
             rate = self.discard_rate[msg.rcpt]
-            if rate > 0.0 and self._u() < rate:
+            if rate > 0.0 and self._filter() < rate:
                 log.end(msg.id, LOST, "discarded by content filter")
+                self.in_work -= 1
                 continue
             mailbox = self.mailboxes[msg.rcpt]
             assert mailbox is not None  # checked when the scenario was loaded
             path = self.network.path(self.id, mailbox.id)
-            gen = self.gen if path.loss > 0.0 else None
+            gen = self._loss if path.loss > 0.0 else None
             yield env.timeout(session_time(path, cost.to_accept, msg.size, rto, gen))
             yield from mailbox.store(msg)
+            self.in_work -= 1
+            yield env.timeout(session_time(path, cost.quit, 0, rto, gen))

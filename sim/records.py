@@ -80,10 +80,10 @@ class MessageLog:
         self.delivered = array("d")
         self.retrieved = array("d")
         self.status = array("B")
-        self.attempts = array("H")
-        self.reply = array("H")
-        self.reason = array("H")
-        self.mx_host = array("H")
+        self.attempts = array("I")
+        self.reply = array("I")
+        self.reason = array("I")
+        self.mx_host = array("I")
 
     def __len__(self) -> int:
         return len(self.created)
@@ -110,6 +110,9 @@ class MessageLog:
 
     def end(self, mid: int, status: int, reason: str = "") -> None:
         """Record how message ``mid`` ended; then its Message object can be dropped."""
+        if self.status[mid] != IN_FLIGHT:
+            # A message ending twice would break the books; fail loudly, never quietly.
+            raise RuntimeError(f"message {mid} ended twice ({STATUSES[self.status[mid]]})")
         self.status[mid] = status
         if reason:
             self.reason[mid] = self.reasons.code(reason)
@@ -138,10 +141,10 @@ class MessageLog:
                 "delivered": col(self.delivered, "f8"),
                 "retrieved": col(self.retrieved, "f8"),
                 "status": cat(col(self.status, "u1"), STATUSES),
-                "attempts": col(self.attempts, "u2"),
-                "final_reply": cat(col(self.reply, "u2"), self.replies.names),
-                "reason": cat(col(self.reason, "u2"), self.reasons.names),
-                "mx_host": cat(col(self.mx_host, "u2"), self.hosts.names),
+                "attempts": col(self.attempts, "u4"),
+                "final_reply": cat(col(self.reply, "u4"), self.replies.names),
+                "reason": cat(col(self.reason, "u4"), self.reasons.names),
+                "mx_host": cat(col(self.mx_host, "u4"), self.hosts.names),
             }
         )
         frame.index.name = "id"

@@ -9,6 +9,7 @@ draw costs ~0.36 us, a batched one ~0.03 us (docs/architecture.md).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -20,8 +21,9 @@ __all__ = ["BATCH", "Choice", "Draw", "Sampler", "Streams", "sampler_for"]
 BATCH = 4096
 
 
-def _name_key(name: str) -> tuple[int, int]:
-    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+def _name_key(parts: tuple[str, ...]) -> tuple[int, int]:
+    # JSON keeps ('mx', 'a:b') and ('mx', 'a', 'b') apart whatever the ids contain.
+    digest = hashlib.blake2b(json.dumps(parts).encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:], "little")
 
 
@@ -31,14 +33,23 @@ class Streams:
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
-    def generator(self, name: str) -> np.random.Generator:
-        """A Generator that depends only on the run's seed and this name."""
+    def generator(self, *name: str) -> np.random.Generator:
+        """A Generator that depends only on the run's seed and this name.
+
+        A name is a path of parts, e.g. ``("mx", host_id, "filter")``: one stream per
+        component and purpose, so that no draw of one purpose shifts another's.
+        """
         seq = np.random.SeedSequence(self.seed, spawn_key=_name_key(name))
         return np.random.Generator(np.random.PCG64(seq))
 
-    def sampler(self, name: str, dist: Distribution) -> Draw:
+    def sampler(self, dist: Distribution, *name: str) -> Draw:
         """A zero-argument callable drawing from ``dist`` on the stream ``name``."""
-        return sampler_for(dist, self.generator(name))
+        return sampler_for(dist, self.generator(*name))
+
+    def uniform(self, *name: str) -> Sampler:
+        """Batched uniforms on [0, 1) from the stream ``name``."""
+        gen = self.generator(*name)
+        return Sampler(gen.random)
 
 
 Draw = Callable[[], float]

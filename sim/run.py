@@ -58,7 +58,7 @@ HOPS = (
 
 @dataclass
 class Model:
-    """A built, not yet run, simulation: the environment and its components."""
+    """A built simulation: the environment and its components."""
 
     scenario: Scenario
     seed: int
@@ -70,6 +70,17 @@ class Model:
     mx_hosts: dict[str, MX]
     mailboxes: dict[str, Mailbox]
     sources: list[TrafficSource]
+
+    def census(self) -> dict[str, int]:
+        """Where the messages in flight are now, counted by the components holding them.
+
+        At any moment the total equals the log's ``in_flight`` count: a check of the
+        books that does not rely on the log itself.
+        """
+        return {
+            "mta": sum(m.holding() for m in self.mtas.values()),
+            "mx": sum(x.holding() for x in self.mx_hosts.values()),
+        }
 
 
 def build(
@@ -97,7 +108,7 @@ def build(
 
     nodes = scenario.topology.nodes
     resolvers = {
-        n.id: Resolver(env, n, zone, streams.sampler(f"resolver:{n.id}", n.lookup))
+        n.id: Resolver(env, n, zone, streams.sampler(n.lookup, "resolver", n.id, "lookup"))
         for n in nodes
         if isinstance(n, ResolverNode)
     }
@@ -112,7 +123,8 @@ def build(
                 d.retrieval,
                 network.path(d.mailbox, d.retrieval.client),
                 dialogues,
-                streams.generator(f"devices:{d.name}"),
+                streams,
+                d.name,
                 horizon,
             )
         )
@@ -120,7 +132,7 @@ def build(
     for n in nodes:
         if isinstance(n, MailboxNode):
             mine = [r if d.mailbox == n.id else None for d, r in zip(domains, readers)]
-            write = streams.sampler(f"mailbox:{n.id}:write", n.write)
+            write = streams.sampler(n.write, "mailbox", n.id, "write")
             mailboxes[n.id] = Mailbox(env, n, log, write, mine)
     by_domain = [mailboxes[d.mailbox] if d.mailbox else None for d in domains]
 
@@ -136,8 +148,7 @@ def build(
             discard,
             log,
             dialogues,
-            streams.generator(f"mx:{n.id}"),
-            streams.sampler(f"mx:{n.id}:processing", n.processing),
+            streams,
         )
         for n in nodes
         if isinstance(n, MXNode)
@@ -151,7 +162,7 @@ def build(
             mx_hosts,
             log,
             dialogues,
-            streams.generator(f"mta:{n.id}"),
+            streams,
         )
         for n in nodes
         if isinstance(n, MTANode)
@@ -179,7 +190,7 @@ def build(
                 mtas[mta_id],
                 network.path(spec.client, mta_id),
                 log,
-                streams.generator(f"source:{spec.name}"),
+                streams,
                 stop,
             )
         )
@@ -212,7 +223,7 @@ def run(
         "resolvers": {
             r.id: {"queries": r.queries, "cache_hits": r.hits} for r in model.resolvers.values()
         },
-        "mtas": {m.id: {"queued_at_end": m.queued()} for m in model.mtas.values()},
+        "mtas": {m.id: {"holding_at_end": m.holding()} for m in model.mtas.values()},
         "mx_hosts": {
             x.id: {"sessions": x.sessions, "refused_busy": x.refused}
             for x in model.mx_hosts.values()

@@ -12,6 +12,7 @@ Times are seconds, sizes bytes, bandwidths bytes per second.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from pathlib import Path
@@ -68,6 +69,25 @@ class ScenarioError(ValueError):
         return ScenarioError(self.path, self.problem, source)
 
 
+def _no_bool(value: Any) -> Any:
+    # YAML reads yes/no/on/off as booleans and pydantic's lax mode would turn them into
+    # 1 and 0: a typo would become a silent parameter.
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number, not a boolean")
+    return value
+
+
+Num = Annotated[float, BeforeValidator(_no_bool)]
+Int = Annotated[int, BeforeValidator(_no_bool)]
+
+# Limits that keep a run finite: each worker is a process, each message a row.
+MAX_WORKERS = 100_000
+MAX_TIME = 1e9  # seconds (about 32 years)
+MAX_MESSAGES = 1_000_000_000
+MAX_USERS = 2**32 - 1
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
 class Strict(BaseModel):
     """Base of every scenario model: unknown keys are errors, not silently ignored."""
 
@@ -83,7 +103,7 @@ class Constant(Strict):
     """Always the same value."""
 
     dist: Literal["constant"] = "constant"
-    value: float = Field(ge=0)
+    value: Num = Field(ge=0, le=1e15)
 
     @property
     def mean(self) -> float:
@@ -94,15 +114,15 @@ class Exponential(Strict):
     """Exponential with the given mean (memoryless; Poisson inter-arrivals)."""
 
     dist: Literal["exponential"]
-    mean: float = Field(gt=0)
+    mean: Num = Field(gt=0, le=1e15)
 
 
 class LogNormal(Strict):
     """Log-normal given by its median and the sigma of the underlying normal."""
 
     dist: Literal["lognormal"]
-    median: float = Field(gt=0)
-    sigma: float = Field(ge=0)
+    median: Num = Field(gt=0, le=1e15)
+    sigma: Num = Field(ge=0, le=10)
 
     @property
     def mean(self) -> float:
@@ -113,8 +133,8 @@ class Uniform(Strict):
     """Uniform on [low, high]."""
 
     dist: Literal["uniform"]
-    low: float = Field(ge=0)
-    high: float = Field(ge=0)
+    low: Num = Field(ge=0, le=1e15)
+    high: Num = Field(ge=0, le=1e15)
 
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
@@ -179,14 +199,14 @@ class MTANode(Strict):
     id: NodeId
     resolver: NodeId = Field(description="the caching resolver this MTA asks for MX records")
     # Postfix default_process_limit is 100 for both smtpd and smtp(8) agents.
-    smtpd_workers: int = Field(100, gt=0, description="concurrent submission sessions")
-    workers: int = Field(100, gt=0, description="concurrent outbound delivery sessions")
-    message_size_limit: int = Field(10_240_000, gt=0, description="Postfix default")
-    queue_run_delay: float = Field(300, gt=0, description="Postfix: deferred-queue scan")
-    minimal_backoff_time: float = Field(300, ge=0, description="Postfix")
-    maximal_backoff_time: float = Field(4000, ge=0, description="Postfix")
-    maximal_queue_lifetime: float = Field(5 * 86400, gt=0, description="Postfix: 5 d")
-    smtp_connect_timeout: float = Field(30, gt=0, description="Postfix")
+    smtpd_workers: Int = Field(100, gt=0, le=MAX_WORKERS, description="concurrent submission sessions")
+    workers: Int = Field(100, gt=0, le=MAX_WORKERS, description="concurrent outbound delivery sessions")
+    message_size_limit: Int = Field(10_240_000, gt=0, description="Postfix default")
+    queue_run_delay: Num = Field(300, ge=1, description="Postfix: deferred-queue scan")
+    minimal_backoff_time: Num = Field(300, ge=0, description="Postfix")
+    maximal_backoff_time: Num = Field(4000, ge=0, description="Postfix")
+    maximal_queue_lifetime: Num = Field(5 * 86400, gt=0, description="Postfix: 5 d")
+    smtp_connect_timeout: Num = Field(30, gt=0, description="Postfix")
 
     @model_validator(mode="after")
     def _backoff_ordered(self) -> MTANode:
@@ -204,7 +224,7 @@ class ResolverNode(Strict):
         default=DNS_LOOKUP, description="time to resolve a name missing from the cache"
     )
     cache: bool = True
-    max_ttl: float = Field(86400, ge=0, description="Unbound cache-max-ttl")
+    max_ttl: Num = Field(86400, ge=0, description="Unbound cache-max-ttl")
 
 
 class MXNode(Strict):
@@ -212,8 +232,8 @@ class MXNode(Strict):
 
     kind: Literal["mx"]
     id: NodeId
-    max_connections: int = Field(100, gt=0, description="Postfix default_process_limit")
-    workers: int = Field(20, gt=0, description="concurrent content scans and local deliveries")
+    max_connections: Int = Field(100, gt=0, description="Postfix default_process_limit")
+    workers: Int = Field(20, gt=0, le=MAX_WORKERS, description="concurrent content scans and local deliveries")
     processing: Distribution = Field(default=CONTENT_SCAN, description="content scan time")
 
 
@@ -222,7 +242,7 @@ class MailboxNode(Strict):
 
     kind: Literal["mailbox"]
     id: NodeId
-    concurrency: int = Field(32, gt=0, description="concurrent mailbox writes")
+    concurrency: Int = Field(32, gt=0, le=MAX_WORKERS, description="concurrent mailbox writes")
     write: Distribution = Field(default=Constant(value=0.005), description="one write")
 
 
@@ -238,9 +258,9 @@ class Edge(Strict):
 
     a: NodeId
     b: NodeId
-    latency: float = Field(ge=0, description="one-way, seconds")
-    bandwidth: float = Field(125_000_000, gt=0, description="bytes/s (default 1 Gbit/s)")
-    loss: float = Field(0.0, ge=0, lt=1, description="packet loss probability")
+    latency: Num = Field(ge=0, description="one-way, seconds")
+    bandwidth: Num = Field(125_000_000, gt=0, description="bytes/s (default 1 Gbit/s)")
+    loss: Num = Field(0.0, ge=0, lt=1, description="packet loss probability")
 
 
 class Topology(Strict):
@@ -255,15 +275,15 @@ class Topology(Strict):
 
 class MXRecord(Strict):
     host: NodeId
-    preference: int = Field(ge=0, le=65535)
+    preference: Int = Field(ge=0, le=65535)
 
 
 class Device(Strict):
     """A share of a domain's people who read mail with one protocol."""
 
-    share: float = Field(ge=0)
-    poll_interval: float = Field(600, gt=0, description="Thunderbird checks every 10 min")
-    phase: float | None = Field(
+    share: Num = Field(ge=0)
+    poll_interval: Num = Field(600, gt=0, description="Thunderbird checks every 10 min")
+    phase: Num | None = Field(
         None, ge=0, description="seconds into the cycle of every device's checks; default random"
     )
 
@@ -291,14 +311,14 @@ class Retrieval(Strict):
 
 class Domain(Strict):
     name: Annotated[str, Field(min_length=1)]
-    users: int = Field(0, ge=0, description="people with a mailbox here")
+    users: Int = Field(0, ge=0, le=MAX_USERS, description="people with a mailbox here")
     outbound: NodeId | None = Field(None, description="MTA its senders submit to")
     mx: list[MXRecord] = Field(default_factory=list)
     host: NodeId | None = Field(None, description="A record used as implicit MX (RFC 5321 5.1)")
-    mx_ttl: float = Field(3600, ge=0, description="gmail.com MX TTL")
+    mx_ttl: Num = Field(3600, ge=0, description="gmail.com MX TTL")
     mailbox: NodeId | None = None
-    unknown_recipient_rate: float = Field(0.0, ge=0, le=1)
-    discard_rate: float = Field(0.0, ge=0, le=1, description="accepted, silently dropped")
+    unknown_recipient_rate: Num = Field(0.0, ge=0, le=1)
+    discard_rate: Num = Field(0.0, ge=0, le=1, description="accepted, silently dropped")
     retrieval: Retrieval | None = None
 
     @property
@@ -313,8 +333,8 @@ class Domain(Strict):
 
 
 class Batch(Strict):
-    at: float = Field(ge=0, description="when the batch is injected")
-    count: int = Field(gt=0)
+    at: Num = Field(ge=0, description="when the batch is injected")
+    count: Int = Field(gt=0, le=MAX_MESSAGES)
 
 
 class Source(Strict):
@@ -325,12 +345,12 @@ class Source(Strict):
     client: NodeId = Field(description="client node the messages are submitted from")
     domain: str = Field(description="sender domain")
     mta: NodeId | None = Field(None, description="submission MTA; default the domain's outbound")
-    rate: float | None = Field(None, gt=0, description="Poisson arrivals, messages/s")
+    rate: Num | None = Field(None, gt=0, description="Poisson arrivals, messages/s")
     interarrival: Distribution | None = None
     batches: list[Batch] | None = None
-    start: float = Field(0, ge=0)
-    stop: float | None = Field(None, ge=0, description="default: the scenario's duration")
-    recipients: dict[str, float] | None = Field(
+    start: Num = Field(0, ge=0)
+    stop: Num | None = Field(None, ge=0, description="default: the scenario's duration")
+    recipients: dict[str, Num] | None = Field(
         None, description="recipient domain -> weight; default all domains by users"
     )
     size: Distribution = Field(default=MESSAGE_SIZE)
@@ -349,26 +369,42 @@ class Source(Strict):
                 "give exactly one of rate, interarrival or batches"
                 + (f" (got {', '.join(given)})" if given else "")
             )
+        gap = self.interarrival
+        if gap is not None and (gap.high if isinstance(gap, Uniform) else gap.mean) <= 0:
+            raise ValueError("interarrival times must not all be zero")
+        if self.stop is not None and self.stop <= self.start:
+            raise ValueError(f"stop ({self.stop}) must be after start ({self.start})")
         return self
+
+    def expected_messages(self, duration: float) -> float:
+        """About how many messages this source creates in a run of ``duration``."""
+        if self.batches is not None:
+            return float(sum(b.count for b in self.batches))
+        stop = min(self.stop if self.stop is not None else duration, duration)
+        window = max(0.0, stop - self.start)
+        if self.rate is not None:
+            return self.rate * window
+        assert self.interarrival is not None
+        return window / self.interarrival.mean
 
 
 class SMTPSettings(Strict):
     """What an SMTP dialogue costs in round trips (email-facts.md section 2)."""
 
     tls: bool = True
-    tls_round_trips: int = Field(1, ge=1, le=2, description="1 for TLS 1.3, 2 for TLS 1.2")
+    tls_round_trips: Int = Field(1, ge=1, le=2, description="1 for TLS 1.3, 2 for TLS 1.2")
     pipelining: bool = True
-    rto: float = Field(1.0, gt=0, description="retransmission timeout (RFC 6298 minimum)")
+    rto: Num = Field(1.0, gt=0, description="retransmission timeout (RFC 6298 minimum)")
 
 
 class Scenario(Strict):
     """A whole simulated world and what happens in it."""
 
-    name: str = "scenario"
+    name: str = Field("scenario", pattern=SAFE_NAME, description="also names the results folder")
     description: str = ""
-    seed: int = Field(0, ge=0)
-    duration: float = Field(3600, gt=0, description="how long the sources send")
-    drain: float = Field(0, ge=0, description="simulated time after the sources stop")
+    seed: Int = Field(0, ge=0)
+    duration: Num = Field(3600, ge=0.001, le=MAX_TIME, description="how long the sources send")
+    drain: Num = Field(0, ge=0, le=MAX_TIME, description="simulated time after the sources stop")
     smtp: SMTPSettings = Field(default_factory=SMTPSettings)
     topology: Topology
     domains: list[Domain] = Field(min_length=1)
@@ -409,6 +445,7 @@ def check_references(sc: Scenario) -> None:
     for i, node in enumerate(sc.topology.nodes):
         if isinstance(node, MTANode):
             need(f"topology.nodes[{i}].resolver", node.resolver, "resolver")
+    links: set[frozenset[str]] = set()
     for i, edge in enumerate(sc.topology.edges):
         for end in ("a", "b"):
             if getattr(edge, end) not in kinds:
@@ -418,6 +455,12 @@ def check_references(sc: Scenario) -> None:
                 )
         if edge.a == edge.b:
             raise ScenarioError(f"topology.edges[{i}]", f"edge joins {edge.a!r} to itself")
+        link = frozenset((edge.a, edge.b))
+        if link in links:
+            raise ScenarioError(
+                f"topology.edges[{i}]", f"a second edge between {edge.a!r} and {edge.b!r}"
+            )
+        links.add(link)
 
     graph = nx.Graph()
     graph.add_nodes_from(kinds)
@@ -441,6 +484,8 @@ def check_references(sc: Scenario) -> None:
             need(f"{p}.outbound", dom.outbound, "mta")
         for j, rec in enumerate(dom.mx):
             need(f"{p}.mx[{j}].host", rec.host, "mx")
+            if any(r.host == rec.host for r in dom.mx[:j]):
+                raise ScenarioError(f"{p}.mx[{j}].host", f"{rec.host!r} is listed twice")
         if dom.host is not None:
             need(f"{p}.host", dom.host, "mx")
         if dom.mailbox is not None:
@@ -455,8 +500,20 @@ def check_references(sc: Scenario) -> None:
             if dom.mailbox is None:
                 raise ScenarioError(f"{p}.mailbox", f"domain {dom.name!r} has users but no mailbox")
 
+    sources: set[str] = set()
+    expected = 0.0
     for i, src in enumerate(sc.workload):
         p = f"workload[{i}]"
+        if src.name in sources:
+            raise ScenarioError(f"{p}.name", f"duplicate source name {src.name!r}")
+        sources.add(src.name)
+        expected += src.expected_messages(sc.duration)
+        if expected > MAX_MESSAGES:
+            raise ScenarioError(
+                p,
+                f"the sources would create about {expected:.3g} messages; "
+                f"the limit is {MAX_MESSAGES:.0e}",
+            )
         need(f"{p}.client", src.client, "client")
         if src.domain not in names:
             raise ScenarioError(f"{p}.domain", f"{src.domain!r} is not a domain of the scenario")
@@ -483,8 +540,11 @@ def check_references(sc: Scenario) -> None:
                 raise ScenarioError(rp, f"domain {name!r} has no users to receive mail")
             if not (weight >= 0 and math.isfinite(weight)):
                 raise ScenarioError(rp, f"weight must be a finite number >= 0, got {weight}")
-        if sum(src.recipients.values()) <= 0:
-            raise ScenarioError(f"{p}.recipients", "all recipient weights are zero")
+        total = sum(src.recipients.values())
+        if not 0 < total < math.inf:
+            raise ScenarioError(
+                f"{p}.recipients", "recipient weights must add up to a finite number above zero"
+            )
 
 
 # --------------------------------------------------------------------------------------
@@ -554,6 +614,34 @@ def parse_scenario(data: Any) -> Scenario:
     return scenario
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys instead of keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml(text: str, what: str) -> Any:
+    """Parse YAML; any problem becomes a one-line ScenarioError."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None and what == "file" else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ScenarioError(where, f"invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ScenarioError("", "invalid YAML: nested too deeply") from None
+
+
 _TOKEN = re.compile(r"\[([^\]]*)\]|([^.\[\]]+)")
 
 
@@ -599,9 +687,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         path, _, text = item.partition("=")
         path = path.strip()
         try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ScenarioError(path, f"value is not valid YAML: {exc}") from None
+            value = _yaml(text, "value")
+        except ScenarioError as exc:
+            raise ScenarioError(path, f"value is not valid {exc.problem.removeprefix('invalid ')}") from None
         keys = _split_path(path)
         cur: Any = data
         for depth, key in enumerate(keys):
@@ -634,32 +722,40 @@ def default_scenario_path() -> Path:
 def load_scenario(path: str | Path | None = None, overrides: list[str] | None = None) -> Scenario:
     """Read, override and validate a scenario file; no path means the default scenario.
 
-    Raises ScenarioError (a ValueError) with the file, key path and problem.
+    Overrides (``key.path=value``) are applied before validation, so they can also mend
+    a file. Raises ScenarioError (a ValueError) naming the file (or ``--set``), the key
+    path and the problem.
     """
     file = Path(path) if path is not None else default_scenario_path()
-    source = str(path) if path is not None else str(file)
+    source = str(file)
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError("", "no such file", source) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError("", f"cannot read: {exc.__class__.__name__}", source) from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ScenarioError(where, f"invalid YAML: {problem}", source) from None
-    try:
-        scenario = parse_scenario(data)
+        data = _yaml(text, "file")
     except ScenarioError as exc:
         raise exc.located(source) from None
     if not overrides:
-        return scenario
-    # The file is valid, so whatever fails from here on was brought in by an override.
+        try:
+            return parse_scenario(data)
+        except ScenarioError as exc:
+            raise exc.located(source) from None
+    if not isinstance(data, dict):
+        raise ScenarioError("", "a scenario must be a mapping of keys to values", source)
     where = f"--set (on {source})"
     try:
-        return parse_scenario(apply_overrides(data, overrides))
+        merged = apply_overrides(copy.deepcopy(data), overrides)
     except ScenarioError as exc:
+        raise exc.located(where) from None
+    try:
+        return parse_scenario(merged)
+    except ScenarioError as exc:
+        # Blame the overrides only if the file on its own is fine.
+        try:
+            parse_scenario(data)
+        except ScenarioError:
+            raise exc.located(source) from None
         raise exc.located(where) from None

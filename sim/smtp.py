@@ -85,9 +85,9 @@ class Dialogues:
         self.submission = DialogueCost(
             connect=2, hello=1 + tls + 1, envelope=envelope, data=1, quit=1
         )
-        # LMTP from MX to mailbox store (RFC 2033) on a trusted LAN: no TLS.
-        # The connection then goes back to the cache: no QUIT per message.
-        self.lmtp = DialogueCost(connect=2, hello=1, envelope=envelope, data=1, quit=0)
+        # LMTP from MX to mailbox store (RFC 2033) on a trusted LAN: no TLS, a connection
+        # per message.
+        self.lmtp = DialogueCost(connect=2, hello=1, envelope=envelope, data=1, quit=1)
         # Retrieval sessions: implicit TLS (RFC 8314), login, fetch one message, leave.
         # POP3 (RFC 1939): TCP, TLS, greeting, USER, PASS, STAT, RETR, DELE, QUIT.
         self.pop3 = 2 + settings.tls_round_trips + 6

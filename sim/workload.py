@@ -8,6 +8,8 @@ is made. A source is one of:
 - ``interarrival``: a renewal process with any inter-arrival distribution;
 - ``batches``: ``count`` messages injected at once at time ``at`` (marketing campaigns).
 
+Every source sends only between its ``start`` and ``stop`` (default: the duration).
+
 Each message is submitted over SMTP from the source's client node to its MTA.
 """
 
@@ -16,16 +18,17 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import Any
 
-import numpy as np
 import simpy
 
 from .mta import MTA
 from .records import KINDS, Message, MessageLog
-from .rng import Choice, Draw, Sampler, sampler_for
+from .rng import Choice, Draw, Streams
 from .scenario import Exponential, Source
 from .topology import Path
 
-__all__ = ["TrafficSource"]
+__all__ = ["MAX_SIZE", "TrafficSource"]
+
+MAX_SIZE = 1e15  # bytes: a far tail draw is clamped rather than overflowing
 
 
 class TrafficSource:
@@ -42,7 +45,7 @@ class TrafficSource:
         mta: MTA,
         path: Path,
         log: MessageLog,
-        gen: np.random.Generator,
+        streams: Streams,
         stop: float,
     ) -> None:
         self.env = env
@@ -55,24 +58,24 @@ class TrafficSource:
         self.stop = stop
         self._recipients = list(recipients)
         self._users = [users[d] for d in recipients]
-        self._pick = Choice(weights, gen)
-        self._u = Sampler(lambda n: gen.random(n))
-        self._size = sampler_for(spec.size, gen)
+        self._pick = Choice(weights, streams.generator("source", spec.name, "recipients"))
+        self._person = streams.uniform("source", spec.name, "person")
+        self._size = streams.sampler(spec.size, "source", spec.name, "size")
         self.created = 0
         if spec.batches is not None:
             env.process(self._batches())
         else:
-            gap: Draw = sampler_for(
-                spec.interarrival or Exponential(dist="exponential", mean=1.0 / spec.rate),  # type: ignore[operator]
-                gen,
-            )
-            env.process(self._arrivals(gap))
+            gaps = spec.interarrival
+            if gaps is None:
+                assert spec.rate is not None  # one arrival process, checked on load
+                gaps = Exponential(dist="exponential", mean=1.0 / spec.rate)
+            env.process(self._arrivals(streams.sampler(gaps, "source", spec.name, "arrivals")))
 
     def _emit(self) -> None:
         k = self._pick()
         rcpt = self._recipients[k]
-        user = int(self._u() * self._users[k])
-        size = float(max(1, round(self._size())))  # whole bytes, never empty
+        user = int(self._person() * self._users[k])
+        size = float(min(max(1, round(self._size())), MAX_SIZE))  # whole bytes, never empty
         mid = self.log.new(self.env.now, self.sender, rcpt, user, self.kind, size)
         self.created += 1
         self.mta.submit(Message(mid, rcpt, user, size), self.path)
@@ -91,6 +94,8 @@ class TrafficSource:
     def _batches(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
         for batch in sorted(self.spec.batches or [], key=lambda b: b.at):
+            if batch.at < self.spec.start:
+                continue
             if batch.at >= self.stop:
                 return
             if batch.at > env.now:

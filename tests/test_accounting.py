@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim import load_scenario, run
 from sim.records import STATUSES
+from sim.run import build
 from sim.scenario import parse_scenario
 from tests.conftest import tiny_data
 
@@ -90,6 +92,35 @@ def test_books_balance_for_any_world(
     nodes[4].update(max_connections=max_connections, processing={"dist": "exponential", "mean": 0.5})
     data["topology"]["edges"][3]["loss"] = loss
     data["domains"][0].update(unknown_recipient_rate=unknown, discard_rate=discard, users=50)
-    m = run(parse_scenario(data)).messages
+    model = build(parse_scenario(data))
+    model.env.run(until=model.scenario.horizon)
+    m = model.log.to_frame()
     check_books(m)
     assert np.all(m["created"] < duration)
+    # The books balance against the components, not only against themselves: every row
+    # came from a source, and every row still in flight is held by an MTA or an MX.
+    assert len(m) == sum(s.created for s in model.sources)
+    assert sum(model.census().values()) == (m["status"] == "in_flight").sum()
+
+
+def test_a_message_cannot_end_twice() -> None:
+    from sim.records import BOUNCED, DELIVERED, MessageLog
+
+    log = MessageLog(["a.example"])
+    mid = log.new(0.0, 0, 0, 0, 0, 100.0)
+    log.end(mid, DELIVERED)
+    with pytest.raises(RuntimeError, match="ended twice"):
+        log.end(mid, BOUNCED, "unknown recipient")
+
+
+def test_default_scenario_exercises_every_hop() -> None:
+    res = run(load_scenario())
+    m = res.messages
+    # Fallback to a backup MX, deferral and retry, bounces and losses all happen.
+    assert (m["mx_host"] == "outlook-mx2").sum() > 0
+    retried = m[m["attempts"] > 1]
+    assert len(retried) > 0 and (retried["status"] != "in_flight").all()
+    assert (retried["status"] == "delivered").mean() > 0.9
+    assert set(m["reason"]) >= {"unknown recipient", "discarded by content filter"}
+    assert m["retrieved"].notna().mean() > 0.9
+    assert set(m["kind"]) == {"person", "transactional", "marketing"}

@@ -53,12 +53,14 @@ def test_adding_a_source_leaves_other_sources_draws_unchanged() -> None:
 
 def test_streams_depend_on_seed_and_name_only() -> None:
     s = Streams(5)
-    first = s.generator("mta:a").random(3)
+    first = s.generator("mta", "a", "loss").random(3)
     s.generator("something else").random(100)
-    again = Streams(5).generator("mta:a").random(3)
+    again = Streams(5).generator("mta", "a", "loss").random(3)
     assert (first == again).all()
-    assert not (first == Streams(5).generator("mta:b").random(3)).all()
-    assert not (first == Streams(6).generator("mta:a").random(3)).all()
+    assert not (first == Streams(5).generator("mta", "b", "loss").random(3)).all()
+    assert not (first == Streams(6).generator("mta", "a", "loss").random(3)).all()
+    # Parts are kept apart: an id containing a separator is not another component.
+    assert not (first == Streams(5).generator("mta", "a:loss").random(3)).all()
 
 
 @pytest.mark.parametrize(

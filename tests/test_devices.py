@@ -90,6 +90,10 @@ def test_person_uniforms_are_uniform_independent_and_stable() -> None:
     for column in pairs.T:
         assert stats.kstest(column, "uniform").pvalue > 1e-3
     assert abs(np.corrcoef(pairs.T)[0, 1]) < 0.03
+    # Neighbours share nothing: no output of one person reappears for the next.
+    firsts, seconds = pairs[:, 0], pairs[:, 1]
+    assert not np.isin(seconds[:-1], firsts[1:]).any()
+    assert abs(np.corrcoef(seconds[:-1], firsts[1:])[0, 1]) < 0.03
     assert person_uniforms(12345, 7) == person_uniforms(12345, 7)
     assert person_uniforms(12345, 7) != person_uniforms(54321, 7)
 

@@ -230,3 +230,118 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
         f"mailflow: {path}: topology.edges[0].latency: "
         "Input should be greater than or equal to 0 (got -1)"
     )
+
+
+MORE_CASES = [
+    pytest.param(
+        lambda d: d["topology"]["nodes"][2].update(workers=True),
+        "topology.nodes[2].workers", "not a boolean", id="boolean-for-number",
+    ),
+    pytest.param(
+        lambda d: d["topology"]["edges"][0].update(latency=False),
+        "topology.edges[0].latency", "not a boolean", id="boolean-for-latency",
+    ),
+    pytest.param(
+        lambda d: d["workload"][0].update(interarrival=0),
+        "workload[0]", "must not all be zero", id="zero-interarrival",
+    ),
+    pytest.param(
+        lambda d: (d["workload"][0].pop("interarrival"), d["workload"][0].update(rate=1e300)),
+        "workload[0]", "would create about", id="absurd-rate",
+    ),
+    pytest.param(
+        lambda d: d["topology"]["nodes"][2].update(workers=10**9),
+        "topology.nodes[2].workers", "less than or equal to 100000", id="too-many-workers",
+    ),
+    pytest.param(
+        lambda d: d.update(duration=float("inf")),
+        "duration", "finite number", id="infinite-duration",
+    ),
+    pytest.param(
+        lambda d: d.update(name="../escape"),
+        "name", "should match pattern", id="name-with-a-path",
+    ),
+    pytest.param(
+        lambda d: d["workload"].append(dict(d["workload"][0])),
+        "workload[1].name", "duplicate source name 'people'", id="duplicate-source",
+    ),
+    pytest.param(
+        lambda d: d["topology"]["edges"].append({"a": "r", "b": "home", "latency": 0.1}),
+        "topology.edges[5]", "a second edge between 'r' and 'home'", id="parallel-edge",
+    ),
+    pytest.param(
+        lambda d: d["domains"][0]["mx"].append({"host": "mx", "preference": 20}),
+        "domains[0].mx[1].host", "'mx' is listed twice", id="mx-listed-twice",
+    ),
+    pytest.param(
+        lambda d: d["workload"][0].update(start=100, stop=50),
+        "workload[0]", "stop (50.0) must be after start (100.0)", id="stop-before-start",
+    ),
+    pytest.param(
+        lambda d: (
+            d["domains"].append(dict(d["domains"][0], name="other.example")),
+            d["workload"][0].update(recipients={"example.org": 1e308, "other.example": 1e308}),
+        ),
+        "workload[0].recipients", "finite number above zero", id="weights-overflow",
+    ),
+    pytest.param(
+        lambda d: d["workload"][0].update(size={"dist": "lognormal", "median": 1e300, "sigma": 1}),
+        "workload[0].size.median", "less than or equal to", id="absurd-size",
+    ),
+]
+
+
+@pytest.mark.parametrize("edit, key, problem", MORE_CASES)
+def test_more_bad_scenarios_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, key: str, problem: str
+) -> None:
+    test_bad_scenario_is_one_line_naming_file_key_and_problem(tmp_path, capsys, edit, key, problem)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: a\nseed: 1\nseed: 2\n", "line 3: invalid YAML: duplicate key 'seed'"),
+        ("[" * 5000 + "]" * 5000, "invalid YAML: nested too deeply"),
+        ("", "a scenario must be a mapping"),
+    ],
+    ids=["duplicate-key", "deep-nesting", "empty"],
+)
+def test_yaml_problems_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    code, _, err = cli(["run", str(write(tmp_path, text))], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert message in err
+
+
+def test_bad_yaml_in_set_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, tiny_data(), "tiny.yaml")
+    code, _, err = cli(["run", str(path), "--set", "domains=["], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"mailflow: --set (on {path}): domains: value is not valid YAML: ")
+
+
+def test_set_can_mend_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, broken(lambda d: d["topology"]["nodes"][2].update(workers=0)))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.source == str(path)
+    sc = load_scenario(path, ["topology.nodes[mta].workers=4"])
+    assert sc.topology.nodes[2].workers == 4  # type: ignore[union-attr]
+    # A file that is broken elsewhere is still blamed on the file.
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, ["duration=10"])
+    assert info.value.source == str(path) and info.value.path == "topology.nodes[2].workers"
+
+
+def test_unwritable_out_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, tiny_data(), "tiny.yaml")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = cli(["run", str(path), "--out", str(blocker / "sub")], capsys)
+    assert code == 2
+    assert err.strip().startswith(f"mailflow: --out {blocker / 'sub'}: cannot write results")

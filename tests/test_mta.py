@@ -146,3 +146,73 @@ def test_equal_preference_hosts_share_the_load() -> None:
     counts = run(parse_scenario(data)).messages["mx_host"].value_counts()
     n = counts["mx"] + counts["mx2"]
     assert abs(counts["mx"] - n / 2) < 4 * math.sqrt(n / 4)
+
+
+def test_backoff_is_capped_at_maximal_backoff_time() -> None:
+    # All MX hosts down for good: attempts at queue runs, gaps growing with the message's
+    # age until they stop at the 4000 s cap; then one attempt every ~4000 s.
+    data = tiny_data(duration=150, drain=40_000)
+    data["topology"]["nodes"][2]["maximal_queue_lifetime"] = 30_000
+    model = build(parse_scenario(data))
+    model.mx_hosts["mx"].up = False
+    tries: list[float] = []
+    mta = model.mtas["mta"]
+    original = mta.resolver.lookup
+
+    def spy(domain: int, rtt: float) -> Any:
+        tries.append(model.env.now)
+        return (yield from original(domain, rtt))
+
+    mta.resolver.lookup = spy  # type: ignore[method-assign]
+    model.env.run(until=model.scenario.horizon)
+    row = model.log.to_frame().loc[0]
+    gaps = [b - a for a, b in zip(tries, tries[1:])]
+    assert tries[0] == pytest.approx(100.388)
+    assert all(t % 300 == pytest.approx(0) for t in tries[1:])  # retries start at queue runs
+    assert max(gaps) <= 4000 + 300  # the cap plus the wait for the next queue run
+    assert gaps[-1] == pytest.approx(4200)  # 4000 s, taken at the next 300 s queue run
+    assert row["status"] == "bounced" and row["reason"] == "queue lifetime expired"
+    assert row["attempts"] == len(tries)
+
+
+def test_a_busy_mx_defers_and_the_retries_deliver_on_queue_runs() -> None:
+    # Three messages at t=10, three workers, an MX that takes one session at a time.
+    data = burst(tiny_data(drain=2000), 3)
+    data["topology"]["nodes"][2]["workers"] = 3
+    data["topology"]["nodes"][4]["max_connections"] = 1
+    m = run(parse_scenario(data)).messages
+    relay = 8 * 0.032 + 0.002  # the session to the MX, 10 kB at 5 MB/s
+    # All three are queued at 10.388 and share one lookup (to 10.59). Message 0 takes the
+    # slot; 1 and 2 hear 421 at 10.654: age 0.27 s, so the 300 s minimum backoff; due at
+    # 310.65, they are taken at the queue run of t=600, where the MX answer has expired
+    # (TTL 150 s): lookup again to 600.202; 1 gets the slot, 2 hears 421 at 600.266 at
+    # age 589.9 s, is due at 1190.1 and taken at the queue run of t=1200.
+    assert list(m["attempts"]) == [1, 2, 3]
+    assert list(m["accepted"]) == pytest.approx(
+        [10.59 + relay, 600.202 + relay, 1200.202 + relay], abs=1e-9
+    )
+    assert (m["status"] == "delivered").all()
+
+
+def test_batches_respect_start_and_stop() -> None:
+    data = tiny_data(duration=1000)
+    src = data["workload"][0]
+    src.pop("interarrival")
+    src.update(batches=[{"at": 10, "count": 5}, {"at": 300, "count": 7}, {"at": 900, "count": 9}],
+               start=100, stop=800)
+    m = run(parse_scenario(data)).messages
+    assert len(m) == 7 and (m["created"] == 300).all()
+
+
+def test_poisson_source_sends_rate_times_window() -> None:
+    data = tiny_data(duration=50_000)
+    src = data["workload"][0]
+    src.pop("interarrival")
+    src.update(rate=0.5, start=10_000, stop=40_000)
+    m = run(parse_scenario(data)).messages
+    n = 0.5 * 30_000
+    assert abs(len(m) - n) < 4 * math.sqrt(n)
+    assert m["created"].min() >= 10_000 and m["created"].max() < 40_000
+    gaps = m["created"].diff().dropna()
+    assert gaps.mean() == pytest.approx(2.0, rel=0.03)
+    assert gaps.std() == pytest.approx(2.0, rel=0.05)  # exponential: sd = mean

@@ -95,3 +95,18 @@ def test_domain_without_mx_uses_its_host_as_implicit_mx() -> None:
     assert model.resolvers["dns"].zone.answers[0] == ((0, "mx"),)
     model.env.run(until=model.scenario.horizon)
     assert (model.log.to_frame()["status"] == "delivered").all()
+
+
+def test_resolver_without_cache_resolves_every_time_and_max_ttl_caps() -> None:
+    data = tiny_data(duration=1000)
+    data["workload"][0]["interarrival"] = 10.0
+    data["topology"]["nodes"][3]["cache"] = False
+    model = build(parse_scenario(data))
+    model.env.run(until=model.scenario.horizon)
+    assert model.resolvers["dns"].hits == 0 and model.resolvers["dns"].queries == 99
+    # With the cache on but capped at 25 s, a query every 10 s hits about 2 of 3 times.
+    data["topology"]["nodes"][3].update(cache=True, max_ttl=25)
+    model = build(parse_scenario(data))
+    model.env.run(until=model.scenario.horizon)
+    r = model.resolvers["dns"]
+    assert (r.queries, r.hits) == (99, 66)
