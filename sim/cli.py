@@ -139,7 +139,8 @@ def run_command(
         _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
     out.print(
         f"{len(results.messages):,} messages in {results.wall_time:.2f} s wall; "
-        f"results in {written}/ (messages.parquet, run.json)"
+        f"results in {written}/ (messages.parquet, run.json)",
+        soft_wrap=True,
     )
 
 

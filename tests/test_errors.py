@@ -194,9 +194,18 @@ def test_bad_override_names_set_and_key(
 
 def test_good_override_changes_the_scenario(tmp_path: Path) -> None:
     path = write(tmp_path, tiny_data(), "tiny.yaml")
-    sc = load_scenario(path, ["topology.nodes[mta].workers=9", "domains[example.org].users=5"])
+    sc = load_scenario(
+        path,
+        [
+            "topology.nodes[mta].workers=9",
+            "domains[example.org].users=5",
+            "workload[people].recipients={example.org: 1}",
+            "workload[0].recipients[example.org]=3",
+        ],
+    )
     assert sc.topology.nodes[2].workers == 9  # type: ignore[union-attr]
     assert sc.domains[0].users == 5
+    assert sc.workload[0].recipients == {"example.org": 3.0}
 
 
 @pytest.mark.parametrize(
