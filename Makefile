@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,11 @@ run: $(STAMP)
 	$(BIN)/mailflow run --out results/default
 
 test: $(STAMP)
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --nbmake -q
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py

@@ -9,14 +9,8 @@ Notebook use::
     print(results.summary())
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("mailflow")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0+unknown"
-
-from .run import Results, Summary, run  # noqa: E402
-from .scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
+from ._version import __version__
+from .run import Results, Summary, run
+from .scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["Results", "Scenario", "ScenarioError", "Summary", "__version__", "load_scenario", "run"]

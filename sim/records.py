@@ -124,8 +124,8 @@ class MessageLog:
         def col(a: array, dtype: str) -> np.ndarray:
             return np.frombuffer(a, dtype=dtype, count=n).copy() if n else np.empty(0, dtype)
 
-        def cat(codes: np.ndarray, names: list[str] | tuple[str, ...]) -> pd.Categorical:
-            return pd.Categorical.from_codes(codes.astype(np.int32), categories=list(names))
+        def cat(codes: np.ndarray, names: list[str] | tuple[str, ...]) -> pd.Categorical[str]:
+            return pd.Categorical.from_codes(codes.astype(np.int32), categories=pd.Index(names))
 
         domains = self.domains
         frame = pd.DataFrame(

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import simpy
 
-from . import __version__
+from ._version import __version__
 from .devices import Readers
 from .dns import Resolver, Zone
 from .mailbox import Mailbox

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, Union
 
 import networkx as nx
 import yaml
+from pydantic_core import ErrorDetails
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -586,7 +587,7 @@ def _path_of(loc: tuple[Any, ...], data: Any) -> str:
     return "".join(parts)
 
 
-def _problem(err: dict[str, Any]) -> str:
+def _problem(err: ErrorDetails) -> str:
     kind = err["type"]
     if kind in _WORDS:
         return _WORDS[kind]
@@ -620,7 +621,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
