@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -76,11 +77,12 @@ def _fmt(x: float) -> str:
 def print_summary(results: Results, console: Console = out) -> None:
     """Print a run's counts by status and its per-leg delivery times as tables."""
     summary = results.summary()
+    assert isinstance(summary.counts, pd.Series)  # not grouped
     counts = Table(title=f"{results.scenario.name} (seed {results.seed})", title_justify="left")
     counts.add_column("status")
     counts.add_column("messages", justify="right")
     counts.add_column("share", justify="right")
-    total = int(summary.counts["created"])
+    total = int(summary.counts.loc["created"])
     for status, n in summary.counts.items():
         share = "" if status == "created" else f"{(n / total if total else 0):.2%}"
         counts.add_row(str(status), f"{int(n):,}", share)

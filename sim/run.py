@@ -237,7 +237,7 @@ def run(
 class Summary:
     """Counts by status and timing statistics (seconds) of each leg of the journey."""
 
-    counts: pd.Series
+    counts: pd.Series | pd.DataFrame
     times: pd.DataFrame
 
     def __str__(self) -> str:
@@ -246,15 +246,12 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
         return {
-            "counts": {k: int(v) for k, v in self.counts.items()},
-            "times": json.loads(self.times.to_json(orient="index")),
+            "counts": json.loads(self.counts.to_json()),
+            "times": json.loads(self.times.reset_index().to_json(orient="records")),
         }
 
 
-def summarize(messages: pd.DataFrame) -> Summary:
-    """Counts by status and per-leg time statistics of a message table."""
-    counts = messages["status"].value_counts().reindex(list(STATUSES), fill_value=0)
-    counts = pd.concat([pd.Series({"created": len(messages)}), counts])
+def _leg_stats(messages: pd.DataFrame) -> pd.DataFrame:
     rows = {}
     for name, start, end in HOPS:
         d = (messages[end] - messages[start]).dropna()
@@ -269,6 +266,29 @@ def summarize(messages: pd.DataFrame) -> Summary:
         }
     times = pd.DataFrame.from_dict(rows, orient="index")
     times["count"] = times["count"].astype(int)
+    times.index.name = "leg"
+    return times
+
+
+def _counts(messages: pd.DataFrame) -> pd.Series:
+    counts = messages["status"].value_counts().reindex(list(STATUSES), fill_value=0)
+    return pd.concat([pd.Series({"created": len(messages)}), counts])
+
+
+def summarize(messages: pd.DataFrame, by: str | None = None) -> Summary:
+    """Counts by status and per-leg time statistics of a message table.
+
+    With ``by`` (a column such as 'kind' or 'recipient_domain'), counts has one row per
+    group and times is indexed by (group, leg).
+    """
+    if by is None:
+        return Summary(_counts(messages), _leg_stats(messages))
+    if by not in messages.columns:
+        raise KeyError(f"no column {by!r} to group by")
+    groups = [(g, part) for g, part in messages.groupby(by, observed=True, sort=True)]
+    counts = pd.DataFrame({g: _counts(part) for g, part in groups}).T
+    counts.index.name = by
+    times = pd.concat({g: _leg_stats(part) for g, part in groups}, names=[by, "leg"])
     return Summary(counts, times)
 
 
@@ -283,9 +303,12 @@ class Results:
     stats: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
 
-    def summary(self) -> Summary:
-        """Counts by status and delivery-time statistics, overall and per leg."""
-        return summarize(self.messages)
+    def summary(self, by: str | None = None) -> Summary:
+        """Counts by status and delivery-time statistics per leg, overall or per group.
+
+        ``by`` names a column to group by, e.g. ``"kind"`` or ``"recipient_domain"``.
+        """
+        return summarize(self.messages, by)
 
     def metadata(self) -> dict[str, Any]:
         """Everything needed to reproduce the run: config, seed, versions, wall time."""

@@ -11,6 +11,7 @@ import pytest
 
 import sim
 from sim.cli import main
+from sim.run import summarize
 from tests.conftest import tiny
 
 
@@ -72,3 +73,15 @@ def test_cli_validate(capsys: pytest.CaptureFixture[str]) -> None:
         main(["validate", str(sim.scenario.default_scenario_path())])
     assert info.value.code == 0
     assert "ok (" in capsys.readouterr().out
+
+
+def test_summary_by_group_matches_the_groups_alone() -> None:
+    res = sim.run(sim.load_scenario())
+    s = res.summary(by="kind")
+    assert list(s.counts.index) == ["person", "transactional", "marketing"]
+    assert s.counts["created"].sum() == len(res.messages)
+    marketing = res.messages[res.messages["kind"] == "marketing"]
+    alone = summarize(marketing)
+    pd.testing.assert_frame_equal(s.times.loc["marketing"], alone.times)
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        res.summary(by="nope")
