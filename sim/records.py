@@ -121,7 +121,10 @@ class MessageLog:
         """The log as a DataFrame, one row per message, indexed by message id."""
         n = len(self)
 
-        def col(a: array, dtype: str) -> np.ndarray:
+        def col(a: array) -> np.ndarray:
+            # numpy reads array's C type codes ('I' is C unsigned int) with the platform's
+            # own sizes, so the buffer is read right wherever it was written.
+            dtype = np.dtype(a.typecode)
             return np.frombuffer(a, dtype=dtype, count=n).copy() if n else np.empty(0, dtype)
 
         def cat(codes: np.ndarray, names: list[str] | tuple[str, ...]) -> pd.Categorical[str]:
@@ -130,21 +133,21 @@ class MessageLog:
         domains = self.domains
         frame = pd.DataFrame(
             {
-                "sender_domain": cat(col(self.sender, "u4"), domains),
-                "recipient_domain": cat(col(self.recipient, "u4"), domains),
-                "recipient_person": col(self.person, "u4"),
-                "kind": cat(col(self.kind, "u1"), KINDS),
-                "size": col(self.size, "f8"),
-                "created": col(self.created, "f8"),
-                "submitted": col(self.submitted, "f8"),
-                "accepted": col(self.accepted, "f8"),
-                "delivered": col(self.delivered, "f8"),
-                "retrieved": col(self.retrieved, "f8"),
-                "status": cat(col(self.status, "u1"), STATUSES),
-                "attempts": col(self.attempts, "u4"),
-                "final_reply": cat(col(self.reply, "u4"), self.replies.names),
-                "reason": cat(col(self.reason, "u4"), self.reasons.names),
-                "mx_host": cat(col(self.mx_host, "u4"), self.hosts.names),
+                "sender_domain": cat(col(self.sender), domains),
+                "recipient_domain": cat(col(self.recipient), domains),
+                "recipient_person": col(self.person),
+                "kind": cat(col(self.kind), KINDS),
+                "size": col(self.size),
+                "created": col(self.created),
+                "submitted": col(self.submitted),
+                "accepted": col(self.accepted),
+                "delivered": col(self.delivered),
+                "retrieved": col(self.retrieved),
+                "status": cat(col(self.status), STATUSES),
+                "attempts": col(self.attempts),
+                "final_reply": cat(col(self.reply), self.replies.names),
+                "reason": cat(col(self.reason), self.reasons.names),
+                "mx_host": cat(col(self.mx_host), self.hosts.names),
             }
         )
         frame.index.name = "id"
