@@ -32,8 +32,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No markup: paths and scenario names are printed as they are, brackets and all.
+out = Console(markup=False, highlight=False, soft_wrap=True)
+err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 
 SetOption = Annotated[
@@ -43,8 +44,18 @@ SetOption = Annotated[
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"mailflow: {message}", markup=False)
+    err.print(f"mailflow: {message}".replace("\n", "\\n"))
     raise typer.Exit(2)
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".mailflow-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
 
 
 def _load(scenario: Path | None, sets: list[str] | None) -> Scenario:
@@ -89,7 +100,7 @@ def print_summary(results: Results, console: Console = out) -> None:
     console.print(counts)
 
     times = Table(title="times (seconds)", title_justify="left")
-    times.add_column("leg")
+    times.add_column("leg", no_wrap=True)
     for col in ("count", "mean", "p50", "p95", "p99", "max"):
         times.add_column(col, justify="right")
     for leg, row in summary.times.iterrows():
@@ -118,6 +129,9 @@ def run_command(
 ) -> None:
     """Run a scenario, print a summary and write the results."""
     sc = _load(scenario, sets)
+    effective_seed = sc.seed if seed is None else seed
+    folder = out_dir if out_dir is not None else Path("results") / f"{sc.name}-seed{effective_seed}"
+    _check_writable(folder)  # before a long run, not after it
     with Progress(
         TextColumn("simulating"),
         BarColumn(),
@@ -134,7 +148,6 @@ def run_command(
 
         results = run(sc, seed=seed, progress=advance)
     print_summary(results)
-    folder = out_dir if out_dir is not None else Path("results") / f"{sc.name}-seed{results.seed}"
     try:
         written = results.write(folder)
     except OSError as exc:

@@ -48,7 +48,7 @@ class Mailbox:
             yield env.timeout(self._write())
         now = env.now
         log.delivered[msg.id] = now
-        log.end(msg.id, DELIVERED)
+        log.end(msg.id, DELIVERED, now)
         self.stored += 1
         readers = self.readers[msg.rcpt]
         if readers is not None:

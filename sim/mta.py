@@ -20,6 +20,7 @@ One process per worker, none per message.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,8 @@ class MTA:
         self.active: simpy.Store = simpy.Store(env)
         self.deferred: list[tuple[float, int, Message]] = []  # (due, id, message)
         self.in_session = 0  # messages a worker holds right now
+        self.bounced = 0
+        self._idle: simpy.Event | None = None  # the sleeping queue runner's wake-up
         code = log.replies.code
         self._accepted, self._unknown, self._too_big, self._busy, self._timeout = (
             code(smtp.ACCEPTED),
@@ -101,9 +104,10 @@ class MTA:
             self.in_session += 1
             gen = self._lossy(path)
             if msg.size > limit:
-                yield env.timeout(session_time(path, cost.to_envelope, 0, rto, gen))
+                yield env.timeout(session_time(path, cost.to_mail, 0, rto, gen))
                 log.reply[msg.id] = self._too_big
-                log.end(msg.id, BOUNCED, "message too large")
+                log.end(msg.id, BOUNCED, env.now, "message too large")
+                self.bounced += 1
                 self.in_session -= 1
             else:
                 yield env.timeout(session_time(path, cost.to_accept, msg.size, rto, gen))
@@ -171,9 +175,10 @@ class MTA:
         log.mx_host[mid] = mx.code
         try:
             if mx.recipient_unknown(msg.rcpt):
-                yield env.timeout(session_time(path, cost.to_envelope, 0, rto, gen))
+                yield env.timeout(session_time(path, cost.to_rcpt, 0, rto, gen))
                 log.reply[mid] = self._unknown
-                log.end(mid, BOUNCED, "unknown recipient")
+                log.end(mid, BOUNCED, env.now, "unknown recipient")
+                self.bounced += 1
             else:
                 yield env.timeout(session_time(path, cost.to_accept, msg.size, rto, gen))
                 log.reply[mid] = self._accepted
@@ -190,15 +195,31 @@ class MTA:
         now = self.env.now
         age = now - msg.queued
         if age >= self.spec.maximal_queue_lifetime:
-            self.log.end(msg.id, BOUNCED, "queue lifetime expired")
+            self.log.end(msg.id, BOUNCED, now, "queue lifetime expired")
+            self.bounced += 1
             return
         delay = min(max(age, self.spec.minimal_backoff_time), self.spec.maximal_backoff_time)
         heapq.heappush(self.deferred, (now + delay, msg.id, msg))
+        if self._idle is not None:
+            self._idle.succeed()
+            self._idle = None
 
     def _queue_runner(self) -> Generator[simpy.Event, Any, None]:
+        """Scan the deferred queue every ``queue_run_delay`` (at t = k * delay, k >= 1).
+
+        While the deferred queue is empty the runner sleeps instead of waking for
+        nothing; it then resumes at the next tick of the same grid, so the schedule is
+        exactly that of a runner that never slept.
+        """
         env, deferred, every = self.env, self.deferred, self.spec.queue_run_delay
         while True:
-            yield env.timeout(every)
+            if not deferred:
+                self._idle = env.event()
+                yield self._idle
+            k = math.floor(env.now / every) + 1
+            if k * every <= env.now:  # now / every rounded down past a tick
+                k += 1
+            yield env.timeout(k * every - env.now)
             now = env.now
             while deferred and deferred[0][0] <= now:
                 self.active.put(heapq.heappop(deferred)[2])

@@ -54,6 +54,7 @@ class MX:
         self.dialogues = dialogues
         self.sessions = 0
         self.refused = 0
+        self.discarded = 0
         self.in_work = 0  # messages a scanner holds right now
         self._recipients = streams.uniform("mx", spec.id, "recipients")
         self._filter = streams.uniform("mx", spec.id, "filter")
@@ -85,7 +86,8 @@ class MX:
             yield env.timeout(self._processing())
             rate = self.discard_rate[msg.rcpt]
             if rate > 0.0 and self._filter() < rate:
-                log.end(msg.id, LOST, "discarded by content filter")
+                log.end(msg.id, LOST, env.now, "discarded by content filter")
+                self.discarded += 1
                 self.in_work -= 1
                 continue
             mailbox = self.mailboxes[msg.rcpt]

@@ -79,6 +79,7 @@ class MessageLog:
         self.accepted = array("d")
         self.delivered = array("d")
         self.retrieved = array("d")
+        self.ended = array("d")
         self.status = array("B")
         self.attempts = array("I")
         self.reply = array("I")
@@ -101,6 +102,7 @@ class MessageLog:
         self.accepted.append(NAN)
         self.delivered.append(NAN)
         self.retrieved.append(NAN)
+        self.ended.append(NAN)
         self.status.append(IN_FLIGHT)
         self.attempts.append(0)
         self.reply.append(0)
@@ -108,12 +110,13 @@ class MessageLog:
         self.mx_host.append(0)
         return mid
 
-    def end(self, mid: int, status: int, reason: str = "") -> None:
-        """Record how message ``mid`` ended; then its Message object can be dropped."""
+    def end(self, mid: int, status: int, t: float, reason: str = "") -> None:
+        """Record how and when (``t``) message ``mid`` ended; then it can be dropped."""
         if self.status[mid] != IN_FLIGHT:
             # A message ending twice would break the books; fail loudly, never quietly.
             raise RuntimeError(f"message {mid} ended twice ({STATUSES[self.status[mid]]})")
         self.status[mid] = status
+        self.ended[mid] = t
         if reason:
             self.reason[mid] = self.reasons.code(reason)
 
@@ -143,6 +146,7 @@ class MessageLog:
                 "accepted": col(self.accepted),
                 "delivered": col(self.delivered),
                 "retrieved": col(self.retrieved),
+                "ended": col(self.ended),
                 "status": cat(col(self.status), STATUSES),
                 "attempts": col(self.attempts),
                 "final_reply": cat(col(self.reply), self.replies.names),

@@ -8,6 +8,7 @@ runs until ``duration + drain`` and returns :class:`Results`.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import platform
 import time
@@ -215,7 +216,9 @@ def run(
         model.env.run(until=horizon)
     else:
         for step in range(1, PROGRESS_STEPS + 1):
-            model.env.run(until=horizon * step / PROGRESS_STEPS)
+            # The last step stops exactly at the horizon, as an unreported run does.
+            until = horizon if step == PROGRESS_STEPS else horizon * step / PROGRESS_STEPS
+            model.env.run(until=until)
             progress(model.env.now, len(model.log))
     messages = model.log.to_frame()
     wall = time.perf_counter() - started
@@ -223,9 +226,17 @@ def run(
         "resolvers": {
             r.id: {"queries": r.queries, "cache_hits": r.hits} for r in model.resolvers.values()
         },
-        "mtas": {m.id: {"holding_at_end": m.holding()} for m in model.mtas.values()},
+        "mtas": {
+            m.id: {"holding_at_end": m.holding(), "bounced": m.bounced}
+            for m in model.mtas.values()
+        },
         "mx_hosts": {
-            x.id: {"sessions": x.sessions, "refused_busy": x.refused}
+            x.id: {
+                "sessions": x.sessions,
+                "refused_busy": x.refused,
+                "discarded": x.discarded,
+                "holding_at_end": x.holding(),
+            }
             for x in model.mx_hosts.values()
         },
         "mailboxes": {b.id: {"stored": b.stored} for b in model.mailboxes.values()},
@@ -292,6 +303,16 @@ def summarize(messages: pd.DataFrame, by: str | None = None) -> Summary:
     return Summary(counts, times)
 
 
+PROVENANCE_PACKAGES = ("simpy", "numpy", "networkx", "pandas", "pyarrow", "pydantic")
+
+
+def _version_of(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 @dataclass
 class Results:
     """What a run produced: the message table, the config and seed that made it."""
@@ -321,7 +342,9 @@ class Results:
             "wall_time_s": self.wall_time,
             "horizon_s": self.scenario.horizon,
             "python": platform.python_version(),
-            "simpy_version": simpy.__version__ if hasattr(simpy, "__version__") else None,
+            # numpy does not promise the same Generator streams across versions, and
+            # networkx breaks ties between equal paths: both belong to the provenance.
+            "versions": {name: _version_of(name) for name in PROVENANCE_PACKAGES},
             "summary": self.summary().to_dict(),
             "components": self.stats,
         }

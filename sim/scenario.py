@@ -110,12 +110,20 @@ class Constant(Strict):
     def mean(self) -> float:
         return self.value
 
+    def capped_mean(self, cap: float) -> float:
+        """E[min(X, cap)]."""
+        return min(self.value, cap)
+
 
 class Exponential(Strict):
     """Exponential with the given mean (memoryless; Poisson inter-arrivals)."""
 
     dist: Literal["exponential"]
     mean: Num = Field(gt=0, le=1e15)
+
+    def capped_mean(self, cap: float) -> float:
+        """E[min(X, cap)]."""
+        return self.mean * -math.expm1(-cap / self.mean)
 
 
 class LogNormal(Strict):
@@ -128,6 +136,15 @@ class LogNormal(Strict):
     @property
     def mean(self) -> float:
         return self.median * math.exp(self.sigma**2 / 2)
+
+    def capped_mean(self, cap: float) -> float:
+        """E[min(X, cap)]: the mean is ruled by a far tail, this by what happens in a run."""
+        if self.sigma == 0:
+            return min(self.median, cap)
+        mu, s = math.log(self.median), self.sigma
+        z = (math.log(cap) - mu) / s
+        below = self.mean * _phi(z - s)
+        return below + cap * (1.0 - _phi(z))
 
 
 class Uniform(Strict):
@@ -147,6 +164,21 @@ class Uniform(Strict):
     def mean(self) -> float:
         return (self.low + self.high) / 2
 
+    def capped_mean(self, cap: float) -> float:
+        """E[min(X, cap)]."""
+        lo, hi = self.low, self.high
+        if cap >= hi:
+            return self.mean
+        if cap <= lo or hi == lo:
+            return min(lo, cap)
+        inside = (cap - lo) / (hi - lo)  # P(X < cap)
+        return inside * (lo + cap) / 2 + (1 - inside) * cap
+
+
+def _phi(z: float) -> float:
+    """Standard normal CDF."""
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
 
 def _number_is_constant(value: Any) -> Any:
     # A bare number is the common case for a fixed delay; spare users the mapping.
@@ -155,11 +187,10 @@ def _number_is_constant(value: Any) -> Any:
     return value
 
 
-Distribution = Annotated[
-    Union[Constant, Exponential, LogNormal, Uniform],
-    BeforeValidator(_number_is_constant),
-    Field(discriminator="dist"),
+AnyDistribution = Annotated[
+    Union[Constant, Exponential, LogNormal, Uniform], Field(discriminator="dist")
 ]
+Distribution = Annotated[AnyDistribution, BeforeValidator(_number_is_constant)]
 
 # DNS lookup time at a resolver that misses its cache: log-normal fitted to the measured
 # mean 152 ms and 90th percentile 275 ms (Brandhorst & Pras; email-facts.md section 3).
@@ -283,7 +314,7 @@ class Device(Strict):
     """A share of a domain's people who read mail with one protocol."""
 
     share: Num = Field(ge=0)
-    poll_interval: Num = Field(600, gt=0, description="Thunderbird checks every 10 min")
+    poll_interval: Num = Field(600, ge=1, description="Thunderbird checks every 10 min")
     phase: Num | None = Field(
         None, ge=0, description="seconds into the cycle of every device's checks; default random"
     )
@@ -347,8 +378,10 @@ class Source(Strict):
     domain: str = Field(description="sender domain")
     mta: NodeId | None = Field(None, description="submission MTA; default the domain's outbound")
     rate: Num | None = Field(None, gt=0, description="Poisson arrivals, messages/s")
-    interarrival: Distribution | None = None
-    batches: list[Batch] | None = None
+    # Not Distribution | None: an optional union around the before-validator would try
+    # every member and report the wrong key; _constant_gap turns numbers into constants.
+    interarrival: AnyDistribution | None = None
+    batches: list[Batch] | None = Field(None, min_length=1)
     start: Num = Field(0, ge=0)
     stop: Num | None = Field(None, ge=0, description="default: the scenario's duration")
     recipients: dict[str, Num] | None = Field(
@@ -359,7 +392,6 @@ class Source(Strict):
     @field_validator("interarrival", mode="before")
     @classmethod
     def _constant_gap(cls, value: Any) -> Any:
-        # An optional discriminated union does not run the inner before-validator.
         return _number_is_constant(value)
 
     @model_validator(mode="after")
@@ -371,7 +403,7 @@ class Source(Strict):
                 + (f" (got {', '.join(given)})" if given else "")
             )
         gap = self.interarrival
-        if gap is not None and (gap.high if isinstance(gap, Uniform) else gap.mean) <= 0:
+        if gap is not None and gap.capped_mean(1.0) <= 0:
             raise ValueError("interarrival times must not all be zero")
         if self.stop is not None and self.stop <= self.start:
             raise ValueError(f"stop ({self.stop}) must be after start ({self.start})")
@@ -386,7 +418,12 @@ class Source(Strict):
         if self.rate is not None:
             return self.rate * window
         assert self.interarrival is not None
-        return window / self.interarrival.mean
+        if window <= 0:
+            return 0.0
+        # A renewal process makes about window / E[gap] arrivals; capping the gap at the
+        # window keeps a heavy tail from hiding a flood of tiny gaps.
+        gap = self.interarrival.capped_mean(window)
+        return window / gap if gap > 0 else math.inf
 
 
 class SMTPSettings(Strict):
@@ -531,7 +568,7 @@ def check_references(sc: Scenario) -> None:
         if not src.recipients:
             raise ScenarioError(f"{p}.recipients", "no recipient domains")
         for name, weight in src.recipients.items():
-            rp = f"{p}.recipients.{name}"
+            rp = f"{p}.recipients[{_key(name)}]"
             if name not in names:
                 raise ScenarioError(rp, f"{name!r} is not a domain of the scenario")
             dom = names[name]
@@ -558,6 +595,22 @@ _WORDS = {
 }
 
 
+_TAGS = {"kind": NODE_KINDS, "dist": ("constant", "exponential", "lognormal", "uniform")}
+
+
+def _key(item: Any) -> str:
+    text = str(item)
+    # A key with a newline or other control character must not break the one-line error.
+    return text if text.isprintable() else repr(text)
+
+
+def _is_tag(cur: Any, item: Any) -> bool:
+    """Whether ``item`` is the tag a discriminated union put into an error location."""
+    if not isinstance(cur, dict) or not isinstance(item, str):
+        return False
+    return any(item in tags and cur.get(field) == item for field, tags in _TAGS.items())
+
+
 def _path_of(loc: tuple[Any, ...], data: Any) -> str:
     """Render a pydantic error location as a key path, dropping union tags.
 
@@ -566,24 +619,20 @@ def _path_of(loc: tuple[Any, ...], data: Any) -> str:
     """
     parts: list[str] = []
     cur = data
+    tag_seen: object = None  # the mapping whose union tag was already skipped
     for item in loc:
         if isinstance(item, int) and isinstance(cur, list) and 0 <= item < len(cur):
             parts.append(f"[{item}]")
             cur = cur[item]
-        elif isinstance(cur, dict) and item in cur:
-            parts.append(f".{item}" if parts else str(item))
-            cur = cur[item]
-        elif isinstance(cur, dict) and isinstance(item, str) and item in (
-            *NODE_KINDS,
-            "constant",
-            "exponential",
-            "lognormal",
-            "uniform",
-        ):
-            continue  # a union tag, not a key
+        elif cur is not tag_seen and _is_tag(cur, item):
+            tag_seen = cur  # a key of the same name further on is a real key
+            continue
+        elif isinstance(item, str) and parts and ("." in item or "[" in item):
+            parts.append(f"[{_key(item)}]")  # a domain name: as --set would select it
+            cur = cur.get(item) if isinstance(cur, dict) else None
         else:
-            parts.append(f".{item}" if parts else str(item))
-            cur = None
+            parts.append(f".{_key(item)}" if parts else _key(item))
+            cur = cur.get(item) if isinstance(cur, dict) else None
     return "".join(parts)
 
 
@@ -621,12 +670,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges; its keys may be overridden on purpose
             key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key that is a list or mapping", key_node.start_mark
+                ) from None
+            if duplicate:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
                 )
-            seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -641,6 +698,8 @@ def _yaml(text: str, what: str) -> Any:
         raise ScenarioError(where, f"invalid YAML: {problem}") from None
     except RecursionError:
         raise ScenarioError("", "invalid YAML: nested too deeply") from None
+    except (ValueError, TypeError) as exc:  # e.g. an integer of more than 4300 digits
+        raise ScenarioError("", f"invalid YAML: {str(exc).splitlines()[0]}") from None
 
 
 _TOKEN = re.compile(r"\[([^\]]*)\]|([^.\[\]]+)")
@@ -657,7 +716,7 @@ def _split_path(path: str) -> list[str | int]:
         pos = m.end()
         if m.group(1) is not None:
             sel = m.group(1)
-            out.append(int(sel) if sel.lstrip("-").isdigit() else sel)
+            out.append(int(sel) if re.fullmatch(r"-?[0-9]+", sel) else sel)
         else:
             out.append(m.group(2))
     if not out or path[pos:] not in ("",):
@@ -754,9 +813,31 @@ def load_scenario(path: str | Path | None = None, overrides: list[str] | None = 
     try:
         return parse_scenario(merged)
     except ScenarioError as exc:
-        # Blame the overrides only if the file on its own is fine.
+        # Blame the file when the overrides left the faulty key as the file has it (and
+        # the file is faulty on its own); otherwise the overrides brought the fault in.
         try:
             parse_scenario(data)
         except ScenarioError:
-            raise exc.located(source) from None
+            if _value_at(data, exc.path) == _value_at(merged, exc.path):
+                raise exc.located(source) from None
         raise exc.located(where) from None
+
+
+_MISSING = object()
+
+
+def _value_at(data: Any, path: str) -> Any:
+    """The value at a key path in raw data, or a marker if the path leads nowhere."""
+    try:
+        keys = _split_path(path) if path else []
+    except ScenarioError:
+        return _MISSING
+    cur = data
+    for key in keys:
+        if isinstance(cur, list) and isinstance(key, int) and -len(cur) <= key < len(cur):
+            cur = cur[key]
+        elif isinstance(cur, dict) and key in cur:
+            cur = cur[key]
+        else:
+            return _MISSING
+    return cur

@@ -73,6 +73,20 @@ class DialogueCost:
         """Round trips until the envelope has been answered."""
         return self.connect + self.hello + self.envelope
 
+    @property
+    def to_mail(self) -> int:
+        """Round trips until MAIL FROM is answered (where SIZE is refused)."""
+        return self.connect + self.hello + 1
+
+    @property
+    def to_rcpt(self) -> int:
+        """Round trips until RCPT TO is answered (where an unknown user is refused).
+
+        With PIPELINING, MAIL, RCPT and DATA travel together and are answered together;
+        without it, RCPT is the second of the three.
+        """
+        return self.connect + self.hello + min(self.envelope, 2)
+
 
 class Dialogues:
     """The round-trip costs of every dialogue, given the scenario's SMTP settings."""
@@ -85,9 +99,9 @@ class Dialogues:
         self.submission = DialogueCost(
             connect=2, hello=1 + tls + 1, envelope=envelope, data=1, quit=1
         )
-        # LMTP from MX to mailbox store (RFC 2033) on a trusted LAN: no TLS, a connection
-        # per message.
-        self.lmtp = DialogueCost(connect=2, hello=1, envelope=envelope, data=1, quit=1)
+        # LMTP from MX to mailbox store on a trusted LAN: no TLS, a connection per message.
+        # RFC 2033 makes PIPELINING mandatory for LMTP, whatever the SMTP setting.
+        self.lmtp = DialogueCost(connect=2, hello=1, envelope=1, data=1, quit=1)
         # Retrieval sessions: implicit TLS (RFC 8314), login, fetch one message, leave.
         # POP3 (RFC 1939): TCP, TLS, greeting, USER, PASS, STAT, RETR, DELE, QUIT.
         self.pop3 = 2 + settings.tls_round_trips + 6

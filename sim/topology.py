@@ -36,12 +36,12 @@ class Network:
 
     def __init__(self, scenario: Scenario) -> None:
         g = nx.Graph()
-        for node in scenario.topology.nodes:
+        # Nodes and edges go in in a canonical order, not the file's: among paths of equal
+        # latency Dijkstra keeps the first it finds, and that must not depend on how the
+        # file happens to list the links.
+        for node in sorted(scenario.topology.nodes, key=lambda n: n.id):
             g.add_node(node.id, kind=node.kind)
-        for e in scenario.topology.edges:
-            # A repeated edge keeps the faster link: parallel links are not modelled.
-            if g.has_edge(e.a, e.b) and g.edges[e.a, e.b]["latency"] <= e.latency:
-                continue
+        for e in sorted(scenario.topology.edges, key=lambda e: tuple(sorted((e.a, e.b)))):
             g.add_edge(e.a, e.b, latency=e.latency, bandwidth=e.bandwidth, loss=e.loss)
         self.graph = g
         self._routes: dict[str, dict[str, list[str]]] = {}

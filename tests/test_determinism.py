@@ -102,3 +102,49 @@ def test_progress_reporting_does_not_change_results() -> None:
     assert len(seen) == 100
     assert seen[-1] == (sc.horizon, len(with_bar))
     assert all(a[0] < b[0] and a[1] <= b[1] for a, b in zip(seen, seen[1:]))
+
+
+def test_changing_one_purpose_leaves_the_others_draws_alone() -> None:
+    # Two MX hosts at equal preference (random order) and, in the second run, a lossy
+    # access link: retransmission draws must not reshuffle the MX choices or the sizes.
+    data = tiny_data(duration=3000)
+    data["workload"][0]["interarrival"] = {"dist": "exponential", "mean": 5}
+    data["workload"][0]["size"] = {"dist": "lognormal", "median": 5000, "sigma": 1}
+    data["topology"]["nodes"].append({"id": "mx2", "kind": "mx", "processing": 0.05})
+    data["topology"]["edges"].append({"a": "mx", "b": "mx2", "latency": 0.001})
+    data["domains"][0]["mx"].append({"host": "mx2", "preference": 10})
+    clean = run(parse_scenario(data)).messages
+    data["topology"]["edges"][0]["loss"] = 0.05
+    lossy = run(parse_scenario(data)).messages
+    assert (lossy["submitted"] - lossy["created"]).max() > 1.0  # retransmissions happened
+    for column in ("created", "size", "recipient_person"):
+        pd.testing.assert_series_equal(clean[column], lossy[column])
+    # The MTA's shuffles come in the same sequence; the k-th delivery attempt gets the
+    # k-th shuffle (which message that is can change with the timing).
+    order = [run_.sort_values("submitted")["mx_host"].tolist() for run_ in (clean, lossy)]
+    assert order[0] == order[1]
+    assert {"mx", "mx2"} <= set(order[0])
+
+
+def test_edge_order_in_the_file_does_not_matter() -> None:
+    data = tiny_data()
+    # A second route home-r2-mta as fast as home-r-mta, but with far more bandwidth.
+    data["topology"]["nodes"].append({"id": "r2", "kind": "router"})
+    extra = [
+        {"a": "home", "b": "r2", "latency": 0.02, "bandwidth": 1e9},
+        {"a": "r2", "b": "mta", "latency": 0.001, "bandwidth": 1e9},
+    ]
+    after = run(parse_scenario({**data, "topology": {
+        "nodes": data["topology"]["nodes"], "edges": data["topology"]["edges"] + extra}}))
+    before = run(parse_scenario({**data, "topology": {
+        "nodes": data["topology"]["nodes"], "edges": extra + data["topology"]["edges"]}}))
+    pd.testing.assert_frame_equal(after.messages, before.messages)
+
+
+def test_progress_stops_exactly_at_the_horizon() -> None:
+    # A horizon that 100 equal steps do not reach exactly (2.6531 * 100 / 100 != 2.6531).
+    data = tiny_data(duration=2.24, drain=0.4131)
+    data["workload"][0]["interarrival"] = 1.74
+    sc = parse_scenario(data)
+    with_bar = run(sc, progress=lambda t, n: None).messages
+    pd.testing.assert_frame_equal(with_bar, run(sc).messages)

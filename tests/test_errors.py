@@ -86,7 +86,7 @@ CASES = [
             d["domains"].append({"name": "void.example"}),
             d["workload"][0].update(recipients={"void.example": 1}),
         ),
-        "workload[0].recipients.void.example",
+        "workload[0].recipients[void.example]",
         "no MX records and no host",
         id="named-recipient-without-mx",
     ),
@@ -354,3 +354,122 @@ def test_unwritable_out_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, _, err = cli(["run", str(path), "--out", str(blocker / "sub")], capsys)
     assert code == 2
     assert err.strip().startswith(f"mailflow: --out {blocker / 'sub'}: cannot write results")
+
+
+SECOND_CASES = [
+    pytest.param(
+        lambda d: d["workload"][0].update(
+            interarrival={"dist": "lognormal", "median": 2e-27, "sigma": 10}
+        ),
+        "workload[0]", "would create about", id="heavy-tailed-flood",
+    ),
+    pytest.param(
+        lambda d: d["workload"][0].update(interarrival={"dist": "uniform", "low": 0, "high": 5e-324}),
+        "workload[0]", "must not all be zero", id="vanishing-uniform-gap",
+    ),
+    pytest.param(
+        lambda d: d["domains"][0]["retrieval"]["imap"].update(poll_interval=1e-310),
+        "domains[0].retrieval.imap.poll_interval", "greater than or equal to 1", id="tiny-poll",
+    ),
+    pytest.param(
+        lambda d: d["workload"][0].update(interarrival={"dist": "exponential", "mean": -1}),
+        "workload[0].interarrival.mean", "greater than 0", id="bad-interarrival-parameter",
+    ),
+    pytest.param(
+        lambda d: d["topology"]["nodes"][2].update(mta=1),
+        "topology.nodes[2].mta", "unknown key", id="key-named-like-a-tag",
+    ),
+    pytest.param(
+        lambda d: (d["workload"][0].pop("interarrival"), d["workload"][0].update(batches=[])),
+        "workload[0].batches", "at least 1 item", id="no-batches",
+    ),
+    pytest.param(
+        lambda d: d.update({"bad\nkey": 1}),
+        "'bad\\nkey'", "unknown key", id="newline-in-key",
+    ),
+]
+
+
+@pytest.mark.parametrize("edit, key, problem", SECOND_CASES)
+def test_second_review_cases_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, key: str, problem: str
+) -> None:
+    test_bad_scenario_is_one_line_naming_file_key_and_problem(tmp_path, capsys, edit, key, problem)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("? [a, b]\n: 1\n", "a key that is a list or mapping"),
+        ("seed: " + "1" * 5000 + "\n", "invalid YAML: Exceeds the limit"),
+    ],
+    ids=["unhashable-key", "giant-integer"],
+)
+def test_strange_yaml_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    code, _, err = cli(["run", str(write(tmp_path, text))], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+MERGED = """
+name: merged
+duration: 350
+topology:
+  nodes:
+    - {id: home, kind: client}
+    - {id: mta, kind: mta, resolver: dns}
+    - {id: dns, kind: resolver}
+    - &mx {id: mx, kind: mx, processing: 0.05, max_connections: 7}
+    - {<<: *mx, id: mx2}
+    - {id: store, kind: mailbox}
+  edges:
+    - {a: home, b: mta, latency: 0.01}
+    - {a: mta, b: dns, latency: 0.001}
+    - {a: mta, b: mx, latency: 0.01}
+    - {a: mta, b: mx2, latency: 0.01}
+    - {a: mx, b: store, latency: 0.001}
+domains:
+  - {name: example.org, users: 1, outbound: mta, mailbox: store,
+     mx: [{host: mx, preference: 10}, {host: mx2, preference: 20}]}
+workload:
+  - {name: people, kind: person, client: home, domain: example.org, rate: 0.1}
+"""
+
+
+def test_yaml_merge_keys_work(tmp_path: Path) -> None:
+    sc = load_scenario(write(tmp_path, MERGED, "merged.yaml"))
+    mx2 = sc.topology.nodes[4]
+    assert (mx2.id, mx2.kind, mx2.max_connections) == ("mx2", "mx", 7)  # type: ignore[union-attr]
+
+
+def test_bad_selector_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, tiny_data(), "tiny.yaml")
+    for selector in ("--1", "²"):
+        code, _, err = cli(["run", str(path), "--set", f"workload[{selector}].rate=1"], capsys)
+        assert code == 2 and f"no element with id or name '{selector}'" in err
+
+
+def test_set_is_blamed_for_what_it_brings_in(tmp_path: Path) -> None:
+    path = write(tmp_path, broken(lambda d: d["topology"]["nodes"][2].update(workers=0)))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, ["topology.nodes[mta].workers=4", "duration=-1"])
+    assert info.value.source == f"--set (on {path})" and info.value.path == "duration"
+
+
+def test_out_is_checked_before_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, tiny_data(), "tiny.yaml")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, out, err = cli(["run", str(path), "--out", str(blocker / "sub")], capsys)
+    assert code == 2 and out == ""  # no summary: nothing was run
+
+
+def test_paths_with_brackets_print_as_they_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, tiny_data(), "t[red]x.yaml")
+    code, out, _ = cli(["validate", str(path)], capsys)
+    assert code == 0 and f"{path}: ok" in out
+    code, out, _ = cli(["run", str(path), "--out", str(tmp_path / "o[/x]")], capsys)
+    assert code == 0 and "o[/x]" in out

@@ -20,7 +20,7 @@ def test_api_returns_messages_and_summary() -> None:
     m = res.messages
     assert list(m.columns) == [
         "sender_domain", "recipient_domain", "recipient_person", "kind", "size", "created", "submitted",
-        "accepted", "delivered", "retrieved", "status", "attempts", "final_reply", "reason",
+        "accepted", "delivered", "retrieved", "ended", "status", "attempts", "final_reply", "reason",
         "mx_host",
     ]
     s = res.summary()

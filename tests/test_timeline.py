@@ -78,3 +78,30 @@ def test_without_pipelining_or_tls_the_round_trips_change_as_rfc_counts() -> Non
     # Relay: TCP, greeting, EHLO, MAIL, RCPT, DATA, body = 7 round trips.
     relay = 7 * 0.032 + SIZE / 5.0e6
     assert row["accepted"] - row["submitted"] == pytest.approx(0.202 + relay, abs=1e-9)
+    # LMTP pipelines whatever the SMTP setting (RFC 2033): still 5 round trips.
+    lmtp = 5 * 2 * 0.0005 + SIZE / 1.0e8
+    assert row["delivered"] - row["accepted"] == pytest.approx(SCAN + lmtp + WRITE, abs=1e-9)
+
+
+@pytest.mark.parametrize("pipelining, rounds", [(True, 7), (False, 8)])
+def test_unknown_recipient_bounces_at_rcpt(pipelining: bool, rounds: int) -> None:
+    # TCP, greeting, EHLO, STARTTLS, TLS, EHLO, then RCPT answered 550: with pipelining
+    # in the same round trip as MAIL; without, in the second after it.
+    data = tiny(smtp={"pipelining": pipelining}).model_dump()
+    data["domains"][0]["unknown_recipient_rate"] = 1.0
+    from sim.scenario import parse_scenario
+
+    row = run(parse_scenario(data)).messages.loc[0]
+    assert row["status"] == "bounced"
+    assert row["ended"] == pytest.approx(row["submitted"] + 0.202 + rounds * 0.032, abs=1e-9)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_too_large_is_refused_at_mail_from(pipelining: bool) -> None:
+    # TCP, greeting, EHLO, STARTTLS, TLS, EHLO, AUTH, MAIL answered 552: 8 round trips.
+    data = tiny(smtp={"pipelining": pipelining}).model_dump()
+    data["topology"]["nodes"][2]["message_size_limit"] = 1000
+    from sim.scenario import parse_scenario
+
+    row = run(parse_scenario(data)).messages.loc[0]
+    assert row["ended"] == pytest.approx(100 + 8 * 0.042, abs=1e-9)
