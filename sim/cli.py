@@ -82,7 +82,12 @@ def _main(
 
 
 def _fmt(x: float) -> str:
-    return "-" if x != x else f"{x:,.3f}"
+    """Seconds to about four significant figures, so the table fits 80 columns."""
+    if x != x:
+        return "-"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}" if abs(x) >= 100 else f"{x:.2f}"
 
 
 def print_summary(results: Results, console: Console = out) -> None:
