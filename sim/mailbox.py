@@ -14,6 +14,7 @@ from typing import Any
 import simpy
 
 from .devices import Readers
+from .queues import Slots
 from .records import DELIVERED, Message, MessageLog
 from .rng import Draw
 from .scenario import MailboxNode
@@ -37,15 +38,15 @@ class Mailbox:
         self.log = log
         self._write = write
         self.readers = readers  # by domain index: who reads the mail, or None
-        self.slots = simpy.Resource(env, capacity=spec.concurrency)
+        self.slots = Slots(env, spec.concurrency)
         self.stored = 0
 
     def store(self, msg: Message) -> Generator[simpy.Event, Any, None]:
         """Write ``msg`` into its recipient's mailbox; it is delivered when this returns."""
         env, log = self.env, self.log
-        with self.slots.request() as slot:
-            yield slot
-            yield env.timeout(self._write())
+        yield from self.slots.acquire()
+        yield env.timeout(self._write())
+        self.slots.release()
         now = env.now
         log.delivered[msg.id] = now
         log.end(msg.id, DELIVERED, now)

@@ -29,6 +29,7 @@ import simpy
 
 from . import smtp
 from .dns import Resolver
+from .queues import WorkQueue
 from .records import BOUNCED, Message, MessageLog
 from .rng import Streams
 from .scenario import MTANode
@@ -67,8 +68,8 @@ class MTA:
         self.rto = dialogues.settings.rto
         self._shuffle = streams.generator("mta", spec.id, "mx-order")
         self._loss = streams.generator("mta", spec.id, "loss")
-        self.incoming: simpy.Store = simpy.Store(env)  # (message, client path)
-        self.active: simpy.Store = simpy.Store(env)
+        self.incoming: WorkQueue[tuple[Message, Path]] = WorkQueue(env)
+        self.active: WorkQueue[Message] = WorkQueue(env)
         self.deferred: list[tuple[float, int, Message]] = []  # (due, id, message)
         self.in_session = 0  # messages a worker holds right now
         self.bounced = 0
@@ -100,7 +101,11 @@ class MTA:
         env, log, cost, rto = self.env, self.log, self.dialogues.submission, self.rto
         limit = self.spec.message_size_limit
         while True:
-            msg, path = yield self.incoming.get()
+            incoming = self.incoming
+            if incoming.items:
+                msg, path = incoming.items.popleft()
+            else:
+                msg, path = yield incoming.wait()
             self.in_session += 1
             gen = self._lossy(path)
             if msg.size > limit:
@@ -137,7 +142,8 @@ class MTA:
     def _deliver(self) -> Generator[simpy.Event, Any, None]:
         env, log = self.env, self.log
         while True:
-            msg = yield self.active.get()
+            active = self.active
+            msg = active.items.popleft() if active.items else (yield active.wait())
             self.in_session += 1
             mid = msg.id
             log.attempts[mid] += 1
@@ -226,5 +232,5 @@ class MTA:
 
     def holding(self) -> int:
         """Messages this MTA holds: waiting to submit, queued, deferred or in a session."""
-        waiting = len(self.incoming.items) + len(self.active.items) + len(self.deferred)
+        waiting = len(self.incoming) + len(self.active) + len(self.deferred)
         return waiting + self.in_session

@@ -16,6 +16,7 @@ from typing import Any
 import simpy
 
 from .mailbox import Mailbox
+from .queues import WorkQueue
 from .records import LOST, Message, MessageLog
 from .rng import Streams
 from .scenario import MXNode
@@ -60,7 +61,7 @@ class MX:
         self._filter = streams.uniform("mx", spec.id, "filter")
         self._processing = streams.sampler(spec.processing, "mx", spec.id, "processing")
         self._loss = streams.generator("mx", spec.id, "loss")
-        self.queue: simpy.Store = simpy.Store(env)
+        self.queue: WorkQueue[Message] = WorkQueue(env)
         for _ in range(spec.workers):
             env.process(self._worker())
 
@@ -75,17 +76,19 @@ class MX:
 
     def holding(self) -> int:
         """Messages accepted here and not yet stored or discarded."""
-        return len(self.queue.items) + self.in_work
+        return len(self.queue) + self.in_work
 
     def _worker(self) -> Generator[simpy.Event, Any, None]:
         env, log, cost = self.env, self.log, self.dialogues.lmtp
         rto = self.dialogues.settings.rto
+        queue = self.queue
         while True:
-            msg = yield self.queue.get()
+            msg = queue.items.popleft() if queue.items else (yield queue.wait())
             self.in_work += 1
-            yield env.timeout(self._processing())
+            scan = self._processing()
             rate = self.discard_rate[msg.rcpt]
             if rate > 0.0 and self._filter() < rate:
+                yield env.timeout(scan)
                 log.end(msg.id, LOST, env.now, "discarded by content filter")
                 self.discarded += 1
                 self.in_work -= 1
@@ -94,7 +97,8 @@ class MX:
             assert mailbox is not None  # checked when the scenario was loaded
             path = self.network.path(self.id, mailbox.id)
             gen = self._loss if path.loss > 0.0 else None
-            yield env.timeout(session_time(path, cost.to_accept, msg.size, rto, gen))
+            # The scan and the LMTP dialogue in one timeout: nothing can come between.
+            yield env.timeout(scan + session_time(path, cost.to_accept, msg.size, rto, gen))
             yield from mailbox.store(msg)
             self.in_work -= 1
             yield env.timeout(session_time(path, cost.quit, 0, rto, gen))

@@ -1,0 +1,84 @@
+"""Hand-offs between processes, cheaper than SimPy's Store and Resource.
+
+Measured on these machines, a ``simpy.Store`` hand-off costs two events (the put and
+the get) and a ``simpy.Resource`` use three (request, release and the wake-up); with
+four hand-offs and a mailbox write per message they were a fifth of a run's time.
+``WorkQueue`` passes an item to a waiting worker with one event, and to a worker that
+asks while items wait with none; ``Slots`` admits a holder with no event while a slot
+is free. Both serve first come, first served, as Store and Resource do.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Generator
+from typing import Any, Generic, TypeVar
+
+import simpy
+
+__all__ = ["Slots", "WorkQueue"]
+
+T = TypeVar("T")
+
+
+class WorkQueue(Generic[T]):
+    """An unbounded FIFO of work for a pool of worker processes.
+
+    A worker takes the next item with::
+
+        if queue.items:
+            item = queue.items.popleft()
+        else:
+            item = yield queue.wait()
+    """
+
+    __slots__ = ("env", "items", "_waiting")
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.items: deque[T] = deque()
+        self._waiting: deque[simpy.Event] = deque()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def put(self, item: T) -> None:
+        """Add work: the longest-waiting idle worker gets it, else it joins the queue."""
+        if self._waiting:
+            self._waiting.popleft().succeed(item)
+        else:
+            self.items.append(item)
+
+    def wait(self) -> simpy.Event:
+        """An event a worker yields when the queue is empty; its value is the item."""
+        event = self.env.event()
+        self._waiting.append(event)
+        return event
+
+
+class Slots:
+    """``capacity`` slots held one at a time, e.g. a store's concurrent writes."""
+
+    __slots__ = ("env", "capacity", "busy", "_waiting")
+
+    def __init__(self, env: simpy.Environment, capacity: int) -> None:
+        self.env = env
+        self.capacity = capacity
+        self.busy = 0
+        self._waiting: deque[simpy.Event] = deque()
+
+    def acquire(self) -> Generator[simpy.Event, Any, None]:
+        """Take a slot, waiting in line if all are busy (``yield from slots.acquire()``)."""
+        if self.busy < self.capacity:
+            self.busy += 1
+            return
+        event = self.env.event()
+        self._waiting.append(event)
+        yield event  # the releasing holder hands its slot over
+
+    def release(self) -> None:
+        """Give the slot back, or hand it straight to the longest waiter."""
+        if self._waiting:
+            self._waiting.popleft().succeed()
+        else:
+            self.busy -= 1
