@@ -19,9 +19,8 @@ from .scenario import Retrieval
 from .smtp import Dialogues, session_time
 from .topology import Path
 
-__all__ = ["IMAP", "POP3", "PROTOCOLS", "Readers", "WEBMAIL", "next_poll", "person_uniforms"]
+__all__ = ["IMAP", "POP3", "Readers", "WEBMAIL", "next_poll", "person_uniforms"]
 
-PROTOCOLS = ("imap", "pop3", "webmail")
 IMAP, POP3, WEBMAIL = range(3)
 
 

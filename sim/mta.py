@@ -20,6 +20,7 @@ One process per worker, none per message.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
@@ -99,9 +100,8 @@ class MTA:
 
     def _smtpd(self) -> Generator[simpy.Event, Any, None]:
         env, log, cost, rto = self.env, self.log, self.dialogues.submission, self.rto
-        limit = self.spec.message_size_limit
+        limit, incoming = self.spec.message_size_limit, self.incoming
         while True:
-            incoming = self.incoming
             if incoming.items:
                 msg, path = incoming.items.popleft()
             else:
@@ -126,23 +126,17 @@ class MTA:
 
     def _order(self, answer: tuple[tuple[int, str], ...]) -> list[str]:
         """MX hosts in the order to try: by preference, ties shuffled (RFC 5321 5.1)."""
-        hosts = [h for _, h in answer]
-        i, n = 0, len(answer)
-        while i < n:
-            j = i + 1
-            while j < n and answer[j][0] == answer[i][0]:
-                j += 1
-            if j - i > 1:
-                group = hosts[i:j]
-                self._shuffle.shuffle(group)
-                hosts[i:j] = group
-            i = j
+        hosts: list[str] = []
+        for _, group in itertools.groupby(answer, key=lambda record: record[0]):
+            names = [host for _, host in group]
+            if len(names) > 1:
+                self._shuffle.shuffle(names)
+            hosts += names
         return hosts
 
     def _deliver(self) -> Generator[simpy.Event, Any, None]:
-        env, log = self.env, self.log
+        env, log, active = self.env, self.log, self.active
         while True:
-            active = self.active
             msg = active.items.popleft() if active.items else (yield active.wait())
             self.in_session += 1
             mid = msg.id

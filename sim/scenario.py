@@ -453,12 +453,6 @@ class Scenario(Strict):
         """When the simulation stops: the sources' duration plus the drain time."""
         return self.duration + self.drain
 
-    def domain(self, name: str) -> Domain:
-        """The domain with this name."""
-        for d in self.domains:
-            if d.name == name:
-                return d
-        raise KeyError(name)
 
 
 # --------------------------------------------------------------------------------------

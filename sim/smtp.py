@@ -69,11 +69,6 @@ class DialogueCost:
         return self.connect + self.hello + self.envelope + self.data
 
     @property
-    def to_envelope(self) -> int:
-        """Round trips until the envelope has been answered."""
-        return self.connect + self.hello + self.envelope
-
-    @property
     def to_mail(self) -> int:
         """Round trips until MAIL FROM is answered (where SIZE is refused)."""
         return self.connect + self.hello + 1

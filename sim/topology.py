@@ -47,10 +47,6 @@ class Network:
         self._routes: dict[str, dict[str, list[str]]] = {}
         self._paths: dict[tuple[str, str], Path] = {}
 
-    def kind(self, node: str) -> str:
-        """The kind of a node ('mta', 'mx', ...)."""
-        return self.graph.nodes[node]["kind"]
-
     def path(self, a: str, b: str) -> Path:
         """The lowest-latency path from a to b, summarised (cached)."""
         key = (a, b)
