@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -148,3 +153,16 @@ def test_progress_stops_exactly_at_the_horizon() -> None:
     sc = parse_scenario(data)
     with_bar = run(sc, progress=lambda t, n: None).messages
     pd.testing.assert_frame_equal(with_bar, run(sc).messages)
+
+
+def test_another_process_with_another_hash_seed_gives_the_same_file(tmp_path: Path) -> None:
+    # What a Dask worker would do: a fresh interpreter, its own string-hash seed.
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run(
+        [sys.executable, "-m", "sim.cli", "run", "--seed", "3", "--out", str(out)],
+        check=True, capture_output=True, env=env,
+    )
+    there = pd.read_parquet(out / "messages.parquet")
+    here = run(load_scenario(), seed=3).messages
+    pd.testing.assert_frame_equal(there, here, check_categorical=False)
