@@ -31,7 +31,7 @@ import simpy
 from . import smtp
 from .dns import Resolver
 from .queues import WorkQueue
-from .records import BOUNCED, Message, MessageLog
+from .records import BOUNCED, EXPIRED, TOO_LARGE, UNKNOWN_RECIPIENT, Message, MessageLog
 from .rng import Streams
 from .scenario import MTANode
 from .smtp import Dialogues, session_time
@@ -111,7 +111,7 @@ class MTA:
             if msg.size > limit:
                 yield env.timeout(session_time(path, cost.to_mail, 0, rto, gen))
                 log.reply[msg.id] = self._too_big
-                log.end(msg.id, BOUNCED, env.now, "message too large")
+                log.end(msg.id, BOUNCED, env.now, TOO_LARGE)
                 self.bounced += 1
                 self.in_session -= 1
             else:
@@ -177,7 +177,7 @@ class MTA:
             if mx.recipient_unknown(msg.rcpt):
                 yield env.timeout(session_time(path, cost.to_rcpt, 0, rto, gen))
                 log.reply[mid] = self._unknown
-                log.end(mid, BOUNCED, env.now, "unknown recipient")
+                log.end(mid, BOUNCED, env.now, UNKNOWN_RECIPIENT)
                 self.bounced += 1
             else:
                 yield env.timeout(session_time(path, cost.to_accept, msg.size, rto, gen))
@@ -195,7 +195,7 @@ class MTA:
         now = self.env.now
         age = now - msg.queued
         if age >= self.spec.maximal_queue_lifetime:
-            self.log.end(msg.id, BOUNCED, now, "queue lifetime expired")
+            self.log.end(msg.id, BOUNCED, now, EXPIRED)
             self.bounced += 1
             return
         delay = min(max(age, self.spec.minimal_backoff_time), self.spec.maximal_backoff_time)

@@ -17,7 +17,7 @@ import simpy
 
 from .mailbox import Mailbox
 from .queues import WorkQueue
-from .records import LOST, Message, MessageLog
+from .records import DISCARDED, LOST, Message, MessageLog
 from .rng import Streams
 from .scenario import MXNode
 from .smtp import Dialogues, session_time
@@ -89,7 +89,7 @@ class MX:
             rate = self.discard_rate[msg.rcpt]
             if rate > 0.0 and self._filter() < rate:
                 yield env.timeout(scan)
-                log.end(msg.id, LOST, env.now, "discarded by content filter")
+                log.end(msg.id, LOST, env.now, DISCARDED)
                 self.discarded += 1
                 self.in_work -= 1
                 continue

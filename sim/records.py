@@ -16,10 +16,15 @@ import pandas as pd
 __all__ = [
     "BOUNCED",
     "DELIVERED",
+    "DISCARDED",
+    "EXPIRED",
     "IN_FLIGHT",
     "KINDS",
     "LOST",
+    "REASONS",
     "STATUSES",
+    "TOO_LARGE",
+    "UNKNOWN_RECIPIENT",
     "Labels",
     "Message",
     "MessageLog",
@@ -28,6 +33,12 @@ __all__ = [
 STATUSES = ("in_flight", "delivered", "bounced", "lost")
 IN_FLIGHT, DELIVERED, BOUNCED, LOST = range(4)
 KINDS = ("person", "transactional", "marketing")
+# Why a message ended other than delivered (the `reason` column).
+TOO_LARGE = "message too large"
+UNKNOWN_RECIPIENT = "unknown recipient"
+EXPIRED = "queue lifetime expired"
+DISCARDED = "discarded by content filter"
+REASONS = (TOO_LARGE, UNKNOWN_RECIPIENT, EXPIRED, DISCARDED)
 
 NAN = float("nan")
 
@@ -68,6 +79,8 @@ class MessageLog:
         self.domains = domains
         self.replies = Labels()
         self.reasons = Labels()
+        for reason in REASONS:
+            self.reasons.code(reason)
         self.hosts = Labels()  # MX hosts, for the column of who accepted each message
         self.sender = array("I")
         self.recipient = array("I")
@@ -133,6 +146,15 @@ class MessageLog:
         def cat(codes: np.ndarray, names: list[str] | tuple[str, ...]) -> pd.Categorical[str]:
             return pd.Categorical.from_codes(codes.astype(np.int32), categories=pd.Index(names))
 
+        def labels(codes: np.ndarray, table: Labels) -> pd.Categorical[str]:
+            # Code 0 ('' while running) is "none": missing (NaN) in the frame. Every label
+            # the run knew is a category, used or not, so that runs of one scenario share
+            # their categories and concatenate cleanly.
+            shifted = codes.astype(np.int32) - 1
+            return pd.Categorical.from_codes(
+                shifted, categories=pd.Index(table.names[1:], dtype=object)
+            )
+
         domains = self.domains
         frame = pd.DataFrame(
             {
@@ -149,9 +171,9 @@ class MessageLog:
                 "ended": col(self.ended),
                 "status": cat(col(self.status), STATUSES),
                 "attempts": col(self.attempts),
-                "final_reply": cat(col(self.reply), self.replies.names),
-                "reason": cat(col(self.reason), self.reasons.names),
-                "mx_host": cat(col(self.mx_host), self.hosts.names),
+                "final_reply": labels(col(self.reply), self.replies),
+                "reason": labels(col(self.reason), self.reasons),
+                "mx_host": labels(col(self.mx_host), self.hosts),
             }
         )
         frame.index.name = "id"

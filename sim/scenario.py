@@ -327,7 +327,20 @@ class Device(Strict):
 
 
 class Retrieval(Strict):
-    """How a domain's people read their mail (shares are normalised)."""
+    """How a domain's people read their mail (shares are normalised).
+
+    With no protocol given, the shares are IMAP 0.5, POP3 0.1 and webmail 0.4; once any
+    protocol is given, the ones left out have share 0.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _left_out_means_unused(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(p in data for p in ("imap", "pop3", "webmail")):
+            data = dict(data)
+            for protocol in ("imap", "pop3", "webmail"):
+                data.setdefault(protocol, {"share": 0})
+        return data
 
     client: NodeId = Field(description="client node where their devices attach")
     imap: Device = Field(default_factory=lambda: Device(share=0.5))

@@ -29,8 +29,8 @@ def check_books(m: pd.DataFrame) -> None:
     # Only delivered messages reach a mailbox; every ending but delivery has a reason.
     assert m.loc[m["status"] != "delivered", "delivered"].isna().all()
     ended_badly = m[m["status"].isin(["bounced", "lost"])]
-    assert (ended_badly["reason"] != "").all()
-    assert (m.loc[m["status"].isin(["delivered", "in_flight"]), "reason"] == "").all()
+    assert ended_badly["reason"].notna().all()
+    assert m.loc[m["status"].isin(["delivered", "in_flight"]), "reason"].isna().all()
     bounced = m[m["status"] == "bounced"]
     assert bounced["final_reply"].str.match(r"^[45]\d\d ").all()
 

@@ -111,3 +111,12 @@ def test_a_person_keeps_one_device_across_messages() -> None:
             for interval, f in fetch.items()
         ]
         assert min(len(g) for g in grids) == 1
+
+
+def test_protocols_left_out_have_no_share() -> None:
+    from sim.scenario import Retrieval
+
+    only = Retrieval.model_validate({"client": "c", "imap": {"share": 1}})
+    assert (only.pop3.share, only.webmail.share) == (0, 0)
+    default = Retrieval.model_validate({"client": "c"})
+    assert (default.imap.share, default.pop3.share, default.webmail.share) == (0.5, 0.1, 0.4)
