@@ -6,8 +6,9 @@ Shaped after Postfix 3.x (email-facts.md section 1):
   STARTTLS and AUTH); a message over ``message_size_limit`` is refused at MAIL FROM
   (SIZE, RFC 1870) and the sender is told at once;
 - accepted messages join the active queue; ``workers`` delivery agents take them one at
-  a time, look the recipient domain's MX records up through the MTA's resolver and try
-  the hosts in preference order (equal preferences in random order, RFC 5321 5.1);
+  a time, at most ``destination_concurrency_limit`` per recipient domain, look the
+  domain's MX records up through the MTA's resolver and try the hosts in preference
+  order (equal preferences in random order, RFC 5321 5.1);
 - a 5xx reply bounces the message; when every host failed temporarily the message is
   deferred: the deferred queue is data (a heap by next-attempt time), not sleeping
   processes, and one queue runner moves due messages back every ``queue_run_delay``.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections import deque
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +75,8 @@ class MTA:
         self.active: WorkQueue[Message] = WorkQueue(env)
         self.deferred: list[tuple[float, int, Message]] = []  # (due, id, message)
         self.in_session = 0  # messages a worker holds right now
+        self._dest_busy: dict[int, int] = {}  # attempts in progress per recipient domain
+        self._parked: dict[int, deque[Message]] = {}  # waiting for their destination
         self.bounced = 0
         self._idle: simpy.Event | None = None  # the sleeping queue runner's wake-up
         code = log.replies.code
@@ -135,13 +139,28 @@ class MTA:
         return hosts
 
     def _deliver(self) -> Generator[simpy.Event, Any, None]:
-        env, log, active = self.env, self.log, self.active
+        """A delivery agent: one message at a time, within the destination's limit.
+
+        At most ``destination_concurrency_limit`` attempts to one recipient domain run
+        at once (Postfix's per-destination concurrency); a message over the limit is
+        parked with its destination, and the agent that finishes an attempt there takes
+        the longest-parked message next.
+        """
+        log, active = self.log, self.active
+        busy, parked, limit = self._dest_busy, self._parked, self.spec.destination_concurrency_limit
+        msg: Message | None = None
         while True:
-            msg = active.items.popleft() if active.items else (yield active.wait())
+            if msg is None:
+                msg = active.items.popleft() if active.items else (yield active.wait())
+            dest = msg.rcpt
+            if busy.get(dest, 0) >= limit:
+                parked.setdefault(dest, deque()).append(msg)
+                msg = None
+                continue
+            busy[dest] = busy.get(dest, 0) + 1
             self.in_session += 1
-            mid = msg.id
-            log.attempts[mid] += 1
-            answer = yield from self.resolver.lookup(msg.rcpt, self.resolver_rtt)
+            log.attempts[msg.id] += 1
+            answer = yield from self.resolver.lookup(dest, self.resolver_rtt)
             hosts = self._order(answer) if len(answer) > 1 else [h for _, h in answer]
             for host in hosts:
                 settled = yield from self._session(msg, self.mx_hosts[host])
@@ -150,6 +169,9 @@ class MTA:
             else:
                 self.in_session -= 1
                 self._defer(msg)
+            busy[dest] -= 1
+            waiting = parked.get(dest)
+            msg = waiting.popleft() if waiting else None
 
     def _session(self, msg: Message, mx: MX) -> Generator[simpy.Event, Any, bool]:
         """One SMTP session to ``mx``; True if it settled the message (250 or 5xx).
@@ -227,4 +249,5 @@ class MTA:
     def holding(self) -> int:
         """Messages this MTA holds: waiting to submit, queued, deferred or in a session."""
         waiting = len(self.incoming) + len(self.active) + len(self.deferred)
+        waiting += sum(len(p) for p in self._parked.values())
         return waiting + self.in_session

@@ -64,6 +64,16 @@ class MX:
         self.queue: WorkQueue[Message] = WorkQueue(env)
         for _ in range(spec.workers):
             env.process(self._worker())
+        if spec.outages:
+            env.process(self._outages(sorted((o.start, o.end) for o in spec.outages)))
+
+    def _outages(self, spans: list[tuple[float, float]]) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        for start, end in spans:
+            yield env.timeout(start - env.now)
+            self.up = False
+            yield env.timeout(end - env.now)
+            self.up = True
 
     def recipient_unknown(self, domain: int) -> bool:
         """Whether RCPT TO for this domain's recipient is refused (draws only if it can be)."""

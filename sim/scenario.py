@@ -239,6 +239,9 @@ class MTANode(Strict):
     maximal_backoff_time: Num = Field(4000, ge=0, description="Postfix")
     maximal_queue_lifetime: Num = Field(5 * 86400, gt=0, description="Postfix: 5 d")
     smtp_connect_timeout: Num = Field(30, gt=0, description="Postfix")
+    destination_concurrency_limit: Int = Field(
+        20, gt=0, le=MAX_WORKERS, description="Postfix default_destination_concurrency_limit"
+    )
 
     @model_validator(mode="after")
     def _backoff_ordered(self) -> MTANode:
@@ -259,14 +262,38 @@ class ResolverNode(Strict):
     max_ttl: Num = Field(86400, ge=0, description="Unbound cache-max-ttl")
 
 
+class Outage(Strict):
+    """A time when a host does not answer at all."""
+
+    start: Num = Field(ge=0)
+    end: Num = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Outage:
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+
 class MXNode(Strict):
     """An inbound mail server of one or more domains."""
 
     kind: Literal["mx"]
     id: NodeId
     max_connections: Int = Field(100, gt=0, description="Postfix default_process_limit")
-    workers: Int = Field(20, gt=0, le=MAX_WORKERS, description="concurrent content scans and local deliveries")
+    workers: Int = Field(
+        20, gt=0, le=MAX_WORKERS, description="concurrent content scans and local deliveries"
+    )
     processing: Distribution = Field(default=CONTENT_SCAN, description="content scan time")
+    outages: list[Outage] = Field(default_factory=list, description="when the host is down")
+
+    @model_validator(mode="after")
+    def _outages_apart(self) -> MXNode:
+        spans = sorted((o.start, o.end) for o in self.outages)
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            if start < end:
+                raise ValueError(f"outages overlap (one starts at {start} before {end})")
+        return self
 
 
 class MailboxNode(Strict):

@@ -29,6 +29,7 @@ def test_complete_scenario_example_runs() -> None:
     counts = res.summary().counts
     assert counts["delivered"] > 500
     assert counts["delivered"] == sum(b["stored"] for b in res.stats["mailboxes"].values())
+    assert counts["in_flight"] == 0  # the drain is long enough, as the example says
 
 
 def test_every_yaml_block_parses() -> None:

@@ -196,6 +196,17 @@ MORE_CASES = [
 
 SECOND_CASES = [
     pytest.param(
+        lambda d: d["topology"]["nodes"][4].update(outages=[{"start": 50, "end": 40}]),
+        "topology.nodes[4].outages[0]", "end (40.0) must be after start (50.0)",
+        id="outage-backwards",
+    ),
+    pytest.param(
+        lambda d: d["topology"]["nodes"][4].update(
+            outages=[{"start": 10, "end": 40}, {"start": 30, "end": 60}]
+        ),
+        "topology.nodes[4]", "outages overlap", id="outages-overlap",
+    ),
+    pytest.param(
         lambda d: d["workload"][0].update(
             interarrival={"dist": "lognormal", "median": 2e-27, "sigma": 10}
         ),

@@ -216,3 +216,28 @@ def test_poisson_source_sends_rate_times_window() -> None:
     gaps = m["created"].diff().dropna()
     assert gaps.mean() == pytest.approx(2.0, rel=0.03)
     assert gaps.std() == pytest.approx(2.0, rel=0.05)  # exponential: sd = mean
+
+
+def test_destination_concurrency_limit_serialises_attempts() -> None:
+    # Five messages at once, five workers, at most two attempts to the domain at a time.
+    data = burst(tiny_data(), 5)
+    data["topology"]["nodes"][2].update(workers=5, destination_concurrency_limit=2)
+    m = run(parse_scenario(data)).messages
+    relay, quit_ = 8 * 0.032 + 0.002, 0.032
+    # 0 and 1 share the lookup (to 10.59); 2 and 3 wait for them to QUIT, then hit the
+    # cache (one round trip to the resolver, 0.002 s); 4 waits for 2 and 3.
+    first = 10.59 + relay
+    second = first + quit_ + 0.002 + relay
+    third = second + quit_ + 0.002 + relay
+    assert list(m["accepted"]) == pytest.approx([first, first, second, second, third], abs=1e-9)
+    assert (m["attempts"] == 1).all() and (m["status"] == "delivered").all()
+
+
+def test_scheduled_outage_sends_mail_to_the_backup_mx() -> None:
+    data = two_mx(outages=[{"start": 150, "end": 250}])
+    m = run(parse_scenario(data)).messages  # messages at 100, 200 and 300
+    assert list(m["mx_host"]) == ["mx", "mx2", "mx"]
+    # During the outage the sender first waits out its 30 s connect timeout.
+    down = m.loc[1]
+    relay = 8 * 2 * 0.018 + 10_000 / 5.0e6
+    assert down["accepted"] - down["submitted"] == pytest.approx(0.002 + 30 + relay, abs=1e-9)
