@@ -11,6 +11,15 @@ Notebook use::
 
 from ._version import __version__
 from .run import Results, Summary, run
-from .scenario import Scenario, ScenarioError, load_scenario
+from .scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
-__all__ = ["Results", "Scenario", "ScenarioError", "Summary", "__version__", "load_scenario", "run"]
+__all__ = [
+    "Results",
+    "Scenario",
+    "ScenarioError",
+    "Summary",
+    "__version__",
+    "load_scenario",
+    "parse_scenario",
+    "run",
+]

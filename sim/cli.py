@@ -6,6 +6,7 @@ file or flag, the key and the problem, and exit code 2; never a traceback.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -46,6 +47,18 @@ SetOption = Annotated[
 def _fail(message: str) -> NoReturn:
     err.print(f"mailflow: {message}".replace("\n", "\\n"))
     raise typer.Exit(2)
+
+
+def default_out(sc: Scenario, seed: int | None, sets: list[str]) -> Path:
+    """``results/<name>-seed<seed>``, plus a digest of the overrides if there are any.
+
+    Runs that differ only by ``--set`` then never overwrite each other's results.
+    """
+    name = f"{sc.name}-seed{sc.seed if seed is None else seed}"
+    if sets:
+        digest = hashlib.sha256("\0".join(sets).encode()).hexdigest()[:8]
+        name += f"-set{digest}"
+    return Path("results") / name
 
 
 def _check_writable(folder: Path) -> None:
@@ -134,8 +147,7 @@ def run_command(
 ) -> None:
     """Run a scenario, print a summary and write the results."""
     sc = _load(scenario, sets)
-    effective_seed = sc.seed if seed is None else seed
-    folder = out_dir if out_dir is not None else Path("results") / f"{sc.name}-seed{effective_seed}"
+    folder = out_dir if out_dir is not None else default_out(sc, seed, sets or [])
     _check_writable(folder)  # before a long run, not after it
     with Progress(
         TextColumn("simulating"),

@@ -1,9 +1,10 @@
 """One run: build the world and the model from a scenario, run to the horizon, collect.
 
 The whole lifecycle of a run lives here and nowhere else: :func:`run` builds a
-``simpy.Environment`` over the scenario's network, wires the components in the order
-mail flows (sources -> MTAs -> resolvers -> MX hosts -> mailbox stores -> devices),
-runs until ``duration + drain`` and returns :class:`Results`.
+``simpy.Environment`` over the scenario's network, wires the components that mail flows
+through (sources -> MTAs -> resolvers -> MX hosts -> mailbox stores -> devices; built in
+the opposite order, so each exists before what hands mail to it), runs until
+``duration + drain`` and returns :class:`Results`.
 """
 
 from __future__ import annotations

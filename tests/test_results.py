@@ -85,3 +85,16 @@ def test_summary_by_group_matches_the_groups_alone() -> None:
     pd.testing.assert_frame_equal(s.times.loc["marketing"], alone.times)
     with pytest.raises(KeyError, match="no column 'nope'"):
         res.summary(by="nope")
+
+
+def test_default_out_keeps_runs_with_different_overrides_apart() -> None:
+    from sim.cli import default_out
+
+    sc = sim.load_scenario()
+    plain = default_out(sc, None, [])
+    assert plain == Path("results") / "default-seed1"
+    assert default_out(sc, 4, []) == Path("results") / "default-seed4"
+    a = default_out(sc, None, ["duration=7200"])
+    b = default_out(sc, None, ["duration=600"])
+    assert len({plain, a, b}) == 3
+    assert a == default_out(sc, None, ["duration=7200"])  # the same overrides, the same folder
