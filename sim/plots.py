@@ -7,23 +7,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .run import HOPS, Results
+from .run import Results, leg_times
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = ["leg_times", "plot_cdf"]
-
-_LEGS = {name: (start, end) for name, start, end in HOPS}
-
-
-def leg_times(messages: pd.DataFrame, leg: str = "delivery") -> pd.Series:
-    """Seconds each message spent on one leg of its journey (NaN where it did not)."""
-    if leg not in _LEGS:
-        raise ValueError(f"unknown leg {leg!r}; choose from {', '.join(_LEGS)}")
-    start, end = _LEGS[leg]
-    return messages[end] - messages[start]
-
 
 def plot_cdf(
     results: Results | pd.DataFrame,

@@ -43,7 +43,7 @@ from .smtp import Dialogues
 from .topology import Network
 from .workload import TrafficSource
 
-__all__ = ["HOPS", "Model", "Results", "Summary", "build", "run"]
+__all__ = ["HOPS", "Model", "Results", "Summary", "build", "leg_times", "run", "summarize"]
 
 PROGRESS_STEPS = 100
 
@@ -180,7 +180,6 @@ def build(
             weights = list(spec.recipients.values())
         mta_id = spec.mta or domains[index[spec.domain]].outbound
         assert mta_id is not None  # checked when the scenario was loaded
-        stop = min(spec.stop if spec.stop is not None else scenario.duration, scenario.duration)
         sources.append(
             TrafficSource(
                 env,
@@ -188,12 +187,12 @@ def build(
                 index[spec.domain],
                 rcpts,
                 weights,
-                [d.users for d in domains],
+                [domains[i].users for i in rcpts],
                 mtas[mta_id],
                 network.path(spec.client, mta_id),
                 log,
                 streams,
-                stop,
+                spec.stop_time(scenario.duration),
             )
         )
     return Model(scenario, seed, env, network, log, resolvers, mtas, mx_hosts, mailboxes, sources)
@@ -263,10 +262,21 @@ class Summary:
         }
 
 
+_LEGS = {name: (start, end) for name, start, end in HOPS}
+
+
+def leg_times(messages: pd.DataFrame, leg: str = "delivery") -> pd.Series:
+    """Seconds each message spent on one leg of its journey (NaN where it did not)."""
+    if leg not in _LEGS:
+        raise ValueError(f"unknown leg {leg!r}; choose from {', '.join(_LEGS)}")
+    start, end = _LEGS[leg]
+    return messages[end] - messages[start]
+
+
 def _leg_stats(messages: pd.DataFrame) -> pd.DataFrame:
     rows = {}
-    for name, start, end in HOPS:
-        d = (messages[end] - messages[start]).dropna()
+    for name in _LEGS:
+        d = leg_times(messages, name).dropna()
         q = d.quantile([0.5, 0.95, 0.99]) if len(d) else pd.Series([np.nan] * 3)
         rows[name] = {
             "count": len(d),

@@ -449,12 +449,15 @@ class Source(Strict):
             raise ValueError(f"stop ({self.stop}) must be after start ({self.start})")
         return self
 
+    def stop_time(self, duration: float) -> float:
+        """When this source stops sending in a run whose sources send for ``duration``."""
+        return min(self.stop if self.stop is not None else duration, duration)
+
     def expected_messages(self, duration: float) -> float:
         """About how many messages this source creates in a run of ``duration``."""
         if self.batches is not None:
             return float(sum(b.count for b in self.batches))
-        stop = min(self.stop if self.stop is not None else duration, duration)
-        window = max(0.0, stop - self.start)
+        window = max(0.0, self.stop_time(duration) - self.start)
         if self.rate is not None:
             return self.rate * window
         assert self.interarrival is not None

@@ -41,7 +41,7 @@ class TrafficSource:
         sender: int,
         recipients: Sequence[int],
         weights: Sequence[float],
-        users: Sequence[int],
+        users: Sequence[int],  # of each recipient domain, in the same order
         mta: MTA,
         path: Path,
         log: MessageLog,
@@ -57,7 +57,7 @@ class TrafficSource:
         self.log = log
         self.stop = stop
         self._recipients = list(recipients)
-        self._users = [users[d] for d in recipients]
+        self._users = list(users)
         self._pick = Choice(weights, streams.generator("source", spec.name, "recipients"))
         self._person = streams.uniform("source", spec.name, "person")
         self._size = streams.sampler(spec.size, "source", spec.name, "size")
