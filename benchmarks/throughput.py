@@ -1,7 +1,7 @@
 """Throughput and memory of a whole run, against the bare-SimPy floor.
 
 For each size (default 10k, 100k and 1M messages) a fresh Python process builds a
-generated Internet (sim.generate.internet: 50 domains, 200 messages/s), runs it and
+generated Internet (sim.config.generate.internet: 50 domains, 200 messages/s), runs it and
 reports wall time (build + run + DataFrame), messages per wall second and peak RSS.
 The floor is a bare SimPy loop of ``env.timeout`` doing as many events as the model
 scheduled (counted in a separate, untimed run at 100k and scaled), timed the same way.
@@ -41,8 +41,8 @@ class CountingEnvironment(simpy.Environment):
 
 
 def scenario(messages: int) -> Any:
-    from sim.generate import internet
-    from sim.scenario import parse_scenario
+    from sim.config.generate import internet
+    from sim.config import parse_scenario
 
     return parse_scenario(internet(domains=DOMAINS, rate=RATE, duration=messages / RATE, drain=600))
 
@@ -68,11 +68,11 @@ def one(messages: int) -> dict[str, float]:
 
 def events_per_message(messages: int = 100_000) -> float:
     """How many events the model schedules per message (untimed, counted run)."""
-    from sim.run import build
+    from sim import build
 
     model = build(scenario(messages), env=CountingEnvironment())
-    model.env.run(until=model.scenario.horizon)
-    return model.env.scheduled / len(model.log)  # type: ignore[attr-defined]
+    model.run()
+    return model.env.scheduled / len(model.recorder)  # type: ignore[attr-defined]
 
 
 def floor(events: int) -> float:

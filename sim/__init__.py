@@ -7,11 +7,15 @@ Notebook use::
     results = sim.run(scenario, seed=1)
     results.messages        # one row per message (pandas DataFrame)
     print(results.summary())
+
+The package is laid out in layers, each a folder: ``config`` (what a run simulates),
+``core`` (bookkeeping), ``world`` (the network), ``mail`` (the model, in the message's
+order), ``simulation`` (one run), ``experiment`` (many runs) and ``faces`` (CLI, plots).
 """
 
 from ._version import __version__
-from .run import Results, Summary, run
-from .scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from .config import Scenario, ScenarioError, load_scenario, parse_scenario
+from .simulation import Results, Summary, build, run
 
 __all__ = [
     "Results",
@@ -19,6 +23,7 @@ __all__ = [
     "ScenarioError",
     "Summary",
     "__version__",
+    "build",
     "load_scenario",
     "parse_scenario",
     "run",

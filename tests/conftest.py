@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sim.scenario import Scenario, parse_scenario
+from sim.config import Scenario, parse_scenario
 
 # One client, one MTA with its resolver, one MX behind a router, one mailbox store.
 #   home --0.02 s, 1 MB/s-- r --0.001 s-- mta --0.001 s-- dns

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim import load_scenario, run
-from sim.run import build
-from sim.scenario import parse_scenario
+from sim import build
+from sim.config import parse_scenario
 from tests.conftest import tiny_data
 
 
@@ -42,10 +42,10 @@ def test_default_scenario_books_balance() -> None:
     counts = m["status"].value_counts()
     # Each ending is also counted by the component that caused it.
     stats = res.stats
-    assert counts["delivered"] == sum(b["stored"] for b in stats["mailboxes"].values())
-    assert counts["lost"] == sum(x["discarded"] for x in stats["mx_hosts"].values()) > 0
-    assert counts["bounced"] == sum(x["bounced"] for x in stats["mtas"].values()) > 0
-    holding = [x["holding_at_end"] for kind in ("mtas", "mx_hosts") for x in stats[kind].values()]
+    assert counts["delivered"] == sum(b["stored"] for b in stats["mailbox"].values())
+    assert counts["lost"] == sum(x["discarded"] for x in stats["mx"].values()) > 0
+    assert counts["bounced"] == sum(x["bounced"] for x in stats["mta"].values()) > 0
+    holding = [x["holding_at_end"] for kind in ("mta", "mx") for x in stats[kind].values()]
     assert counts["in_flight"] == sum(holding)
     assert len(m) > 3000
 
@@ -99,8 +99,8 @@ def test_books_balance_for_any_world(
     data["topology"]["edges"][3]["loss"] = loss
     data["domains"][0].update(unknown_recipient_rate=unknown, discard_rate=discard, users=50)
     model = build(parse_scenario(data))
-    model.env.run(until=model.scenario.horizon)
-    m = model.log.to_frame()
+    model.run()
+    m = model.recorder.messages()
     check_books(m)
     assert np.all(m["created"] < duration)
     # The books balance against the components, not only against themselves: every row
@@ -110,13 +110,13 @@ def test_books_balance_for_any_world(
 
 
 def test_a_message_cannot_end_twice() -> None:
-    from sim.records import BOUNCED, DELIVERED, MessageLog
+    from sim.core.records import BOUNCED, DELIVERED, Recorder
 
-    log = MessageLog(["a.example"])
-    mid = log.new(0.0, 0, 0, 0, 0, 100.0)
-    log.end(mid, DELIVERED, 1.0)
+    rec = Recorder(["a.example"])
+    mid = rec.created(0.0, 0, 0, 0, 0, 100.0)
+    rec.ended(mid, DELIVERED, 1.0)
     with pytest.raises(RuntimeError, match="ended twice"):
-        log.end(mid, BOUNCED, 2.0, "unknown recipient")
+        rec.ended(mid, BOUNCED, 2.0, "unknown recipient")
 
 
 def test_default_scenario_exercises_every_hop() -> None:

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from sim import load_scenario, run
-from sim.rng import Streams
-from sim.scenario import parse_scenario
+from sim.core.rng import Streams
+from sim.config import parse_scenario
 from tests.conftest import tiny_data
 
 
@@ -79,8 +79,8 @@ def test_streams_depend_on_seed_and_name_only() -> None:
 def test_batched_sampler_draws_exactly_what_numpy_draws(dist: dict[str, float]) -> None:
     from pydantic import TypeAdapter
 
-    from sim.rng import BATCH, sampler_for
-    from sim.scenario import Distribution
+    from sim.core.rng import BATCH, sampler_for
+    from sim.config import Distribution
 
     d = TypeAdapter(Distribution).validate_python(dist)
     gen, ref = Streams(3).generator("x"), Streams(3).generator("x")
@@ -160,7 +160,7 @@ def test_another_process_with_another_hash_seed_gives_the_same_file(tmp_path: Pa
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     subprocess.run(
-        [sys.executable, "-m", "sim.cli", "run", "--seed", "3", "--out", str(out)],
+        [sys.executable, "-m", "sim", "run", "--seed", "3", "--out", str(out)],
         check=True, capture_output=True, env=env,
     )
     there = pd.read_parquet(out / "messages.parquet")

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim import run
-from sim.devices import next_poll
-from sim.scenario import parse_scenario
+from sim.mail.devices import next_poll
+from sim.config import parse_scenario
 from tests.conftest import tiny_data
 
 
@@ -84,7 +84,7 @@ def test_retrieval_after_the_horizon_is_not_recorded() -> None:
 def test_person_uniforms_are_uniform_independent_and_stable() -> None:
     from scipy import stats
 
-    from sim.devices import person_uniforms
+    from sim.mail.devices import person_uniforms
 
     pairs = np.array([person_uniforms(12345, p) for p in range(20_000)])
     for column in pairs.T:
@@ -114,7 +114,7 @@ def test_a_person_keeps_one_device_across_messages() -> None:
 
 
 def test_protocols_left_out_have_no_share() -> None:
-    from sim.scenario import Retrieval
+    from sim.config import Retrieval
 
     only = Retrieval.model_validate({"client": "c", "imap": {"share": 1}})
     assert (only.pop3.share, only.webmail.share) == (0, 0)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import sim
-from sim.scenario import parse_scenario
+from sim.config import parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -28,7 +28,7 @@ def test_complete_scenario_example_runs() -> None:
     res = sim.run(sc)
     counts = res.summary().counts
     assert counts["delivered"] > 500
-    assert counts["delivered"] == sum(b["stored"] for b in res.stats["mailboxes"].values())
+    assert counts["delivered"] == sum(b["stored"] for b in res.stats["mailbox"].values())
     assert counts["in_flight"] == 0  # the drain is long enough, as the example says
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sim.cli import main
-from sim.scenario import ScenarioError, load_scenario
+from sim.faces.cli import main
+from sim.config import ScenarioError, load_scenario
 from tests.conftest import tiny_data
 
 
@@ -335,7 +335,7 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     bad["topology"]["edges"][0]["latency"] = -1
     path = write(tmp_path, bad)
     proc = subprocess.run(
-        [sys.executable, "-m", "sim.cli", "run", str(path)], capture_output=True, text=True
+        [sys.executable, "-m", "sim", "run", str(path)], capture_output=True, text=True
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

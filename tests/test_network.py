@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from sim.run import build
-from sim.scenario import SMTPSettings, parse_scenario
-from sim.smtp import SEGMENT, Dialogues, session_time
-from sim.topology import Network, Path
+from sim import build
+from sim.config import SMTPSettings, parse_scenario
+from sim.mail.smtp import Dialogues
+from sim.world.links import SEGMENT, Link
+from sim.world.network import Network
 from tests.conftest import tiny, tiny_data
 
 
@@ -19,7 +20,7 @@ def test_path_follows_lowest_latency_not_fewest_hops() -> None:
     # A direct home-mta link that is slower than going through the router.
     data["topology"]["edges"].append({"a": "home", "b": "mta", "latency": 0.05, "bandwidth": 1e9})
     net = Network(parse_scenario(data))
-    p = net.path("home", "mta")
+    p = net.link("home", "mta")
     assert p.hops == ("home", "r", "mta")
     assert p.latency == pytest.approx(0.021)
     assert p.bandwidth == 1.0e6  # the bottleneck of home-r
@@ -30,12 +31,12 @@ def test_path_loss_compounds_along_the_path() -> None:
     data = tiny_data()
     data["topology"]["edges"][0]["loss"] = 0.01
     data["topology"]["edges"][1]["loss"] = 0.02
-    p = Network(parse_scenario(data)).path("home", "mta")
+    p = Network(parse_scenario(data)).link("home", "mta")
     assert p.loss == pytest.approx(1 - 0.99 * 0.98)
 
 
 def test_path_to_itself_is_free() -> None:
-    p = Network(tiny()).path("mx", "mx")
+    p = Network(tiny()).link("mx", "mx")
     assert (p.latency, p.bandwidth, p.loss) == (0.0, math.inf, 0.0)
 
 
@@ -51,30 +52,32 @@ def test_round_trip_counts_follow_the_rfc_table() -> None:
 
 def test_loss_adds_the_expected_retransmission_time() -> None:
     p, rto = 0.02, 1.0
-    path = Path(latency=0.01, bandwidth=1e6, loss=p, hops=("a", "b"))
+    link = Link(latency=0.01, bandwidth=1e6, loss=p, hops=("a", "b"), rto=rto)
     gen = np.random.default_rng(1)
     size, rounds = 100 * SEGMENT, 9
-    times = np.array([session_time(path, rounds, size, rto, gen) for _ in range(40_000)])
+    times = np.array([link.time(rounds, size, gen) for _ in range(40_000)])
     base = rounds * 0.02 + size / 1e6
     q = 1 - (1 - p) ** 2
     expected = base + rounds * q * rto + 100 * p * 0.02
     assert times.min() >= base - 1e-12
     assert times.mean() == pytest.approx(expected, rel=0.02)
     # No loss: exact, and no random numbers are consumed.
-    clean = Path(0.01, 1e6, 0.0, ("a", "b"))
-    assert session_time(clean, rounds, size, rto, None) == pytest.approx(base)
+    clean = Link(0.01, 1e6, 0.0, ("a", "b"))
+    assert clean.time(rounds, size, None) == pytest.approx(base)
 
 
 def test_resolver_caches_for_the_ttl_and_coalesces_concurrent_misses() -> None:
     data = tiny_data()
     data["workload"][0]["start"] = 1000  # keep the MTA quiet: only our queries
     model = build(parse_scenario(data))
-    env, resolver = model.env, model.resolvers["dns"]
+    model.start()
+    env, resolver = model.env, model.node("dns")
+    domain = model.ctx.domains["example.org"]
     done: list[float] = []
 
     def ask(delay: float) -> object:
         yield env.timeout(delay)
-        answer = yield from resolver.lookup(0, 0.002)
+        answer = yield from resolver.lookup(domain, 0.002)
         assert answer == ((10, "mx"),)
         done.append(env.now)
 
@@ -92,9 +95,9 @@ def test_domain_without_mx_uses_its_host_as_implicit_mx() -> None:
     data["domains"][0]["mx"] = []
     data["domains"][0]["host"] = "mx"
     model = build(parse_scenario(data))
-    assert model.resolvers["dns"].zone.answers[0] == ((0, "mx"),)
-    model.env.run(until=model.scenario.horizon)
-    assert (model.log.to_frame()["status"] == "delivered").all()
+    assert model.ctx.domains["example.org"].mx == ((0, "mx"),)
+    model.run()
+    assert (model.recorder.messages()["status"] == "delivered").all()
 
 
 def test_resolver_without_cache_resolves_every_time_and_max_ttl_caps() -> None:
@@ -102,11 +105,11 @@ def test_resolver_without_cache_resolves_every_time_and_max_ttl_caps() -> None:
     data["workload"][0]["interarrival"] = 10.0
     data["topology"]["nodes"][3]["cache"] = False
     model = build(parse_scenario(data))
-    model.env.run(until=model.scenario.horizon)
-    assert model.resolvers["dns"].hits == 0 and model.resolvers["dns"].queries == 99
+    model.run()
+    assert model.node("dns").hits == 0 and model.node("dns").queries == 99
     # With the cache on but capped at 25 s, a query every 10 s hits about 2 of 3 times.
     data["topology"]["nodes"][3].update(cache=True, max_ttl=25)
     model = build(parse_scenario(data))
-    model.env.run(until=model.scenario.horizon)
-    r = model.resolvers["dns"]
+    model.run()
+    r = model.node("dns")
     assert (r.queries, r.hits) == (99, 66)

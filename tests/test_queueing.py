@@ -11,7 +11,7 @@ import math
 import pytest
 
 from sim import run
-from sim.scenario import parse_scenario
+from sim.config import parse_scenario
 from tests.conftest import tiny_data
 
 C, LAM, MU = 4, 2.4, 1.0  # workers, arrivals/s, sessions/s per worker (rho = 0.6)

@@ -6,7 +6,7 @@ from typing import Any
 
 import simpy
 
-from sim.queues import Slots, WorkQueue
+from sim.core.queues import Slots, WorkQueue
 
 
 def test_work_queue_serves_items_and_workers_in_order() -> None:

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import sim
-from sim.cli import main
-from sim.run import summarize
+from sim.faces.cli import main
+from sim.simulation import summarize
 from tests.conftest import tiny
 
 
@@ -19,10 +19,11 @@ def test_api_returns_messages_and_summary() -> None:
     res = sim.run(tiny(), seed=3)
     m = res.messages
     assert list(m.columns) == [
-        "sender_domain", "recipient_domain", "recipient_person", "kind", "size", "created", "submitted",
+        "message_id", "sender_domain", "recipient_domain", "recipient_person", "kind", "size", "created", "submitted",
         "accepted", "delivered", "retrieved", "ended", "status", "attempts", "final_reply", "reason",
-        "mx_host",
+        "mx_host", "where",
     ]
+    assert (m["message_id"] == m.index).all()
     s = res.summary()
     assert s.counts.to_dict() == {"created": 3, "in_flight": 0, "delivered": 3, "bounced": 0, "lost": 0}
     row = s.times.loc["delivery"]
@@ -45,7 +46,7 @@ def test_write_carries_config_seed_and_version(tmp_path: Path) -> None:
     assert meta["wall_time_s"] > 0
     assert meta["summary"]["counts"]["delivered"] == 3
     # The scenario in run.json is complete: it validates and reproduces the run.
-    again = sim.run(sim.scenario.parse_scenario(meta["scenario"]))
+    again = sim.run(sim.parse_scenario(meta["scenario"]))
     pd.testing.assert_frame_equal(again.messages, res.messages)
 
     table = pq.read_table(folder / "messages.parquet")
@@ -70,7 +71,7 @@ def test_cli_run_prints_summary_and_writes(tmp_path: Path, capsys: pytest.Captur
 
 def test_cli_validate(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["validate", str(sim.scenario.default_scenario_path())])
+        main(["validate", str(sim.config.default_scenario_path())])
     assert info.value.code == 0
     assert "ok (" in capsys.readouterr().out
 
@@ -88,7 +89,7 @@ def test_summary_by_group_matches_the_groups_alone() -> None:
 
 
 def test_default_out_keeps_runs_with_different_overrides_apart() -> None:
-    from sim.cli import default_out
+    from sim.faces.cli import default_out
 
     sc = sim.load_scenario()
     plain = default_out(sc, None, [])

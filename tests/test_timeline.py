@@ -89,7 +89,7 @@ def test_unknown_recipient_bounces_at_rcpt(pipelining: bool, rounds: int) -> Non
     # in the same round trip as MAIL; without, in the second after it.
     data = tiny(smtp={"pipelining": pipelining}).model_dump()
     data["domains"][0]["unknown_recipient_rate"] = 1.0
-    from sim.scenario import parse_scenario
+    from sim.config import parse_scenario
 
     row = run(parse_scenario(data)).messages.loc[0]
     assert row["status"] == "bounced"
@@ -101,7 +101,7 @@ def test_too_large_is_refused_at_mail_from(pipelining: bool) -> None:
     # TCP, greeting, EHLO, STARTTLS, TLS, EHLO, AUTH, MAIL answered 552: 8 round trips.
     data = tiny(smtp={"pipelining": pipelining}).model_dump()
     data["topology"]["nodes"][2]["message_size_limit"] = 1000
-    from sim.scenario import parse_scenario
+    from sim.config import parse_scenario
 
     row = run(parse_scenario(data)).messages.loc[0]
     assert row["ended"] == pytest.approx(100 + 8 * 0.042, abs=1e-9)

@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._version import __version__
-from .run import Results, run
-from .scenario import Scenario, ScenarioError, load_scenario
+from .._version import __version__
+from ..config import Scenario, ScenarioError, load_scenario
+from ..simulation import Results, run
 
 try:  # typer >= 0.20 vendors click; older releases use click itself
     from typer._click.exceptions import UsageError
@@ -144,6 +144,10 @@ def run_command(
         typer.Option("--out", help="Folder for messages.parquet and run.json."),
     ] = None,
     sets: SetOption = None,
+    trace: Annotated[
+        bool,
+        typer.Option("--trace", help="Also write attempts.parquet: one row per attempt at one server."),
+    ] = False,
 ) -> None:
     """Run a scenario, print a summary and write the results."""
     sc = _load(scenario, sets)
@@ -163,7 +167,7 @@ def run_command(
         def advance(now: float, created: int) -> None:
             bar.update(task, completed=now, clock=f"t={now:,.0f} s, {created:,} messages")
 
-        results = run(sc, seed=seed, progress=advance)
+        results = run(sc, seed=seed, progress=advance, trace=trace)
     print_summary(results)
     try:
         written = results.write(folder)
@@ -171,7 +175,7 @@ def run_command(
         _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
     out.print(
         f"{len(results.messages):,} messages in {results.wall_time:.2f} s wall; "
-        f"results in {written}/ (messages.parquet, run.json)",
+        f"results in {written}/ (messages.parquet, {'attempts.parquet, ' if trace else ''}run.json)",
         soft_wrap=True,
     )
 

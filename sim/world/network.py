@@ -1,38 +1,25 @@
 """The world: a networkx graph whose edges carry latency, bandwidth and loss.
 
-Traffic between two nodes follows the lowest-latency path. A path is summarised once
-(one-way latency, bottleneck bandwidth, end-to-end loss) and cached: one Dijkstra per
-source node, computed the first time that node sends anything.
+Traffic between two nodes follows the lowest-latency path. Components ask for the
+:class:`~sim.world.links.Link` between two nodes each time they use it
+(``network.link(a, b)``); links are summarised once and cached, with one Dijkstra per
+source node computed the first time that node sends anything, so a later change of
+routes only has to clear the cache.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import networkx as nx
 
-from .scenario import Scenario
+from ..config import Scenario
+from ..core.component import Context, registers
+from .links import Link
 
-__all__ = ["Network", "Path"]
-
-
-@dataclass(frozen=True, slots=True)
-class Path:
-    """What traffic between two nodes sees on the lowest-latency path."""
-
-    latency: float  # one-way, seconds
-    bandwidth: float  # bottleneck, bytes/s
-    loss: float  # probability that a packet is lost somewhere on the path
-    hops: tuple[str, ...]
-
-    @property
-    def rtt(self) -> float:
-        """Round-trip time."""
-        return 2.0 * self.latency
+__all__ = ["Endpoint", "Network"]
 
 
 class Network:
-    """The scenario's graph with cached path summaries."""
+    """The scenario's graph with cached link summaries."""
 
     def __init__(self, scenario: Scenario) -> None:
         g = nx.Graph()
@@ -44,17 +31,18 @@ class Network:
         for e in sorted(scenario.topology.edges, key=lambda e: tuple(sorted((e.a, e.b)))):
             g.add_edge(e.a, e.b, latency=e.latency, bandwidth=e.bandwidth, loss=e.loss)
         self.graph = g
+        self.rto = scenario.smtp.rto
         self._routes: dict[str, dict[str, list[str]]] = {}
-        self._paths: dict[tuple[str, str], Path] = {}
+        self._links: dict[tuple[str, str], Link] = {}
 
-    def path(self, a: str, b: str) -> Path:
+    def link(self, a: str, b: str) -> Link:
         """The lowest-latency path from a to b, summarised (cached)."""
         key = (a, b)
-        found = self._paths.get(key)
+        found = self._links.get(key)
         if found is not None:
             return found
         if a == b:
-            found = Path(0.0, float("inf"), 0.0, (a,))
+            found = Link(0.0, float("inf"), 0.0, (a,), self.rto)
         else:
             routes = self._routes.get(a)
             if routes is None:
@@ -69,6 +57,26 @@ class Network:
                 latency += edge["latency"]
                 bandwidth = min(bandwidth, edge["bandwidth"])
                 keep *= 1.0 - edge["loss"]
-            found = Path(latency, bandwidth, 1.0 - keep, tuple(hops))
-        self._paths[key] = found
+            found = Link(latency, bandwidth, 1.0 - keep, tuple(hops), self.rto)
+        self._links[key] = found
         return found
+
+
+@registers("client")
+@registers("router")
+class Endpoint:
+    """A node that only carries traffic or attaches people and programs (client, router)."""
+
+    def __init__(self, ctx: Context, spec: object) -> None:
+        self.id: str = spec.id  # type: ignore[attr-defined]
+
+    def start(self) -> None:
+        """Nothing to start: traffic through it is costed by its links."""
+
+    def holding(self) -> int:
+        """Holds no messages."""
+        return 0
+
+    def stats(self) -> dict[str, float]:
+        """No counters."""
+        return {}

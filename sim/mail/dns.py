@@ -1,4 +1,4 @@
-"""DNS: caching resolvers answering MX queries from the zone data in the topology.
+"""DNS: caching resolvers answering MX queries from the domains' zone data.
 
 A resolver answers from its cache while the record's TTL lasts; otherwise it resolves
 (a lookup time drawn from its distribution), caches the answer for min(TTL, max_ttl)
@@ -7,7 +7,7 @@ than starting another, as real resolvers coalesce them.
 
 A lookup is a generator that MTA workers delegate to (``yield from``): no process per
 query. The answer is the domain's MX list sorted by preference, or its A record as an
-implicit MX of preference 0 (RFC 5321 section 5.1).
+implicit MX of preference 0 (RFC 5321 section 5.1); see ``sim.mail.domains``.
 """
 
 from __future__ import annotations
@@ -17,61 +17,60 @@ from typing import Any
 
 import simpy
 
-from .rng import Draw
-from .scenario import ResolverNode
+from ..config import ResolverNode
+from ..core.component import Context, registers
+from .domains import Domain
 
-__all__ = ["MXAnswer", "Resolver", "Zone"]
+__all__ = ["MXAnswer", "Resolver"]
 
 MXAnswer = tuple[tuple[int, str], ...]  # ((preference, host), ...) sorted by preference
 
 
-class Zone:
-    """The authoritative data: each domain's MX answer and its TTL."""
-
-    def __init__(self) -> None:
-        self.answers: list[MXAnswer] = []
-        self.ttls: list[float] = []
-
-    def add(self, mx: list[tuple[int, str]], host: str | None, ttl: float) -> None:
-        """Add the next domain (domains are indexed in order of addition)."""
-        records = sorted(mx) if mx else ([(0, host)] if host is not None else [])
-        self.answers.append(tuple(records))
-        self.ttls.append(ttl)
-
-
+@registers("resolver")
 class Resolver:
     """A caching resolver. ``lookup`` spends the query's time and returns the answer."""
 
-    def __init__(self, env: simpy.Environment, spec: ResolverNode, zone: Zone, draw: Draw) -> None:
-        self.env = env
+    def __init__(self, ctx: Context, spec: ResolverNode) -> None:
+        self.env = ctx.env
         self.id = spec.id
-        self.zone = zone
         self.caching = spec.cache
         self.max_ttl = spec.max_ttl
-        self._draw = draw
-        self._cache: dict[int, float] = {}  # domain -> expiry time
+        self._draw = ctx.streams.sampler(spec.lookup, "resolver", spec.id, "lookup")
+        self._cache: dict[int, float] = {}  # domain index -> expiry time
         self._pending: dict[int, simpy.Event] = {}
         self.queries = 0
         self.hits = 0
 
-    def lookup(self, domain: int, rtt: float) -> Generator[simpy.Event, Any, MXAnswer]:
+    def start(self) -> None:
+        """Nothing to start: lookups run in the asking worker."""
+
+    def holding(self) -> int:
+        """A resolver holds no messages."""
+        return 0
+
+    def stats(self) -> dict[str, float]:
+        """Queries and cache hits."""
+        return {"queries": self.queries, "cache_hits": self.hits}
+
+    def lookup(self, domain: Domain, rtt: float) -> Generator[simpy.Event, Any, MXAnswer]:
         """Ask for ``domain``'s MX records from a client ``rtt`` away; returns the answer."""
         env = self.env
+        key = domain.index
         self.queries += 1
-        expiry = self._cache.get(domain)
+        expiry = self._cache.get(key)
         if expiry is not None and expiry > env.now:
             self.hits += 1
             yield env.timeout(rtt)
-            return self.zone.answers[domain]
-        pending = self._pending.get(domain)
+            return domain.mx
+        pending = self._pending.get(key)
         if pending is not None:
             yield pending
         else:
-            done = self._pending[domain] = env.event()
+            done = self._pending[key] = env.event()
             yield env.timeout(self._draw())
             if self.caching:
-                self._cache[domain] = env.now + min(self.zone.ttls[domain], self.max_ttl)
-            del self._pending[domain]
+                self._cache[key] = env.now + min(domain.mx_ttl, self.max_ttl)
+            del self._pending[key]
             done.succeed()
         yield env.timeout(rtt)
-        return self.zone.answers[domain]
+        return domain.mx

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .scenario import Constant, Distribution, Exponential, LogNormal, Uniform
+from ..config.distributions import Constant, Distribution, Exponential, LogNormal, Uniform
 
 __all__ = ["BATCH", "Choice", "Draw", "Sampler", "Streams", "sampler_for"]
 

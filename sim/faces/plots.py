@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .run import Results, leg_times
+from ..simulation import Results, leg_times
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -15,16 +15,16 @@ Each message is submitted over SMTP from the source's client node to its MTA.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from typing import Any
 
 import simpy
 
+from ..config import Exponential, Source
+from ..core.component import Context
+from ..core.records import KINDS, Message
+from ..core.rng import Choice, Draw
 from .mta import MTA
-from .records import KINDS, Message, MessageLog
-from .rng import Choice, Draw, Streams
-from .scenario import Exponential, Source
-from .topology import Path
 
 __all__ = ["MAX_SIZE", "TrafficSource"]
 
@@ -34,51 +34,55 @@ MAX_SIZE = 1e15  # bytes: a far tail draw is clamped rather than overflowing
 class TrafficSource:
     """One source's arrival process; it creates and submits messages."""
 
-    def __init__(
-        self,
-        env: simpy.Environment,
-        spec: Source,
-        sender: int,
-        recipients: Sequence[int],
-        weights: Sequence[float],
-        users: Sequence[int],  # of each recipient domain, in the same order
-        mta: MTA,
-        path: Path,
-        log: MessageLog,
-        streams: Streams,
-        stop: float,
-    ) -> None:
-        self.env = env
+    def __init__(self, ctx: Context, spec: Source) -> None:
+        self.ctx = ctx
+        self.env = ctx.env
         self.spec = spec
-        self.sender = sender
+        self.id = spec.name
+        self.recorder = ctx.recorder
+        self.sender = ctx.domains[spec.domain]
         self.kind = KINDS.index(spec.kind)
-        self.mta = mta
-        self.path = path
-        self.log = log
-        self.stop = stop
-        self._recipients = list(recipients)
-        self._users = list(users)
+        self.stop = spec.stop_time(ctx.scenario.duration)
+        if spec.recipients is None:
+            recipients = [d for d in ctx.domains if d.users > 0]
+            weights = [float(d.users) for d in recipients]
+        else:
+            recipients = [ctx.domains[name] for name in spec.recipients]
+            weights = list(spec.recipients.values())
+        self._recipients = recipients
+        streams = ctx.streams
         self._pick = Choice(weights, streams.generator("source", spec.name, "recipients"))
         self._person = streams.uniform("source", spec.name, "person")
         self._size = streams.sampler(spec.size, "source", spec.name, "size")
-        self.created = 0
-        if spec.batches is not None:
-            env.process(self._batches())
-        else:
+        self._gaps: Draw | None = None
+        if spec.batches is None:
             gaps = spec.interarrival
             if gaps is None:
                 assert spec.rate is not None  # one arrival process, checked on load
                 gaps = Exponential(dist="exponential", mean=1.0 / spec.rate)
-            env.process(self._arrivals(streams.sampler(gaps, "source", spec.name, "arrivals")))
+            self._gaps = streams.sampler(gaps, "source", spec.name, "arrivals")
+        mta = spec.mta or self.sender.spec.outbound
+        assert mta is not None  # checked when the scenario was loaded
+        self.mta_id = mta
+        self.mta: MTA | None = None
+        self.created = 0
+
+    def start(self) -> None:
+        """Find the MTA and start the arrival process."""
+        self.mta = self.ctx.node(self.mta_id, MTA)
+        if self._gaps is None:
+            self.env.process(self._batches())
+        else:
+            self.env.process(self._arrivals(self._gaps))
 
     def _emit(self) -> None:
-        k = self._pick()
-        rcpt = self._recipients[k]
-        user = int(self._person() * self._users[k])
+        domain = self._recipients[self._pick()]
+        user = int(self._person() * domain.users)
         size = float(min(max(1, round(self._size())), MAX_SIZE))  # whole bytes, never empty
-        mid = self.log.new(self.env.now, self.sender, rcpt, user, self.kind, size)
+        mid = self.recorder.created(self.env.now, self.sender.index, domain.index, user, self.kind, size)
         self.created += 1
-        self.mta.submit(Message(mid, rcpt, user, size), self.path)
+        assert self.mta is not None
+        self.mta.submit(Message(mid, domain, user, size, self.sender), self.spec.client)
 
     def _arrivals(self, gap: Draw) -> Generator[simpy.Event, Any, None]:
         env, stop = self.env, self.stop

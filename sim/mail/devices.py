@@ -13,11 +13,9 @@ import math
 
 import numpy as np
 
-from .records import Message
-from .rng import Streams
-from .scenario import Retrieval
-from .smtp import Dialogues, session_time
-from .topology import Path
+from ..config import Retrieval
+from ..core.component import Context
+from ..core.records import Message
 
 __all__ = ["IMAP", "POP3", "Readers", "WEBMAIL", "next_poll", "person_uniforms"]
 
@@ -60,15 +58,7 @@ def _splitmix(x: int) -> int:
 class Readers:
     """The people of one domain and the devices they read mail with."""
 
-    def __init__(
-        self,
-        spec: Retrieval,
-        path: Path,
-        dialogues: Dialogues,
-        streams: Streams,
-        domain: str,
-        horizon: float,
-    ) -> None:
+    def __init__(self, ctx: Context, spec: Retrieval, domain: str, store: str) -> None:
         shares = np.array([spec.imap.share, spec.pop3.share, spec.webmail.share], dtype=float)
         cumulative = np.cumsum(shares / shares.sum())
         self.cut = (float(cumulative[0]), float(cumulative[1]))  # imap below, then pop3
@@ -78,12 +68,14 @@ class Readers:
         self.fixed = tuple(
             None if d.phase is None else d.phase / d.poll_interval for d in (spec.imap, spec.pop3)
         ) + (None,)
+        streams, dialogues = ctx.streams, ctx.dialogues
         self.key = int(streams.generator("devices", domain, "people").integers(0, 2**63))
         self._loss = streams.generator("devices", domain, "loss")
-        self.path = path
+        self.network = ctx.network
+        self.store = store  # where the mail is fetched from
+        self.client = spec.client  # where the devices attach
         self.rounds = (dialogues.imap, dialogues.pop3, dialogues.webmail)
-        self.rto = dialogues.settings.rto
-        self.horizon = horizon
+        self.horizon = ctx.horizon
 
     def device(self, person: int) -> tuple[int, float]:
         """A person's protocol (IMAP, POP3 or WEBMAIL) and phase as a fraction of the cycle."""
@@ -100,8 +92,6 @@ class Readers:
             interval = self.interval[proto]
             fraction = self.fixed[proto]
             t = next_poll(delivered, (phase if fraction is None else fraction) * interval, interval)
-        path = self.path
-        t += session_time(
-            path, self.rounds[proto], msg.size, self.rto, self._loss if path.loss > 0.0 else None
-        )
+        link = self.network.link(self.store, self.client)
+        t += link.time(self.rounds[proto], msg.size, self._loss if link.loss > 0.0 else None)
         return t if t <= self.horizon else math.nan

@@ -1,0 +1,5 @@
+"""``python -m sim``: the mailflow command."""
+
+from .faces.cli import main
+
+main()

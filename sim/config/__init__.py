@@ -1,0 +1,57 @@
+"""Description: what a run simulates, validated before anything is built.
+
+Rooms: ``base`` (strict models, limits), ``distributions``, the schema by subject
+(``nodes``, ``domains``, ``workload``, ``scenario``), ``references`` (cross-reference
+checks), ``loading`` (YAML, ``--set`` overrides, one-line errors), ``errors`` and
+``generate`` (synthetic worlds as plain data). Nothing here knows about the simulation.
+"""
+
+from .distributions import Constant, Distribution, Exponential, LogNormal, Uniform
+from .domains import Device, Domain, MXRecord, Retrieval
+from .errors import ScenarioError
+from .loading import apply_overrides, default_scenario_path, load_scenario, parse_scenario
+from .nodes import (
+    ClientNode,
+    Edge,
+    MailboxNode,
+    MTANode,
+    MXNode,
+    Node,
+    Outage,
+    ResolverNode,
+    RouterNode,
+    Topology,
+)
+from .scenario import Scenario, SMTPSettings
+from .workload import Batch, Source
+
+__all__ = [
+    "Batch",
+    "ClientNode",
+    "Constant",
+    "Device",
+    "Distribution",
+    "Domain",
+    "Edge",
+    "Exponential",
+    "LogNormal",
+    "MTANode",
+    "MXNode",
+    "MXRecord",
+    "MailboxNode",
+    "Node",
+    "Outage",
+    "ResolverNode",
+    "Retrieval",
+    "RouterNode",
+    "SMTPSettings",
+    "Scenario",
+    "ScenarioError",
+    "Source",
+    "Topology",
+    "Uniform",
+    "apply_overrides",
+    "default_scenario_path",
+    "load_scenario",
+    "parse_scenario",
+]

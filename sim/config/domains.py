@@ -1,0 +1,79 @@
+"""Domains: who owns which MX hosts and mailbox stores, and how their people read mail."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, model_validator
+
+from .base import MAX_USERS, Int, NodeId, Num, Strict
+
+
+__all__ = ["Device", "Domain", "MXRecord", "Retrieval"]
+
+
+class MXRecord(Strict):
+    host: NodeId
+    preference: Int = Field(ge=0, le=65535)
+
+
+class Device(Strict):
+    """A share of a domain's people who read mail with one protocol."""
+
+    share: Num = Field(ge=0)
+    poll_interval: Num = Field(600, ge=1, description="Thunderbird checks every 10 min")
+    phase: Num | None = Field(
+        None, ge=0, description="seconds into the cycle of every device's checks; default random"
+    )
+
+    @model_validator(mode="after")
+    def _phase_in_cycle(self) -> Device:
+        if self.phase is not None and self.phase >= self.poll_interval:
+            raise ValueError(f"phase ({self.phase}) must be below poll_interval")
+        return self
+
+
+class Retrieval(Strict):
+    """How a domain's people read their mail (shares are normalised).
+
+    With no protocol given, the shares are IMAP 0.5, POP3 0.1 and webmail 0.4; once any
+    protocol is given, the ones left out have share 0.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _left_out_means_unused(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(p in data for p in ("imap", "pop3", "webmail")):
+            data = dict(data)
+            for protocol in ("imap", "pop3", "webmail"):
+                data.setdefault(protocol, {"share": 0})
+        return data
+
+    client: NodeId = Field(description="client node where their devices attach")
+    imap: Device = Field(default_factory=lambda: Device(share=0.5))
+    pop3: Device = Field(default_factory=lambda: Device(share=0.1))
+    webmail: Device = Field(default_factory=lambda: Device(share=0.4))
+
+    @model_validator(mode="after")
+    def _some_share(self) -> Retrieval:
+        if self.imap.share + self.pop3.share + self.webmail.share <= 0:
+            raise ValueError("imap, pop3 and webmail shares are all zero")
+        return self
+
+
+class Domain(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    users: Int = Field(0, ge=0, le=MAX_USERS, description="people with a mailbox here")
+    outbound: NodeId | None = Field(None, description="MTA its senders submit to")
+    mx: list[MXRecord] = Field(default_factory=list)
+    host: NodeId | None = Field(None, description="A record used as implicit MX (RFC 5321 5.1)")
+    mx_ttl: Num = Field(3600, ge=0, description="gmail.com MX TTL")
+    mailbox: NodeId | None = None
+    unknown_recipient_rate: Num = Field(0.0, ge=0, le=1)
+    discard_rate: Num = Field(0.0, ge=0, le=1, description="accepted, silently dropped")
+    retrieval: Retrieval | None = None
+
+    @property
+    def receives(self) -> bool:
+        """Whether the domain can receive mail at all (MX records or an A record)."""
+        return bool(self.mx) or self.host is not None

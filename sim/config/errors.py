@@ -1,0 +1,33 @@
+"""The one error bad input produces: where it is (file, key path) and what is wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ScenarioError", "key_text"]
+
+
+class ScenarioError(ValueError):
+    """A problem with a scenario: where it is (file, key path) and what is wrong."""
+
+    def __init__(self, path: str, problem: str, source: str | None = None) -> None:
+        self.path = path
+        self.problem = problem
+        self.source = source
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        key = f"{self.path}: " if self.path else ""
+        return f"{where}{key}{self.problem}"
+
+    def located(self, source: str) -> ScenarioError:
+        """The same error, attributed to a file (or to the ``--set`` option)."""
+        return ScenarioError(self.path, self.problem, source)
+
+
+def key_text(item: Any) -> str:
+    """A key as it can be printed in a one-line error."""
+    text = str(item)
+    # A key with a newline or other control character must not break the one-line error.
+    return text if text.isprintable() else repr(text)

@@ -1,0 +1,136 @@
+"""Cross-reference checks: what pydantic's per-field validation cannot see."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import networkx as nx
+
+from .base import MAX_MESSAGES
+from .domains import Domain
+from .errors import ScenarioError, key_text
+from .nodes import MTANode
+from .scenario import Scenario
+
+
+__all__ = ["check_references"]
+
+
+def check_references(sc: Scenario) -> None:
+    """Raise ScenarioError for the first reference that points nowhere or is unusable."""
+    kinds: dict[str, str] = {}
+    for i, node in enumerate(sc.topology.nodes):
+        if node.id in kinds:
+            raise ScenarioError(f"topology.nodes[{i}].id", f"duplicate node id {node.id!r}")
+        kinds[node.id] = node.kind
+
+    def need(path: str, node_id: str, kind: str) -> None:
+        if node_id not in kinds:
+            raise ScenarioError(path, f"{node_id!r} is not a node of the topology")
+        if kinds[node_id] != kind:
+            raise ScenarioError(path, f"{node_id!r} is a {kinds[node_id]} node, not a {kind}")
+
+    for i, node in enumerate(sc.topology.nodes):
+        if isinstance(node, MTANode):
+            need(f"topology.nodes[{i}].resolver", node.resolver, "resolver")
+    links: set[frozenset[str]] = set()
+    for i, edge in enumerate(sc.topology.edges):
+        for end in ("a", "b"):
+            if getattr(edge, end) not in kinds:
+                raise ScenarioError(
+                    f"topology.edges[{i}].{end}",
+                    f"{getattr(edge, end)!r} is not a node of the topology",
+                )
+        if edge.a == edge.b:
+            raise ScenarioError(f"topology.edges[{i}]", f"edge joins {edge.a!r} to itself")
+        link = frozenset((edge.a, edge.b))
+        if link in links:
+            raise ScenarioError(
+                f"topology.edges[{i}]", f"a second edge between {edge.a!r} and {edge.b!r}"
+            )
+        links.add(link)
+
+    graph = nx.Graph()
+    graph.add_nodes_from(kinds)
+    graph.add_edges_from((e.a, e.b) for e in sc.topology.edges)
+    if not nx.is_connected(graph):
+        parts = sorted(nx.connected_components(graph), key=len, reverse=True)
+        stray = sorted(parts[1])
+        raise ScenarioError(
+            "topology.edges",
+            f"the graph is disconnected: {', '.join(map(repr, stray[:3]))}"
+            f"{' and others' if len(stray) > 3 else ''} cannot reach {sorted(parts[0])[0]!r}",
+        )
+
+    names: dict[str, Domain] = {}
+    for i, dom in enumerate(sc.domains):
+        p = f"domains[{i}]"
+        if dom.name in names:
+            raise ScenarioError(f"{p}.name", f"duplicate domain {dom.name!r}")
+        names[dom.name] = dom
+        if dom.outbound is not None:
+            need(f"{p}.outbound", dom.outbound, "mta")
+        for j, rec in enumerate(dom.mx):
+            need(f"{p}.mx[{j}].host", rec.host, "mx")
+            if any(r.host == rec.host for r in dom.mx[:j]):
+                raise ScenarioError(f"{p}.mx[{j}].host", f"{rec.host!r} is listed twice")
+        if dom.host is not None:
+            need(f"{p}.host", dom.host, "mx")
+        if dom.mailbox is not None:
+            need(f"{p}.mailbox", dom.mailbox, "mailbox")
+        if dom.retrieval is not None:
+            need(f"{p}.retrieval.client", dom.retrieval.client, "client")
+        if dom.users > 0:
+            if not dom.receives:
+                raise ScenarioError(
+                    p, f"domain {dom.name!r} has users but no MX records and no host"
+                )
+            if dom.mailbox is None:
+                raise ScenarioError(f"{p}.mailbox", f"domain {dom.name!r} has users but no mailbox")
+
+    sources: set[str] = set()
+    expected = 0.0
+    for i, src in enumerate(sc.workload):
+        p = f"workload[{i}]"
+        if src.name in sources:
+            raise ScenarioError(f"{p}.name", f"duplicate source name {src.name!r}")
+        sources.add(src.name)
+        expected += src.expected_messages(sc.duration)
+        if expected > MAX_MESSAGES:
+            raise ScenarioError(
+                p,
+                f"the sources would create about {expected:.3g} messages; "
+                f"the limit is {MAX_MESSAGES:.0e}",
+            )
+        need(f"{p}.client", src.client, "client")
+        if src.domain not in names:
+            raise ScenarioError(f"{p}.domain", f"{src.domain!r} is not a domain of the scenario")
+        if src.mta is not None:
+            need(f"{p}.mta", src.mta, "mta")
+        elif names[src.domain].outbound is None:
+            raise ScenarioError(
+                f"{p}.mta", f"no MTA: give one here or an outbound MTA for {src.domain!r}"
+            )
+        if src.recipients is None:
+            if not any(d.users > 0 for d in sc.domains):
+                raise ScenarioError(f"{p}.recipients", "no domain has users to receive mail")
+            continue
+        if not src.recipients:
+            raise ScenarioError(f"{p}.recipients", "no recipient domains")
+        for name, weight in src.recipients.items():
+            rp = f"{p}.recipients[{key_text(name)}]"
+            if name not in names:
+                raise ScenarioError(rp, f"{name!r} is not a domain of the scenario")
+            dom = names[name]
+            if not dom.receives:
+                raise ScenarioError(rp, f"domain {name!r} has no MX records and no host")
+            if dom.users == 0:
+                raise ScenarioError(rp, f"domain {name!r} has no users to receive mail")
+            if not (weight >= 0 and math.isfinite(weight)):
+                raise ScenarioError(rp, f"weight must be a finite number >= 0, got {weight}")
+        total = sum(src.recipients.values())
+        if not 0 < total < math.inf:
+            raise ScenarioError(
+                f"{p}.recipients", "recipient weights must add up to a finite number above zero"
+            )

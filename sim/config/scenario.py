@@ -1,0 +1,41 @@
+"""The whole scenario: settings, topology, domains and workload."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .base import MAX_TIME, SAFE_NAME, Int, Num, Strict
+from .domains import Domain
+from .nodes import Topology
+from .workload import Source
+
+
+__all__ = ["SMTPSettings", "Scenario"]
+
+
+class SMTPSettings(Strict):
+    """What an SMTP dialogue costs in round trips (email-facts.md section 2)."""
+
+    tls: bool = True
+    tls_round_trips: Int = Field(1, ge=1, le=2, description="1 for TLS 1.3, 2 for TLS 1.2")
+    pipelining: bool = True
+    rto: Num = Field(1.0, gt=0, description="retransmission timeout (RFC 6298 minimum)")
+
+
+class Scenario(Strict):
+    """A whole simulated world and what happens in it."""
+
+    name: str = Field("scenario", pattern=SAFE_NAME, description="also names the results folder")
+    description: str = ""
+    seed: Int = Field(0, ge=0)
+    duration: Num = Field(3600, ge=0.001, le=MAX_TIME, description="how long the sources send")
+    drain: Num = Field(0, ge=0, le=MAX_TIME, description="simulated time after the sources stop")
+    smtp: SMTPSettings = Field(default_factory=SMTPSettings)
+    topology: Topology
+    domains: list[Domain] = Field(min_length=1)
+    workload: list[Source] = Field(min_length=1)
+
+    @property
+    def horizon(self) -> float:
+        """When the simulation stops: the sources' duration plus the drain time."""
+        return self.duration + self.drain

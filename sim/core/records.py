@@ -1,0 +1,366 @@
+"""Bookkeeping: one recorder for everything a run observes, kept as columns.
+
+Components report what happens to a message through the :class:`Recorder`'s methods
+(created, queued, attempt, accepted, delivered, retrieved, ended); nothing else writes
+the columns. Each table's columns are declared once (:data:`MESSAGE_COLUMNS`,
+:data:`ATTEMPT_COLUMNS`): the arrays, their initial values and the DataFrame's column
+types all come from that declaration.
+
+A message in flight is a small :class:`Message` with ``__slots__``; its observable
+fields go straight into the columns (``array.array``, row id = message id, grown by
+doubling) when they happen, so a message cut off by the end of the run still has its
+times so far, and when it ends nothing of it is kept but its row. The attempts table
+(one row per attempt at one server) is kept only when tracing is asked for; otherwise
+reporting an attempt writes the final reply and nothing more.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from ..mail.smtp import Reply
+
+__all__ = [
+    "ATTEMPT_COLUMNS",
+    "BOUNCED",
+    "Column",
+    "DELIVERED",
+    "DISCARDED",
+    "EXPIRED",
+    "IN_FLIGHT",
+    "INTERRUPTED",
+    "KINDS",
+    "LOST",
+    "MESSAGE_COLUMNS",
+    "Labels",
+    "Message",
+    "OUTCOMES",
+    "REASONS",
+    "Recorder",
+    "STATUSES",
+    "TOO_LARGE",
+    "UNKNOWN_RECIPIENT",
+]
+
+STATUSES = ("in_flight", "delivered", "bounced", "lost")
+IN_FLIGHT, DELIVERED, BOUNCED, LOST = range(4)
+# Kinds of rows (docs/results.md); dsn, reply and spam rows come with later capabilities.
+KINDS = ("person", "transactional", "marketing", "spam", "dsn", "reply")
+# What one attempt at one server came to (the attempts table's `outcome`).
+OUTCOMES = ("delivered", "bounced", "try_next", "deferred", "refused", "timeout", "interrupted")
+# Why a message ended other than delivered (the `reason` column).
+TOO_LARGE = "message too large"
+UNKNOWN_RECIPIENT = "unknown recipient"
+EXPIRED = "queue lifetime expired"
+DISCARDED = "discarded by content filter"
+INTERRUPTED = "session interrupted"
+REASONS = (TOO_LARGE, UNKNOWN_RECIPIENT, EXPIRED, DISCARDED)
+
+NAN = float("nan")
+
+
+class Message:
+    """A message in flight: what its handlers need to route it, nothing more.
+
+    ``domain`` and ``sender`` are the recipient's and the sender's runtime domain
+    objects (``sim.mail.domains.Domain``); ``attempts`` counts delivery attempts by the
+    sending MTA; ``queued`` is when that MTA first queued it (its queue lifetime counts
+    from there).
+    """
+
+    __slots__ = ("id", "domain", "user", "size", "sender", "queued", "attempts")
+
+    def __init__(self, id: int, domain: Any, user: int, size: float, sender: Any) -> None:
+        self.id = id
+        self.domain = domain
+        self.user = user  # recipient's index among the domain's users
+        self.size = size
+        self.sender = sender
+        self.queued = NAN
+        self.attempts = 0
+
+
+class Labels:
+    """Interns strings (SMTP replies, reasons, node ids) as small integer codes; 0 is ''."""
+
+    def __init__(self, names: tuple[str, ...] = ()) -> None:
+        self.names: list[str] = [""]
+        self._codes: dict[str, int] = {"": 0}
+        for name in names:
+            self.code(name)
+
+    def code(self, name: str) -> int:
+        """The code for ``name``, assigning the next one on first use."""
+        c = self._codes.get(name)
+        if c is None:
+            c = self._codes[name] = len(self.names)
+            self.names.append(name)
+        return c
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: its array type, its value until written, what it holds.
+
+    ``values`` says how the codes become a DataFrame column: ``None`` (numbers as they
+    are), a tuple of category names (codes index it), or the name of a list of names
+    the recorder keeps (a :class:`Labels` table, whose code 0 is missing, or the
+    scenario's domains, whose codes index them).
+    """
+
+    name: str
+    typecode: str
+    initial: float | int
+    values: tuple[str, ...] | str | None = None
+    zero_is_missing: bool = True  # for Labels; False where the codes index the names
+
+
+MESSAGE_COLUMNS = (
+    Column("message_id", "q", -1),
+    Column("sender_domain", "I", 0, "domains", zero_is_missing=False),
+    Column("recipient_domain", "I", 0, "domains", zero_is_missing=False),
+    Column("recipient_person", "I", 0),
+    Column("kind", "B", 0, KINDS),
+    Column("size", "d", NAN),
+    Column("created", "d", NAN),
+    Column("submitted", "d", NAN),
+    Column("accepted", "d", NAN),
+    Column("delivered", "d", NAN),
+    Column("retrieved", "d", NAN),
+    Column("ended", "d", NAN),
+    Column("status", "B", IN_FLIGHT, STATUSES),
+    Column("attempts", "I", 0),
+    Column("final_reply", "I", 0, "replies"),
+    Column("reason", "I", 0, "reasons"),
+    Column("mx_host", "I", 0, "nodes"),
+    Column("where", "I", 0, "nodes"),
+)
+
+ATTEMPT_COLUMNS = (
+    Column("id", "q", -1),
+    Column("hop", "B", 0),
+    Column("attempt", "I", 0),
+    Column("host_order", "B", 0),
+    Column("src", "I", 0, "nodes"),
+    Column("dst", "I", 0, "nodes"),
+    Column("start", "d", NAN),
+    Column("end", "d", NAN),
+    Column("reply", "H", 0),
+    Column("enhanced", "I", 0, "enhanced"),
+    Column("outcome", "B", 0, OUTCOMES),
+)
+
+FIRST_ROWS = 1024
+
+
+class _Table:
+    """Growable typed columns for one table; rows are appended, never removed."""
+
+    def __init__(self, columns: tuple[Column, ...]) -> None:
+        self.columns = columns
+        self.n = 0
+        self.capacity = FIRST_ROWS
+        self.arrays: dict[str, array[Any]] = {
+            c.name: array(c.typecode, [c.initial]) * FIRST_ROWS for c in columns
+        }
+
+    def grow(self) -> None:
+        """Double every column (the new rows hold the columns' initial values)."""
+        for c in self.columns:
+            self.arrays[c.name].extend(array(c.typecode, [c.initial]) * self.capacity)
+        self.capacity *= 2
+
+    def frame(self, labels: dict[str, list[str] | tuple[str, ...]]) -> pd.DataFrame:
+        """The table as a DataFrame, columns typed as declared."""
+        n = self.n
+        data: dict[str, Any] = {}
+        for c in self.columns:
+            a = self.arrays[c.name]
+            # numpy reads array's C type codes with the platform's own sizes, so the
+            # buffer is read right wherever it was written.
+            values = np.frombuffer(a, dtype=np.dtype(c.typecode), count=n).copy()
+            if c.values is None:
+                data[c.name] = values
+            elif isinstance(c.values, tuple):
+                data[c.name] = pd.Categorical.from_codes(
+                    values.astype(np.int32), categories=pd.Index(c.values)
+                )
+            else:
+                # Code 0 ('' while running) is "none": missing in the frame. Every label
+                # the run knew is a category, used or not, so that runs of one scenario
+                # share their categories and concatenate cleanly.
+                names = list(labels[c.values])
+                shift = 1 if c.zero_is_missing else 0
+                data[c.name] = pd.Categorical.from_codes(
+                    values.astype(np.int32) - shift,
+                    categories=pd.Index(names[shift:], dtype=object),
+                )
+        return pd.DataFrame(data)
+
+
+class Recorder:
+    """The run's one recorder: the messages table and, when tracing, the attempts table."""
+
+    def __init__(self, domains: list[str], nodes: list[str] | None = None, trace: bool = False) -> None:
+        self.domains = domains
+        self.replies = Labels()
+        self.reasons = Labels(REASONS)
+        # Node ids (for mx_host, where, src and dst), all known from the start so that
+        # every run of a scenario has the same categories, traced or not.
+        self.nodes = Labels(tuple(nodes or ()))
+        self.enhanced = Labels()
+        self.tracing = trace
+        self._messages = _Table(MESSAGE_COLUMNS)
+        self._attempts = _Table(ATTEMPT_COLUMNS) if trace else None
+        self._bind()
+
+    def _bind(self) -> None:
+        # Hot columns as attributes: one attribute load per write instead of a dict lookup.
+        a = self._messages.arrays
+        self._mid, self._sender, self._recipient = a["message_id"], a["sender_domain"], a["recipient_domain"]
+        self._person, self._kind, self._size = a["recipient_person"], a["kind"], a["size"]
+        self._created, self._submitted, self._accepted = a["created"], a["submitted"], a["accepted"]
+        self._delivered, self._retrieved, self._ended = a["delivered"], a["retrieved"], a["ended"]
+        self._status, self._attempt_count = a["status"], a["attempts"]
+        self._reply, self._reason, self._mx_host, self._where = (
+            a["final_reply"], a["reason"], a["mx_host"], a["where"]
+        )
+
+    def __len__(self) -> int:
+        return self._messages.n
+
+    # -- what components report -----------------------------------------------------
+
+    def created(self, t: float, sender: int, rcpt: int, person: int, kind: int, size: float) -> int:
+        """A message is made at ``t``; returns its row id."""
+        table = self._messages
+        mid = table.n
+        if mid == table.capacity:
+            table.grow()
+            self._bind()
+        table.n = mid + 1
+        self._mid[mid] = mid
+        self._sender[mid] = sender
+        self._recipient[mid] = rcpt
+        self._person[mid] = person
+        self._kind[mid] = kind
+        self._size[mid] = size
+        self._created[mid] = t
+        return mid
+
+    def queued(self, mid: int, t: float, node: int) -> None:
+        """The sending MTA ``node`` (a node code) has accepted the submission at ``t``."""
+        self._submitted[mid] = t
+        self._where[mid] = node
+
+    def attempting(self, mid: int, attempts: int) -> None:
+        """The sending MTA starts delivery attempt number ``attempts``."""
+        self._attempt_count[mid] = attempts
+
+    def attempt(
+        self,
+        mid: int,
+        hop: int,
+        attempt: int,
+        order: int,
+        src: int,
+        dst: int,
+        start: float,
+        end: float,
+        reply: Reply,
+        outcome: int,
+        final: bool = True,
+    ) -> None:
+        """One attempt at one server ended with ``reply`` and ``outcome`` (an OUTCOMES index).
+
+        ``final`` marks a reply the message's ``final_reply`` shows (server-to-server
+        replies, and refusals at submission); only with tracing on is a row kept.
+        """
+        if final:
+            self._reply[mid] = self.replies.code(reply.line)
+        table = self._attempts
+        if table is None:
+            return
+        i = table.n
+        if i == table.capacity:
+            table.grow()
+        table.n = i + 1
+        a = table.arrays
+        a["id"][i] = mid
+        a["hop"][i] = hop
+        a["attempt"][i] = attempt
+        a["host_order"][i] = order
+        a["src"][i] = src
+        a["dst"][i] = dst
+        a["start"][i] = start
+        a["end"][i] = end
+        a["reply"][i] = reply.code
+        a["enhanced"][i] = self.enhanced.code(reply.enhanced)
+        a["outcome"][i] = outcome
+
+    def session(self, mid: int, node: int) -> None:
+        """The sending MTA holds a session for the message with server ``node``."""
+        self._mx_host[mid] = node
+
+    def accepted(self, mid: int, t: float, node: int) -> None:
+        """The receiving server ``node`` answered 250 to the message's data at ``t``."""
+        self._accepted[mid] = t
+        self._where[mid] = node
+
+    def delivered(self, mid: int, t: float) -> None:
+        """The message is in its recipient's mailbox: it ends delivered."""
+        self._delivered[mid] = t
+        self.ended(mid, DELIVERED, t)
+
+    def retrieved(self, mid: int, t: float) -> None:
+        """The recipient's device has the message (NaN: not within the run)."""
+        self._retrieved[mid] = t
+
+    def ended(self, mid: int, status: int, t: float, reason: str = "") -> None:
+        """Record how and when message ``mid`` ended; then it can be dropped."""
+        if self._status[mid] != IN_FLIGHT:
+            # A message ending twice would break the books; fail loudly, never quietly.
+            raise RuntimeError(f"message {mid} ended twice ({STATUSES[self._status[mid]]})")
+        self._status[mid] = status
+        self._ended[mid] = t
+        self._where[mid] = 0
+        if reason:
+            self._reason[mid] = self.reasons.code(reason)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def status(self, mid: int) -> str:
+        """A message's status now."""
+        return STATUSES[self._status[mid]]
+
+    def in_flight(self) -> int:
+        """How many messages have not ended."""
+        status = np.frombuffer(self._status, dtype=np.uint8, count=self._messages.n)
+        return int(np.count_nonzero(status == IN_FLIGHT))
+
+    def _labels(self) -> dict[str, list[str] | tuple[str, ...]]:
+        return {
+            "domains": self.domains,
+            "replies": self.replies.names,
+            "reasons": self.reasons.names,
+            "nodes": self.nodes.names,
+            "enhanced": self.enhanced.names,
+        }
+
+    def messages(self) -> pd.DataFrame:
+        """The messages table: one row per message, indexed by its row id ``id``."""
+        frame = self._messages.frame(self._labels())
+        frame.index.name = "id"
+        return frame
+
+    def attempts(self) -> pd.DataFrame | None:
+        """The attempts table (tracing only): one row per attempt at one server."""
+        if self._attempts is None:
+            return None
+        return self._attempts.frame(self._labels())

@@ -1,0 +1,1 @@
+"""Experiments above one run: sweeps, replications, the results store (to come)."""

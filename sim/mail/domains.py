@@ -1,0 +1,79 @@
+"""The domains of the world: one object per domain with everything known about it.
+
+A :class:`Domain` holds a mail domain's facts in one place (its users, its rates of
+unknown recipients and filter discards, its mailbox store, its people's devices), so a
+component asks the message's domain instead of indexing parallel lists. The
+:class:`Directory` finds domains by name or by index (the index is what the recorder
+stores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..config import Domain as DomainSpec
+
+if TYPE_CHECKING:
+    from .devices import Readers
+
+__all__ = ["Directory", "Domain"]
+
+
+class Domain:
+    """One mail domain at run time."""
+
+    __slots__ = (
+        "index",
+        "name",
+        "spec",
+        "users",
+        "unknown_rate",
+        "discard_rate",
+        "mx",
+        "mx_ttl",
+        "mailbox",
+        "readers",
+    )
+
+    def __init__(self, index: int, spec: DomainSpec) -> None:
+        self.index = index
+        self.name = spec.name
+        self.spec = spec
+        self.users = spec.users
+        self.unknown_rate = spec.unknown_recipient_rate
+        self.discard_rate = spec.discard_rate
+        # The zone's answer to an MX query: the MX records sorted by preference, or the
+        # domain's A record as an implicit MX of preference 0 (RFC 5321 5.1), or nothing.
+        records = [(r.preference, r.host) for r in spec.mx]
+        if not records and spec.host is not None:
+            records = [(0, spec.host)]
+        self.mx: tuple[tuple[int, str], ...] = tuple(sorted(records))
+        self.mx_ttl = spec.mx_ttl
+        self.mailbox: Any = None  # the mailbox store component, set when the world is built
+        self.readers: Readers | None = None  # who reads its mail, set when built
+
+    def __repr__(self) -> str:
+        return f"Domain({self.name!r})"
+
+
+class Directory:
+    """Every domain of the scenario, in scenario order."""
+
+    def __init__(self, specs: Sequence[DomainSpec]) -> None:
+        self.all = [Domain(i, spec) for i, spec in enumerate(specs)]
+        self.by_name = {d.name: d for d in self.all}
+
+    def __iter__(self) -> Iterator[Domain]:
+        return iter(self.all)
+
+    def __len__(self) -> int:
+        return len(self.all)
+
+    def __getitem__(self, name: str) -> Domain:
+        return self.by_name[name]
+
+    @property
+    def names(self) -> list[str]:
+        """Domain names in scenario order (the recorder's categories)."""
+        return [d.name for d in self.all]

@@ -1,0 +1,284 @@
+"""The sending MTA: submission, the active queue, delivery attempts to MX hosts.
+
+Shaped after Postfix 3.x (docs/model.md, docs/sources.md):
+
+- ``smtpd_workers`` submission sessions take messages from clients (port 587 with
+  STARTTLS and AUTH); the MTA answers MAIL FROM through its own policies (a message
+  over ``message_size_limit`` is refused, SIZE, RFC 1870) and the sender is told at once;
+- accepted messages join the active queue; ``workers`` delivery agents take them one at
+  a time, as many per recipient domain as the concurrency policy allows
+  (``sim.mail.retry``), look the domain's MX records up through the MTA's resolver and
+  try the hosts in preference order (equal preferences in random order, RFC 5321 5.1);
+- each session asks the server for its replies (``sim.mail.smtp.SMTPServer``) and
+  spends the link time up to the reply that decides it: 250 hands the message over, 5xx
+  bounces it, anything else sends the agent to the next host;
+- when every host failed, the retry schedule says when the message is due again (it
+  waits in the deferred queue, ``sim.mail.retry``) or that it has been queued too long
+  and bounces.
+
+One process per worker, none per message. The MTA knows servers only by id and by the
+``SMTPServer`` protocol: it imports nothing of the MX.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from ..config import MTANode
+from ..core.component import Context, registers
+from ..core.queues import WorkQueue
+from ..core.records import BOUNCED, EXPIRED, Message
+from .dns import Resolver
+from .domains import Domain
+from .policies import Chain, SizeLimit
+from .retry import DeferredQueue, Destination, FixedConcurrency, PostfixBackoff
+from .smtp import ACCEPTED, INTERRUPTED, Outcome, Phase, Reply, SMTPServer
+
+__all__ = ["MTA"]
+
+SUBMISSION, RELAY = 0, 1  # hops of the attempts table
+
+
+@registers("mta")
+class MTA:
+    """An outbound mail server: submission, a worker pool, retries as data."""
+
+    def __init__(self, ctx: Context, spec: MTANode) -> None:
+        self.ctx = ctx
+        self.env = ctx.env
+        self.spec = spec
+        self.id = spec.id
+        self.recorder = ctx.recorder
+        self.code = ctx.recorder.nodes.code(spec.id)
+        self.network = ctx.network
+        self.dialogues = ctx.dialogues
+        self._shuffle = ctx.streams.generator("mta", spec.id, "mx-order")
+        self._loss = ctx.streams.generator("mta", spec.id, "loss")
+        # The MTA's own answers to submitting clients, and its send-side policies.
+        self.up = True
+        self.connections = 0  # submission sessions open
+        self.inbound = Chain([SizeLimit(spec.message_size_limit)])
+        self.retry = PostfixBackoff(
+            spec.minimal_backoff_time, spec.maximal_backoff_time, spec.maximal_queue_lifetime
+        )
+        self.concurrency = FixedConcurrency(spec.destination_concurrency_limit)
+        self.incoming: WorkQueue[tuple[Message, str]] = WorkQueue(ctx.env)
+        self.active: WorkQueue[Message] = WorkQueue(ctx.env)
+        self.deferred = DeferredQueue(ctx.env, spec.queue_run_delay, self.active.put)
+        self.destinations: dict[Domain, Destination] = {}
+        self.in_session = 0  # messages a worker holds right now
+        self.bounced = 0
+        self.resolver: Resolver | None = None
+        self.workers: list[simpy.Process] = []
+
+    def start(self) -> None:
+        """Find the resolver; start the submission and delivery workers and the queue runner."""
+        self.resolver = self.ctx.node(self.spec.resolver, Resolver)
+        env = self.env
+        for _ in range(self.spec.smtpd_workers):
+            env.process(self._smtpd())
+        self.workers = [env.process(self._deliver()) for _ in range(self.spec.workers)]
+        self.deferred.start()
+
+    def _lossy(self, loss: float) -> np.random.Generator | None:
+        return self._loss if loss > 0.0 else None
+
+    # -- submission ------------------------------------------------------------------
+
+    def submit(self, msg: Message, client: str) -> None:
+        """A client at node ``client`` connects to submit ``msg`` (waits for a free smtpd)."""
+        self.incoming.put((msg, client))
+
+    def _smtpd(self) -> Generator[simpy.Event, Any, None]:
+        env, rec, cost, incoming = self.env, self.recorder, self.dialogues.submission, self.incoming
+        while True:
+            if incoming.items:
+                msg, client = incoming.items.popleft()
+            else:
+                msg, client = yield incoming.wait()
+            link = self.network.link(client, self.id)
+            gen = self._lossy(link.loss)
+            start = env.now
+            self.in_session += 1
+            self.connections += 1
+            try:
+                refusal = self.inbound.answer(Phase.MAIL, self, msg)
+                if refusal is not None:
+                    yield env.timeout(link.time(cost.to(refusal.phase), 0, gen))
+                    src = rec.nodes.code(client)
+                    rec.attempt(msg.id, SUBMISSION, 1, 1, src, self.code, start, env.now,
+                                refusal, Outcome.BOUNCED)
+                    rec.ended(msg.id, BOUNCED, env.now, refusal.reason)
+                    self.bounced += 1
+                else:
+                    yield env.timeout(link.time(cost.to_accept, msg.size, gen))
+                    msg.queued = env.now
+                    rec.queued(msg.id, env.now, self.code)
+                    if rec.tracing:
+                        src = rec.nodes.code(client)
+                        rec.attempt(msg.id, SUBMISSION, 1, 1, src, self.code, start, env.now,
+                                    ACCEPTED, Outcome.DELIVERED, final=False)
+                    self.active.put(msg)
+                self.in_session -= 1
+                yield env.timeout(link.time(cost.quit, 0, gen))
+            finally:
+                self.connections -= 1
+
+    # -- delivery --------------------------------------------------------------------
+
+    def _order(self, answer: tuple[tuple[int, str], ...]) -> list[str]:
+        """MX hosts in the order to try: by preference, ties shuffled (RFC 5321 5.1)."""
+        if len(answer) == 1:
+            return [answer[0][1]]
+        hosts: list[str] = []
+        for _, group in itertools.groupby(answer, key=lambda record: record[0]):
+            names = [host for _, host in group]
+            if len(names) > 1:
+                self._shuffle.shuffle(names)
+            hosts += names
+        return hosts
+
+    def _deliver(self) -> Generator[simpy.Event, Any, None]:
+        """A delivery agent: one message at a time, as the destination's policy allows.
+
+        A message whose destination is at its limit is parked with it; the agent that
+        finishes an attempt there takes the longest-parked message next.
+        """
+        active, destinations, policy = self.active, self.destinations, self.concurrency
+        msg: Message | None = None
+        while True:
+            if msg is None:
+                msg = active.items.popleft() if active.items else (yield active.wait())
+            dest = destinations.get(msg.domain)
+            if dest is None:
+                dest = destinations[msg.domain] = Destination()
+            if not policy.allows(dest):
+                dest.parked.append(msg)
+                msg = None
+                continue
+            dest.busy += 1
+            self.in_session += 1
+            try:
+                outcome = yield from self._attempt(msg)
+            finally:
+                dest.busy -= 1
+            policy.finished(dest, outcome)
+            if not outcome.settled:
+                self.in_session -= 1
+                self._defer(msg)
+            parked = dest.parked
+            msg = parked.popleft() if parked else None
+
+    def _attempt(self, msg: Message) -> Generator[simpy.Event, Any, Outcome]:
+        """One delivery attempt: look the MX hosts up and try them in order."""
+        assert self.resolver is not None  # started
+        msg.attempts += 1
+        self.recorder.attempting(msg.id, msg.attempts)
+        rtt = self.network.link(self.id, self.resolver.id).rtt
+        try:
+            answer = yield from self.resolver.lookup(msg.domain, rtt)
+        except simpy.Interrupt:
+            return Outcome.INTERRUPTED
+        hosts = self._order(answer)
+        last = len(hosts)
+        outcome = Outcome.DEFERRED
+        for order, host in enumerate(hosts, 1):
+            server: SMTPServer = self.ctx.nodes[host]  # type: ignore[assignment]
+            outcome = yield from self._session(msg, server, order, order == last)
+            if outcome.settled or outcome == Outcome.INTERRUPTED:
+                break
+        return outcome
+
+    def _session(
+        self, msg: Message, server: SMTPServer, order: int, last: bool
+    ) -> Generator[simpy.Event, Any, Outcome]:
+        """One SMTP session with ``server``; its outcome.
+
+        The server answers each phase at once (plain calls); the session spends the link
+        time up to the reply that decided it, in one timeout. A settled message leaves
+        this MTA's hands at that reply: it is the server's (or bounced) while the agent
+        finishes the session with QUIT.
+        """
+        env, rec, cost = self.env, self.recorder, self.dialogues.relay
+        mid = msg.id
+        link = self.network.link(self.id, server.id)
+        gen = self._lossy(link.loss)
+        start = env.now
+        refusal = server.connect(self.id)
+        if refusal is not None:
+            try:
+                if refusal.silent:
+                    yield env.timeout(self.spec.smtp_connect_timeout)
+                else:
+                    yield env.timeout(link.time(cost.connect, 0, gen))
+            except simpy.Interrupt:
+                refusal, outcome = INTERRUPTED, Outcome.INTERRUPTED
+            else:
+                outcome = Outcome.TIMEOUT if refusal.silent else Outcome.REFUSED
+            rec.attempt(mid, RELAY, msg.attempts, order, self.code, server.code, start, env.now,
+                        refusal, outcome)
+            return outcome
+        rec.session(mid, server.code)
+        settled = False
+        try:
+            reply: Reply | None = server.mail(msg) or server.rcpt(msg)
+            try:
+                if reply is None:
+                    yield env.timeout(link.time(cost.to_accept, msg.size, gen))
+                    reply = server.data(msg, env.now)
+                    if reply.positive:
+                        rec.accepted(mid, env.now, server.code)
+                else:
+                    yield env.timeout(link.time(cost.to(reply.phase), 0, gen))
+            except simpy.Interrupt:
+                rec.attempt(mid, RELAY, msg.attempts, order, self.code, server.code, start,
+                            env.now, INTERRUPTED, Outcome.INTERRUPTED)
+                return Outcome.INTERRUPTED
+            if reply.positive:
+                outcome = Outcome.DELIVERED
+            elif reply.permanent:
+                outcome = Outcome.BOUNCED
+                rec.ended(mid, BOUNCED, env.now, reply.reason)
+                self.bounced += 1
+            else:
+                outcome = Outcome.DEFERRED if last else Outcome.TRY_NEXT
+            rec.attempt(mid, RELAY, msg.attempts, order, self.code, server.code, start, env.now,
+                        reply, outcome)
+            if outcome.settled:
+                settled = True
+                self.in_session -= 1
+            try:
+                yield env.timeout(link.time(cost.quit, 0, gen))
+            except simpy.Interrupt:
+                if not settled:
+                    return Outcome.INTERRUPTED
+        finally:
+            server.close()
+        return outcome
+
+    def _defer(self, msg: Message) -> None:
+        """Every host failed: due again when the schedule says, or bounce as expired."""
+        now = self.env.now
+        due = self.retry.next_due(msg.queued, msg.attempts, now)
+        if due is None:
+            self.recorder.ended(msg.id, BOUNCED, now, EXPIRED)
+            self.bounced += 1
+            return
+        self.deferred.put(msg, due)
+
+    # -- the books -------------------------------------------------------------------
+
+    def holding(self) -> int:
+        """Messages this MTA holds: waiting to submit, queued, deferred or in a session."""
+        waiting = len(self.incoming) + len(self.active) + len(self.deferred)
+        waiting += sum(len(d.parked) for d in self.destinations.values())
+        return waiting + self.in_session
+
+    def stats(self) -> dict[str, float]:
+        """Messages held at the end and bounced."""
+        return {"holding_at_end": self.holding(), "bounced": self.bounced}

@@ -1,0 +1,121 @@
+"""The receiving MX: answers sessions through its policies, scans, hands to a mailbox.
+
+An MX is an SMTP server (``sim.mail.server``): senders connect and it answers through
+its chain of policies (``sim.mail.policies``): no answer while it is down, 421 at its
+connection limit, 552 for a message over its size limit, 550 5.1.1 for unknown
+recipients. A message that passes is accepted at the final "." and waits in the MX's
+queue for one of ``workers`` content scanners; the filter may then silently discard it
+(the message is lost, with the reason); otherwise it goes over LMTP to the recipient
+domain's mailbox store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from ..config import MXNode
+from ..core.component import Context, registers
+from ..core.queues import WorkQueue
+from ..core.records import DISCARDED, LOST, Message
+from .policies import Chain, ConnectionLimit, Down, SizeLimit, UnknownUsers
+from .server import PolicyServer
+from .smtp import ACCEPTED, Outcome
+
+__all__ = ["MX"]
+
+LMTP_HOP = 2  # the hand-off to the store, after submission (0) and the relay (1)
+
+
+@registers("mx")
+class MX(PolicyServer):
+    """An inbound mail server serving one or more domains."""
+
+    def __init__(self, ctx: Context, spec: MXNode) -> None:
+        streams = ctx.streams
+        super().__init__(
+            ctx,
+            spec.id,
+            Chain(
+                [
+                    Down(),
+                    ConnectionLimit(spec.max_connections),
+                    SizeLimit(spec.message_size_limit),
+                    UnknownUsers(streams.uniform("mx", spec.id, "recipients")),
+                ]
+            ),
+        )
+        self.ctx = ctx
+        self.env = ctx.env
+        self.spec = spec
+        self.recorder = ctx.recorder
+        self.network = ctx.network
+        self.lmtp = ctx.dialogues.lmtp
+        self.discarded = 0
+        self.in_work = 0  # messages a scanner holds right now
+        self._filter = streams.uniform("mx", spec.id, "filter")
+        self._processing = streams.sampler(spec.processing, "mx", spec.id, "processing")
+        self._loss = streams.generator("mx", spec.id, "loss")
+        self.queue: WorkQueue[Message] = WorkQueue(ctx.env)
+
+    def start(self) -> None:
+        """Start the scanners and the scheduled outages."""
+        for _ in range(self.spec.workers):
+            self.env.process(self._worker())
+        if self.spec.outages:
+            spans = sorted((o.start, o.end) for o in self.spec.outages)
+            self.env.process(self._outages(spans))
+
+    def _outages(self, spans: list[tuple[float, float]]) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        for start, end in spans:
+            yield env.timeout(start - env.now)
+            self.set_up(False)
+            yield env.timeout(end - env.now)
+            self.set_up(True)
+
+    def take(self, msg: Message, now: float) -> None:
+        """A message whose DATA was just answered 250 joins the scan queue."""
+        self.queue.put(msg)
+
+    def holding(self) -> int:
+        """Messages accepted here and not yet stored or discarded."""
+        return len(self.queue) + self.in_work
+
+    def stats(self) -> dict[str, float]:
+        """Sessions, refusals, discards and what is held at the end."""
+        return {
+            "sessions": self.sessions,
+            "refused": self.refused,
+            "unanswered": self.unanswered,
+            "discarded": self.discarded,
+            "holding_at_end": self.holding(),
+        }
+
+    def _worker(self) -> Generator[simpy.Event, Any, None]:
+        env, rec, cost, queue = self.env, self.recorder, self.lmtp, self.queue
+        while True:
+            msg = queue.items.popleft() if queue.items else (yield queue.wait())
+            self.in_work += 1
+            scan = self._processing()
+            rate = msg.domain.discard_rate
+            if rate > 0.0 and self._filter() < rate:
+                yield env.timeout(scan)
+                rec.ended(msg.id, LOST, env.now, DISCARDED)
+                self.discarded += 1
+                self.in_work -= 1
+                continue
+            store = msg.domain.mailbox
+            link = self.network.link(self.id, store.id)
+            gen = self._loss if link.loss > 0.0 else None
+            # The scan and the LMTP dialogue in one timeout: nothing can come between.
+            start = env.now + scan
+            yield env.timeout(scan + link.time(cost.to_accept, msg.size, gen))
+            yield from store.store(msg)
+            if rec.tracing:
+                rec.attempt(msg.id, LMTP_HOP, 1, 1, self.code, store.code, start, env.now,
+                            ACCEPTED, Outcome.DELIVERED, final=False)
+            self.in_work -= 1
+            yield env.timeout(link.time(cost.quit, 0, gen))

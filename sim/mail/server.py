@@ -1,0 +1,88 @@
+"""What every receiving SMTP server does: hold sessions and answer through its policies.
+
+:class:`PolicyServer` keeps a server's state (up or down, sessions open) and answers a
+client's connect, MAIL, RCPT and DATA by asking its :class:`~sim.mail.policies.Chain`.
+When DATA passes every policy the server takes the message (:meth:`PolicyServer.take`,
+which each kind of server defines) and answers 250. Answers are plain calls: they cost
+no SimPy event; the client spends the dialogue's time.
+"""
+
+from __future__ import annotations
+
+from ..core.component import Context
+from ..core.records import Message
+from .policies import Chain
+from .smtp import ACCEPTED, Phase, Reply
+
+__all__ = ["PolicyServer"]
+
+
+class PolicyServer:
+    """The answering side of SMTP, shared by every kind of receiving server."""
+
+    def __init__(self, ctx: Context, node_id: str, chain: Chain) -> None:
+        self.id = node_id
+        self.code = ctx.recorder.nodes.code(node_id)
+        self.chain = chain
+        self.up = True
+        self.connections = 0  # sessions open now
+        self.sessions = 0  # sessions ever opened
+        self.refused = 0  # connections refused with a reply (e.g. 421 when full)
+        self.unanswered = 0  # connections that got no answer (the host was down)
+        self._connect, self._mail, self._rcpt, self._data = (
+            chain.by_phase[Phase.CONNECT],
+            chain.by_phase[Phase.MAIL],
+            chain.by_phase[Phase.RCPT],
+            chain.by_phase[Phase.DATA],
+        )
+
+    def set_up(self, up: bool) -> None:
+        """Bring the host up or take it down (a down host does not answer at all)."""
+        self.up = up
+
+    def connect(self, client: str) -> Reply | None:
+        """A client connects: None opens a session (close it later), else the refusal."""
+        for check in self._connect:
+            reply = check(self, None)
+            if reply is not None:
+                if reply.silent:
+                    self.unanswered += 1
+                else:
+                    self.refused += 1
+                return reply
+        self.connections += 1
+        self.sessions += 1
+        return None
+
+    def mail(self, msg: Message) -> Reply | None:
+        """MAIL FROM: None accepts, else the refusal."""
+        for check in self._mail:
+            reply = check(self, msg)
+            if reply is not None:
+                return reply
+        return None
+
+    def rcpt(self, msg: Message) -> Reply | None:
+        """RCPT TO: None accepts, else the refusal."""
+        for check in self._rcpt:
+            reply = check(self, msg)
+            if reply is not None:
+                return reply
+        return None
+
+    def data(self, msg: Message, now: float) -> Reply:
+        """The final "." has arrived at ``now``: 250 (and the message is ours) or a refusal."""
+        for check in self._data:
+            reply = check(self, msg)
+            if reply is not None:
+                return reply
+        self.take(msg, now)
+        return ACCEPTED
+
+    def close(self) -> None:
+        """The client ends the session (QUIT, or the connection broke)."""
+        self.connections -= 1
+
+    def take(self, msg: Message, now: float) -> None:
+        """Take responsibility for an accepted message (each kind of server defines it)."""
+        raise NotImplementedError

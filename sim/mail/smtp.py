@@ -1,0 +1,216 @@
+"""SMTP (and the other mail dialogues): replies, phases, and what each phase costs.
+
+A server answers; the sending side spends time. A server's answers are :class:`Reply`
+values (code, enhanced status code, text, and the :class:`Phase` they came at) decided
+by its policies (``sim.mail.policies``); a client asks for them with plain calls (no
+SimPy event), then spends the link time up to the phase of the reply that decided the
+session in one timeout. A whole dialogue is computed, never simulated command by
+command. Round-trip counts (RFC 5321, 3207, 4954, 2920):
+
+=================================  ===========================================
+phase                              round trips
+=================================  ===========================================
+connect                            TCP handshake 1 + 220 greeting 1
+hello                              EHLO 1 [+ STARTTLS 1 + TLS 1-2 + EHLO 1] [+ AUTH 1]
+envelope                           MAIL+RCPT+DATA: 1 with PIPELINING, else 3
+data                               body and final "." 1 (+ size / bandwidth)
+quit                               QUIT 1
+=================================  ===========================================
+
+With TLS 1.3 and pipelining a relay session is 9 round trips before transfer time, a
+submission 10; without pipelining 11 and 12.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING, Protocol
+
+from ..config import SMTPSettings
+from ..core.records import TOO_LARGE, UNKNOWN_RECIPIENT
+
+if TYPE_CHECKING:
+    from ..core.records import Message
+
+__all__ = [
+    "ACCEPTED",
+    "BUSY",
+    "CONNECT_TIMEOUT",
+    "DialogueCost",
+    "Dialogues",
+    "INTERRUPTED",
+    "NO_ANSWER",
+    "Outcome",
+    "Phase",
+    "Reply",
+    "SMTPServer",
+    "TOO_BIG",
+    "UNKNOWN_USER",
+]
+
+
+class Phase(IntEnum):
+    """Where in a dialogue a reply comes."""
+
+    CONNECT = 0  # the greeting (or no answer at all)
+    MAIL = 1
+    RCPT = 2
+    DATA = 3  # the reply to the final "."
+
+
+class Reply:
+    """A server's reply: ``421 4.3.2 text`` at a phase. ``silent`` means no answer came."""
+
+    __slots__ = ("code", "enhanced", "text", "phase", "silent", "reason", "line")
+
+    def __init__(
+        self,
+        code: int,
+        enhanced: str,
+        text: str,
+        phase: Phase,
+        silent: bool = False,
+        reason: str = "",
+    ) -> None:
+        self.code = code
+        self.enhanced = enhanced  # RFC 3463 enhanced status code
+        self.text = text
+        self.phase = phase
+        self.silent = silent
+        self.line = f"{code} {enhanced} {text}"
+        # What a message bounced by this reply records as its `reason`.
+        self.reason = reason or f"rejected: {self.line}"
+
+    @property
+    def positive(self) -> bool:
+        """2xx (or 3xx): the server goes on."""
+        return self.code < 400
+
+    @property
+    def permanent(self) -> bool:
+        """5xx: do not try again."""
+        return self.code >= 500
+
+    def __repr__(self) -> str:
+        return f"Reply({self.line!r}, {self.phase.name})"
+
+
+# Replies as Postfix words them (RFC 3463 enhanced status codes).
+ACCEPTED = Reply(250, "2.0.0", "Ok: queued", Phase.DATA)
+UNKNOWN_USER = Reply(
+    550, "5.1.1", "Recipient address rejected: User unknown", Phase.RCPT, reason=UNKNOWN_RECIPIENT
+)
+TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed limit", Phase.MAIL, reason=TOO_LARGE)
+BUSY = Reply(421, "4.3.2", "Service not available: too many connections", Phase.CONNECT)
+# A host that does not answer: the client waits out its connect timeout and records the
+# failure as Postfix does (dsn=4.4.1, "Connection timed out").
+NO_ANSWER = Reply(421, "4.4.1", "Connection timed out", Phase.CONNECT, silent=True)
+CONNECT_TIMEOUT = NO_ANSWER
+INTERRUPTED = Reply(421, "4.4.2", "Connection lost during the session", Phase.DATA)
+
+
+class Outcome(IntEnum):
+    """How one attempt at one server ended, as the sender acts on it.
+
+    The values index ``sim.core.records.OUTCOMES`` (the attempts table's column).
+    """
+
+    DELIVERED = 0  # 250 to the final ".": the server has the message
+    BOUNCED = 1  # a 5xx reply: the recipient is bounced
+    TRY_NEXT = 2  # a 4xx reply within the session; another host comes next
+    DEFERRED = 3  # a 4xx reply within the session at the last host: deferred
+    REFUSED = 4  # the server refused the connection (421 at the greeting)
+    TIMEOUT = 5  # no answer within the connect timeout
+    INTERRUPTED = 6  # the session was cut short
+
+    @property
+    def settled(self) -> bool:
+        """Whether the message left the sender's hands (delivered or bounced)."""
+        return self <= Outcome.BOUNCED
+
+
+class SMTPServer(Protocol):
+    """A server a client can hold a session with (an MX today; relays and ESPs later).
+
+    ``connect`` answers None when the client may go on; otherwise a refusal (or
+    ``NO_ANSWER``) and no connection is held. After a successful connect the client
+    must ``close()``, on every path. ``data`` is asked when the final "." arrives: a
+    positive reply means the server has taken the message.
+    """
+
+    id: str
+    code: int  # the server's node code in the recorder
+
+    def connect(self, client: str) -> Reply | None: ...
+
+    def mail(self, msg: Message) -> Reply | None: ...
+
+    def rcpt(self, msg: Message) -> Reply | None: ...
+
+    def data(self, msg: Message, now: float) -> Reply: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DialogueCost:
+    """Round trips of one kind of dialogue, split where the outcome is decided."""
+
+    connect: int  # until the greeting: where a busy server says 421
+    hello: int  # EHLO, TLS, AUTH
+    envelope: int  # MAIL FROM / RCPT TO / DATA: where unknown users and SIZE are refused
+    data: int  # body and final dot: where the message is accepted
+    quit: int
+
+    @property
+    def to_accept(self) -> int:
+        """Round trips from connecting until the message is accepted."""
+        return self.connect + self.hello + self.envelope + self.data
+
+    @property
+    def to_mail(self) -> int:
+        """Round trips until MAIL FROM is answered (where SIZE is refused)."""
+        return self.connect + self.hello + 1
+
+    @property
+    def to_rcpt(self) -> int:
+        """Round trips until RCPT TO is answered (where an unknown user is refused).
+
+        With PIPELINING, MAIL, RCPT and DATA travel together and are answered together;
+        without it, RCPT is the second of the three.
+        """
+        return self.connect + self.hello + min(self.envelope, 2)
+
+    def to(self, phase: Phase) -> int:
+        """Round trips from connecting until the reply at ``phase`` arrives."""
+        if phase == Phase.CONNECT:
+            return self.connect
+        if phase == Phase.MAIL:
+            return self.to_mail
+        if phase == Phase.RCPT:
+            return self.to_rcpt
+        return self.to_accept
+
+
+class Dialogues:
+    """The round-trip costs of every dialogue, given the scenario's SMTP settings."""
+
+    def __init__(self, settings: SMTPSettings) -> None:
+        tls = (2 + settings.tls_round_trips) if settings.tls else 0  # STARTTLS, TLS, EHLO
+        envelope = 1 if settings.pipelining else 3
+        self.settings = settings
+        self.relay = DialogueCost(connect=2, hello=1 + tls, envelope=envelope, data=1, quit=1)
+        self.submission = DialogueCost(
+            connect=2, hello=1 + tls + 1, envelope=envelope, data=1, quit=1
+        )
+        # LMTP from MX to mailbox store on a trusted LAN: no TLS, a connection per message.
+        # RFC 2033 makes PIPELINING mandatory for LMTP, whatever the SMTP setting.
+        self.lmtp = DialogueCost(connect=2, hello=1, envelope=1, data=1, quit=1)
+        # Retrieval sessions: implicit TLS (RFC 8314), login, fetch one message, leave.
+        # POP3 (RFC 1939): TCP, TLS, greeting, USER, PASS, STAT, RETR, DELE, QUIT.
+        self.pop3 = 2 + settings.tls_round_trips + 6
+        # IMAP (RFC 9051): TCP, TLS, greeting, LOGIN, SELECT, FETCH, LOGOUT.
+        self.imap = 2 + settings.tls_round_trips + 4
+        # Webmail: the page is already open; an HTTPS fetch on a kept-alive connection.
+        self.webmail = 1

@@ -1,0 +1,63 @@
+"""What traffic between two nodes sees: latency, bottleneck bandwidth, loss, and time.
+
+A :class:`Link` summarises the lowest-latency path between two nodes. Every dialogue in
+the model (SMTP, LMTP, DNS, POP3, IMAP) is costed here: ``n`` round trips plus a
+transfer of ``nbytes`` over the bottleneck. Packet loss delays, it does not drop: TCP
+retransmits. Each control round trip loses a packet with probability 1 - (1 - p)^2 and
+then waits one retransmission timeout; each lost data segment costs one more round trip
+(fast retransmit).
+
+The loss draws come from the stream of the component that spends the time (passed as
+``gen``), so a lossy link changes no other component's draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Link", "SEGMENT"]
+
+SEGMENT = 1460  # TCP payload bytes per segment on a 1500-byte MTU path
+
+
+class Link:
+    """The lowest-latency path from ``hops[0]`` to ``hops[-1]``, summarised."""
+
+    __slots__ = ("latency", "bandwidth", "loss", "hops", "rto")
+
+    def __init__(
+        self, latency: float, bandwidth: float, loss: float, hops: tuple[str, ...], rto: float = 1.0
+    ) -> None:
+        self.latency = latency  # one-way, seconds
+        self.bandwidth = bandwidth  # bottleneck, bytes/s
+        self.loss = loss  # probability that a packet is lost somewhere on the path
+        self.hops = hops
+        self.rto = rto  # retransmission timeout, seconds
+
+    @property
+    def rtt(self) -> float:
+        """Round-trip time."""
+        return 2.0 * self.latency
+
+    def time(self, round_trips: int, nbytes: float, gen: np.random.Generator | None) -> float:
+        """Seconds for ``round_trips`` exchanges plus ``nbytes`` of data.
+
+        ``gen`` draws the retransmissions on a lossy link; it is not used on a loss-free
+        one, so loss-free timelines are exact and consume no random numbers.
+        """
+        t = round_trips * 2.0 * self.latency
+        if nbytes:
+            t += nbytes / self.bandwidth
+        p = self.loss
+        if p > 0.0 and gen is not None:
+            lost_control = gen.binomial(round_trips, 1.0 - (1.0 - p) ** 2) if round_trips else 0
+            segments = -(-int(nbytes) // SEGMENT)
+            lost_data = gen.binomial(segments, p) if segments else 0
+            t += lost_control * self.rto + lost_data * 2.0 * self.latency
+        return t
+
+    def __repr__(self) -> str:
+        return (
+            f"Link({'-'.join(self.hops)}, latency={self.latency}, "
+            f"bandwidth={self.bandwidth}, loss={self.loss})"
+        )
