@@ -225,3 +225,26 @@ def test_scheduled_outage_sends_mail_to_the_backup_mx() -> None:
     down = m.loc[1]
     relay = 8 * 2 * 0.018 + 10_000 / 5.0e6
     assert down["accepted"] - down["submitted"] == pytest.approx(0.002 + 30 + relay, abs=1e-9)
+
+
+@pytest.mark.parametrize("extra, attempts", [(0.0, 2), (0.5, 3)])
+def test_queue_lifetime_boundary_is_exact(extra: float, attempts: int) -> None:
+    # The MX never answers. Attempt 2 fails at 630.202 (queue run 600, lookup 0.202,
+    # connect timeout 30) when the message, queued at 100.388, is 529.814 s old. With
+    # maximal_queue_lifetime exactly that age it bounces there (age >= lifetime); half a
+    # second more and it is deferred again (due 1160.016), fails at 1230.202 and bounces.
+    data = tiny_data(duration=150, drain=5000)
+    age = (600 + 0.202 + 30) - (100 + 9 * 0.042 + 0.01)
+    down = {"hook": lambda model: model.node("mx").set_up(False)}
+    probe = run(parse_scenario(data), trace=True, **down)
+    assert probe.attempts is not None
+    fails = probe.attempts[probe.attempts["hop"] == 1]["end"].tolist()
+    queued = probe.messages.loc[0, "submitted"]
+    assert fails[1] - queued == pytest.approx(age, abs=1e-9)
+    # The lifetime set to the age exactly as the model computes it (no rounding).
+    data["topology"]["nodes"][2]["maximal_queue_lifetime"] = (fails[1] - queued) + extra
+    row = run(parse_scenario(data), **down).messages.loc[0]
+    assert row["status"] == "bounced" and row["reason"] == "queue lifetime expired"
+    assert row["attempts"] == attempts
+    assert row["ended"] == pytest.approx(fails[attempts - 1], abs=1e-9)
+    assert row["ended"] == pytest.approx(630.202 if attempts == 2 else 1230.202, abs=1e-9)

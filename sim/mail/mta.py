@@ -42,6 +42,8 @@ from .smtp import ACCEPTED, INTERRUPTED, Outcome, Phase, Reply, SMTPServer
 __all__ = ["MTA"]
 
 SUBMISSION, RELAY = 0, 1  # hops of the attempts table
+# Outcomes as plain module constants: compared on every attempt.
+_DELIVERED, _BOUNCED, _TRY_NEXT, _DEFERRED, _REFUSED, _TIMEOUT, _INTERRUPTED = tuple(Outcome)
 
 
 @registers("mta")
@@ -96,6 +98,7 @@ class MTA:
 
     def _smtpd(self) -> Generator[simpy.Event, Any, None]:
         env, rec, cost, incoming = self.env, self.recorder, self.dialogues.submission, self.incoming
+        checks = self.inbound.by_phase[Phase.MAIL]  # the MTA answers MAIL FROM itself
         while True:
             if incoming.items:
                 msg, client = incoming.items.popleft()
@@ -107,7 +110,11 @@ class MTA:
             self.in_session += 1
             self.connections += 1
             try:
-                refusal = self.inbound.answer(Phase.MAIL, self, msg)
+                refusal = None
+                for check in checks:
+                    refusal = check(self, msg)
+                    if refusal is not None:
+                        break
                 if refusal is not None:
                     yield env.timeout(link.time(cost.to(refusal.phase), 0, gen))
                     src = rec.nodes.code(client)
@@ -144,11 +151,16 @@ class MTA:
         return hosts
 
     def _deliver(self) -> Generator[simpy.Event, Any, None]:
-        """A delivery agent: one message at a time, as the destination's policy allows.
+        """A delivery agent: one attempt at a time, as the destination's policy allows.
 
-        A message whose destination is at its limit is parked with it; the agent that
-        finishes an attempt there takes the longest-parked message next.
+        An attempt looks the MX hosts up and tries them in order until one settles the
+        message (delivered or bounced); otherwise the message is deferred. A message
+        whose destination is at its limit is parked with it; the agent that finishes an
+        attempt there takes the longest-parked message next. Every counter the attempt
+        holds is released on every path, an interrupt included.
         """
+        assert self.resolver is not None  # started
+        env, rec, nodes, resolver = self.env, self.recorder, self.ctx.nodes, self.resolver
         active, destinations, policy = self.active, self.destinations, self.concurrency
         msg: Message | None = None
         while True:
@@ -163,36 +175,29 @@ class MTA:
                 continue
             dest.busy += 1
             self.in_session += 1
+            msg.attempts += 1
+            rec.attempting(msg.id, msg.attempts)
+            outcome = _INTERRUPTED
             try:
-                outcome = yield from self._attempt(msg)
+                rtt = self.network.link(self.id, resolver.id).rtt
+                answer = yield from resolver.lookup(msg.domain, rtt)
+                hosts = self._order(answer)
+                last = len(hosts)
+                for order, host in enumerate(hosts, 1):
+                    server: SMTPServer = nodes[host]  # type: ignore[assignment]
+                    outcome = yield from self._session(msg, server, order, order == last)
+                    if outcome <= _BOUNCED or outcome == _INTERRUPTED:
+                        break
+            except simpy.Interrupt:
+                outcome = _INTERRUPTED
             finally:
                 dest.busy -= 1
             policy.finished(dest, outcome)
-            if not outcome.settled:
+            if outcome > _BOUNCED:  # not settled: still ours
                 self.in_session -= 1
                 self._defer(msg)
             parked = dest.parked
             msg = parked.popleft() if parked else None
-
-    def _attempt(self, msg: Message) -> Generator[simpy.Event, Any, Outcome]:
-        """One delivery attempt: look the MX hosts up and try them in order."""
-        assert self.resolver is not None  # started
-        msg.attempts += 1
-        self.recorder.attempting(msg.id, msg.attempts)
-        rtt = self.network.link(self.id, self.resolver.id).rtt
-        try:
-            answer = yield from self.resolver.lookup(msg.domain, rtt)
-        except simpy.Interrupt:
-            return Outcome.INTERRUPTED
-        hosts = self._order(answer)
-        last = len(hosts)
-        outcome = Outcome.DEFERRED
-        for order, host in enumerate(hosts, 1):
-            server: SMTPServer = self.ctx.nodes[host]  # type: ignore[assignment]
-            outcome = yield from self._session(msg, server, order, order == last)
-            if outcome.settled or outcome == Outcome.INTERRUPTED:
-                break
-        return outcome
 
     def _session(
         self, msg: Message, server: SMTPServer, order: int, last: bool
@@ -217,9 +222,9 @@ class MTA:
                 else:
                     yield env.timeout(link.time(cost.connect, 0, gen))
             except simpy.Interrupt:
-                refusal, outcome = INTERRUPTED, Outcome.INTERRUPTED
+                refusal, outcome = INTERRUPTED, _INTERRUPTED
             else:
-                outcome = Outcome.TIMEOUT if refusal.silent else Outcome.REFUSED
+                outcome = _TIMEOUT if refusal.silent else _REFUSED
             rec.attempt(mid, RELAY, msg.attempts, order, self.code, server.code, start, env.now,
                         refusal, outcome)
             return outcome
@@ -231,32 +236,32 @@ class MTA:
                 if reply is None:
                     yield env.timeout(link.time(cost.to_accept, msg.size, gen))
                     reply = server.data(msg, env.now)
-                    if reply.positive:
+                    if reply.code < 400:
                         rec.accepted(mid, env.now, server.code)
                 else:
                     yield env.timeout(link.time(cost.to(reply.phase), 0, gen))
             except simpy.Interrupt:
                 rec.attempt(mid, RELAY, msg.attempts, order, self.code, server.code, start,
-                            env.now, INTERRUPTED, Outcome.INTERRUPTED)
-                return Outcome.INTERRUPTED
-            if reply.positive:
-                outcome = Outcome.DELIVERED
-            elif reply.permanent:
-                outcome = Outcome.BOUNCED
+                            env.now, INTERRUPTED, _INTERRUPTED)
+                return _INTERRUPTED
+            if reply.code < 400:
+                outcome = _DELIVERED
+            elif reply.code >= 500:
+                outcome = _BOUNCED
                 rec.ended(mid, BOUNCED, env.now, reply.reason)
                 self.bounced += 1
             else:
-                outcome = Outcome.DEFERRED if last else Outcome.TRY_NEXT
+                outcome = _DEFERRED if last else _TRY_NEXT
             rec.attempt(mid, RELAY, msg.attempts, order, self.code, server.code, start, env.now,
                         reply, outcome)
-            if outcome.settled:
+            if outcome <= _BOUNCED:
                 settled = True
                 self.in_session -= 1
             try:
                 yield env.timeout(link.time(cost.quit, 0, gen))
             except simpy.Interrupt:
                 if not settled:
-                    return Outcome.INTERRUPTED
+                    return _INTERRUPTED
         finally:
             server.close()
         return outcome

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..core.component import Context
 from ..core.records import Message
-from .policies import Chain
+from .policies import Chain, Policy
 from .smtp import ACCEPTED, Phase, Reply
 
 __all__ = ["PolicyServer"]
@@ -23,12 +23,20 @@ class PolicyServer:
     def __init__(self, ctx: Context, node_id: str, chain: Chain) -> None:
         self.id = node_id
         self.code = ctx.recorder.nodes.code(node_id)
-        self.chain = chain
         self.up = True
         self.connections = 0  # sessions open now
         self.sessions = 0  # sessions ever opened
         self.refused = 0  # connections refused with a reply (e.g. 421 when full)
         self.unanswered = 0  # connections that got no answer (the host was down)
+        self._use(chain)
+
+    def add_policy(self, policy: Policy, first: bool = False) -> None:
+        """Add a rule to the server's chain (at the end of its phase, or ``first``)."""
+        policies = [policy, *self.chain.policies] if first else [*self.chain.policies, policy]
+        self._use(Chain(policies))
+
+    def _use(self, chain: Chain) -> None:
+        self.chain = chain
         self._connect, self._mail, self._rcpt, self._data = (
             chain.by_phase[Phase.CONNECT],
             chain.by_phase[Phase.MAIL],

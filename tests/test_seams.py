@@ -1,0 +1,164 @@
+"""The seams: servers answer through policies, components plug in, layers stay apart."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sim
+from sim.config import parse_scenario
+from sim.config.nodes import NODE_KINDS
+from sim.core.component import REGISTRY
+from sim.core.records import Message
+from sim.mail.retry import PostfixBackoff
+from sim.mail.smtp import Phase, Reply
+from tests.conftest import tiny, tiny_data
+from tests.test_mta import burst
+
+ROOT = Path(__file__).resolve().parent.parent / "sim"
+# Each layer may import only the layers listed (and itself).
+LAYERS = {
+    "config": set(),
+    "core": {"config"},
+    "world": {"config", "core"},
+    "mail": {"config", "core", "world"},
+    "simulation": {"config", "core", "world", "mail"},
+    "experiment": {"config", "core", "world", "mail", "simulation"},
+    "faces": {"config", "core", "world", "mail", "simulation", "experiment"},
+}
+
+
+def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node outside ``if TYPE_CHECKING:`` blocks (annotations may name any type)."""
+    out: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        out.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def imported_layers(path: Path) -> set[str]:
+    """The sim layers a module imports at run time (relative or absolute)."""
+    layer = path.relative_to(ROOT).parts[0]
+    found: set[str] = set()
+    for node in runtime_nodes(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 2 and node.module:  # from ..mail.x import y
+                found.add(node.module.split(".")[0])
+            elif node.level == 2:  # from .. import mail
+                found.update(alias.name for alias in node.names)
+            elif node.level == 0 and node.module and node.module.startswith("sim."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("sim."))
+    return found - {layer, "_version"}
+
+
+def test_every_layer_imports_only_the_layers_below_it() -> None:
+    for path in ROOT.rglob("*.py"):
+        if path.parent == ROOT:
+            continue  # the package's front door re-exports the API
+        layer = path.relative_to(ROOT).parts[0]
+        wrong = imported_layers(path) - LAYERS[layer]
+        assert not wrong, f"{path.relative_to(ROOT)} ({layer}) imports {sorted(wrong)}"
+
+
+def test_the_mta_knows_servers_only_by_protocol() -> None:
+    tree = ast.parse((ROOT / "mail" / "mta.py").read_text())
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any(m and m.split(".")[-1] in ("mx", "server", "mailbox") for m in modules)
+
+
+def test_every_node_kind_has_a_component() -> None:
+    assert set(NODE_KINDS) == set(REGISTRY)
+
+
+class FirstTryRefused:
+    """A tiny greylist: 451 4.7.1 at RCPT on a message's first session here."""
+
+    phase = Phase.RCPT
+    reply = Reply(451, "4.7.1", "Greylisted, try again later", Phase.RCPT)
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+
+    def check(self, server: Any, msg: Message | None) -> Reply | None:
+        assert msg is not None
+        if msg.id in self.seen:
+            return None
+        self.seen.add(msg.id)
+        return self.reply
+
+
+def test_a_policy_plugged_into_a_server_decides_its_replies() -> None:
+    # The message is refused with 451 at RCPT (the last host: deferred), then retried at
+    # the queue run of t=600 and accepted.
+    def hook(model: Any) -> None:
+        model.node("mx").add_policy(FirstTryRefused())
+
+    res = sim.run(tiny(duration=150), trace=True, hook=hook)
+    assert res.attempts is not None
+    rows = res.attempts[res.attempts["hop"] == 1]
+    assert list(rows["reply"]) == [451, 250]
+    assert list(rows["outcome"]) == ["deferred", "delivered"]
+    assert list(rows["enhanced"]) == ["4.7.1", "2.0.0"]
+    # 451 comes with the envelope's round trip: 7 round trips of 0.032 s after connecting.
+    assert rows["end"].iloc[0] - rows["start"].iloc[0] == pytest.approx(7 * 0.032, abs=1e-9)
+    row = res.messages.loc[0]
+    assert row["status"] == "delivered" and row["attempts"] == 2
+    assert row["accepted"] == pytest.approx(600.202 + 8 * 0.032 + 0.002, abs=1e-9)
+    # The MX's session slot was given back after the refusal.
+    assert res.stats["mx"]["mx"]["sessions"] == 2
+
+
+def test_postfix_backoff_is_age_clamped_until_the_lifetime() -> None:
+    rule = PostfixBackoff(minimal=300, maximal=4000, lifetime=10_000)
+    assert rule.next_due(queued_at=0, attempts=1, now=30) == 330  # 30 s old: the minimum
+    assert rule.next_due(queued_at=0, attempts=2, now=1000) == 2000  # its age
+    assert rule.next_due(queued_at=0, attempts=5, now=9000) == 13_000  # the cap
+    assert rule.next_due(queued_at=0, attempts=6, now=10_000) is None  # expired
+
+
+def test_an_interrupted_session_releases_everything_it_held() -> None:
+    # One message, one worker; the worker is interrupted in the middle of the relay
+    # session (which runs 100.59 .. 100.848). The MX's slot, the destination's count and
+    # the MTA's session count come back; the message is deferred and delivered later.
+    def hook(model: Any) -> None:
+        mta = model.node("mta")
+        model.at(100.7, lambda: mta.workers[0].interrupt("fault"))
+
+    data = tiny_data(duration=150)
+    data["topology"]["nodes"][2]["workers"] = 1
+    model = sim.build(parse_scenario(data), trace=True)
+    hook(model)
+    model.run(until=101)
+    mta, mx = model.node("mta"), model.node("mx")
+    assert mx.connections == 0
+    assert all(d.busy == 0 for d in mta.destinations.values())
+    assert mta.in_session == 0 and len(mta.deferred) == 1
+    assert sum(model.census().values()) == model.recorder.in_flight() == 1
+    model.run()
+    m = model.recorder.messages()
+    a = model.recorder.attempts()
+    assert a is not None
+    assert list(a.loc[a["hop"] == 1, "outcome"]) == ["interrupted", "delivered"]
+    assert m.loc[0, "status"] == "delivered" and m.loc[0, "attempts"] == 2
+
+
+def test_parked_messages_are_in_the_census() -> None:
+    # Five at once, five workers, two attempts per destination: three wait parked.
+    data = burst(tiny_data(), 5)
+    data["topology"]["nodes"][2].update(workers=5, destination_concurrency_limit=2)
+    model = sim.build(parse_scenario(data))
+    model.run(until=10.6)  # after submission (10.388) and during the first lookup
+    mta = model.node("mta")
+    assert sum(len(d.parked) for d in mta.destinations.values()) == 3
+    assert model.census()["mta"] == model.recorder.in_flight() == 5
