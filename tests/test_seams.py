@@ -10,8 +10,8 @@ import pytest
 
 import sim
 from sim.config import parse_scenario
-from sim.config.nodes import NODE_KINDS
-from sim.core.component import REGISTRY
+from sim.config.nodes import NODE_KINDS, NODE_TYPES, MXNode
+from sim.core.component import REGISTRY, registers
 from sim.core.records import Message
 from sim.mail.retry import PostfixBackoff
 from sim.mail.smtp import Phase, Reply
@@ -79,6 +79,9 @@ def test_the_mta_knows_servers_only_by_protocol() -> None:
 
 def test_every_node_kind_has_a_component() -> None:
     assert set(NODE_KINDS) == set(REGISTRY)
+    assert {k.schema for k in REGISTRY.values()} == set(NODE_TYPES)
+    with pytest.raises(ValueError, match="registered twice"):
+        registers(MXNode)(object)
 
 
 class FirstTryRefused:

@@ -1,7 +1,8 @@
 """How components plug in: one context for every factory, a registry of node kinds.
 
 A node kind of the topology (``mta``, ``mx``, ...) registers the class that simulates
-it with :func:`registers`; the build makes one component per node through that class,
+it with :func:`registers`, naming its schema type (``@registers(MXNode)``); the build
+makes one component per node through that class,
 handing it the run's :class:`Context` and the node's validated spec. A component finds
 its neighbours by id through the context (``ctx.node(id)``) when it starts, never
 through arguments wired by hand, so a new kind is one class and one registration.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, get_args, runtime_checkable
 
 import simpy
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from .records import Recorder
     from .rng import Streams
 
-__all__ = ["Component", "Context", "REGISTRY", "registers"]
+__all__ = ["Component", "Context", "Kind", "REGISTRY", "kind_of", "registers"]
 
 
 @runtime_checkable
@@ -78,16 +79,36 @@ class Context:
 
 
 Factory = Callable[[Context, Any], Component]
-REGISTRY: dict[str, Factory] = {}
 
 
-def registers(kind: str) -> Callable[[type[T]], type[T]]:
-    """Class decorator: the class simulates topology nodes of ``kind``."""
+@dataclass(frozen=True)
+class Kind:
+    """A node kind: its schema (the validated spec's type) and the factory that simulates it."""
+
+    name: str
+    schema: type
+    factory: Factory
+
+
+REGISTRY: dict[str, Kind] = {}
+
+
+def kind_of(schema: type) -> str:
+    """The ``kind`` tag of a node schema (its ``kind: Literal[...]`` field)."""
+    field = schema.model_fields["kind"]  # type: ignore[attr-defined]
+    (tag,) = get_args(field.annotation)
+    return str(tag)
+
+
+def registers(*schemas: type) -> Callable[[type[T]], type[T]]:
+    """Class decorator: the class simulates topology nodes of these schema types."""
 
     def mark(cls: type[T]) -> type[T]:
-        if kind in REGISTRY:
-            raise ValueError(f"node kind {kind!r} is registered twice")
-        REGISTRY[kind] = cls  # type: ignore[assignment]
+        for schema in schemas:
+            name = kind_of(schema)
+            if name in REGISTRY:
+                raise ValueError(f"node kind {name!r} is registered twice")
+            REGISTRY[name] = Kind(name, schema, cls)  # type: ignore[arg-type]
         return cls
 
     return mark

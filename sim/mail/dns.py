@@ -26,7 +26,7 @@ __all__ = ["MXAnswer", "Resolver"]
 MXAnswer = tuple[tuple[int, str], ...]  # ((preference, host), ...) sorted by preference
 
 
-@registers("resolver")
+@registers(ResolverNode)
 class Resolver:
     """A caching resolver. ``lookup`` spends the query's time and returns the answer."""
 

@@ -21,7 +21,7 @@ from ..core.records import Message
 __all__ = ["Mailbox"]
 
 
-@registers("mailbox")
+@registers(MailboxNode)
 class Mailbox:
     """A mailbox store with a bounded number of concurrent writes."""
 

@@ -46,7 +46,7 @@ SUBMISSION, RELAY = 0, 1  # hops of the attempts table
 _DELIVERED, _BOUNCED, _TRY_NEXT, _DEFERRED, _REFUSED, _TIMEOUT, _INTERRUPTED = tuple(Outcome)
 
 
-@registers("mta")
+@registers(MTANode)
 class MTA:
     """An outbound mail server: submission, a worker pool, retries as data."""
 
@@ -195,7 +195,7 @@ class MTA:
             policy.finished(dest, outcome)
             if outcome > _BOUNCED:  # not settled: still ours
                 self.in_session -= 1
-                self._defer(msg)
+                self._defer(msg, dest)
             parked = dest.parked
             msg = parked.popleft() if parked else None
 
@@ -266,10 +266,10 @@ class MTA:
             server.close()
         return outcome
 
-    def _defer(self, msg: Message) -> None:
+    def _defer(self, msg: Message, dest: Destination) -> None:
         """Every host failed: due again when the schedule says, or bounce as expired."""
         now = self.env.now
-        due = self.retry.next_due(msg.queued, msg.attempts, now)
+        due = self.retry.next_due(msg.queued, msg.attempts, now, dest)
         if due is None:
             self.recorder.ended(msg.id, BOUNCED, now, EXPIRED)
             self.bounced += 1

@@ -29,7 +29,7 @@ __all__ = ["MX"]
 LMTP_HOP = 2  # the hand-off to the store, after submission (0) and the relay (1)
 
 
-@registers("mx")
+@registers(MXNode)
 class MX(PolicyServer):
     """An inbound mail server serving one or more domains."""
 

@@ -43,9 +43,16 @@ __all__ = [
 
 
 class RetrySchedule(Protocol):
-    """Decides when a deferred message is due again."""
+    """Decides when a deferred message is due again.
 
-    def next_due(self, queued_at: float, attempts: int, now: float) -> float | None:
+    It sees the message's history (when it was queued, how many attempts it had) and
+    the destination's state, so rules kept per destination or per host (Exim's retry
+    database) fit the same seam.
+    """
+
+    def next_due(
+        self, queued_at: float, attempts: int, now: float, dest: Destination
+    ) -> float | None:
         """When the message that failed at ``now`` may be tried again; None: give up."""
 
 
@@ -59,7 +66,9 @@ class PostfixBackoff:
         self.maximal = maximal  # maximal_backoff_time
         self.lifetime = lifetime  # maximal_queue_lifetime
 
-    def next_due(self, queued_at: float, attempts: int, now: float) -> float | None:
+    def next_due(
+        self, queued_at: float, attempts: int, now: float, dest: Destination | None = None
+    ) -> float | None:
         """now + clamp(age, minimal, maximal); None once the age reaches the lifetime."""
         age = now - queued_at
         if age >= self.lifetime:

@@ -131,7 +131,9 @@ def build(
         domains=domains,
     )
     for node in scenario.topology.nodes:
-        ctx.nodes[node.id] = REGISTRY[node.kind](ctx, node)
+        kind = REGISTRY[node.kind]
+        assert isinstance(node, kind.schema)  # the schema validated it as this kind
+        ctx.nodes[node.id] = kind.factory(ctx, node)
     for domain in domains:
         spec = domain.spec
         if spec.mailbox is not None:

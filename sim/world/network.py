@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ..config import Scenario
+from ..config import ClientNode, RouterNode, Scenario
 from ..core.component import Context, registers
 from .links import Link
 
@@ -62,13 +62,12 @@ class Network:
         return found
 
 
-@registers("client")
-@registers("router")
+@registers(ClientNode, RouterNode)
 class Endpoint:
     """A node that only carries traffic or attaches people and programs (client, router)."""
 
-    def __init__(self, ctx: Context, spec: object) -> None:
-        self.id: str = spec.id  # type: ignore[attr-defined]
+    def __init__(self, ctx: Context, spec: ClientNode | RouterNode) -> None:
+        self.id = spec.id
 
     def start(self) -> None:
         """Nothing to start: traffic through it is costed by its links."""
