@@ -76,14 +76,14 @@ class MTA:
         self.in_session = 0  # messages a worker holds right now
         self.bounced = 0
         self.resolver: Resolver | None = None
-        self.workers: list[simpy.Process] = []
+        self.workers: list[simpy.Process] = []  # delivery agents, once started
+        self.submission_workers: list[simpy.Process] = []
 
     def start(self) -> None:
         """Find the resolver; start the submission and delivery workers and the queue runner."""
         self.resolver = self.ctx.node(self.spec.resolver, Resolver)
         env = self.env
-        for _ in range(self.spec.smtpd_workers):
-            env.process(self._smtpd())
+        self.submission_workers = [env.process(self._smtpd()) for _ in range(self.spec.smtpd_workers)]
         self.workers = [env.process(self._deliver()) for _ in range(self.spec.workers)]
         self.deferred.start()
 
@@ -109,6 +109,7 @@ class MTA:
             start = env.now
             self.in_session += 1
             self.connections += 1
+            held = True  # the message is this session's until queued, bounced or handed back
             try:
                 refusal = None
                 for check in checks:
@@ -131,8 +132,15 @@ class MTA:
                         rec.attempt(msg.id, SUBMISSION, 1, 1, src, self.code, start, env.now,
                                     ACCEPTED, Outcome.DELIVERED, final=False)
                     self.active.put(msg)
+                held = False
                 self.in_session -= 1
                 yield env.timeout(link.time(cost.quit, 0, gen))
+            except simpy.Interrupt:
+                if held:
+                    # Not yet told it was accepted: the client still has the message and
+                    # submits it again at once, ahead of later ones.
+                    self.in_session -= 1
+                    incoming.items.appendleft((msg, client))
             finally:
                 self.connections -= 1
 
