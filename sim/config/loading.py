@@ -55,6 +55,8 @@ def _path_of(loc: tuple[Any, ...], data: Any) -> str:
     cur = data
     tag_seen: object = None  # the mapping whose union tag was already skipped
     for item in loc:
+        if parts and cur is not None and not isinstance(cur, (dict, list)):
+            break  # a bare value written for a mapping (``size: 6KB``): the rest is ours
         if isinstance(item, int) and isinstance(cur, list) and 0 <= item < len(cur):
             parts.append(f"[{item}]")
             cur = cur[item]
