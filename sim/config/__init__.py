@@ -1,14 +1,15 @@
 """Description: what a run simulates, validated before anything is built.
 
-Rooms: ``base`` (strict models, limits), ``distributions``, the schema by subject
+Rooms: ``base`` (strict models, limits), ``units`` (``90s``, ``10MB``), ``distributions``, the schema by subject
 (``nodes``, ``domains``, ``workload``, ``scenario``), ``references`` (cross-reference
-checks), ``loading`` (YAML, ``--set`` overrides, one-line errors), ``errors`` and
+checks), ``budget`` (messages and memory a run needs, sources that send nothing),
+``loading`` (YAML, ``--set`` overrides, one-line errors), ``errors`` and
 ``generate`` (synthetic worlds as plain data). Nothing here knows about the simulation.
 """
 
 from .distributions import Constant, Distribution, Exponential, LogNormal, Uniform
 from .domains import Device, Domain, MXRecord, Retrieval
-from .errors import ScenarioError
+from .errors import ScenarioError, ScenarioWarning
 from .loading import apply_overrides, default_scenario_path, load_scenario, parse_scenario
 from .nodes import (
     ClientNode,
@@ -47,6 +48,7 @@ __all__ = [
     "SMTPSettings",
     "Scenario",
     "ScenarioError",
+    "ScenarioWarning",
     "Source",
     "Topology",
     "Uniform",

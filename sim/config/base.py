@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
-__all__ = ["Int", "MAX_MESSAGES", "MAX_TIME", "MAX_USERS", "MAX_WORKERS", "NodeId", "Num", "SAFE_NAME", "Strict"]
+__all__ = ["Int", "MAX_MESSAGES", "MAX_TIME", "MIN_RATE", "MAX_USERS", "MAX_WORKERS", "NodeId", "Num", "SAFE_NAME", "Strict"]
 
 
 def _no_bool(value: Any) -> Any:
@@ -25,7 +25,8 @@ Int = Annotated[int, BeforeValidator(_no_bool)]
 
 # Limits that keep a run finite: each worker is a process, each message a row.
 MAX_WORKERS = 100_000
-MAX_TIME = 1e9  # seconds (about 32 years)
+MAX_TIME = 1e9  # seconds (about 32 years): the bound of every time in a scenario
+MIN_RATE = 1 / MAX_TIME  # messages/s: a Poisson source's mean gap is then a valid time
 MAX_MESSAGES = 1_000_000_000
 MAX_USERS = 2**32 - 1
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"

@@ -7,10 +7,14 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from .base import Num, Strict
+from .base import MAX_TIME, Num, Strict
+from .units import Seconds, SizeNum, parse_duration, parse_size
 
 
-__all__ = ["AnyDistribution", "Constant", "Distribution", "Exponential", "LogNormal", "Uniform"]
+__all__ = [
+    "AnyDistribution", "AnyTimeDistribution", "Constant", "Distribution", "Exponential",
+    "LogNormal", "SizeDistribution", "TimeDistribution", "Uniform",
+]
 
 
 class Constant(Strict):
@@ -100,7 +104,67 @@ def number_is_constant(value: Any) -> Any:
     return value
 
 
+def time_is_constant(value: Any) -> Any:
+    """A bare duration (``0.05``, ``'50ms'``) is a constant; a bad unit is reported here."""
+    if isinstance(value, str):
+        value = parse_duration(value)
+    return number_is_constant(value)
+
+
+def size_is_constant(value: Any) -> Any:
+    """A bare size (``6000``, ``'6KB'``) is a constant; a bad unit is reported here."""
+    if isinstance(value, str):
+        value = parse_size(value)
+    return number_is_constant(value)
+
+
 AnyDistribution = Annotated[
     Union[Constant, Exponential, LogNormal, Uniform], Field(discriminator="dist")
 ]
 Distribution = Annotated[AnyDistribution, BeforeValidator(number_is_constant)]
+
+
+# The same distributions for times and for sizes: parameters take the matching units, and
+# times are bounded like every other time of a run (MAX_TIME), sizes at 1e15 bytes.
+class TimeConstant(Constant):
+    value: Seconds = Field(ge=0, le=MAX_TIME)
+
+
+class TimeExponential(Exponential):
+    mean: Seconds = Field(gt=0, le=MAX_TIME)
+
+
+class TimeLogNormal(LogNormal):
+    median: Seconds = Field(gt=0, le=MAX_TIME)
+
+
+class TimeUniform(Uniform):
+    low: Seconds = Field(ge=0, le=MAX_TIME)
+    high: Seconds = Field(ge=0, le=MAX_TIME)
+
+
+class SizeConstant(Constant):
+    value: SizeNum = Field(ge=0, le=1e15)
+
+
+class SizeExponential(Exponential):
+    mean: SizeNum = Field(gt=0, le=1e15)
+
+
+class SizeLogNormal(LogNormal):
+    median: SizeNum = Field(gt=0, le=1e15)
+
+
+class SizeUniform(Uniform):
+    low: SizeNum = Field(ge=0, le=1e15)
+    high: SizeNum = Field(ge=0, le=1e15)
+
+
+AnyTimeDistribution = Annotated[
+    Union[TimeConstant, TimeExponential, TimeLogNormal, TimeUniform], Field(discriminator="dist")
+]
+TimeDistribution = Annotated[AnyTimeDistribution, BeforeValidator(time_is_constant)]
+AnySizeDistribution = Annotated[
+    Union[SizeConstant, SizeExponential, SizeLogNormal, SizeUniform], Field(discriminator="dist")
+]
+SizeDistribution = Annotated[AnySizeDistribution, BeforeValidator(size_is_constant)]

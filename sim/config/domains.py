@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from .base import MAX_USERS, Int, NodeId, Num, Strict
+from .base import MAX_TIME, MAX_USERS, Int, NodeId, Num, Strict
+from .units import Seconds
 
 
 __all__ = ["Device", "Domain", "MXRecord", "Retrieval"]
@@ -21,9 +22,9 @@ class Device(Strict):
     """A share of a domain's people who read mail with one protocol."""
 
     share: Num = Field(ge=0)
-    poll_interval: Num = Field(600, ge=1, description="Thunderbird checks every 10 min")
-    phase: Num | None = Field(
-        None, ge=0, description="seconds into the cycle of every device's checks; default random"
+    poll_interval: Seconds = Field(600, ge=1, le=MAX_TIME, description="Thunderbird checks every 10 min")
+    phase: Seconds | None = Field(
+        None, ge=0, le=MAX_TIME, description="seconds into the cycle of every device's checks; default random"
     )
 
     @model_validator(mode="after")
@@ -67,7 +68,7 @@ class Domain(Strict):
     outbound: NodeId | None = Field(None, description="MTA its senders submit to")
     mx: list[MXRecord] = Field(default_factory=list)
     host: NodeId | None = Field(None, description="A record used as implicit MX (RFC 5321 5.1)")
-    mx_ttl: Num = Field(3600, ge=0, description="gmail.com MX TTL")
+    mx_ttl: Seconds = Field(3600, ge=0, le=MAX_TIME, description="gmail.com MX TTL")
     mailbox: NodeId | None = None
     unknown_recipient_rate: Num = Field(0.0, ge=0, le=1)
     discard_rate: Num = Field(0.0, ge=0, le=1, description="accepted, silently dropped")

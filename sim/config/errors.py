@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ScenarioError", "key_text"]
+__all__ = ["ScenarioError", "ScenarioWarning", "key_text"]
 
 
 class ScenarioError(ValueError):
@@ -24,6 +24,26 @@ class ScenarioError(ValueError):
     def located(self, source: str) -> ScenarioError:
         """The same error, attributed to a file (or to the ``--set`` option)."""
         return ScenarioError(self.path, self.problem, source)
+
+
+class ScenarioWarning(UserWarning):
+    """Something valid but probably unmeant (a source that sends nothing), located like
+    a :class:`ScenarioError`; the run goes ahead."""
+
+    def __init__(self, path: str, problem: str, source: str | None = None) -> None:
+        self.path = path
+        self.problem = problem
+        self.source = source
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        key = f"{self.path}: " if self.path else ""
+        return f"{where}{key}{self.problem}"
+
+    def located(self, source: str) -> ScenarioWarning:
+        """The same warning, attributed to a file (or to the ``--set`` option)."""
+        return ScenarioWarning(self.path, self.problem, source)
 
 
 def key_text(item: Any) -> str:

@@ -2,12 +2,15 @@
 
 :func:`load_scenario` reads a file, applies ``key.path=value`` overrides and validates;
 every problem surfaces as one :class:`ScenarioError` naming the file (or ``--set``), the
-key path and what is wrong, so the CLI can print one line and exit 2."""
+key path and what is wrong, so the CLI can print one line and exit 2. Validation ends
+with the run's budget (:mod:`.budget`): a run needing more memory than it may use is
+refused unless forced, and a source that sends nothing is a :class:`ScenarioWarning`."""
 
 from __future__ import annotations
 
 import copy
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +18,11 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from .errors import ScenarioError, key_text
+from .budget import check_budget, idle_warnings
+from .errors import ScenarioError, ScenarioWarning, key_text
 from .nodes import NODE_KINDS
 from .references import check_references
-from .scenario import Scenario
+from .scenario import LAYOUT_VERSION, Scenario
 
 
 __all__ = ["apply_overrides", "default_scenario_path", "load_scenario", "parse_scenario"]
@@ -51,6 +55,8 @@ def _path_of(loc: tuple[Any, ...], data: Any) -> str:
     cur = data
     tag_seen: object = None  # the mapping whose union tag was already skipped
     for item in loc:
+        if parts and cur is not None and not isinstance(cur, (dict, list)):
+            break  # a bare value written for a mapping (``size: 6KB``): the rest is ours
         if isinstance(item, int) and isinstance(cur, list) and 0 <= item < len(cur):
             parts.append(f"[{item}]")
             cur = cur[item]
@@ -79,10 +85,18 @@ def _problem(err: ErrorDetails) -> str:
     return f"{msg} (got {value!r})"
 
 
-def parse_scenario(data: Any) -> Scenario:
-    """Validate a scenario given as plain data (e.g. parsed YAML) and check references."""
+def _validated(data: Any) -> Scenario:
+    """The scenario in ``data``, validated and its references checked (no budget)."""
     if not isinstance(data, dict):
         raise ScenarioError("", "a scenario must be a mapping of keys to values")
+    version = data.get("version", LAYOUT_VERSION)
+    if isinstance(version, int) and not isinstance(version, bool) and version != LAYOUT_VERSION:
+        # Checked before anything else: a file of another layout fails everywhere else too.
+        raise ScenarioError(
+            "version",
+            f"scenario layout version {version} is unknown; this mailflow reads version "
+            f"{LAYOUT_VERSION} only (the only layout so far)",
+        )
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -94,8 +108,86 @@ def parse_scenario(data: Any) -> Scenario:
     return scenario
 
 
+def parse_scenario(
+    data: Any, *, force: bool = False, max_memory: int | None = None, source: str | None = None
+) -> Scenario:
+    """Validate a scenario given as plain data (e.g. parsed YAML) and check references.
+
+    A run expected to need more than ``max_memory`` bytes (default: half of this
+    machine's RAM) is refused unless ``force``. Sources that send nothing are reported
+    with ``warnings.warn`` (a :class:`ScenarioWarning`, attributed to ``source``).
+    """
+    scenario = _validated(data)
+    if not force:
+        check_budget(scenario, max_memory)
+    _warn(idle_warnings(scenario), source)
+    return scenario
+
+
+def _warn(found: list[ScenarioWarning], source: str | None) -> None:
+    for warning in found:
+        # stacklevel 3: the caller of parse_scenario / load_scenario, not this module.
+        warnings.warn(warning.located(source) if source else warning, stacklevel=3)
+
+
+# Values that aliases may add to a document by repeating what their anchors hold. A
+# template reused by every node of a big generated world stays far below it; a "billion
+# laughs" file of a few KB (aliases of aliases of ...) expands past it at once, and
+# would otherwise hang every later step (validation, --set's comparisons) for minutes.
+MAX_ALIAS_VALUES = 1_000_000
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys instead of keeping the last one."""
+    """A safe loader that refuses duplicate keys instead of keeping the last one, and
+    aliases that expand to more than MAX_ALIAS_VALUES values or refer to themselves."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._expanded = 0  # values aliases have added so far
+        self._sizes: dict[int, int] = {}  # id(node) -> values in it, aliases expanded
+        self._open: set[str] = set()  # anchors whose node is still being composed
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        mark: Any = event.start_mark  # the pure-Python loader's yaml.error.Mark
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open:
+                raise yaml.composer.ComposerError(
+                    None, None, f"alias *{event.anchor} refers to itself", mark
+                )
+            target = self.anchors.get(event.anchor)
+            if target is not None:  # an undefined alias is PyYAML's own error
+                self._expanded += self._size(target)
+                if self._expanded > MAX_ALIAS_VALUES:
+                    raise yaml.composer.ComposerError(
+                        None, None,
+                        f"aliases expand to more than {MAX_ALIAS_VALUES:,} values",
+                        mark,
+                    )
+            return super().compose_node(parent, index)
+        anchor = getattr(event, "anchor", None)
+        if anchor is None:
+            return super().compose_node(parent, index)
+        self._open.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open.discard(anchor)
+
+    def _size(self, node: yaml.Node) -> int:
+        """Values in ``node`` with every alias in it expanded (shared parts counted once
+        per use, computed once)."""
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        if isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(self._size(item) for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
+        else:
+            size = 1
+        self._sizes[id(node)] = size
+        return size
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -121,6 +213,15 @@ def _yaml(text: str, what: str) -> Any:
     """Parse YAML; any problem becomes a one-line ScenarioError."""
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (a NUL byte, say): say where it is.
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        problem = f"character {_char_name(exc.character)} is not allowed"
+        if what == "file":
+            raise ScenarioError(f"line {line}, column {column}", f"invalid YAML: {problem}") from None
+        where = f" at line {line}, column {column}" if "\n" in text else f" at column {column}"
+        raise ScenarioError("", f"invalid YAML: {problem}{where}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None and what == "file" else ""
@@ -130,6 +231,13 @@ def _yaml(text: str, what: str) -> Any:
         raise ScenarioError("", "invalid YAML: nested too deeply") from None
     except (ValueError, TypeError) as exc:  # e.g. an integer of more than 4300 digits
         raise ScenarioError("", f"invalid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def _char_name(char: Any) -> str:
+    """A character as a one-line error can show it: U+0000 (NUL) and the like."""
+    code = char if isinstance(char, int) else ord(char) if isinstance(char, str) and char else 0
+    names = {0: " (NUL)", 0x7F: " (DEL)", 0xFEFF: " (BOM)"}
+    return f"U+{code:04X}{names.get(code, '')}"
 
 
 _TOKEN = re.compile(r"\[([^\]]*)\]|([^.\[\]]+)")
@@ -209,12 +317,20 @@ def default_scenario_path() -> Path:
     return TOPOLOGIES / "default.yaml"
 
 
-def load_scenario(path: str | Path | None = None, overrides: list[str] | None = None) -> Scenario:
+def load_scenario(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    force: bool = False,
+    max_memory: int | None = None,
+) -> Scenario:
     """Read, override and validate a scenario file; no path means the default scenario.
 
     Overrides (``key.path=value``) are applied before validation, so they can also mend
     a file. Raises ScenarioError (a ValueError) naming the file (or ``--set``), the key
-    path and the problem.
+    path and the problem. A run expected to need more than ``max_memory`` bytes (default:
+    half of this machine's RAM) is refused unless ``force``; sources that send nothing
+    are reported with ``warnings.warn`` (:class:`ScenarioWarning`).
     """
     file = Path(path) if path is not None else default_scenario_path()
     source = str(file)
@@ -230,9 +346,13 @@ def load_scenario(path: str | Path | None = None, overrides: list[str] | None = 
         raise exc.located(source) from None
     if not overrides:
         try:
-            return parse_scenario(data)
+            scenario = _validated(data)
+            if not force:
+                check_budget(scenario, max_memory)
         except ScenarioError as exc:
             raise exc.located(source) from None
+        _warn(idle_warnings(scenario), source)
+        return scenario
     if not isinstance(data, dict):
         raise ScenarioError("", "a scenario must be a mapping of keys to values", source)
     where = f"--set (on {source})"
@@ -241,16 +361,42 @@ def load_scenario(path: str | Path | None = None, overrides: list[str] | None = 
     except ScenarioError as exc:
         raise exc.located(where) from None
     try:
-        return parse_scenario(merged)
+        scenario = _validated(merged)
     except ScenarioError as exc:
         # Blame the file when the overrides left the faulty key as the file has it (and
         # the file is faulty on its own); otherwise the overrides brought the fault in.
         try:
-            parse_scenario(data)
+            _validated(data)
         except ScenarioError:
             if _value_at(data, exc.path) == _value_at(merged, exc.path):
                 raise exc.located(source) from None
         raise exc.located(where) from None
+
+    def file_alone() -> Scenario | None:
+        try:
+            return _validated(data)
+        except ScenarioError:
+            return None
+
+    if not force:
+        try:
+            check_budget(scenario, max_memory)
+        except ScenarioError as exc:
+            # The file is to blame if it is over budget on its own; else the overrides.
+            original = file_alone()
+            try:
+                if original is not None:
+                    check_budget(original, max_memory)
+            except ScenarioError:
+                raise exc.located(source) from None
+            raise exc.located(where) from None
+    found = idle_warnings(scenario)
+    if found:
+        original = file_alone()
+        own = {str(w) for w in idle_warnings(original)} if original is not None else set()
+        for warning in found:
+            _warn([warning], source if str(warning) in own else where)
+    return scenario
 
 
 _MISSING = object()

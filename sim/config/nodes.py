@@ -7,24 +7,28 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from .base import MAX_WORKERS, Int, NodeId, Num, Strict
-from .distributions import Constant, Distribution, LogNormal
+from .base import MAX_TIME, MAX_WORKERS, Int, NodeId, Num, Strict
+from .distributions import TimeConstant, TimeDistribution, TimeLogNormal
+from .units import Bytes, Seconds
 
 
 __all__ = [
     "ClientNode", "Edge", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES", "Node",
-    "Outage", "ResolverNode", "RouterNode", "Topology",
+    "MAX_LATENCY", "Outage", "ResolverNode", "RouterNode", "Topology",
 ]
 
 
+MAX_LATENCY = 10.0  # seconds, one way per link
+MAX_SIZE = 10**15  # bytes, like message sizes (sim.mail.senders.MAX_SIZE)
+
 # DNS lookup time at a resolver that misses its cache: log-normal fitted to the measured
 # mean 152 ms and 90th percentile 275 ms (Brandhorst & Pras; email-facts.md section 3).
-DNS_LOOKUP = LogNormal(dist="lognormal", median=0.1265, sigma=0.606)
+DNS_LOOKUP = TimeLogNormal(dist="lognormal", median=0.1265, sigma=0.606)
 # Receiving-side content scan (rspamd + ClamAV on 50 KB): p50 78 ms, p95 200 ms
 # (email-facts.md section 5), log-normal through both points.
-CONTENT_SCAN = LogNormal(dist="lognormal", median=0.078, sigma=0.572)
+CONTENT_SCAN = TimeLogNormal(dist="lognormal", median=0.078, sigma=0.572)
 
 
 class ClientNode(Strict):
@@ -50,12 +54,12 @@ class MTANode(Strict):
     # Postfix default_process_limit is 100 for both smtpd and smtp(8) agents.
     smtpd_workers: Int = Field(100, gt=0, le=MAX_WORKERS, description="concurrent submission sessions")
     workers: Int = Field(100, gt=0, le=MAX_WORKERS, description="concurrent outbound delivery sessions")
-    message_size_limit: Int = Field(10_240_000, gt=0, description="Postfix default")
-    queue_run_delay: Num = Field(300, ge=1, description="Postfix: deferred-queue scan")
-    minimal_backoff_time: Num = Field(300, ge=0, description="Postfix")
-    maximal_backoff_time: Num = Field(4000, ge=0, description="Postfix")
-    maximal_queue_lifetime: Num = Field(5 * 86400, gt=0, description="Postfix: 5 d")
-    smtp_connect_timeout: Num = Field(30, gt=0, description="Postfix")
+    message_size_limit: Bytes = Field(10_240_000, gt=0, le=MAX_SIZE, description="Postfix default")
+    queue_run_delay: Seconds = Field(300, ge=1, le=MAX_TIME, description="Postfix: deferred-queue scan")
+    minimal_backoff_time: Seconds = Field(300, ge=0, le=MAX_TIME, description="Postfix")
+    maximal_backoff_time: Seconds = Field(4000, ge=0, le=MAX_TIME, description="Postfix")
+    maximal_queue_lifetime: Seconds = Field(5 * 86400, gt=0, le=MAX_TIME, description="Postfix: 5 d")
+    smtp_connect_timeout: Seconds = Field(30, gt=0, le=MAX_TIME, description="Postfix")
     destination_concurrency_limit: Int = Field(
         20, gt=0, le=MAX_WORKERS, description="Postfix default_destination_concurrency_limit"
     )
@@ -72,18 +76,18 @@ class ResolverNode(Strict):
 
     kind: Literal["resolver"]
     id: NodeId
-    lookup: Distribution = Field(
+    lookup: TimeDistribution = Field(
         default=DNS_LOOKUP, description="time to resolve a name missing from the cache"
     )
     cache: bool = True
-    max_ttl: Num = Field(86400, ge=0, description="Unbound cache-max-ttl")
+    max_ttl: Seconds = Field(86400, ge=0, le=MAX_TIME, description="Unbound cache-max-ttl")
 
 
 class Outage(Strict):
     """A time when a host does not answer at all."""
 
-    start: Num = Field(ge=0)
-    end: Num = Field(ge=0)
+    start: Seconds = Field(ge=0, le=MAX_TIME)
+    end: Seconds = Field(ge=0, le=MAX_TIME)
 
     @model_validator(mode="after")
     def _ordered(self) -> Outage:
@@ -101,10 +105,10 @@ class MXNode(Strict):
     workers: Int = Field(
         20, gt=0, le=MAX_WORKERS, description="concurrent content scans and local deliveries"
     )
-    message_size_limit: Int = Field(
-        10_240_000, gt=0, description="Postfix default; larger messages get 552 at MAIL FROM"
+    message_size_limit: Bytes = Field(
+        10_240_000, gt=0, le=MAX_SIZE, description="Postfix default; larger messages get 552 at MAIL FROM"
     )
-    processing: Distribution = Field(default=CONTENT_SCAN, description="content scan time")
+    processing: TimeDistribution = Field(default=CONTENT_SCAN, description="content scan time")
     outages: list[Outage] = Field(default_factory=list, description="when the host is down")
 
     @model_validator(mode="after")
@@ -122,7 +126,7 @@ class MailboxNode(Strict):
     kind: Literal["mailbox"]
     id: NodeId
     concurrency: Int = Field(32, gt=0, le=MAX_WORKERS, description="concurrent mailbox writes")
-    write: Distribution = Field(default=Constant(value=0.005), description="one write")
+    write: TimeDistribution = Field(default=TimeConstant(value=0.005), description="one write")
 
 
 Node = Annotated[
@@ -133,13 +137,25 @@ NODE_TYPES = (ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode
 NODE_KINDS = ("client", "router", "mta", "resolver", "mx", "mailbox")
 
 
+def _earthly(latency: float) -> float:
+    # A run must be able to finish its messages: a latency of 1e308 s would make every
+    # round trip infinite. No link on Earth (or to a geostationary satellite) is slower.
+    if latency > MAX_LATENCY:
+        raise ValueError(
+            f"one-way latency must be at most {MAX_LATENCY:g} s "
+            "(a geostationary satellite hop is about 0.3 s)"
+        )
+    return latency
+
+
 class Edge(Strict):
     """A network link. Traffic between two nodes follows the lowest-latency path."""
 
     a: NodeId
     b: NodeId
-    latency: Num = Field(ge=0, description="one-way, seconds")
-    bandwidth: Num = Field(125_000_000, gt=0, description="bytes/s (default 1 Gbit/s)")
+    latency: Annotated[Seconds, AfterValidator(_earthly)] = Field(ge=0, description="one-way, seconds")
+    # At least a byte a second: a message of at most 1e15 bytes then crosses in finite time.
+    bandwidth: Num = Field(125_000_000, ge=1, description="bytes/s (default 1 Gbit/s)")
     loss: Num = Field(0.0, ge=0, lt=1, description="packet loss probability")
 
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Final, Literal
+
 from pydantic import Field
 
-from .base import MAX_TIME, SAFE_NAME, Int, Num, Strict
+from .base import MAX_TIME, SAFE_NAME, Int, Strict
 from .domains import Domain
 from .nodes import Topology
+from .units import Seconds
 from .workload import Source
 
 
-__all__ = ["SMTPSettings", "Scenario"]
+__all__ = ["LAYOUT_VERSION", "SMTPSettings", "Scenario"]
+
+# The layout of scenario files; a file may say which it was written for (`version:`).
+# Bump it, and say in sim.config.loading what changed, when a key is renamed or removed.
+LAYOUT_VERSION: Final = 1
 
 
 class SMTPSettings(Strict):
@@ -19,17 +26,19 @@ class SMTPSettings(Strict):
     tls: bool = True
     tls_round_trips: Int = Field(1, ge=1, le=2, description="1 for TLS 1.3, 2 for TLS 1.2")
     pipelining: bool = True
-    rto: Num = Field(1.0, gt=0, description="retransmission timeout (RFC 6298 minimum)")
+    # RFC 6298 2.5: a maximum may be placed on the RTO provided it is at least 60 s.
+    rto: Seconds = Field(1.0, gt=0, le=60, description="retransmission timeout (RFC 6298 minimum)")
 
 
 class Scenario(Strict):
     """A whole simulated world and what happens in it."""
 
+    version: Literal[1] = Field(LAYOUT_VERSION, description="layout of the scenario file")
     name: str = Field("scenario", pattern=SAFE_NAME, description="also names the results folder")
     description: str = ""
     seed: Int = Field(0, ge=0)
-    duration: Num = Field(3600, ge=0.001, le=MAX_TIME, description="how long the sources send")
-    drain: Num = Field(0, ge=0, le=MAX_TIME, description="simulated time after the sources stop")
+    duration: Seconds = Field(3600, ge=0.001, le=MAX_TIME, description="how long the sources send")
+    drain: Seconds = Field(0, ge=0, le=MAX_TIME, description="simulated time after the sources stop")
     smtp: SMTPSettings = Field(default_factory=SMTPSettings)
     topology: Topology
     domains: list[Domain] = Field(min_length=1)

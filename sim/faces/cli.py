@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import pandas as pd
 import typer
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .._version import __version__
-from ..config import Scenario, ScenarioError, load_scenario
+from ..config import Scenario, ScenarioError, ScenarioWarning, load_scenario
 from ..simulation import Results, run
 
 try:  # typer >= 0.20 vendors click; older releases use click itself
@@ -32,6 +34,9 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain click help: typer's rich panels print flags as "--trace <bool>".
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 # No markup: paths and scenario names are printed as they are, brackets and all.
 out = Console(markup=False, highlight=False, soft_wrap=True)
@@ -40,7 +45,16 @@ err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a scenario key: key.path=value (repeatable)."),
+    typer.Option(
+        "--set", metavar="KEY=VALUE", help="Override a scenario key: key.path=value (repeatable)."
+    ),
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Skip the memory check: accept a run expected to need more memory than it may use.",
+    ),
 ]
 
 
@@ -71,11 +85,29 @@ def _check_writable(folder: Path) -> None:
         _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
 
 
-def _load(scenario: Path | None, sets: list[str] | None) -> Scenario:
-    try:
-        return load_scenario(scenario, sets or [])
-    except ScenarioError as exc:
-        _fail(str(exc))
+def _load(scenario: Path | None, sets: list[str] | None, force: bool = False) -> Scenario:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ScenarioWarning)
+        try:
+            sc = load_scenario(scenario, sets or [], force=force)
+        except ScenarioError as exc:
+            _fail(str(exc))
+    for warning in caught:
+        if issubclass(warning.category, ScenarioWarning):
+            err.print(f"mailflow: warning: {warning.message}".replace("\n", "\\n"))
+        else:  # not ours: let Python show it as usual
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return sc
+
+
+def _out_dir(text: str) -> Path:
+    # Path("") is the current folder: an empty --out (an unset shell variable, say)
+    # would scatter results there.
+    if not text.strip():
+        raise typer.BadParameter("an empty path; give a folder")
+    return Path(text)
 
 
 def _version(value: bool) -> None:
@@ -134,23 +166,29 @@ def print_summary(results: Results, console: Console = out) -> None:
 def run_command(
     scenario: Annotated[
         Path | None,
-        typer.Argument(help="Scenario YAML file (default: topologies/default.yaml)."),
+        typer.Argument(
+            metavar="SCENARIO", help="Scenario YAML file (default: topologies/default.yaml)."
+        ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Random seed (default: the scenario's).", min=0)
+        int | None,
+        typer.Option("--seed", metavar="INT", help="Random seed (default: the scenario's).", min=0),
     ] = None,
     out_dir: Annotated[
         Path | None,
-        typer.Option("--out", help="Folder for messages.parquet and run.json."),
+        typer.Option(
+            "--out", metavar="DIR", parser=_out_dir, help="Folder for messages.parquet and run.json."
+        ),
     ] = None,
     sets: SetOption = None,
     trace: Annotated[
         bool,
         typer.Option("--trace", help="Also write attempts.parquet: one row per attempt at one server."),
     ] = False,
+    force: ForceOption = False,
 ) -> None:
     """Run a scenario, print a summary and write the results."""
-    sc = _load(scenario, sets)
+    sc = _load(scenario, sets, force)
     folder = out_dir if out_dir is not None else default_out(sc, seed, sets or [])
     _check_writable(folder)  # before a long run, not after it
     with Progress(
@@ -182,7 +220,7 @@ def run_command(
 
 @app.command("validate")
 def validate_command(
-    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    scenario: Annotated[Path, typer.Argument(metavar="SCENARIO", help="Scenario YAML file.")],
     sets: SetOption = None,
 ) -> None:
     """Check a scenario file without running it."""
@@ -191,6 +229,34 @@ def validate_command(
         f"{scenario}: ok ({len(sc.topology.nodes)} nodes, {len(sc.domains)} domains, "
         f"{len(sc.workload)} sources)"
     )
+
+
+@app.command("show")
+def show_command(
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="SCENARIO", help="Scenario YAML file (default: topologies/default.yaml)."
+        ),
+    ] = None,
+    sets: SetOption = None,
+    force: ForceOption = False,
+) -> None:
+    """Print the effective scenario as YAML: overrides applied, validated, defaults filled in."""
+    sc = _load(scenario, sets, force)
+    out.print(dump_scenario(sc), end="")
+
+
+def dump_scenario(sc: Scenario) -> str:
+    """A validated scenario as YAML that loads back to the same scenario."""
+    data = sc.model_dump(mode="json")
+    # Block style, keys in the schema's order; no anchors, so the output reads alone.
+    return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True)
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
 def main(argv: list[str] | None = None) -> None:
