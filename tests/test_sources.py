@@ -41,7 +41,9 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("Source", "rate"): "one of rate / interarrival / batches must be given: no default",
     ("Source", "interarrival"): "one of rate / interarrival / batches must be given",
     ("Source", "batches"): "one of rate / interarrival / batches must be given",
-    ("Constant", "dist"): "the distribution's type tag, not a parameter",
+    ("TimeConstant", "dist"): "the distribution's type tag, not a parameter",
+    ("SizeConstant", "dist"): "the distribution's type tag, not a parameter",
+    ("Scenario", "version"): "the layout version of the scenario file; no modelling content",
 }
 
 
@@ -146,8 +148,9 @@ def test_schema_walk_reaches_every_model() -> None:
     names = {m.__name__ for m in MODELS}
     expected = {
         "Scenario", "SMTPSettings", "Topology", "Edge", "Domain", "MXRecord", "Retrieval",
-        "Device", "Source", "Batch", "Outage", "Constant", "Exponential", "LogNormal",
-        "Uniform", *(n.__name__ for n in NODE_TYPES),
+        "Device", "Source", "Batch", "Outage", *(f"{kind}{dist}" for kind in ("Time", "Size")
+        for dist in ("Constant", "Exponential", "LogNormal", "Uniform")),
+        *(n.__name__ for n in NODE_TYPES),
     }
     assert expected <= names
     assert len(FIELDS) > 30  # a walk that silently found nothing would pass everything
