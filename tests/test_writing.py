@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import sim
-from sim.faces.cli import main
+from sim.faces.cli import Interrupted, main
 from sim.simulation import results as results_module
 from sim.simulation.results import ResultsFolder, ResultsFolderError, run_id
 from tests.conftest import tiny
@@ -282,3 +282,21 @@ def test_interrupted_run_says_so_and_writes_nothing(tmp_path: Path, sig: signal.
     )
     assert stdout == ""
     assert list(tmp_path.iterdir()) == []  # not the folder, not its parents, no lock
+
+
+def test_interrupt_while_writing_leaves_the_previous_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "r"
+    assert cli(["run", "--out", str(out), "--set", "duration=60"], capsys)[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def terminated(folder: Path) -> None:  # as if SIGTERM came with the files on disk
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(results_module, "_fsync_tree", terminated)
+    code, _, err = cli(["run", "--out", str(out), "--set", "duration=61", "--overwrite"], capsys)
+    assert code == 143
+    assert err == f"mailflow: run of default interrupted by SIGTERM; nothing was written to {out}\n"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert siblings(out) == []

@@ -199,7 +199,7 @@ def run_command(
     sc = _load(scenario, sets)
     identity = run_id(sc, seed)
     folder = out_dir if out_dir is not None else default_out(sc, seed)
-    written = False
+    target: ResultsFolder | None = None
     try:
         with contextlib.ExitStack() as stack:
             # Claimed before a long run, not after it: a folder that cannot take the
@@ -217,11 +217,10 @@ def run_command(
                 target.write(results)
             except OSError as exc:
                 _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
-            written = True
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         name = signal.Signals(signum).name
-        if written:
+        if target is not None and target.written:
             line = f"mailflow: interrupted by {name} after the results were written to {folder}"
         else:
             line = f"mailflow: run of {sc.name} interrupted by {name}; nothing was written to {folder}"

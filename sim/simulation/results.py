@@ -293,8 +293,12 @@ class ResultsFolder:
         except BaseException:
             _remove(tmp)
             raise
-        self._written = True
         return self.folder
+
+    @property
+    def written(self) -> bool:
+        """Whether this claim's results are in place (an interrupt after that lost nothing)."""
+        return self._written
 
     def _replace(self, tmp: Path) -> None:
         # Signals wait until both renames are done: the folder is never missing for long,
@@ -302,6 +306,7 @@ class ResultsFolder:
         with _signals_held():
             if not os.path.lexists(self.folder):
                 os.rename(tmp, self.folder)
+                self._written = True  # while signals wait, so an interrupt cannot miss it
                 return
             aside = self._fresh("old")
             os.rename(self.folder, aside / "previous")
@@ -311,6 +316,7 @@ class ResultsFolder:
                 os.rename(aside / "previous", self.folder)
                 _remove(aside)
                 raise
+            self._written = True
             _remove(aside)
 
 
