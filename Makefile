@@ -2,27 +2,39 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps: `make run` needs only the runtime dependencies, `make test` the dev
+# extras as well; either may come first, and `make run` after `make test` installs
+# nothing more.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: run test typecheck bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+# The dev extras include the runtime dependencies: the run stamp is satisfied too.
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(DEV_STAMP) $(RUN_STAMP)
 
-run: $(STAMP)
-	$(BIN)/mailflow run --out results/default
+# --overwrite: results/default always holds the latest `make run`, whatever the scenario.
+run: $(RUN_STAMP)
+	$(BIN)/mailflow run --out results/default --overwrite
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --nbmake -q
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(RUN_STAMP)
 	$(BIN)/python benchmarks/throughput.py
 
 clean:

@@ -3,7 +3,7 @@
 Notebook use::
 
     import sim
-    scenario = sim.load_scenario("topologies/default.yaml")
+    scenario = sim.load_scenario()  # the default scenario; or a path
     results = sim.run(scenario, seed=1)
     results.messages        # one row per message (pandas DataFrame)
     print(results.summary())

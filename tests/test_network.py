@@ -9,6 +9,7 @@ import pytest
 
 from sim import build
 from sim.config import SMTPSettings, parse_scenario
+from sim.config.errors import ScenarioWarning
 from sim.mail.smtp import Dialogues
 from sim.world.links import SEGMENT, Link
 from sim.world.network import Network
@@ -69,7 +70,8 @@ def test_loss_adds_the_expected_retransmission_time() -> None:
 def test_resolver_caches_for_the_ttl_and_coalesces_concurrent_misses() -> None:
     data = tiny_data()
     data["workload"][0]["start"] = 1000  # keep the MTA quiet: only our queries
-    model = build(parse_scenario(data))
+    with pytest.warns(ScenarioWarning, match="creates no messages"):
+        model = build(parse_scenario(data))
     model.start()
     env, resolver = model.env, model.node("dns")
     domain = model.ctx.domains["example.org"]

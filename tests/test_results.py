@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -88,14 +89,26 @@ def test_summary_by_group_matches_the_groups_alone() -> None:
         res.summary(by="nope")
 
 
-def test_default_out_keeps_runs_with_different_overrides_apart() -> None:
+def test_default_out_is_unique_per_resolved_scenario_and_seed(tmp_path: Path) -> None:
     from sim.faces.cli import default_out
+    from sim.simulation.results import run_id
 
     sc = sim.load_scenario()
-    plain = default_out(sc, None, [])
-    assert plain == Path("results") / "default-seed1"
-    assert default_out(sc, 4, []) == Path("results") / "default-seed4"
-    a = default_out(sc, None, ["duration=7200"])
-    b = default_out(sc, None, ["duration=600"])
+    plain = default_out(sc, None)
+    assert plain.parent == Path("results")
+    assert re.fullmatch(r"default-seed1-[0-9a-f]{8}", plain.name)
+    assert plain.name.endswith(run_id(sc)[:8])
+    assert default_out(sc, 4).name.startswith("default-seed4-")
+    a = default_out(sim.load_scenario(None, ["duration=7200"]), None)
+    b = default_out(sim.load_scenario(None, ["duration=1200"]), None)
     assert len({plain, a, b}) == 3
-    assert a == default_out(sc, None, ["duration=7200"])  # the same overrides, the same folder
+    # The resolved scenario counts, not how it was spelled: an override that changes
+    # nothing, or the seed set in the file rather than by --seed, gives the same folder.
+    assert default_out(sim.load_scenario(None, ["duration=3600"]), None) == plain
+    assert default_out(sim.load_scenario(None, ["seed=4"]), None) == default_out(sc, 4)
+    # An edited copy under the same name is another scenario: another folder.
+    text = sim.config.default_scenario_path().read_text()
+    edited = tmp_path / "default.yaml"
+    edited.write_text(text.replace("drain: 1800", "drain: 1700"))
+    copy = sim.load_scenario(edited)
+    assert copy.name == sc.name and default_out(copy, None) != plain

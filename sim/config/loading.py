@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import re
 import warnings
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ from .scenario import LAYOUT_VERSION, Scenario
 
 
 __all__ = ["apply_overrides", "default_scenario_path", "load_scenario", "parse_scenario"]
-TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
+# The scenarios that ship inside the package (package data), so an installed mailflow
+# finds its default scenario wherever it runs; the checkout's topologies/ is not shipped.
+SCENARIOS = resources.files(__package__) / "scenarios"
 
 
 _WORDS = {
@@ -313,8 +316,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def default_scenario_path() -> Path:
-    """Where the default scenario lives (``topologies/default.yaml``)."""
-    return TOPOLOGIES / "default.yaml"
+    """Where the default scenario lives: ``sim/config/scenarios/default.yaml`` in the package."""
+    # setuptools installs the package as plain files (a checkout, an editable install
+    # or a wheel), so the resource is a real file and its path can be read and printed.
+    return Path(str(SCENARIOS / "default.yaml"))
 
 
 def load_scenario(

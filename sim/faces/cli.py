@@ -1,15 +1,20 @@
 """The ``mailflow`` command.
 
 Bad input (a scenario, a ``--set`` override, a flag) is one line on stderr naming the
-file or flag, the key and the problem, and exit code 2; never a traceback.
+file or flag, the key and the problem, and exit code 2; never a traceback. Ctrl-C
+(SIGINT) or SIGTERM is one line saying what was interrupted and exit code 130 / 143.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import signal
 import sys
 import warnings
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, NoReturn
 
 import pandas as pd
@@ -22,6 +27,7 @@ from rich.table import Table
 from .._version import __version__
 from ..config import Scenario, ScenarioError, ScenarioWarning, load_scenario
 from ..simulation import Results, run
+from ..simulation.results import ResultsFolder, ResultsFolderError, run_id
 
 try:  # typer >= 0.20 vendors click; older releases use click itself
     from typer._click.exceptions import UsageError
@@ -63,26 +69,62 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def default_out(sc: Scenario, seed: int | None, sets: list[str]) -> Path:
-    """``results/<name>-seed<seed>``, plus a digest of the overrides if there are any.
+def default_out(sc: Scenario, seed: int | None) -> Path:
+    """``results/<name>-seed<seed>-<digest8>``, the digest being the run's :func:`run_id`.
 
-    Runs that differ only by ``--set`` then never overwrite each other's results.
+    Name and seed keep the folder readable; the digest of the resolved scenario makes
+    it unique, so an edited copy of a file, or ``--set``, never lands on another
+    scenario's results, while the same scenario spelled differently lands on its own.
     """
-    name = f"{sc.name}-seed{sc.seed if seed is None else seed}"
-    if sets:
-        digest = hashlib.sha256("\0".join(sets).encode()).hexdigest()[:8]
-        name += f"-set{digest}"
-    return Path("results") / name
+    used = sc.seed if seed is None else seed
+    return Path("results") / f"{sc.name}-seed{used}-{run_id(sc, seed)[:8]}"
 
 
-def _check_writable(folder: Path) -> None:
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised where the program was, so ``with`` and ``finally`` clean up."""
+
+    def __init__(self, signum: int) -> None:
+        # The number is the only argument: SimPy re-raises an exception from a process
+        # as ``type(exc)(*exc.args)``, which must give the same exception back.
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Reported(Exception):
+    """A command was interrupted and has said so in ``line``; exit with ``code``."""
+
+    def __init__(self, line: str, code: int) -> None:
+        super().__init__(line)
+        self.line = line
+        self.code = code
+
+
+_received: list[int] = []  # signals turned into Interrupted during this main()
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals_as_exceptions() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` while the command runs.
+
+    SIGTERM would otherwise kill the process on the spot, with no chance to remove a
+    half-written folder; SIGINT gets the same treatment so both report the same way.
+    The previous handlers come back afterwards (tests call :func:`main` in-process).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, _raise_interrupted) for s in wanted}
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".mailflow-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
 def _load(scenario: Path | None, sets: list[str] | None, force: bool = False) -> Scenario:
@@ -167,7 +209,7 @@ def run_command(
     scenario: Annotated[
         Path | None,
         typer.Argument(
-            metavar="SCENARIO", help="Scenario YAML file (default: topologies/default.yaml)."
+            metavar="SCENARIO", help="Scenario YAML file (default: the scenario shipped with mailflow).",
         ),
     ] = None,
     seed: Annotated[
@@ -186,11 +228,50 @@ def run_command(
         typer.Option("--trace", help="Also write attempts.parquet: one row per attempt at one server."),
     ] = False,
     force: ForceOption = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace results of another scenario or seed in --out."),
+    ] = False,
 ) -> None:
     """Run a scenario, print a summary and write the results."""
     sc = _load(scenario, sets, force)
-    folder = out_dir if out_dir is not None else default_out(sc, seed, sets or [])
-    _check_writable(folder)  # before a long run, not after it
+    identity = run_id(sc, seed)
+    folder = out_dir if out_dir is not None else default_out(sc, seed)
+    target: ResultsFolder | None = None
+    try:
+        with contextlib.ExitStack() as stack:
+            # Claimed before a long run, not after it: a folder that cannot take the
+            # results, or that another run is writing, is refused at once.
+            try:
+                target = stack.enter_context(ResultsFolder(folder, identity, overwrite))
+            except ResultsFolderError as exc:
+                hint = "; pass --overwrite to replace them" if exc.overwrite_helps else ""
+                _fail(f"--out {folder}: {exc.problem}{hint}")
+            except OSError as exc:
+                _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
+            results = _simulate(sc, seed, trace)
+            print_summary(results)
+            try:
+                target.write(results)
+            except OSError as exc:
+                _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        name = signal.Signals(signum).name
+        if target is not None and target.written:
+            line = f"mailflow: interrupted by {name} after the results were written to {folder}"
+        else:
+            line = f"mailflow: run of {sc.name} interrupted by {name}; nothing was written to {folder}"
+        raise _Reported(line, 128 + signum) from None
+    out.print(
+        f"{len(results.messages):,} messages in {results.wall_time:.2f} s wall; "
+        f"results in {folder}/ (messages.parquet, {'attempts.parquet, ' if trace else ''}run.json)",
+        soft_wrap=True,
+    )
+
+
+def _simulate(sc: Scenario, seed: int | None, trace: bool) -> Results:
+    """Run with a progress bar on stderr when it is a terminal."""
     with Progress(
         TextColumn("simulating"),
         BarColumn(),
@@ -205,17 +286,7 @@ def run_command(
         def advance(now: float, created: int) -> None:
             bar.update(task, completed=now, clock=f"t={now:,.0f} s, {created:,} messages")
 
-        results = run(sc, seed=seed, progress=advance, trace=trace)
-    print_summary(results)
-    try:
-        written = results.write(folder)
-    except OSError as exc:
-        _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
-    out.print(
-        f"{len(results.messages):,} messages in {results.wall_time:.2f} s wall; "
-        f"results in {written}/ (messages.parquet, {'attempts.parquet, ' if trace else ''}run.json)",
-        soft_wrap=True,
-    )
+        return run(sc, seed=seed, progress=advance, trace=trace)
 
 
 @app.command("validate")
@@ -260,10 +331,16 @@ class _NoAliasDumper(yaml.SafeDumper):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: usage errors become one line and exit code 2."""
+    """Entry point: usage errors become one line and exit code 2; SIGINT / SIGTERM one
+    line and exit code 130 / 143."""
     command = typer.main.get_command(app)
+    _received.clear()
     try:
-        code = command.main(args=argv, prog_name="mailflow", standalone_mode=False)
+        with _signals_as_exceptions():
+            code = command.main(args=argv, prog_name="mailflow", standalone_mode=False)
+    except _Reported as exc:
+        err.print(exc.line, markup=False)
+        sys.exit(exc.code)
     except UsageError as exc:
         message = exc.format_message().replace("\n", " ")
         if not message:  # bare `mailflow`: the help was printed, nothing went wrong
@@ -276,6 +353,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt as exc:  # between commands, outside typer's own handling
+        _received.append(getattr(exc, "signum", signal.SIGINT))
+        code = 130
+    if code == 130 and _received:
+        # Typer turns an interrupt outside a command's own handling into a silent 130.
+        name = signal.Signals(_received[-1]).name
+        err.print(f"mailflow: interrupted by {name}", markup=False)
+        sys.exit(128 + _received[-1])
     sys.exit(code if isinstance(code, int) else 0)
 
 

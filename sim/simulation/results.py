@@ -1,12 +1,29 @@
-"""What a run produced, and how it is written: the tables with their provenance."""
+"""What a run produced, and how it is written: the tables with their provenance.
+
+A run's folder (``messages.parquet``, ``attempts.parquet`` when traced, ``run.json``)
+is written whole or not at all: the files go into a temporary folder beside the target
+and the folder is renamed into place, so an interrupted or failed write leaves the
+previous results (or nothing) behind, never a mixture. One writer at a time holds a
+lock beside the target; a second one is refused.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import importlib.metadata
 import json
+import os
 import platform
+import re
+import secrets
+import shutil
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import pandas as pd
@@ -17,9 +34,17 @@ from .._version import __version__
 from ..config import Scenario
 from .summary import Summary, summarize
 
-__all__ = ["PROVENANCE_PACKAGES", "Results"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no lock, the renames still keep folders whole
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["PROVENANCE_PACKAGES", "RESULT_FILES", "Results", "ResultsFolder", "ResultsFolderError", "run_id"]
 
 PROVENANCE_PACKAGES = ("simpy", "numpy", "networkx", "pandas", "pyarrow", "pydantic")
+
+# What a run's folder may hold. A folder holding anything else is not ours to replace.
+RESULT_FILES = frozenset({"messages.parquet", "attempts.parquet", "timeseries.parquet", "run.json"})
 
 
 def _version_of(package: str) -> str | None:
@@ -29,11 +54,278 @@ def _version_of(package: str) -> str | None:
         return None
 
 
+def _config(scenario: Scenario, seed: int | None) -> dict[str, Any]:
+    """The resolved scenario as plain data, with the seed the run uses."""
+    config = scenario.model_dump(mode="json")
+    config["seed"] = scenario.seed if seed is None else seed
+    return config
+
+
+def run_id(scenario: Scenario, seed: int | None = None) -> str:
+    """The identity of a run: a SHA-256 of the resolved scenario and the seed.
+
+    The digest is taken over the validated scenario (after ``--set``), dumped as
+    canonical JSON with ``seed`` set to the seed the run uses, so it is the digest of
+    ``run.json``'s ``scenario``: two runs with equal ids give equal results, however
+    their files and overrides were spelled.
+    """
+    canonical = json.dumps(_config(scenario, seed), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _write_parquet(frame: pd.DataFrame, path: Path, provenance: dict[str, Any], index: bool) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=index)
     extra = {b"mailflow": json.dumps(provenance).encode()}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
     pq.write_table(table, path)
+
+
+class ResultsFolderError(Exception):
+    """A folder that cannot take a run's results: other files, another run's results, a writer."""
+
+    def __init__(self, folder: Path, problem: str, overwrite_helps: bool = False) -> None:
+        self.folder = folder
+        self.problem = problem
+        self.overwrite_helps = overwrite_helps  # True: passing overwrite would allow it
+        hint = "; pass overwrite=True to replace them" if overwrite_helps else ""
+        super().__init__(f"{folder}: {problem}{hint}")
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back (they are delivered afterwards) around a few renames."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a symlink or a folder tree, whichever ``path`` is; missing is fine."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class ResultsFolder:
+    """One writer's claim on a results folder, as a context manager.
+
+    Entering creates the missing parent folders, takes the lock beside the folder
+    (``.NAME.lock``, refused while another live process holds it; the kernel drops the
+    lock of a killed process, so a stale lock file never blocks) and checks what the
+    folder holds: nothing, or this run's results, or (with ``overwrite``) another run's
+    results. :meth:`write` then replaces the folder whole. Leaving releases the lock
+    and removes the parents it created if nothing was written.
+    """
+
+    def __init__(self, folder: str | Path, run_id: str, overwrite: bool = False) -> None:
+        self.folder = Path(folder)
+        self.run_id = run_id
+        self.overwrite = overwrite
+        self._lock: int | None = None
+        self._created: list[Path] = []
+        self._written = False
+
+    @property
+    def _parent(self) -> Path:
+        return self.folder.absolute().parent
+
+    @property
+    def _name(self) -> str:
+        return self.folder.absolute().name
+
+    @property
+    def _lock_path(self) -> Path:
+        return self._parent / f".{self._name}.lock"
+
+    def __enter__(self) -> ResultsFolder:
+        if not self._name or self._name in (".", ".."):
+            raise ResultsFolderError(self.folder, "is not a folder name results can be written to")
+        self._make_parents()
+        try:
+            self._acquire()
+            self.check()
+            self._remove_leftovers()
+        except BaseException:
+            self._release(remove_parents=True)
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._release(remove_parents=not self._written)
+
+    def _make_parents(self) -> None:
+        missing: list[Path] = []
+        for parent in [self._parent, *self._parent.parents]:
+            if parent.exists():
+                break
+            missing.append(parent)
+        self._parent.mkdir(parents=True, exist_ok=True)
+        self._created = missing  # deepest first, the order to remove them in
+
+    def _acquire(self) -> None:
+        if fcntl is None:  # pragma: no cover
+            return
+        while True:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                raise ResultsFolderError(self.folder, self._holder()) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self._lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            # The holder released and removed the file between our open and our lock:
+            # this lock is on a file nobody else sees any more. Try the new one.
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock = fd
+
+    def _holder(self) -> str:
+        try:
+            pid = self._lock_path.read_text().strip()
+        except OSError:
+            pid = ""
+        who = f"another mailflow run (pid {pid})" if pid.isdigit() else "another mailflow run"
+        return f"{who} is writing results there; wait for it or choose another folder"
+
+    def _release(self, remove_parents: bool) -> None:
+        if self._lock is not None:
+            # Unlink while still holding the lock; a waiter that opened the old file sees
+            # that its inode is gone (see _acquire) and starts again.
+            self._lock_path.unlink(missing_ok=True)
+            os.close(self._lock)
+            self._lock = None
+        if remove_parents:
+            for parent in self._created:
+                try:
+                    parent.rmdir()
+                except OSError:  # not empty any more (someone else wrote there): keep it
+                    break
+            self._created = []
+
+    def check(self) -> None:
+        """Raise :class:`ResultsFolderError` unless the folder may take this run's results."""
+        folder = self.folder
+        if folder.is_symlink():
+            # Replacing it would replace the link, not the folder it points to.
+            raise ResultsFolderError(folder, "is a symbolic link; give the folder it points to")
+        if folder.exists() and not folder.is_dir():
+            raise ResultsFolderError(folder, "exists and is not a folder")
+        if not folder.exists():
+            return
+        names = {p.name for p in folder.iterdir()}
+        strangers = sorted(names - RESULT_FILES)
+        if strangers:
+            raise ResultsFolderError(
+                folder,
+                f"holds files that are not mailflow results ({strangers[0]!r}"
+                f"{f' and {len(strangers) - 1} more' if len(strangers) > 1 else ''}); "
+                "choose another folder",
+            )
+        if not names:
+            return
+        previous = self._previous_run_id()
+        if previous == self.run_id or self.overwrite:
+            return
+        what = f"run {previous[:8]}" if previous else "a run of unknown identity"
+        raise ResultsFolderError(
+            folder,
+            f"holds the results of another scenario or seed ({what}; this is run {self.run_id[:8]})",
+            overwrite_helps=True,
+        )
+
+    def _previous_run_id(self) -> str | None:
+        try:
+            meta = json.loads((self.folder / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        found = meta.get("run_id") if isinstance(meta, dict) else None
+        return found if isinstance(found, str) else None
+
+    def _remove_leftovers(self) -> None:
+        # Temporary and set-aside folders of this target are only ever made under the
+        # lock, which we now hold: any still there belong to a process that was killed.
+        pattern = re.compile(rf"\.{re.escape(self._name)}\.mailflow-(tmp|old)-[^.]+")
+        for entry in self._parent.iterdir():
+            if pattern.fullmatch(entry.name):
+                _remove(entry)
+
+    def _fresh(self, kind: str) -> Path:
+        """A new empty folder beside the target (same file system, so renames are atomic).
+
+        ``os.mkdir`` rather than ``tempfile.mkdtemp``: the folder becomes the results
+        folder, so it takes the user's umask, not mkdtemp's owner-only mode.
+        """
+        while True:
+            path = self._parent / f".{self._name}.mailflow-{kind}-{os.getpid()}x{secrets.token_hex(4)}"
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:  # pragma: no cover - 32 random bits collided
+                continue
+
+    def write(self, results: Results) -> Path:
+        """Write ``results`` into a temporary folder and rename it into place."""
+        if self._lock is None and fcntl is not None:
+            raise RuntimeError("ResultsFolder.write outside its with block")
+        if results.run_id != self.run_id:
+            raise ValueError(f"these results are run {results.run_id[:8]}, the folder was claimed for {self.run_id[:8]}")
+        tmp = self._fresh("tmp")
+        try:
+            results._write_files(tmp)
+            self._replace(tmp)
+        except BaseException:
+            _remove(tmp)
+            raise
+        return self.folder
+
+    @property
+    def written(self) -> bool:
+        """Whether this claim's results are in place (an interrupt after that lost nothing)."""
+        return self._written
+
+    def _replace(self, tmp: Path) -> None:
+        # Signals wait until both renames are done: the folder is never missing for long,
+        # and an interrupted run never leaves the previous results set aside.
+        with _signals_held():
+            if not os.path.lexists(self.folder):
+                os.rename(tmp, self.folder)
+                self._written = True  # while signals wait, so an interrupt cannot miss it
+                return
+            aside = self._fresh("old")
+            os.rename(self.folder, aside / "previous")
+            try:
+                os.rename(tmp, self.folder)
+            except BaseException:
+                os.rename(aside / "previous", self.folder)
+                _remove(aside)
+                raise
+            self._written = True
+            _remove(aside)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush the files to disk before the rename publishes them (ext4 and friends may
+    otherwise show a renamed folder whose files are still empty after a crash)."""
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
 
 
 @dataclass
@@ -55,14 +347,18 @@ class Results:
         """
         return summarize(self.messages, by)
 
+    @property
+    def run_id(self) -> str:
+        """The run's identity: a digest of the resolved scenario and the seed (:func:`run_id`)."""
+        return run_id(self.scenario, self.seed)
+
     def metadata(self) -> dict[str, Any]:
         """Everything needed to reproduce the run: config, seed, versions, wall time."""
-        config = self.scenario.model_dump(mode="json")
-        config["seed"] = self.seed
         return {
             "mailflow_version": self.version,
+            "run_id": self.run_id,
             "seed": self.seed,
-            "scenario": config,
+            "scenario": _config(self.scenario, self.seed),
             "wall_time_s": self.wall_time,
             "horizon_s": self.scenario.horizon,
             "python": platform.python_version(),
@@ -74,14 +370,23 @@ class Results:
             "components": self.stats,
         }
 
-    def write(self, out: str | Path) -> Path:
-        """Write ``messages.parquet``, ``attempts.parquet`` (if traced) and ``run.json``."""
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
+    def write(self, out: str | Path, overwrite: bool = False) -> Path:
+        """Write ``messages.parquet``, ``attempts.parquet`` (if traced) and ``run.json``.
+
+        The folder is replaced whole, or left as it was if writing fails. A folder that
+        holds another run's results (another scenario or seed) is replaced only with
+        ``overwrite=True``; one that holds other files never is. Raises
+        :class:`ResultsFolderError` for such a folder or while another process writes it.
+        """
+        with ResultsFolder(out, self.run_id, overwrite) as folder:
+            return folder.write(self)
+
+    def _write_files(self, folder: Path) -> None:
+        """The files of a run, into ``folder`` (which exists and is empty)."""
         meta = self.metadata()
-        provenance = {k: meta[k] for k in ("mailflow_version", "seed", "scenario")}
+        provenance = {k: meta[k] for k in ("mailflow_version", "run_id", "seed", "scenario")}
         _write_parquet(self.messages, folder / "messages.parquet", provenance, index=True)
         if self.attempts is not None:
             _write_parquet(self.attempts, folder / "attempts.parquet", provenance, index=False)
         (folder / "run.json").write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
-        return folder
+        _fsync_tree(folder)
