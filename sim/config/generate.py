@@ -3,7 +3,7 @@
 :func:`internet` returns plain scenario data (a dict, as if read from YAML) so it goes
 through the same validation as a file and can be saved with ``yaml.safe_dump``. Domain
 sizes follow a Zipf law (a few large providers, a long tail of small domains, as in the
-provider shares of email-facts.md section 7); all randomness comes from ``seed``.
+provider shares in docs/sources.md, workload); all randomness comes from ``seed``.
 """
 
 from __future__ import annotations

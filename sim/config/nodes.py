@@ -24,10 +24,10 @@ MAX_LATENCY = 10.0  # seconds, one way per link
 MAX_SIZE = 10**15  # bytes, like message sizes (sim.mail.senders.MAX_SIZE)
 
 # DNS lookup time at a resolver that misses its cache: log-normal fitted to the measured
-# mean 152 ms and 90th percentile 275 ms (Brandhorst & Pras; email-facts.md section 3).
+# mean 152 ms and 90th percentile 275 ms (Brandhorst & Pras; docs/sources.md, DNS lookup time).
 DNS_LOOKUP = TimeLogNormal(dist="lognormal", median=0.1265, sigma=0.606)
 # Receiving-side content scan (rspamd + ClamAV on 50 KB): p50 78 ms, p95 200 ms
-# (email-facts.md section 5), log-normal through both points.
+# (docs/sources.md, content scan time), log-normal through both points.
 CONTENT_SCAN = TimeLogNormal(dist="lognormal", median=0.078, sigma=0.572)
 
 

@@ -21,7 +21,7 @@ LAYOUT_VERSION: Final = 1
 
 
 class SMTPSettings(Strict):
-    """What an SMTP dialogue costs in round trips (email-facts.md section 2)."""
+    """What an SMTP dialogue costs in round trips (docs/sources.md, round trips per dialogue)."""
 
     tls: bool = True
     tls_round_trips: Int = Field(1, ge=1, le=2, description="1 for TLS 1.3, 2 for TLS 1.2")

@@ -15,7 +15,7 @@ from .units import Seconds
 __all__ = ["Batch", "MESSAGE_SIZE", "Source"]
 
 # Message sizes: 49% < 4 KB and 90.5% < 64 KB (2002 list CDF) give median ~4 KB and
-# sigma ~2.1, mean ~37 KB, near the ~30 KB quoted average (email-facts.md section 2).
+# sigma ~2.1, mean ~37 KB, near the ~30 KB quoted average (docs/sources.md, message sizes).
 MESSAGE_SIZE = SizeLogNormal(dist="lognormal", median=4096, sigma=2.1)
 
 

@@ -307,7 +307,7 @@ def show_command(
     scenario: Annotated[
         Path | None,
         typer.Argument(
-            metavar="SCENARIO", help="Scenario YAML file (default: topologies/default.yaml)."
+            metavar="SCENARIO", help="Scenario YAML file (default: the scenario shipped with mailflow)."
         ),
     ] = None,
     sets: SetOption = None,
