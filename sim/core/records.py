@@ -263,6 +263,10 @@ class Recorder:
         """The sending MTA starts delivery attempt number ``attempts``."""
         self._attempt_count[mid] = attempts
 
+    def replied(self, mid: int, reply: Reply) -> None:
+        """The sending MTA heard ``reply`` for the message (its ``final_reply`` so far)."""
+        self._reply[mid] = self.replies.code(reply.line)
+
     def attempt(
         self,
         mid: int,

@@ -87,9 +87,6 @@ class MTA:
         self.workers = [env.process(self._deliver()) for _ in range(self.spec.workers)]
         self.deferred.start()
 
-    def _lossy(self, loss: float) -> np.random.Generator | None:
-        return self._loss if loss > 0.0 else None
-
     # -- submission ------------------------------------------------------------------
 
     def submit(self, msg: Message, client: str) -> None:
@@ -105,7 +102,7 @@ class MTA:
             else:
                 msg, client = yield incoming.wait()
             link = self.network.link(client, self.id)
-            gen = self._lossy(link.loss)
+            gen = self._loss if link.loss > 0.0 else None
             start = env.now
             self.in_session += 1
             self.connections += 1
@@ -146,17 +143,15 @@ class MTA:
 
     # -- delivery --------------------------------------------------------------------
 
-    def _order(self, answer: tuple[tuple[int, str], ...]) -> list[str]:
+    def _order(self, answer: tuple[tuple[int, str], ...]) -> tuple[str, ...]:
         """MX hosts in the order to try: by preference, ties shuffled (RFC 5321 5.1)."""
-        if len(answer) == 1:
-            return [answer[0][1]]
         hosts: list[str] = []
         for _, group in itertools.groupby(answer, key=lambda record: record[0]):
             names = [host for _, host in group]
             if len(names) > 1:
                 self._shuffle.shuffle(names)
             hosts += names
-        return hosts
+        return tuple(hosts)
 
     def _deliver(self) -> Generator[simpy.Event, Any, None]:
         """A delivery agent: one attempt at a time, as the destination's policy allows.
@@ -189,7 +184,7 @@ class MTA:
             try:
                 rtt = self.network.link(self.id, resolver.id).rtt
                 answer = yield from resolver.lookup(msg.domain, rtt)
-                hosts = self._order(answer)
+                hosts = (answer[0][1],) if len(answer) == 1 else self._order(answer)
                 last = len(hosts)
                 for order, host in enumerate(hosts, 1):
                     server: SMTPServer = nodes[host]  # type: ignore[assignment]
@@ -220,7 +215,7 @@ class MTA:
         env, rec, cost = self.env, self.recorder, self.dialogues.relay
         mid = msg.id
         link = self.network.link(self.id, server.id)
-        gen = self._lossy(link.loss)
+        gen = self._loss if link.loss > 0.0 else None
         start = env.now
         refusal = server.connect(self.id)
         if refusal is not None:
@@ -260,8 +255,11 @@ class MTA:
                 self.bounced += 1
             else:
                 outcome = _DEFERRED if last else _TRY_NEXT
-            rec.attempt(mid, RELAY, msg.attempts, order, self.code, server.code, start, env.now,
-                        reply, outcome)
+            if rec.tracing:
+                rec.attempt(mid, RELAY, msg.attempts, order, self.code, server.code, start,
+                            env.now, reply, outcome)
+            else:
+                rec.replied(mid, reply)
             if outcome <= _BOUNCED:
                 settled = True
                 self.in_session -= 1

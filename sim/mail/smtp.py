@@ -23,7 +23,6 @@ submission 10; without pipelining 11 and 12.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -153,34 +152,29 @@ class SMTPServer(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
 class DialogueCost:
-    """Round trips of one kind of dialogue, split where the outcome is decided."""
+    """Round trips of one kind of dialogue, split where the outcome is decided.
 
-    connect: int  # until the greeting: where a busy server says 421
-    hello: int  # EHLO, TLS, AUTH
-    envelope: int  # MAIL FROM / RCPT TO / DATA: where unknown users and SIZE are refused
-    data: int  # body and final dot: where the message is accepted
-    quit: int
+    The sums a session needs (``to_accept``, ``to_mail``, ``to_rcpt``) are worked out
+    once here: they are read on every session.
+    """
 
-    @property
-    def to_accept(self) -> int:
-        """Round trips from connecting until the message is accepted."""
-        return self.connect + self.hello + self.envelope + self.data
+    __slots__ = ("connect", "hello", "envelope", "data", "quit", "to_accept", "to_mail", "to_rcpt")
 
-    @property
-    def to_mail(self) -> int:
-        """Round trips until MAIL FROM is answered (where SIZE is refused)."""
-        return self.connect + self.hello + 1
-
-    @property
-    def to_rcpt(self) -> int:
-        """Round trips until RCPT TO is answered (where an unknown user is refused).
-
-        With PIPELINING, MAIL, RCPT and DATA travel together and are answered together;
-        without it, RCPT is the second of the three.
-        """
-        return self.connect + self.hello + min(self.envelope, 2)
+    def __init__(self, connect: int, hello: int, envelope: int, data: int, quit: int) -> None:
+        self.connect = connect  # until the greeting: where a busy server says 421
+        self.hello = hello  # EHLO, TLS, AUTH
+        self.envelope = envelope  # MAIL FROM / RCPT TO / DATA: where SIZE and unknown users are refused
+        self.data = data  # body and final dot: where the message is accepted
+        self.quit = quit
+        # Round trips from connecting until the message is accepted.
+        self.to_accept = connect + hello + envelope + data
+        # Until MAIL FROM is answered (where SIZE is refused).
+        self.to_mail = connect + hello + 1
+        # Until RCPT TO is answered (where an unknown user is refused): with PIPELINING,
+        # MAIL, RCPT and DATA travel together and are answered together; without it,
+        # RCPT is the second of the three.
+        self.to_rcpt = connect + hello + min(envelope, 2)
 
     def to(self, phase: Phase) -> int:
         """Round trips from connecting until the reply at ``phase`` arrives."""

@@ -33,12 +33,14 @@ class Network:
         self.graph = g
         self.rto = scenario.smtp.rto
         self._routes: dict[str, dict[str, list[str]]] = {}
-        self._links: dict[tuple[str, str], Link] = {}
+        self._links: dict[str, dict[str, Link]] = {}  # by source, then destination
 
     def link(self, a: str, b: str) -> Link:
         """The lowest-latency path from a to b, summarised (cached)."""
-        key = (a, b)
-        found = self._links.get(key)
+        known = self._links.get(a)
+        if known is None:
+            known = self._links[a] = {}
+        found = known.get(b)
         if found is not None:
             return found
         if a == b:
@@ -58,7 +60,7 @@ class Network:
                 bandwidth = min(bandwidth, edge["bandwidth"])
                 keep *= 1.0 - edge["loss"]
             found = Link(latency, bandwidth, 1.0 - keep, tuple(hops), self.rto)
-        self._links[key] = found
+        known[b] = found
         return found
 
 
