@@ -78,3 +78,11 @@ def tiny(**changes: Any) -> Scenario:
 @pytest.fixture
 def tiny_scenario() -> Scenario:
     return tiny()
+
+
+def node(data: dict[str, Any], node_id: str) -> dict[str, Any]:
+    """The topology node ``node_id`` of raw scenario data (found by id, not by position)."""
+    for item in data["topology"]["nodes"]:
+        if item["id"] == node_id:
+            return item  # type: ignore[no-any-return]
+    raise KeyError(node_id)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sim import load_scenario, run
 from sim import build
 from sim.config import parse_scenario
-from tests.conftest import tiny_data
+from tests.conftest import node, tiny_data
 
 
 def check_books(m: pd.DataFrame) -> None:
@@ -55,7 +55,7 @@ def test_messages_cut_off_by_the_horizon_are_in_flight() -> None:
     # somewhere on its way (queued, mid-session or accepted and waiting) at the end.
     data = tiny_data(duration=1000, drain=0)
     data["workload"][0]["interarrival"] = 10.0
-    data["topology"]["nodes"][4]["processing"] = 1000.0
+    node(data, "mx")["processing"] = 1000.0
     m = run(parse_scenario(data)).messages
     check_books(m)
     assert len(m) == 99
@@ -99,14 +99,13 @@ def test_books_balance_for_any_world(
     src.pop("interarrival")
     src["rate"] = rate
     src["size"] = {"dist": "lognormal", "median": 20_000, "sigma": 1.0}
-    nodes = data["topology"]["nodes"]
     # A destination limit below the worker count parks messages; an outage times
     # sessions out and defers them; loss stretches every dialogue.
-    nodes[2].update(workers=workers, message_size_limit=size_limit, queue_run_delay=60,
+    node(data, "mta").update(workers=workers, message_size_limit=size_limit, queue_run_delay=60,
                     destination_concurrency_limit=dest_limit)
-    nodes[4].update(max_connections=max_connections, processing={"dist": "exponential", "mean": 0.5})
+    node(data, "mx").update(max_connections=max_connections, processing={"dist": "exponential", "mean": 0.5})
     if outage is not None:
-        nodes[4]["outages"] = [{"start": outage[0], "end": outage[0] + outage[1]}]
+        node(data, "mx")["outages"] = [{"start": outage[0], "end": outage[0] + outage[1]}]
     for edge in data["topology"]["edges"]:
         edge["loss"] = loss
     data["domains"][0].update(unknown_recipient_rate=unknown, discard_rate=discard, users=50)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from sim.config import load_scenario, parse_scenario
-from tests.conftest import tiny_data
+from tests.conftest import node, tiny_data
 from tests.test_errors import cli, write
 
 COMMANDS = ["run", "validate", "show"]
@@ -24,10 +24,10 @@ def test_show_prints_the_effective_scenario_with_defaults(
     shown = yaml.safe_load(out)
     assert shown["version"] == 1
     assert shown["duration"] == 7200.0
-    mta = shown["topology"]["nodes"][2]
+    mta = node(shown, "mta")
     assert mta["workers"] == 9
     assert mta["maximal_queue_lifetime"] == 432000.0  # a default, filled in
-    assert shown["topology"]["nodes"][3]["max_ttl"] == 86400.0
+    assert node(shown, "dns")["max_ttl"] == 86400.0
     assert shown["smtp"] == {"tls": True, "tls_round_trips": 1, "pipelining": True, "rto": 1.0}
     # What show prints is a scenario that loads back to the same thing.
     assert parse_scenario(shown) == load_scenario(path, ["duration=2h", "topology.nodes[mta].workers=9"])

@@ -15,7 +15,7 @@ import sim
 from sim.config import ScenarioError, ScenarioWarning, load_scenario, parse_scenario
 from sim.config.budget import BYTES_PER_MESSAGE, estimate, memory_limit, physical_memory
 from sim.config.loading import MAX_ALIAS_VALUES
-from tests.conftest import tiny_data
+from tests.conftest import node, tiny_data
 from tests.test_errors import cli, write
 
 
@@ -57,11 +57,11 @@ def test_slowest_valid_rate_runs() -> None:
          "greater than or equal to 1"),
         (lambda d: d["smtp"].update(rto=1e308) if "smtp" in d else d.update(smtp={"rto": 1e308}),
          "smtp.rto", "less than or equal to 60"),
-        (lambda d: d["topology"]["nodes"][2].update(maximal_queue_lifetime=1e300),
+        (lambda d: node(d, "mta").update(maximal_queue_lifetime=1e300),
          "topology.nodes[2].maximal_queue_lifetime", "less than or equal to 1000000000"),
-        (lambda d: d["topology"]["nodes"][4].update(outages=[{"start": 0, "end": 1e300}]),
+        (lambda d: node(d, "mx").update(outages=[{"start": 0, "end": 1e300}]),
          "topology.nodes[4].outages[0].end", "less than or equal to 1000000000"),
-        (lambda d: d["topology"]["nodes"][3].update(lookup={"dist": "exponential", "mean": 1e12}),
+        (lambda d: node(d, "dns").update(lookup={"dist": "exponential", "mean": 1e12}),
          "topology.nodes[3].lookup.mean", "less than or equal to 1000000000"),
         (lambda d: d["domains"][0].update(mx_ttl=1e300), "domains[0].mx_ttl",
          "less than or equal to 1000000000"),

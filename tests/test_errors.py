@@ -13,7 +13,7 @@ import yaml
 
 from sim.faces.cli import main
 from sim.config import ScenarioError, load_scenario
-from tests.conftest import tiny_data
+from tests.conftest import node, tiny_data
 
 
 def write(tmp_path: Path, data: Any, name: str = "bad.yaml") -> Path:
@@ -37,7 +37,7 @@ def broken(edit: Any) -> dict[str, Any]:
 
 CASES = [
     pytest.param(
-        lambda d: d["topology"]["nodes"][2].update(wokers=3),
+        lambda d: node(d, "mta").update(wokers=3),
         "topology.nodes[2].wokers",
         "unknown key",
         id="unknown-key",
@@ -46,7 +46,7 @@ CASES = [
         lambda d: d.update(frobnicate=True), "frobnicate", "unknown key", id="unknown-top-key"
     ),
     pytest.param(
-        lambda d: d["topology"]["nodes"][2].update(workers="many"),
+        lambda d: node(d, "mta").update(workers="many"),
         "topology.nodes[2].workers",
         "valid integer",
         id="wrong-type",
@@ -97,13 +97,13 @@ CASES = [
         id="two-arrival-processes",
     ),
     pytest.param(
-        lambda d: d["topology"]["nodes"][3].update(lookup={"dist": "gamma", "mean": 1}),
+        lambda d: node(d, "dns").update(lookup={"dist": "gamma", "mean": 1}),
         "topology.nodes[3].lookup",
         "'constant', 'exponential', 'lognormal', 'uniform'",
         id="unknown-distribution",
     ),
     pytest.param(
-        lambda d: d["topology"]["nodes"][3].update(lookup={"dist": "lognormal", "median": 1}),
+        lambda d: node(d, "dns").update(lookup={"dist": "lognormal", "median": 1}),
         "topology.nodes[3].lookup.sigma",
         "missing required key",
         id="distribution-missing-parameter",
@@ -115,7 +115,7 @@ CASES = [
         id="duplicate-node",
     ),
     pytest.param(
-        lambda d: d["topology"]["nodes"][2].update(resolver="store"),
+        lambda d: node(d, "mta").update(resolver="store"),
         "topology.nodes[2].resolver",
         "is a mailbox node, not a resolver",
         id="resolver-wrong-kind",
@@ -137,7 +137,7 @@ CASES = [
 
 MORE_CASES = [
     pytest.param(
-        lambda d: d["topology"]["nodes"][2].update(workers=True),
+        lambda d: node(d, "mta").update(workers=True),
         "topology.nodes[2].workers", "not a boolean", id="boolean-for-number",
     ),
     pytest.param(
@@ -153,7 +153,7 @@ MORE_CASES = [
         "workload[0]", "would create about", id="absurd-rate",
     ),
     pytest.param(
-        lambda d: d["topology"]["nodes"][2].update(workers=10**9),
+        lambda d: node(d, "mta").update(workers=10**9),
         "topology.nodes[2].workers", "less than or equal to 100000", id="too-many-workers",
     ),
     pytest.param(
@@ -196,12 +196,12 @@ MORE_CASES = [
 
 SECOND_CASES = [
     pytest.param(
-        lambda d: d["topology"]["nodes"][4].update(outages=[{"start": 50, "end": 40}]),
+        lambda d: node(d, "mx").update(outages=[{"start": 50, "end": 40}]),
         "topology.nodes[4].outages[0]", "end (40.0) must be after start (50.0)",
         id="outage-backwards",
     ),
     pytest.param(
-        lambda d: d["topology"]["nodes"][4].update(
+        lambda d: node(d, "mx").update(
             outages=[{"start": 10, "end": 40}, {"start": 30, "end": 60}]
         ),
         "topology.nodes[4]", "outages overlap", id="outages-overlap",
@@ -225,7 +225,7 @@ SECOND_CASES = [
         "workload[0].interarrival.mean", "greater than 0", id="bad-interarrival-parameter",
     ),
     pytest.param(
-        lambda d: d["topology"]["nodes"][2].update(mta=1),
+        lambda d: node(d, "mta").update(mta=1),
         "topology.nodes[2].mta", "unknown key", id="key-named-like-a-tag",
     ),
     pytest.param(
@@ -375,7 +375,7 @@ def test_bad_yaml_in_set_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_set_can_mend_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path, broken(lambda d: d["topology"]["nodes"][2].update(workers=0)))
+    path = write(tmp_path, broken(lambda d: node(d, "mta").update(workers=0)))
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert info.value.source == str(path)
@@ -426,7 +426,7 @@ def test_bad_selector_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_set_is_blamed_for_what_it_brings_in(tmp_path: Path) -> None:
-    path = write(tmp_path, broken(lambda d: d["topology"]["nodes"][2].update(workers=0)))
+    path = write(tmp_path, broken(lambda d: node(d, "mta").update(workers=0)))
     with pytest.raises(ScenarioError) as info:
         load_scenario(path, ["topology.nodes[mta].workers=4", "duration=-1"])
     assert info.value.source == f"--set (on {path})" and info.value.path == "duration"

@@ -9,13 +9,13 @@ import pytest
 
 from sim import build, run
 from sim.config import parse_scenario
-from tests.conftest import tiny_data
+from tests.conftest import node, tiny_data
 
 
 def two_mx(**mx1: Any) -> dict[str, Any]:
     """The tiny world with a backup MX at preference 20 (0.002 s further away)."""
     data = tiny_data()
-    data["topology"]["nodes"][4].update(mx1)
+    node(data, "mx").update(mx1)
     data["topology"]["nodes"].append({"id": "mx2", "kind": "mx", "processing": 0.05})
     data["topology"]["edges"].append({"a": "mx", "b": "mx2", "latency": 0.002})
     data["domains"][0]["mx"].append({"host": "mx2", "preference": 20})
@@ -32,7 +32,7 @@ def test_busy_primary_sends_the_rest_to_the_backup_mx() -> None:
     # Ten messages at once, ten delivery workers, a primary MX that takes one session:
     # the first worker gets it, the other nine hear 421 and go to the preference-20 host.
     data = burst(two_mx(max_connections=1), 10)
-    data["topology"]["nodes"][2]["workers"] = 10
+    node(data, "mta")["workers"] = 10
     res = run(parse_scenario(data))
     m = res.messages
     assert (m["status"] == "delivered").all()
@@ -75,7 +75,7 @@ def test_all_mx_down_defers_then_retries_on_the_postfix_schedule() -> None:
 
 def test_queue_lifetime_expiry_bounces() -> None:
     data = tiny_data(duration=150, drain=5000)
-    data["topology"]["nodes"][2]["maximal_queue_lifetime"] = 900
+    node(data, "mta")["maximal_queue_lifetime"] = 900
     row = run(parse_scenario(data), hook=lambda model: model.node("mx").set_up(False)).messages.loc[0]
     assert row["status"] == "bounced"
     assert row["reason"] == "queue lifetime expired"
@@ -87,7 +87,7 @@ def test_queue_lifetime_expiry_bounces() -> None:
 
 def test_message_over_the_size_limit_is_refused_at_submission() -> None:
     data = tiny_data()
-    data["topology"]["nodes"][2]["message_size_limit"] = 5_000
+    node(data, "mta")["message_size_limit"] = 5_000
     m = run(parse_scenario(data)).messages
     assert (m["status"] == "bounced").all()
     assert set(m["reason"]) == {"message too large"}
@@ -141,7 +141,7 @@ def test_backoff_is_capped_at_maximal_backoff_time() -> None:
     # All MX hosts down for good: attempts at queue runs, gaps growing with the message's
     # age until they stop at the 4000 s cap; then one attempt every ~4000 s.
     data = tiny_data(duration=150, drain=40_000)
-    data["topology"]["nodes"][2]["maximal_queue_lifetime"] = 30_000
+    node(data, "mta")["maximal_queue_lifetime"] = 30_000
     res = run(parse_scenario(data), trace=True, hook=lambda model: model.node("mx").set_up(False))
     row = res.messages.loc[0]
     assert res.attempts is not None
@@ -162,8 +162,8 @@ def test_backoff_is_capped_at_maximal_backoff_time() -> None:
 def test_a_busy_mx_defers_and_the_retries_deliver_on_queue_runs() -> None:
     # Three messages at t=10, three workers, an MX that takes one session at a time.
     data = burst(tiny_data(drain=2000), 3)
-    data["topology"]["nodes"][2]["workers"] = 3
-    data["topology"]["nodes"][4]["max_connections"] = 1
+    node(data, "mta")["workers"] = 3
+    node(data, "mx")["max_connections"] = 1
     m = run(parse_scenario(data)).messages
     relay = 8 * 0.032 + 0.002  # the session to the MX, 10 kB at 5 MB/s
     # All three are queued at 10.388 and share one lookup (to 10.59). Message 0 takes the
@@ -205,7 +205,7 @@ def test_poisson_source_sends_rate_times_window() -> None:
 def test_destination_concurrency_limit_serialises_attempts() -> None:
     # Five messages at once, five workers, at most two attempts to the domain at a time.
     data = burst(tiny_data(), 5)
-    data["topology"]["nodes"][2].update(workers=5, destination_concurrency_limit=2)
+    node(data, "mta").update(workers=5, destination_concurrency_limit=2)
     m = run(parse_scenario(data)).messages
     relay, quit_ = 8 * 0.032 + 0.002, 0.032
     # 0 and 1 share the lookup (to 10.59); 2 and 3 wait for them to QUIT, then hit the
@@ -242,7 +242,7 @@ def test_queue_lifetime_boundary_is_exact(extra: float, attempts: int) -> None:
     queued = probe.messages.loc[0, "submitted"]
     assert fails[1] - queued == pytest.approx(age, abs=1e-9)
     # The lifetime set to the age exactly as the model computes it (no rounding).
-    data["topology"]["nodes"][2]["maximal_queue_lifetime"] = (fails[1] - queued) + extra
+    node(data, "mta")["maximal_queue_lifetime"] = (fails[1] - queued) + extra
     row = run(parse_scenario(data), **down).messages.loc[0]
     assert row["status"] == "bounced" and row["reason"] == "queue lifetime expired"
     assert row["attempts"] == attempts

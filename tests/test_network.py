@@ -13,7 +13,7 @@ from sim.config.errors import ScenarioWarning
 from sim.mail.smtp import Dialogues
 from sim.world.links import SEGMENT, Link
 from sim.world.network import Network
-from tests.conftest import tiny, tiny_data
+from tests.conftest import node, tiny, tiny_data
 
 
 def test_path_follows_lowest_latency_not_fewest_hops() -> None:
@@ -106,12 +106,12 @@ def test_domain_without_mx_uses_its_host_as_implicit_mx() -> None:
 def test_resolver_without_cache_resolves_every_time_and_max_ttl_caps() -> None:
     data = tiny_data(duration=1000)
     data["workload"][0]["interarrival"] = 10.0
-    data["topology"]["nodes"][3]["cache"] = False
+    node(data, "dns")["cache"] = False
     model = build(parse_scenario(data))
     model.run()
     assert model.node("dns").hits == 0 and model.node("dns").queries == 99
     # With the cache on but capped at 25 s, a query every 10 s hits about 2 of 3 times.
-    data["topology"]["nodes"][3].update(cache=True, max_ttl=25)
+    node(data, "dns").update(cache=True, max_ttl=25)
     model = build(parse_scenario(data))
     model.run()
     r = model.node("dns")

@@ -12,7 +12,7 @@ import pytest
 
 from sim import run
 from sim.config import parse_scenario
-from tests.conftest import tiny_data
+from tests.conftest import node, tiny_data
 
 C, LAM, MU = 4, 2.4, 1.0  # workers, arrivals/s, sessions/s per worker (rho = 0.6)
 # 400k messages: over 8 seeds, 150k gave a spread (sd) of 2.2% in the mean wait, so
@@ -35,10 +35,9 @@ def erlang_c_wait(c: int, lam: float, mu: float) -> float:
 
 def mmc_world(seed: int, duration: float) -> dict:
     data = tiny_data(duration=duration, drain=0, seed=seed)
-    nodes = data["topology"]["nodes"]
-    nodes[2].update(workers=C, smtpd_workers=1000)
-    nodes[3].update(lookup=0)
-    nodes[4].update(max_connections=10_000, workers=1000, processing=0)
+    node(data, "mta").update(workers=C, smtpd_workers=1000)
+    node(data, "dns").update(lookup=0)
+    node(data, "mx").update(max_connections=10_000, workers=1000, processing=0)
     for edge in data["topology"]["edges"]:
         edge["latency"] = 0
         edge["bandwidth"] = 1e15

@@ -15,7 +15,7 @@ from sim.core.component import REGISTRY, registers
 from sim.core.records import Message
 from sim.mail.retry import PostfixBackoff
 from sim.mail.smtp import Phase, Reply
-from tests.conftest import tiny, tiny_data
+from tests.conftest import node, tiny, tiny_data
 from tests.test_mta import burst
 
 ROOT = Path(__file__).resolve().parent.parent / "sim"
@@ -139,7 +139,7 @@ def test_an_interrupted_session_releases_everything_it_held() -> None:
         model.at(100.7, lambda: mta.workers[0].interrupt("fault"))
 
     data = tiny_data(duration=150)
-    data["topology"]["nodes"][2]["workers"] = 1
+    node(data, "mta")["workers"] = 1
     model = sim.build(parse_scenario(data), trace=True)
     hook(model)
     model.run(until=101)
@@ -159,7 +159,7 @@ def test_an_interrupted_session_releases_everything_it_held() -> None:
 def test_parked_messages_are_in_the_census() -> None:
     # Five at once, five workers, two attempts per destination: three wait parked.
     data = burst(tiny_data(), 5)
-    data["topology"]["nodes"][2].update(workers=5, destination_concurrency_limit=2)
+    node(data, "mta").update(workers=5, destination_concurrency_limit=2)
     model = sim.build(parse_scenario(data))
     model.run(until=10.6)  # after submission (10.388) and during the first lookup
     mta = model.node("mta")
@@ -173,7 +173,7 @@ def test_an_interrupted_submission_keeps_the_message() -> None:
     # still has the message and submits it again at once, taking the full 0.388 s again
     # (9 round trips of 0.042 s and 10 kB at 1 MB/s); the books balance throughout.
     data = tiny_data(duration=150)
-    data["topology"]["nodes"][2]["smtpd_workers"] = 1
+    node(data, "mta")["smtpd_workers"] = 1
     model = sim.build(parse_scenario(data))
     model.at(100.2, lambda: model.node("mta").submission_workers[0].interrupt("fault"))
     model.run(until=100.3)

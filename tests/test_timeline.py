@@ -13,7 +13,7 @@ import math
 import pytest
 
 from sim import run
-from tests.conftest import tiny
+from tests.conftest import node, tiny
 
 SIZE = 10_000
 # One-way latencies and bottlenecks of the lowest-latency paths, summed by hand.
@@ -100,7 +100,7 @@ def test_unknown_recipient_bounces_at_rcpt(pipelining: bool, rounds: int) -> Non
 def test_too_large_is_refused_at_mail_from(pipelining: bool) -> None:
     # TCP, greeting, EHLO, STARTTLS, TLS, EHLO, AUTH, MAIL answered 552: 8 round trips.
     data = tiny(smtp={"pipelining": pipelining}).model_dump()
-    data["topology"]["nodes"][2]["message_size_limit"] = 1000
+    node(data, "mta")["message_size_limit"] = 1000
     from sim.config import parse_scenario
 
     row = run(parse_scenario(data)).messages.loc[0]

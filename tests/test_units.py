@@ -9,7 +9,7 @@ import pytest
 
 from sim.config import Constant, ScenarioError, load_scenario, parse_scenario
 from sim.config.units import parse_duration, parse_size
-from tests.conftest import tiny_data
+from tests.conftest import node, tiny_data
 from tests.test_errors import cli, write
 
 
@@ -49,14 +49,13 @@ SCENARIO_WITH_UNITS: dict[str, Any] = {
 
 def test_every_kind_of_field_takes_units() -> None:
     data = tiny_data(**SCENARIO_WITH_UNITS)
-    nodes = data["topology"]["nodes"]
-    nodes[2].update(message_size_limit="10MB", queue_run_delay="5m", minimal_backoff_time="5m",
+    node(data, "mta").update(message_size_limit="10MB", queue_run_delay="5m", minimal_backoff_time="5m",
                     maximal_backoff_time="1h", maximal_queue_lifetime="4d",
                     smtp_connect_timeout="30s")
-    nodes[3].update(lookup="50ms", max_ttl="1d")
-    nodes[4].update(processing={"dist": "lognormal", "median": "78ms", "sigma": 0.5},
+    node(data, "dns").update(lookup="50ms", max_ttl="1d")
+    node(data, "mx").update(processing={"dist": "lognormal", "median": "78ms", "sigma": 0.5},
                     message_size_limit="20MiB", outages=[{"start": "1m", "end": "2m"}])
-    nodes[5].update(write={"dist": "uniform", "low": "2ms", "high": "10ms"})
+    node(data, "store").update(write={"dist": "uniform", "low": "2ms", "high": "10ms"})
     data["topology"]["edges"][0]["latency"] = "35ms"
     dom = data["domains"][0]
     dom["mx_ttl"] = "1h"
@@ -104,9 +103,9 @@ def test_batches_and_constant_sizes_take_units() -> None:
          "unknown unit 'm' for bytes (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB) (got '5m')"),
         (lambda d: d["workload"][0].update(size={"dist": "uniform", "low": "1KB", "high": "2h"}),
          "workload[0].size.high", "unknown unit 'h' for bytes"),
-        (lambda d: d["topology"]["nodes"][3].update(lookup="5MB"), "topology.nodes[3].lookup",
+        (lambda d: node(d, "dns").update(lookup="5MB"), "topology.nodes[3].lookup",
          "unknown unit 'MB' for seconds"),
-        (lambda d: d["topology"]["nodes"][2].update(message_size_limit="10Mb"),
+        (lambda d: node(d, "mta").update(message_size_limit="10Mb"),
          "topology.nodes[2].message_size_limit", "unknown unit 'Mb' for bytes"),
         (lambda d: d["topology"]["edges"][0].update(latency="-5ms"), "topology.edges[0].latency",
          "greater than or equal to 0"),
@@ -150,7 +149,7 @@ def test_set_takes_units(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_a_size_that_is_not_whole_bytes_is_refused_where_bytes_are_counted() -> None:
     data = tiny_data()
-    data["topology"]["nodes"][2]["message_size_limit"] = "1.5B"
+    node(data, "mta")["message_size_limit"] = "1.5B"
     with pytest.raises(ScenarioError) as info:
         parse_scenario(data)
     assert info.value.path == "topology.nodes[2].message_size_limit"
