@@ -32,7 +32,7 @@ def check_books(m: pd.DataFrame) -> None:
     assert ended_badly["reason"].notna().all()
     assert m.loc[m["status"].isin(["delivered", "in_flight"]), "reason"].isna().all()
     bounced = m[m["status"] == "bounced"]
-    assert bounced["final_reply"].str.match(r"^[45]\d\d ").all()
+    assert bounced["final_reply"].str.match(r"^([45]\d\d )?[45]\.\d+\.\d+ ").all()
 
 
 def test_default_scenario_books_balance() -> None:

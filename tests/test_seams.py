@@ -16,7 +16,7 @@ from sim.core.records import Message
 from sim.mail.retry import PostfixBackoff
 from sim.mail.smtp import Phase, Reply
 from tests.conftest import node, tiny, tiny_data
-from tests.test_mta import burst
+from tests.test_mta import burst, two_mx
 
 ROOT = Path(__file__).resolve().parent.parent / "sim"
 # Each layer may import only the layers listed (and itself).
@@ -84,28 +84,29 @@ def test_every_node_kind_has_a_component() -> None:
         registers(MXNode)(object)
 
 
-class FirstTryRefused:
-    """A tiny greylist: 451 4.7.1 at RCPT on a message's first session here."""
+class TinyGreylist:
+    """451 4.7.1 at RCPT for a (client, sender, recipient) triplet first seen under
+    ``delay`` seconds ago: what a policy can decide from what it is told."""
 
     phase = Phase.RCPT
     reply = Reply(451, "4.7.1", "Greylisted, try again later", Phase.RCPT)
 
-    def __init__(self) -> None:
-        self.seen: set[int] = set()
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.first: dict[tuple[str, str, str, int], float] = {}
 
-    def check(self, server: Any, msg: Message | None) -> Reply | None:
+    def check(self, server: Any, client: str, msg: Message | None, now: float) -> Reply | None:
         assert msg is not None
-        if msg.id in self.seen:
-            return None
-        self.seen.add(msg.id)
-        return self.reply
+        triplet = (client, msg.sender.name, msg.domain.name, msg.user)
+        first = self.first.setdefault(triplet, now)
+        return None if now - first >= self.delay else self.reply
 
 
 def test_a_policy_plugged_into_a_server_decides_its_replies() -> None:
-    # The message is refused with 451 at RCPT (the last host: deferred), then retried at
-    # the queue run of t=600 and accepted.
+    # The message is greylisted at RCPT (the last host: deferred), then retried at the
+    # queue run of t=600, past the 300 s delay, and accepted.
     def hook(model: Any) -> None:
-        model.node("mx").add_policy(FirstTryRefused())
+        model.node("mx").add_policy(TinyGreylist(delay=300))
 
     res = sim.run(tiny(duration=150), trace=True, hook=hook)
     assert res.attempts is not None
@@ -184,3 +185,14 @@ def test_an_interrupted_submission_keeps_the_message() -> None:
     row = model.recorder.messages().loc[0]
     assert row["submitted"] == pytest.approx(100.2 + 0.388, abs=1e-9)
     assert row["status"] == "delivered"
+
+
+def test_a_host_taken_down_by_a_hook_stays_down_through_its_outage_schedule() -> None:
+    # mx has a scheduled outage 150-250; a hook takes it down for good. The outage's
+    # end must not bring it back: every message goes to the backup.
+    data = two_mx(outages=[{"start": 150, "end": 250}])
+    res = sim.run(parse_scenario(data), hook=lambda model: model.node("mx").set_up(False))
+    assert set(res.messages["mx_host"].astype(str)) == {"mx2"}
+    # Without the hook the outage alone sends only the message of t=200 to the backup.
+    alone = sim.run(parse_scenario(data)).messages
+    assert list(alone["mx_host"].astype(str)) == ["mx", "mx2", "mx"]

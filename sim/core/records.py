@@ -119,6 +119,7 @@ class Column:
     initial: float | int
     values: tuple[str, ...] | str | None = None
     zero_is_missing: bool = True  # for Labels; False where the codes index the names
+    nullable: bool = False  # a number whose 0 means missing (a nullable integer column)
 
 
 MESSAGE_COLUMNS = (
@@ -151,7 +152,7 @@ ATTEMPT_COLUMNS = (
     Column("dst", "I", 0, "nodes"),
     Column("start", "d", NAN),
     Column("end", "d", NAN),
-    Column("reply", "H", 0),
+    Column("reply", "H", 0, nullable=True),  # 0: no reply came (a timeout)
     Column("enhanced", "I", 0, "enhanced"),
     Column("outcome", "B", 0, OUTCOMES),
 )
@@ -185,7 +186,9 @@ class _Table:
             # numpy reads array's C type codes with the platform's own sizes, so the
             # buffer is read right wherever it was written.
             values = np.frombuffer(a, dtype=np.dtype(c.typecode), count=n).copy()
-            if c.values is None:
+            if c.values is None and c.nullable:
+                data[c.name] = pd.arrays.IntegerArray(values, mask=values == 0)
+            elif c.values is None:
                 data[c.name] = values
             elif isinstance(c.values, tuple):
                 data[c.name] = pd.Categorical.from_codes(

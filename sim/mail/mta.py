@@ -110,7 +110,7 @@ class MTA:
             try:
                 refusal = None
                 for check in checks:
-                    refusal = check(self, msg)
+                    refusal = check(self, client, msg, start)
                     if refusal is not None:
                         break
                 if refusal is not None:
@@ -217,7 +217,7 @@ class MTA:
         link = self.network.link(self.id, server.id)
         gen = self._loss if link.loss > 0.0 else None
         start = env.now
-        refusal = server.connect(self.id)
+        refusal = server.connect(self.id, start)
         if refusal is not None:
             try:
                 if refusal.silent:
@@ -227,18 +227,20 @@ class MTA:
             except simpy.Interrupt:
                 refusal, outcome = INTERRUPTED, _INTERRUPTED
             else:
-                outcome = _TIMEOUT if refusal.silent else _REFUSED
+                # Postfix skips a host that greets with 5xx too (smtp_skip_5xx_greeting),
+                # so a refusal at connect never bounces the message by itself.
+                outcome = _DEFERRED if last else _TIMEOUT if refusal.silent else _REFUSED
             rec.attempt(mid, RELAY, msg.attempts, order, self.code, server.code, start, env.now,
                         refusal, outcome)
             return outcome
         rec.session(mid, server.code)
         settled = False
         try:
-            reply: Reply | None = server.mail(msg) or server.rcpt(msg)
+            reply: Reply | None = server.mail(self.id, msg, start) or server.rcpt(self.id, msg, start)
             try:
                 if reply is None:
                     yield env.timeout(link.time(cost.to_accept, msg.size, gen))
-                    reply = server.data(msg, env.now)
+                    reply = server.data(self.id, msg, env.now)
                     if reply.code < 400:
                         rec.accepted(mid, env.now, server.code)
                 else:
@@ -269,7 +271,7 @@ class MTA:
                 if not settled:
                     return _INTERRUPTED
         finally:
-            server.close()
+            server.close(self.id)
         return outcome
 
     def _defer(self, msg: Message, dest: Destination) -> None:

@@ -72,9 +72,9 @@ class MX(PolicyServer):
         env = self.env
         for start, end in spans:
             yield env.timeout(start - env.now)
-            self.set_up(False)
+            self.set_up(False, "outage")
             yield env.timeout(end - env.now)
-            self.set_up(True)
+            self.set_up(True, "outage")
 
     def take(self, msg: Message, now: float) -> None:
         """A message whose DATA was just answered 250 joins the scan queue."""

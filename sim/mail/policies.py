@@ -1,7 +1,9 @@
 """What a receiving server says, rule by rule: its policies.
 
 Each policy answers at one phase of the dialogue (connect, MAIL, RCPT, DATA) with a
-:class:`~sim.mail.smtp.Reply`, or passes (``None``) and lets the next policy decide. A
+:class:`~sim.mail.smtp.Reply`, or passes (``None``) and lets the next policy decide.
+It is told the server, the client, the message and the time (``check(server, client,
+msg, now)``). A
 server asks its chain in order and the first answer wins; when every policy passes, the
 server goes on (and at DATA takes the message). Greylisting, rate limits and content
 checks join here as policies of their own.
@@ -40,11 +42,18 @@ class ServerState(Protocol):
 
 
 class Policy(Protocol):
-    """One rule: answers at ``phase`` or passes (None)."""
+    """One rule: answers at ``phase`` or passes (None).
+
+    A policy sees the server it guards, the client's node id (where a real server sees
+    the client's IP address), the message (None at connect) and the time: enough for
+    per-client limits and greylisting's (client, sender, recipient) triplets.
+    """
 
     phase: Phase
 
-    def check(self, server: ServerState, msg: Message | None) -> Reply | None: ...
+    def check(
+        self, server: ServerState, client: str, msg: Message | None, now: float
+    ) -> Reply | None: ...
 
 
 class Down:
@@ -52,7 +61,9 @@ class Down:
 
     phase = Phase.CONNECT
 
-    def check(self, server: ServerState, msg: Message | None) -> Reply | None:
+    def check(
+        self, server: ServerState, client: str, msg: Message | None, now: float
+    ) -> Reply | None:
         """No answer while the server is down."""
         return None if server.up else NO_ANSWER
 
@@ -65,7 +76,9 @@ class ConnectionLimit:
     def __init__(self, limit: int) -> None:
         self.limit = limit
 
-    def check(self, server: ServerState, msg: Message | None) -> Reply | None:
+    def check(
+        self, server: ServerState, client: str, msg: Message | None, now: float
+    ) -> Reply | None:
         """421 4.3.2 while every session slot is taken."""
         return BUSY if server.connections >= self.limit else None
 
@@ -78,7 +91,9 @@ class SizeLimit:
     def __init__(self, limit: int) -> None:
         self.limit = limit
 
-    def check(self, server: ServerState, msg: Message | None) -> Reply | None:
+    def check(
+        self, server: ServerState, client: str, msg: Message | None, now: float
+    ) -> Reply | None:
         """552 5.3.4 for a message over the limit."""
         return TOO_BIG if msg is not None and msg.size > self.limit else None
 
@@ -91,14 +106,16 @@ class UnknownUsers:
     def __init__(self, draw: Sampler) -> None:
         self._draw = draw
 
-    def check(self, server: ServerState, msg: Message | None) -> Reply | None:
+    def check(
+        self, server: ServerState, client: str, msg: Message | None, now: float
+    ) -> Reply | None:
         """550 5.1.1 with the recipient domain's rate (draws only where it can refuse)."""
         assert msg is not None
         rate: float = msg.domain.unknown_rate
         return UNKNOWN_USER if rate > 0.0 and self._draw() < rate else None
 
 
-Check = Callable[["ServerState", "Message | None"], "Reply | None"]
+Check = Callable[["ServerState", str, "Message | None", float], "Reply | None"]
 
 
 class Chain:
@@ -112,10 +129,12 @@ class Chain:
             tuple(p.check for p in self.policies if p.phase == phase) for phase in Phase
         )
 
-    def answer(self, phase: Phase, server: ServerState, msg: Message | None) -> Reply | None:
+    def answer(
+        self, phase: Phase, server: ServerState, client: str, msg: Message | None, now: float
+    ) -> Reply | None:
         """The first policy's answer at ``phase``, or None if all pass."""
         for check in self.by_phase[phase]:
-            reply = check(server, msg)
+            reply = check(server, client, msg, now)
             if reply is not None:
                 return reply
         return None

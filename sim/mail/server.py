@@ -24,6 +24,7 @@ class PolicyServer:
         self.id = node_id
         self.code = ctx.recorder.nodes.code(node_id)
         self.up = True
+        self._down: set[str] = set()  # why the host is down (a scheduled outage, a hook, ...)
         self.connections = 0  # sessions open now
         self.sessions = 0  # sessions ever opened
         self.refused = 0  # connections refused with a reply (e.g. 421 when full)
@@ -44,14 +45,20 @@ class PolicyServer:
             chain.by_phase[Phase.DATA],
         )
 
-    def set_up(self, up: bool) -> None:
-        """Bring the host up or take it down (a down host does not answer at all)."""
-        self.up = up
+    def set_up(self, up: bool, reason: str = "manual") -> None:
+        """Take the host down for ``reason``, or end that reason (a down host does not
+        answer at all). The host is up when no reason holds it down, so a scheduled
+        outage ending does not undo a hook's or a fault's."""
+        if up:
+            self._down.discard(reason)
+        else:
+            self._down.add(reason)
+        self.up = not self._down
 
-    def connect(self, client: str) -> Reply | None:
+    def connect(self, client: str, now: float) -> Reply | None:
         """A client connects: None opens a session (close it later), else the refusal."""
         for check in self._connect:
-            reply = check(self, None)
+            reply = check(self, client, None, now)
             if reply is not None:
                 if reply.silent:
                     self.unanswered += 1
@@ -62,32 +69,32 @@ class PolicyServer:
         self.sessions += 1
         return None
 
-    def mail(self, msg: Message) -> Reply | None:
+    def mail(self, client: str, msg: Message, now: float) -> Reply | None:
         """MAIL FROM: None accepts, else the refusal."""
         for check in self._mail:
-            reply = check(self, msg)
+            reply = check(self, client, msg, now)
             if reply is not None:
                 return reply
         return None
 
-    def rcpt(self, msg: Message) -> Reply | None:
+    def rcpt(self, client: str, msg: Message, now: float) -> Reply | None:
         """RCPT TO: None accepts, else the refusal."""
         for check in self._rcpt:
-            reply = check(self, msg)
+            reply = check(self, client, msg, now)
             if reply is not None:
                 return reply
         return None
 
-    def data(self, msg: Message, now: float) -> Reply:
+    def data(self, client: str, msg: Message, now: float) -> Reply:
         """The final "." has arrived at ``now``: 250 (and the message is ours) or a refusal."""
         for check in self._data:
-            reply = check(self, msg)
+            reply = check(self, client, msg, now)
             if reply is not None:
                 return reply
         self.take(msg, now)
         return ACCEPTED
 
-    def close(self) -> None:
+    def close(self, client: str) -> None:
         """The client ends the session (QUIT, or the connection broke)."""
         self.connections -= 1
 

@@ -77,7 +77,10 @@ class Reply:
         self.text = text
         self.phase = phase
         self.silent = silent
-        self.line = f"{code} {enhanced} {text}"
+        # A silent "reply" was never sent by the server: no code, only the client's own
+        # status (as Postfix logs "dsn=4.4.1, status=deferred (connect to ...: Connection
+        # timed out)").
+        self.line = f"{code} {enhanced} {text}" if code else f"{enhanced} {text}"
         # What a message bounced by this reply records as its `reason`.
         self.reason = reason or f"rejected: {self.line}"
 
@@ -103,8 +106,8 @@ UNKNOWN_USER = Reply(
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed limit", Phase.MAIL, reason=TOO_LARGE)
 BUSY = Reply(421, "4.3.2", "Service not available: too many connections", Phase.CONNECT)
 # A host that does not answer: the client waits out its connect timeout and records the
-# failure as Postfix does (dsn=4.4.1, "Connection timed out").
-NO_ANSWER = Reply(421, "4.4.1", "Connection timed out", Phase.CONNECT, silent=True)
+# failure as Postfix does (dsn=4.4.1, "Connection timed out"); there is no reply code.
+NO_ANSWER = Reply(0, "4.4.1", "Connection timed out", Phase.CONNECT, silent=True)
 CONNECT_TIMEOUT = NO_ANSWER
 INTERRUPTED = Reply(421, "4.4.2", "Connection lost during the session", Phase.DATA)
 
@@ -118,9 +121,9 @@ class Outcome(IntEnum):
     DELIVERED = 0  # 250 to the final ".": the server has the message
     BOUNCED = 1  # a 5xx reply: the recipient is bounced
     TRY_NEXT = 2  # a 4xx reply within the session; another host comes next
-    DEFERRED = 3  # a 4xx reply within the session at the last host: deferred
-    REFUSED = 4  # the server refused the connection (421 at the greeting)
-    TIMEOUT = 5  # no answer within the connect timeout
+    DEFERRED = 3  # any temporary failure at the attempt's last host: the message is deferred
+    REFUSED = 4  # the server refused the connection (421 at the greeting); another host next
+    TIMEOUT = 5  # no answer within the connect timeout; another host next
     INTERRUPTED = 6  # the session was cut short
 
     @property
@@ -141,15 +144,15 @@ class SMTPServer(Protocol):
     id: str
     code: int  # the server's node code in the recorder
 
-    def connect(self, client: str) -> Reply | None: ...
+    def connect(self, client: str, now: float) -> Reply | None: ...
 
-    def mail(self, msg: Message) -> Reply | None: ...
+    def mail(self, client: str, msg: Message, now: float) -> Reply | None: ...
 
-    def rcpt(self, msg: Message) -> Reply | None: ...
+    def rcpt(self, client: str, msg: Message, now: float) -> Reply | None: ...
 
-    def data(self, msg: Message, now: float) -> Reply: ...
+    def data(self, client: str, msg: Message, now: float) -> Reply: ...
 
-    def close(self) -> None: ...
+    def close(self, client: str) -> None: ...
 
 
 class DialogueCost:
