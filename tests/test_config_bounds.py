@@ -306,3 +306,16 @@ def test_version_of_the_wrong_type(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         parse_scenario(tiny_data(version="one"))
     assert info.value.path == "version" and "Input should be 1" in info.value.problem
+
+
+def test_trace_raises_the_memory_estimate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A run that fits untraced but not with the attempts table: --trace is refused
+    # before running, naming the figure it used; validate takes --force as run does.
+    from sim.config.budget import BYTES_PER_MESSAGE, BYTES_PER_TRACED_MESSAGE, check_budget, estimate
+
+    sc = load_scenario(None)
+    messages = estimate(sc).messages
+    limit = int(messages * (BYTES_PER_MESSAGE + BYTES_PER_TRACED_MESSAGE) / 2)
+    check_budget(sc, limit)  # fits untraced
+    with pytest.raises(ScenarioError, match=f"{BYTES_PER_TRACED_MESSAGE} bytes a message with --trace"):
+        check_budget(sc, limit, trace=True)

@@ -78,7 +78,8 @@ def test_rewrite_replaces_the_folder_whole(tmp_path: Path) -> None:
     out = tmp_path / "out"
     sim.run(tiny(), seed=3, trace=True).write(out)
     assert (out / "attempts.parquet").exists()
-    sim.run(tiny(), seed=3).write(out)  # the same run: no overwrite needed
+    # The same run untraced would drop the trace: that needs overwrite (see below).
+    sim.run(tiny(), seed=3).write(out, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == ["messages.parquet", "run.json"]
     assert_whole(out)
     assert siblings(out) == []
@@ -300,3 +301,31 @@ def test_interrupt_while_writing_leaves_the_previous_results(
     assert err == f"mailflow: run of default interrupted by SIGTERM; nothing was written to {out}\n"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert siblings(out) == []
+
+
+def test_a_hooked_run_is_another_run(tmp_path: Path) -> None:
+    # A what-if made with a hook must not pass for (and silently replace) the plain run.
+    plain = sim.run(tiny())
+    down = sim.run(tiny(), hook=lambda model: model.node("mx").set_up(False))
+    other = sim.run(tiny(), hook=lambda model: model.node("mx").set_up(True))
+    assert len({plain.run_id, down.run_id, other.run_id}) == 3
+    out = tmp_path / "r"
+    plain.write(out)
+    with pytest.raises(ResultsFolderError, match="another scenario or seed"):
+        down.write(out)
+    down.write(out, overwrite=True)
+    meta = json.loads((out / "run.json").read_text())
+    assert "test_a_hooked_run_is_another_run.<locals>.<lambda>#" in meta["hook"]
+    assert "hook_note" in meta
+    assert meta["run_id"] == down.run_id
+
+
+def test_a_run_without_trace_does_not_drop_a_trace(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    sim.run(tiny(), trace=True).write(out)
+    with pytest.raises(ResultsFolderError, match="attempts table"):
+        sim.run(tiny()).write(out)
+    assert (out / "attempts.parquet").exists()
+    sim.run(tiny(), trace=True).write(out)  # the same run traced again: rewritten silently
+    sim.run(tiny()).write(out, overwrite=True)
+    assert not (out / "attempts.parquet").exists()

@@ -25,7 +25,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .._version import __version__
-from ..config import Scenario, ScenarioError, ScenarioWarning, load_scenario
+from ..config import Scenario, ScenarioError, ScenarioWarning, default_scenario_path, load_scenario
+from ..config.budget import check_budget
 from ..simulation import Results, run
 from ..simulation.results import ResultsFolder, ResultsFolderError, run_id
 
@@ -235,6 +236,11 @@ def run_command(
 ) -> None:
     """Run a scenario, print a summary and write the results."""
     sc = _load(scenario, sets, force)
+    if trace and not force:
+        try:
+            check_budget(sc, trace=True)
+        except ScenarioError as exc:
+            _fail(str(exc.located(str(scenario) if scenario else str(default_scenario_path()))))
     identity = run_id(sc, seed)
     folder = out_dir if out_dir is not None else default_out(sc, seed)
     target: ResultsFolder | None = None
@@ -243,7 +249,7 @@ def run_command(
             # Claimed before a long run, not after it: a folder that cannot take the
             # results, or that another run is writing, is refused at once.
             try:
-                target = stack.enter_context(ResultsFolder(folder, identity, overwrite))
+                target = stack.enter_context(ResultsFolder(folder, identity, overwrite, trace))
             except ResultsFolderError as exc:
                 hint = "; pass --overwrite to replace them" if exc.overwrite_helps else ""
                 _fail(f"--out {folder}: {exc.problem}{hint}")
@@ -293,9 +299,10 @@ def _simulate(sc: Scenario, seed: int | None, trace: bool) -> Results:
 def validate_command(
     scenario: Annotated[Path, typer.Argument(metavar="SCENARIO", help="Scenario YAML file.")],
     sets: SetOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Check a scenario file without running it."""
-    sc = _load(scenario, sets)
+    sc = _load(scenario, sets, force)
     out.print(
         f"{scenario}: ok ({len(sc.topology.nodes)} nodes, {len(sc.domains)} domains, "
         f"{len(sc.workload)} sources)"

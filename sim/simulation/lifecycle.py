@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..config import Scenario
 from .build import Hook, build
-from .results import Results
+from .results import Results, describe_hook
 
 __all__ = ["PROGRESS_STEPS", "run"]
 
@@ -52,4 +52,12 @@ def run(
     messages = model.recorder.messages()
     attempts = model.recorder.attempts()
     wall = time.perf_counter() - started
-    return Results(model.scenario, model.seed, messages, wall, model.stats(), attempts=attempts)
+    return Results(
+        model.scenario,
+        model.seed,
+        messages,
+        wall,
+        model.stats(),
+        attempts=attempts,
+        hook=None if hook is None else describe_hook(hook),
+    )

@@ -20,10 +20,10 @@ import re
 import secrets
 import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from types import CodeType, TracebackType
 from typing import Any
 
 import pandas as pd
@@ -39,7 +39,10 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no lock, the renames still keep folders whole
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["PROVENANCE_PACKAGES", "RESULT_FILES", "Results", "ResultsFolder", "ResultsFolderError", "run_id"]
+__all__ = [
+    "PROVENANCE_PACKAGES", "RESULT_FILES", "Results", "ResultsFolder", "ResultsFolderError",
+    "describe_hook", "run_id",
+]
 
 PROVENANCE_PACKAGES = ("simpy", "numpy", "networkx", "pandas", "pyarrow", "pydantic")
 
@@ -61,16 +64,45 @@ def _config(scenario: Scenario, seed: int | None) -> dict[str, Any]:
     return config
 
 
-def run_id(scenario: Scenario, seed: int | None = None) -> str:
+def run_id(scenario: Scenario, seed: int | None = None, hook: str | None = None) -> str:
     """The identity of a run: a SHA-256 of the resolved scenario and the seed.
 
     The digest is taken over the validated scenario (after ``--set``), dumped as
     canonical JSON with ``seed`` set to the seed the run uses, so it is the digest of
     ``run.json``'s ``scenario``: two runs with equal ids give equal results, however
-    their files and overrides were spelled.
+    their files and overrides were spelled. A run changed by a hook (``hook``, from
+    :func:`describe_hook`) is another run: its id mixes the hook in.
     """
-    canonical = json.dumps(_config(scenario, seed), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    config = _config(scenario, seed)
+    if hook is not None:
+        config = {"scenario": config, "hook": hook}
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def describe_hook(hook: Callable[..., object]) -> str:
+    """A hook's name and a fingerprint of its code, for a hooked run's provenance.
+
+    The fingerprint covers the code and the literals it names (``"acme-mx"``, ``False``),
+    so two lambdas that do different things get different ids; values a hook takes from
+    its surroundings are not covered, which run.json says.
+    """
+    name = f"{getattr(hook, '__module__', '?')}.{getattr(hook, '__qualname__', repr(hook))}"
+    code = getattr(hook, "__code__", None)
+    digest = hashlib.sha256()
+
+    def feed(c: CodeType) -> None:
+        digest.update(c.co_code)
+        digest.update(repr(c.co_names).encode())
+        for const in c.co_consts:
+            if isinstance(const, CodeType):
+                feed(const)
+            else:
+                digest.update(repr(const).encode())
+
+    if isinstance(code, CodeType):
+        feed(code)
+    return f"{name}#{digest.hexdigest()[:12]}"
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path, provenance: dict[str, Any], index: bool) -> None:
@@ -124,10 +156,13 @@ class ResultsFolder:
     and removes the parents it created if nothing was written.
     """
 
-    def __init__(self, folder: str | Path, run_id: str, overwrite: bool = False) -> None:
+    def __init__(
+        self, folder: str | Path, run_id: str, overwrite: bool = False, trace: bool | None = None
+    ) -> None:
         self.folder = Path(folder)
         self.run_id = run_id
         self.overwrite = overwrite
+        self.trace = trace  # False: this run writes no attempts table (None: not known)
         self._lock: int | None = None
         self._created: list[Path] = []
         self._written = False
@@ -241,7 +276,16 @@ class ResultsFolder:
         if not names:
             return
         previous = self._previous_run_id()
-        if previous == self.run_id or self.overwrite:
+        if self.overwrite:
+            return
+        if previous == self.run_id:
+            if self.trace is False and "attempts.parquet" in names:
+                raise ResultsFolderError(
+                    folder,
+                    "holds this run's attempts table (attempts.parquet), which a run without "
+                    "--trace would not write; pass --trace to keep it",
+                    overwrite_helps=True,
+                )
             return
         what = f"run {previous[:8]}" if previous else "a run of unknown identity"
         raise ResultsFolderError(
@@ -339,6 +383,7 @@ class Results:
     stats: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
     attempts: pd.DataFrame | None = None
+    hook: str | None = None  # describe_hook() of the hook that changed the run, if any
 
     def summary(self, by: str | None = None) -> Summary:
         """Counts by status and delivery-time statistics per leg, overall or per group.
@@ -350,7 +395,7 @@ class Results:
     @property
     def run_id(self) -> str:
         """The run's identity: a digest of the resolved scenario and the seed (:func:`run_id`)."""
-        return run_id(self.scenario, self.seed)
+        return run_id(self.scenario, self.seed, self.hook)
 
     def metadata(self) -> dict[str, Any]:
         """Everything needed to reproduce the run: config, seed, versions, wall time."""
@@ -366,6 +411,13 @@ class Results:
             # networkx breaks ties between equal paths: both belong to the provenance.
             "versions": {name: _version_of(name) for name in PROVENANCE_PACKAGES},
             "traced": self.attempts is not None,
+            "hook": self.hook,
+            **(
+                {"hook_note": "a hook changed this run between build and start: the scenario "
+                 "and seed alone do not reproduce it"}
+                if self.hook is not None
+                else {}
+            ),
             "summary": self.summary().to_dict(),
             "components": self.stats,
         }
@@ -378,7 +430,7 @@ class Results:
         ``overwrite=True``; one that holds other files never is. Raises
         :class:`ResultsFolderError` for such a folder or while another process writes it.
         """
-        with ResultsFolder(out, self.run_id, overwrite) as folder:
+        with ResultsFolder(out, self.run_id, overwrite, self.attempts is not None) as folder:
             return folder.write(self)
 
     def _write_files(self, folder: Path) -> None:
