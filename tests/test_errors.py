@@ -450,3 +450,9 @@ def test_paths_with_brackets_print_as_they_are(
     assert code == 0 and f"{path}: ok" in out
     code, out, _ = cli(["run", str(path), "--out", str(tmp_path / "o[/x]")], capsys)
     assert code == 0 and "o[/x]" in out
+
+
+def test_bare_mailflow_prints_help_and_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli([], capsys)
+    assert code == 0 and err == ""
+    assert out.startswith("Usage: mailflow") and "\n  run " in out

@@ -196,3 +196,32 @@ def test_a_host_taken_down_by_a_hook_stays_down_through_its_outage_schedule() ->
     # Without the hook the outage alone sends only the message of t=200 to the backup.
     alone = sim.run(parse_scenario(data)).messages
     assert list(alone["mx_host"].astype(str)) == ["mx", "mx2", "mx"]
+
+
+class EveryMinute:
+    """A retry schedule as data: due 60 s after each failure, given up after 3 attempts."""
+
+    def next_due(self, queued_at: float, attempts: int, now: float, dest: Any) -> float | None:
+        return None if attempts >= 3 else now + 60
+
+
+def test_an_mta_uses_the_retry_schedule_it_is_given() -> None:
+    # The MX never answers; the queue is scanned every 10 s. The first attempt starts at
+    # 100.59 (lookup 0.202 s) and fails at 130.59, due 190.59, scanned at 200: the MX
+    # answer is still cached (until 100.588 + 150), so the second starts at 200.002 and
+    # fails at 230.002, due 290.002, scanned at 300: a fresh lookup, the third starts at
+    # 300.202 and fails at 330.202, and the schedule gives up: bounced.
+    data = tiny_data(duration=150, drain=1000)
+    node(data, "mta")["queue_run_delay"] = 10
+
+    def hook(model: Any) -> None:
+        model.node("mx").set_up(False)
+        model.node("mta").use(retry=EveryMinute())
+
+    res = sim.run(parse_scenario(data), trace=True, hook=hook)
+    assert res.attempts is not None
+    starts = res.attempts[res.attempts["hop"] == 1]["start"].tolist()
+    assert starts == pytest.approx([100.59, 200.002, 300.202], abs=1e-9)
+    row = res.messages.loc[0]
+    assert (row["status"], row["reason"], row["attempts"]) == ("bounced", "queue lifetime expired", 3)
+    assert row["ended"] == pytest.approx(330.202, abs=1e-9)

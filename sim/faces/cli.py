@@ -349,8 +349,11 @@ def main(argv: list[str] | None = None) -> None:
         err.print(exc.line, markup=False)
         sys.exit(exc.code)
     except UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `mailflow`: show the help
+            out.print(exc.format_message(), markup=False, highlight=False)
+            sys.exit(0)
         message = exc.format_message().replace("\n", " ")
-        if not message:  # bare `mailflow`: the help was printed, nothing went wrong
+        if not message:  # older click printed the help itself
             sys.exit(0)
         where = exc.ctx.command_path if exc.ctx is not None else "mailflow"
         err.print(f"{where}: {message}", markup=False)

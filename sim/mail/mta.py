@@ -36,7 +36,14 @@ from ..core.records import BOUNCED, EXPIRED, Message
 from .dns import Resolver
 from .domains import Domain
 from .policies import Chain, SizeLimit
-from .retry import DeferredQueue, Destination, FixedConcurrency, PostfixBackoff
+from .retry import (
+    ConcurrencyPolicy,
+    DeferredQueue,
+    Destination,
+    FixedConcurrency,
+    PostfixBackoff,
+    RetrySchedule,
+)
 from .smtp import ACCEPTED, INTERRUPTED, Outcome, Phase, Reply, SMTPServer
 
 __all__ = ["MTA"]
@@ -65,10 +72,10 @@ class MTA:
         self.up = True
         self.connections = 0  # submission sessions open
         self.inbound = Chain([SizeLimit(spec.message_size_limit)])
-        self.retry = PostfixBackoff(
+        self.retry: RetrySchedule = PostfixBackoff(
             spec.minimal_backoff_time, spec.maximal_backoff_time, spec.maximal_queue_lifetime
         )
-        self.concurrency = FixedConcurrency(spec.destination_concurrency_limit)
+        self.concurrency: ConcurrencyPolicy = FixedConcurrency(spec.destination_concurrency_limit)
         self.incoming: WorkQueue[tuple[Message, str]] = WorkQueue(ctx.env)
         self.active: WorkQueue[Message] = WorkQueue(ctx.env)
         self.deferred = DeferredQueue(ctx.env, spec.queue_run_delay, self.active.put)
@@ -78,6 +85,15 @@ class MTA:
         self.resolver: Resolver | None = None
         self.workers: list[simpy.Process] = []  # delivery agents, once started
         self.submission_workers: list[simpy.Process] = []
+
+    def use(
+        self, retry: RetrySchedule | None = None, concurrency: ConcurrencyPolicy | None = None
+    ) -> None:
+        """Swap the send-side policies (before the run starts: from a build hook)."""
+        if retry is not None:
+            self.retry = retry
+        if concurrency is not None:
+            self.concurrency = concurrency
 
     def start(self) -> None:
         """Find the resolver; start the submission and delivery workers and the queue runner."""
