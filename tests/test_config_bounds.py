@@ -33,7 +33,7 @@ def test_tiny_rate_is_refused_with_the_bound(tmp_path: Path, capsys: pytest.Capt
     code, out, err = cli(["run", str(path), "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and out == ""
     assert err.strip() == (
-        f"mailflow: {path}: workload[0].rate: rate must be at least 1e-09 messages/s "
+        f"mailflow: {path}: workload[people].rate: rate must be at least 1e-09 messages/s "
         "(one message in 1e+09 s, about 32 years) (got 1e-16)"
     )
 
@@ -58,14 +58,14 @@ def test_slowest_valid_rate_runs() -> None:
         (lambda d: d["smtp"].update(rto=1e308) if "smtp" in d else d.update(smtp={"rto": 1e308}),
          "smtp.rto", "less than or equal to 60"),
         (lambda d: node(d, "mta").update(maximal_queue_lifetime=1e300),
-         "topology.nodes[2].maximal_queue_lifetime", "less than or equal to 1000000000"),
+         "topology.nodes[mta].maximal_queue_lifetime", "less than or equal to 1000000000"),
         (lambda d: node(d, "mx").update(outages=[{"start": 0, "end": 1e300}]),
-         "topology.nodes[4].outages[0].end", "less than or equal to 1000000000"),
+         "topology.nodes[mx].outages[0].end", "less than or equal to 1000000000"),
         (lambda d: node(d, "dns").update(lookup={"dist": "exponential", "mean": 1e12}),
-         "topology.nodes[3].lookup.mean", "less than or equal to 1000000000"),
-        (lambda d: d["domains"][0].update(mx_ttl=1e300), "domains[0].mx_ttl",
+         "topology.nodes[dns].lookup.mean", "less than or equal to 1000000000"),
+        (lambda d: d["domains"][0].update(mx_ttl=1e300), "domains[example.org].mx_ttl",
          "less than or equal to 1000000000"),
-        (lambda d: d["workload"][0].update(start=1e300), "workload[0].start",
+        (lambda d: d["workload"][0].update(start=1e300), "workload[people].start",
          "less than or equal to 1000000000"),
     ],
     ids=["latency", "latency-units", "bandwidth", "rto", "queue-lifetime", "outage", "lookup",
@@ -149,7 +149,7 @@ def test_python_users_are_protected_and_can_force(tmp_path: Path) -> None:
 def test_budget_blames_set_when_the_file_fits(tmp_path: Path) -> None:
     path = write(tmp_path, rate_source(2.0))
     with pytest.raises(ScenarioError) as info:
-        load_scenario(path, ["workload[0].rate=1e5", "duration=1h"])
+        load_scenario(path, ["workload[people].rate=1e5", "duration=1h"])
     assert info.value.source == f"--set (on {path})" and info.value.path == "workload"
 
 
@@ -173,14 +173,14 @@ def test_source_starting_after_the_end_warns(tmp_path: Path, capsys: pytest.Capt
     with pytest.warns(ScenarioWarning) as record:
         load_scenario(path)
     assert [str(w.message) for w in record] == [
-        f"{path}: workload[0].start: the source starts at 400 s, but the sources stop at "
+        f"{path}: workload[people].start: the source starts at 400 s, but the sources stop at "
         "350 s (duration): it sends nothing",
         f"{path}: workload: the scenario creates no messages",
     ]
     code, out, err = cli(["validate", str(path)], capsys)
     assert code == 0 and "ok" in out
     assert err.strip().splitlines() == [
-        f"mailflow: warning: {path}: workload[0].start: the source starts at 400 s, "
+        f"mailflow: warning: {path}: workload[people].start: the source starts at 400 s, "
         "but the sources stop at 350 s (duration): it sends nothing",
         f"mailflow: warning: {path}: workload: the scenario creates no messages",
     ]
@@ -189,8 +189,8 @@ def test_source_starting_after_the_end_warns(tmp_path: Path, capsys: pytest.Capt
 def test_warning_names_set_when_the_override_causes_it(tmp_path: Path) -> None:
     path = write(tmp_path, tiny_data())
     with pytest.warns(ScenarioWarning) as record:
-        load_scenario(path, ["workload[0].start=6m"])
-    assert str(record[0].message).startswith(f"--set (on {path}): workload[0].start: ")
+        load_scenario(path, ["workload[people].start=6m"])
+    assert str(record[0].message).startswith(f"--set (on {path}): workload[people].start: ")
 
 
 def test_improbable_messages_warn_and_a_normal_scenario_does_not() -> None:
@@ -208,7 +208,7 @@ def test_batches_outside_the_window_warn() -> None:
     with pytest.warns(ScenarioWarning) as record:
         parse_scenario(data)
     assert [str(w.message) for w in record] == [
-        "workload[0].batches: no batch is between start (0 s) and stop (350 s): "
+        "workload[people].batches: no batch is between start (0 s) and stop (350 s): "
         "the source sends nothing",
         "workload: the scenario creates no messages",
     ]

@@ -38,7 +38,7 @@ def broken(edit: Any) -> dict[str, Any]:
 CASES = [
     pytest.param(
         lambda d: node(d, "mta").update(wokers=3),
-        "topology.nodes[2].wokers",
+        "topology.nodes[mta].wokers",
         "unknown key",
         id="unknown-key",
     ),
@@ -47,7 +47,7 @@ CASES = [
     ),
     pytest.param(
         lambda d: node(d, "mta").update(workers="many"),
-        "topology.nodes[2].workers",
+        "topology.nodes[mta].workers",
         "valid integer",
         id="wrong-type",
     ),
@@ -59,13 +59,13 @@ CASES = [
     ),
     pytest.param(
         lambda d: d["domains"][0]["mx"][0].update(host="mx9"),
-        "domains[0].mx[0].host",
+        "domains[example.org].mx[0].host",
         "'mx9' is not a node of the topology",
         id="mx-host-missing",
     ),
     pytest.param(
         lambda d: d["domains"][0]["mx"][0].update(host="store"),
-        "domains[0].mx[0].host",
+        "domains[example.org].mx[0].host",
         "is a mailbox node, not a mx",
         id="mx-host-wrong-kind",
     ),
@@ -77,7 +77,7 @@ CASES = [
     ),
     pytest.param(
         lambda d: d["domains"][0].update(mx=[]),
-        "domains[0]",
+        "domains[example.org]",
         "no MX records and no host",
         id="recipient-domain-without-mx",
     ),
@@ -86,25 +86,25 @@ CASES = [
             d["domains"].append({"name": "void.example"}),
             d["workload"][0].update(recipients={"void.example": 1}),
         ),
-        "workload[0].recipients[void.example]",
+        "workload[people].recipients[void.example]",
         "no MX records and no host",
         id="named-recipient-without-mx",
     ),
     pytest.param(
         lambda d: d["workload"][0].update(rate=2),
-        "workload[0]",
+        "workload[people]",
         "exactly one of rate, interarrival or batches",
         id="two-arrival-processes",
     ),
     pytest.param(
         lambda d: node(d, "dns").update(lookup={"dist": "gamma", "mean": 1}),
-        "topology.nodes[3].lookup",
+        "topology.nodes[dns].lookup",
         "'constant', 'exponential', 'lognormal', 'uniform'",
         id="unknown-distribution",
     ),
     pytest.param(
         lambda d: node(d, "dns").update(lookup={"dist": "lognormal", "median": 1}),
-        "topology.nodes[3].lookup.sigma",
+        "topology.nodes[dns].lookup.sigma",
         "missing required key",
         id="distribution-missing-parameter",
     ),
@@ -116,7 +116,7 @@ CASES = [
     ),
     pytest.param(
         lambda d: node(d, "mta").update(resolver="store"),
-        "topology.nodes[2].resolver",
+        "topology.nodes[mta].resolver",
         "is a mailbox node, not a resolver",
         id="resolver-wrong-kind",
     ),
@@ -128,7 +128,7 @@ CASES = [
     ),
     pytest.param(
         lambda d: d["workload"][0].update(domain="nowhere.example"),
-        "workload[0].domain",
+        "workload[people].domain",
         "not a domain of the scenario",
         id="unknown-sender-domain",
     ),
@@ -138,7 +138,7 @@ CASES = [
 MORE_CASES = [
     pytest.param(
         lambda d: node(d, "mta").update(workers=True),
-        "topology.nodes[2].workers", "not a boolean", id="boolean-for-number",
+        "topology.nodes[mta].workers", "not a boolean", id="boolean-for-number",
     ),
     pytest.param(
         lambda d: d["topology"]["edges"][0].update(latency=False),
@@ -146,15 +146,15 @@ MORE_CASES = [
     ),
     pytest.param(
         lambda d: d["workload"][0].update(interarrival=0),
-        "workload[0]", "must not all be zero", id="zero-interarrival",
+        "workload[people]", "must not all be zero", id="zero-interarrival",
     ),
     pytest.param(
         lambda d: (d["workload"][0].pop("interarrival"), d["workload"][0].update(rate=1e300)),
-        "workload[0]", "would create about", id="absurd-rate",
+        "workload[people]", "would create about", id="absurd-rate",
     ),
     pytest.param(
         lambda d: node(d, "mta").update(workers=10**9),
-        "topology.nodes[2].workers", "less than or equal to 100000", id="too-many-workers",
+        "topology.nodes[mta].workers", "less than or equal to 100000", id="too-many-workers",
     ),
     pytest.param(
         lambda d: d.update(duration=float("inf")),
@@ -174,22 +174,22 @@ MORE_CASES = [
     ),
     pytest.param(
         lambda d: d["domains"][0]["mx"].append({"host": "mx", "preference": 20}),
-        "domains[0].mx[1].host", "'mx' is listed twice", id="mx-listed-twice",
+        "domains[example.org].mx[1].host", "'mx' is listed twice", id="mx-listed-twice",
     ),
     pytest.param(
         lambda d: d["workload"][0].update(start=100, stop=50),
-        "workload[0]", "stop (50.0) must be after start (100.0)", id="stop-before-start",
+        "workload[people]", "stop (50.0) must be after start (100.0)", id="stop-before-start",
     ),
     pytest.param(
         lambda d: (
             d["domains"].append(dict(d["domains"][0], name="other.example")),
             d["workload"][0].update(recipients={"example.org": 1e308, "other.example": 1e308}),
         ),
-        "workload[0].recipients", "finite number above zero", id="weights-overflow",
+        "workload[people].recipients", "finite number above zero", id="weights-overflow",
     ),
     pytest.param(
         lambda d: d["workload"][0].update(size={"dist": "lognormal", "median": 1e300, "sigma": 1}),
-        "workload[0].size.median", "less than or equal to", id="absurd-size",
+        "workload[people].size.median", "less than or equal to", id="absurd-size",
     ),
 ]
 
@@ -197,40 +197,40 @@ MORE_CASES = [
 SECOND_CASES = [
     pytest.param(
         lambda d: node(d, "mx").update(outages=[{"start": 50, "end": 40}]),
-        "topology.nodes[4].outages[0]", "end (40.0) must be after start (50.0)",
+        "topology.nodes[mx].outages[0]", "end (40.0) must be after start (50.0)",
         id="outage-backwards",
     ),
     pytest.param(
         lambda d: node(d, "mx").update(
             outages=[{"start": 10, "end": 40}, {"start": 30, "end": 60}]
         ),
-        "topology.nodes[4]", "outages overlap", id="outages-overlap",
+        "topology.nodes[mx]", "outages overlap", id="outages-overlap",
     ),
     pytest.param(
         lambda d: d["workload"][0].update(
             interarrival={"dist": "lognormal", "median": 2e-27, "sigma": 10}
         ),
-        "workload[0]", "would create about", id="heavy-tailed-flood",
+        "workload[people]", "would create about", id="heavy-tailed-flood",
     ),
     pytest.param(
         lambda d: d["workload"][0].update(interarrival={"dist": "uniform", "low": 0, "high": 5e-324}),
-        "workload[0]", "must not all be zero", id="vanishing-uniform-gap",
+        "workload[people]", "must not all be zero", id="vanishing-uniform-gap",
     ),
     pytest.param(
         lambda d: d["domains"][0]["retrieval"]["imap"].update(poll_interval=1e-310),
-        "domains[0].retrieval.imap.poll_interval", "greater than or equal to 1", id="tiny-poll",
+        "domains[example.org].retrieval.imap.poll_interval", "greater than or equal to 1", id="tiny-poll",
     ),
     pytest.param(
         lambda d: d["workload"][0].update(interarrival={"dist": "exponential", "mean": -1}),
-        "workload[0].interarrival.mean", "greater than 0", id="bad-interarrival-parameter",
+        "workload[people].interarrival.mean", "greater than 0", id="bad-interarrival-parameter",
     ),
     pytest.param(
         lambda d: node(d, "mta").update(mta=1),
-        "topology.nodes[2].mta", "unknown key", id="key-named-like-a-tag",
+        "topology.nodes[mta].mta", "unknown key", id="key-named-like-a-tag",
     ),
     pytest.param(
         lambda d: (d["workload"][0].pop("interarrival"), d["workload"][0].update(batches=[])),
-        "workload[0].batches", "at least 1 item", id="no-batches",
+        "workload[people].batches", "at least 1 item", id="no-batches",
     ),
     pytest.param(
         lambda d: d.update({"bad\nkey": 1}),
@@ -280,9 +280,9 @@ def test_not_a_mapping(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("topology.nodes[mta].workers=0", "topology.nodes[2].workers: Input should be greater than 0"),
+        ("topology.nodes[mta].workers=0", "topology.nodes[mta].workers: Input should be greater than 0"),
         ("topology.nodes[nope].workers=3", "topology.nodes[nope].workers: no element with id or name 'nope'"),
-        ("domains[0].mx_ttl=soon", "domains[0].mx_ttl: Input should be a valid number"),
+        ("domains[example.org].mx_ttl=soon", "domains[example.org].mx_ttl: Input should be a valid number"),
         ("duration", "duration: expected key.path=value"),
         ("workload[5].rate=1", "workload[5].rate: index 5 is out of range (length 1)"),
     ],
@@ -304,7 +304,7 @@ def test_good_override_changes_the_scenario(tmp_path: Path) -> None:
             "topology.nodes[mta].workers=9",
             "domains[example.org].users=5",
             "workload[people].recipients={example.org: 1}",
-            "workload[0].recipients[example.org]=3",
+            "workload[people].recipients[example.org]=3",
         ],
     )
     assert sc.topology.nodes[2].workers == 9  # type: ignore[union-attr]
@@ -384,7 +384,7 @@ def test_set_can_mend_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     # A file that is broken elsewhere is still blamed on the file.
     with pytest.raises(ScenarioError) as info:
         load_scenario(path, ["duration=10"])
-    assert info.value.source == str(path) and info.value.path == "topology.nodes[2].workers"
+    assert info.value.source == str(path) and info.value.path == "topology.nodes[mta].workers"
 
 
 MERGED = """

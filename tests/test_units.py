@@ -99,20 +99,20 @@ def test_batches_and_constant_sizes_take_units() -> None:
          "unknown unit 'y' for seconds (use ms, s, m, h or d) (got '2y')"),
         (lambda d: d.update(duration="soon"), "duration",
          "Input should be a valid number of seconds, optionally with a unit (ms, s, m, h or d) (got 'soon')"),
-        (lambda d: d["workload"][0].update(size="5m"), "workload[0].size",
+        (lambda d: d["workload"][0].update(size="5m"), "workload[people].size",
          "unknown unit 'm' for bytes (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB) (got '5m')"),
         (lambda d: d["workload"][0].update(size={"dist": "uniform", "low": "1KB", "high": "2h"}),
-         "workload[0].size.high", "unknown unit 'h' for bytes"),
-        (lambda d: node(d, "dns").update(lookup="5MB"), "topology.nodes[3].lookup",
+         "workload[people].size.high", "unknown unit 'h' for bytes"),
+        (lambda d: node(d, "dns").update(lookup="5MB"), "topology.nodes[dns].lookup",
          "unknown unit 'MB' for seconds"),
         (lambda d: node(d, "mta").update(message_size_limit="10Mb"),
-         "topology.nodes[2].message_size_limit", "unknown unit 'Mb' for bytes"),
+         "topology.nodes[mta].message_size_limit", "unknown unit 'Mb' for bytes"),
         (lambda d: d["topology"]["edges"][0].update(latency="-5ms"), "topology.edges[0].latency",
          "greater than or equal to 0"),
         (lambda d: d.update(duration="1e400s"), "duration", "finite number"),
-        (lambda d: d["workload"][0].update(size="1e40000000TB"), "workload[0].size",
+        (lambda d: d["workload"][0].update(size="1e40000000TB"), "workload[people].size",
          "finite number"),
-        (lambda d: d["workload"][0].update(size="2e15B"), "workload[0].size",
+        (lambda d: d["workload"][0].update(size="2e15B"), "workload[people].size",
          "less than or equal to 1000000000000000"),
     ],
     ids=["unknown-duration-unit", "not-a-number", "minutes-for-a-size", "hours-in-size-dist",
@@ -152,5 +152,5 @@ def test_a_size_that_is_not_whole_bytes_is_refused_where_bytes_are_counted() -> 
     node(data, "mta")["message_size_limit"] = "1.5B"
     with pytest.raises(ScenarioError) as info:
         parse_scenario(data)
-    assert info.value.path == "topology.nodes[2].message_size_limit"
+    assert info.value.path == "topology.nodes[mta].message_size_limit"
     assert "valid integer" in info.value.problem

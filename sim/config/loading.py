@@ -89,7 +89,61 @@ def _problem(err: ErrorDetails) -> str:
 
 
 def _validated(data: Any) -> Scenario:
-    """The scenario in ``data``, validated and its references checked (no budget)."""
+    """The scenario in ``data``, validated and its references checked (no budget).
+
+    Errors name list elements by their id or name where it is unique
+    (``topology.nodes[gmail-mx1]``, as ``--set`` selects them), not by position.
+    """
+    try:
+        return _checked(data)
+    except ScenarioError as exc:
+        raise ScenarioError(readable(exc.path, data), exc.problem) from None
+
+
+def readable(path: str, data: Any) -> str:
+    """``path`` with list positions replaced by the elements' ids or names where unique.
+
+    ``topology.nodes[16].workers`` becomes ``topology.nodes[outlook-mx1].workers``; an
+    element without an id or name, or whose id is not unique (a duplicate being
+    reported), keeps its position. A path that does not lead anywhere is left alone.
+    """
+    try:
+        keys = _split_path(path) if path else []
+    except ScenarioError:
+        return path
+    parts: list[str] = []
+    cur: Any = data
+    for key in keys:
+        if isinstance(cur, list) and isinstance(key, int) and -len(cur) <= key < len(cur):
+            item = cur[key]
+            label = _label(cur, item)
+            parts.append(f"[{label if label is not None else key}]")
+            cur = item
+            continue
+        if isinstance(key, int):
+            parts.append(f"[{key}]")
+        else:
+            text = key_text(key)
+            dotted = "." in text or "[" in text
+            parts.append(f"[{text}]" if parts and dotted else (f".{text}" if parts else text))
+        # A key the data does not have (a missing one being reported): the rest as given.
+        cur = cur.get(key) if isinstance(cur, dict) else None
+    return "".join(parts)
+
+
+def _label(seq: list[Any], item: Any) -> str | None:
+    """The id or name that selects ``item`` alone in ``seq``, if any."""
+    if not isinstance(item, dict):
+        return None
+    for field in ("id", "name"):
+        value = item.get(field)
+        if isinstance(value, str) and value and all(c not in value for c in "[]"):
+            same = sum(1 for other in seq if isinstance(other, dict) and other.get(field) == value)
+            return value if same == 1 else None
+    return None
+
+
+def _checked(data: Any) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError("", "a scenario must be a mapping of keys to values")
     version = data.get("version", LAYOUT_VERSION)
@@ -123,12 +177,13 @@ def parse_scenario(
     scenario = _validated(data)
     if not force:
         check_budget(scenario, max_memory)
-    _warn(idle_warnings(scenario), source)
+    _warn(idle_warnings(scenario), source, data)
     return scenario
 
 
-def _warn(found: list[ScenarioWarning], source: str | None) -> None:
+def _warn(found: list[ScenarioWarning], source: str | None, data: Any) -> None:
     for warning in found:
+        warning = ScenarioWarning(readable(warning.path, data), warning.problem, warning.source)
         # stacklevel 3: the caller of parse_scenario / load_scenario, not this module.
         warnings.warn(warning.located(source) if source else warning, stacklevel=3)
 
@@ -356,7 +411,7 @@ def load_scenario(
                 check_budget(scenario, max_memory)
         except ScenarioError as exc:
             raise exc.located(source) from None
-        _warn(idle_warnings(scenario), source)
+        _warn(idle_warnings(scenario), source, data)
         return scenario
     if not isinstance(data, dict):
         raise ScenarioError("", "a scenario must be a mapping of keys to values", source)
@@ -400,7 +455,7 @@ def load_scenario(
         original = file_alone()
         own = {str(w) for w in idle_warnings(original)} if original is not None else set()
         for warning in found:
-            _warn([warning], source if str(warning) in own else where)
+            _warn([warning], source if str(warning) in own else where, merged)
     return scenario
 
 
@@ -417,6 +472,11 @@ def _value_at(data: Any, path: str) -> Any:
     for key in keys:
         if isinstance(cur, list) and isinstance(key, int) and -len(cur) <= key < len(cur):
             cur = cur[key]
+        elif isinstance(cur, list) and isinstance(key, str):
+            found = [x for x in cur if isinstance(x, dict) and key in (x.get("id"), x.get("name"))]
+            if len(found) != 1:
+                return _MISSING
+            cur = found[0]
         elif isinstance(cur, dict) and key in cur:
             cur = cur[key]
         else:
