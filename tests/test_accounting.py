@@ -15,8 +15,9 @@ from tests.conftest import node, tiny_data
 
 
 def check_books(m: pd.DataFrame) -> None:
-    # Every ending has a time, and only endings have one.
+    # Every ending has a time, and only endings have one; what is in flight says where.
     assert (m["ended"].notna() == (m["status"] != "in_flight")).all()
+    assert (m["where"].notna() == (m["status"] == "in_flight")).all()
     assert (m["ended"].dropna() >= m.loc[m["ended"].notna(), "created"]).all()
     delivered = m[m["status"] == "delivered"]
     assert delivered["delivered"].notna().all()
@@ -60,6 +61,7 @@ def test_messages_cut_off_by_the_horizon_are_in_flight() -> None:
     check_books(m)
     assert len(m) == 99
     assert (m["status"] == "in_flight").all()
+    assert set(m["where"]) == {"mx"}  # accepted there, waiting for a scanner
     assert m["accepted"].notna().all() and m["delivered"].isna().all()
 
 

@@ -257,6 +257,10 @@ class Recorder:
         self._created[mid] = t
         return mid
 
+    def held(self, mid: int, node: int) -> None:
+        """The message is now in the hands of ``node`` (a node code), e.g. waiting to submit."""
+        self._where[mid] = node
+
     def queued(self, mid: int, t: float, node: int) -> None:
         """The sending MTA ``node`` (a node code) has accepted the submission at ``t``."""
         self._submitted[mid] = t

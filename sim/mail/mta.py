@@ -107,6 +107,7 @@ class MTA:
 
     def submit(self, msg: Message, client: str) -> None:
         """A client at node ``client`` connects to submit ``msg`` (waits for a free smtpd)."""
+        self.recorder.held(msg.id, self.code)
         self.incoming.put((msg, client))
 
     def _smtpd(self) -> Generator[simpy.Event, Any, None]:
