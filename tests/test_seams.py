@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import sim
@@ -225,3 +226,99 @@ def test_an_mta_uses_the_retry_schedule_it_is_given() -> None:
     row = res.messages.loc[0]
     assert (row["status"], row["reason"], row["attempts"]) == ("bounced", "queue lifetime expired", 3)
     assert row["ended"] == pytest.approx(330.202, abs=1e-9)
+
+
+class Accepting:
+    """A policy that 'answers' 250 at RCPT: a positive answer is a pass, not a delivery."""
+
+    phase = Phase.RCPT
+
+    def check(self, server: Any, client: str, msg: Message | None, now: float) -> Reply | None:
+        return Reply(250, "2.1.5", "Ok", Phase.RCPT)
+
+
+def test_a_positive_answer_from_a_policy_passes() -> None:
+    res = sim.run(tiny(), hook=lambda model: model.node("mx").add_policy(Accepting()))
+    assert (res.messages["status"] == "delivered").all()
+    pd.testing.assert_frame_equal(res.messages, sim.run(tiny()).messages)
+
+
+def test_an_asker_interrupted_during_a_lookup_does_not_wedge_the_domain() -> None:
+    # Message 0's agent is interrupted while the resolver looks the domain up (100.388 ..
+    # 100.588). The resolution goes on and is cached; the message is deferred and the
+    # later messages (200, 300) use the resolver as usual.
+    data = tiny_data()
+    node(data, "mta")["workers"] = 1
+    model = sim.build(parse_scenario(data))
+    model.at(100.5, lambda: model.node("mta").workers[0].interrupt("fault"))
+    model.run()
+    m = model.results().messages
+    assert list(m["status"]) == ["delivered"] * 3
+    assert list(m["attempts"]) == [2, 1, 1]
+    assert model.node("dns").queries == 4 and model.node("mta").in_session == 0
+
+
+def test_idle_workers_survive_an_interrupt() -> None:
+    # Every worker of every kind is interrupted at t=50, before any mail: nothing is
+    # held, nothing breaks, and the mail of t=100 on goes through as if nothing happened.
+    def hook(model: Any) -> None:
+        def interrupt_all() -> None:
+            mta, mx = model.node("mta"), model.node("mx")
+            for process in [*mta.workers, *mta.submission_workers, *mx.scanners]:
+                process.interrupt("fault")
+
+        model.at(50, interrupt_all)
+
+    pd.testing.assert_frame_equal(sim.run(tiny(), hook=hook).messages, sim.run(tiny()).messages)
+
+
+def test_an_interrupted_scanner_gives_the_message_back() -> None:
+    # The only scanner is interrupted during message 0's scan (100.848 .. 100.898): the
+    # MX still has the message and scans it again from the interrupt on.
+    data = tiny_data()
+    node(data, "mx")["workers"] = 1
+    model = sim.build(parse_scenario(data))
+    model.at(100.87, lambda: model.node("mx").scanners[0].interrupt("fault"))
+    model.run()
+    m = model.results().messages
+    assert (m["status"] == "delivered").all()
+    assert m.loc[0, "delivered"] == pytest.approx(100.87 + 0.05 + 0.0051 + 0.01, abs=1e-9)
+
+
+class Closed:
+    """A concurrency policy that allows nothing (a destination it considers dead)."""
+
+    def allows(self, dest: Any) -> bool:
+        return False
+
+    def finished(self, dest: Any, outcome: Any) -> None:
+        pass
+
+
+def test_a_closed_destination_defers_its_mail_instead_of_parking_it() -> None:
+    data = tiny_data(duration=150, drain=2000)
+    node(data, "mta")["maximal_queue_lifetime"] = 1000
+    res = sim.run(parse_scenario(data), hook=lambda model: model.node("mta").use(concurrency=Closed()))
+    row = res.messages.loc[0]
+    # Never attempted, deferred on the Postfix schedule until its lifetime runs out.
+    assert (row["status"], row["reason"], row["attempts"]) == ("bounced", "queue lifetime expired", 0)
+
+
+def test_use_after_start_and_results_before_the_horizon_are_refused() -> None:
+    model = sim.build(tiny())
+    model.run(until=10)
+    with pytest.raises(RuntimeError, match="use\\(\\) after the run started"):
+        model.node("mta").use(concurrency=Closed())
+    with pytest.raises(RuntimeError, match="run it to its horizon"):
+        model.results()
+
+
+def test_set_up_without_a_reason_brings_a_host_up_whatever_held_it_down() -> None:
+    model = sim.build(tiny())
+    mx = model.node("mx")
+    mx.set_up(False, "maintenance")
+    mx.set_up(False, "outage")
+    mx.set_up(True, "outage")
+    assert not mx.up  # maintenance still holds it down
+    mx.set_up(True)
+    assert mx.up

@@ -329,3 +329,29 @@ def test_a_run_without_trace_does_not_drop_a_trace(tmp_path: Path) -> None:
     sim.run(tiny(), trace=True).write(out)  # the same run traced again: rewritten silently
     sim.run(tiny()).write(out, overwrite=True)
     assert not (out / "attempts.parquet").exists()
+
+
+class Down:
+    """A callable hook object."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def __call__(self, model: object) -> None:
+        model.node(self.host).set_up(False)  # type: ignore[attr-defined]
+
+
+def test_hooks_that_differ_in_what_they_close_over_are_different_runs() -> None:
+    from functools import partial
+
+    from sim.simulation.results import describe_hook
+
+    def down(model: object, host: str) -> None:
+        model.node(host).set_up(False)  # type: ignore[attr-defined]
+
+    loop = [describe_hook(lambda m: m.node(host).set_up(False)) for host in ("mx", "store")]
+    assert loop[0] != loop[1]  # the loop variable is in the fingerprint
+    assert describe_hook(partial(down, host="mx")) != describe_hook(partial(down, host="mx2"))
+    assert describe_hook(Down("mx")) != describe_hook(Down("mx2"))
+    assert describe_hook(Down("mx")) == describe_hook(Down("mx"))  # no memory addresses
+    assert " at 0x" not in describe_hook(Down("mx"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import simpy
 
@@ -29,7 +29,13 @@ class WorkQueue(Generic[T]):
         if queue.items:
             item = queue.items.popleft()
         else:
-            item = yield queue.wait()
+            event = queue.wait()
+            try:
+                item = yield event
+            except simpy.Interrupt:  # interrupted while idle
+                queue.cancel(event)
+
+    and gives back an item it could not finish with ``queue.requeue(item)``.
     """
 
     __slots__ = ("env", "items", "_waiting")
@@ -55,6 +61,21 @@ class WorkQueue(Generic[T]):
         self._waiting.append(event)
         return event
 
+    def cancel(self, event: simpy.Event) -> None:
+        """A worker waiting on ``event`` was interrupted: withdraw it from the line, and
+        give back an item it had already been handed, first in line."""
+        if event.triggered:
+            self.requeue(cast(T, event.value))
+        else:
+            self._waiting.remove(event)
+
+    def requeue(self, item: T) -> None:
+        """Put back an item a worker could not finish: it goes first."""
+        if self._waiting:
+            self._waiting.popleft().succeed(item)
+        else:
+            self.items.appendleft(item)
+
 
 class Slots:
     """``capacity`` slots held one at a time, e.g. a store's concurrent writes."""
@@ -74,7 +95,14 @@ class Slots:
             return
         event = self.env.event()
         self._waiting.append(event)
-        yield event  # the releasing holder hands its slot over
+        try:
+            yield event  # the releasing holder hands its slot over
+        except simpy.Interrupt:
+            if event.triggered:
+                self.release()  # it was handed over already: pass it on
+            else:
+                self._waiting.remove(event)
+            raise
 
     def release(self) -> None:
         """Give the slot back, or hand it straight to the longest waiter."""

@@ -37,7 +37,7 @@ class Resolver:
         self.max_ttl = spec.max_ttl
         self._draw = ctx.streams.sampler(spec.lookup, "resolver", spec.id, "lookup")
         self._cache: dict[int, float] = {}  # domain index -> expiry time
-        self._pending: dict[int, simpy.Event] = {}
+        self._pending: dict[int, simpy.Timeout] = {}
         self.queries = 0
         self.hits = 0
 
@@ -63,14 +63,18 @@ class Resolver:
             yield env.timeout(rtt)
             return domain.mx
         pending = self._pending.get(key)
-        if pending is not None:
-            yield pending
-        else:
-            done = self._pending[key] = env.event()
-            yield env.timeout(self._draw())
-            if self.caching:
-                self._cache[key] = env.now + min(domain.mx_ttl, self.max_ttl)
-            del self._pending[key]
-            done.succeed()
+        if pending is None:
+            # The resolution belongs to the resolver, not to the worker that asked first:
+            # one timeout that caches the answer when it fires, which every asker waits
+            # on. An interrupted asker stops waiting; the resolution goes on.
+            pending = self._pending[key] = env.timeout(self._draw())
+            pending.callbacks.append(lambda _: self._resolved(domain))
+        yield pending
         yield env.timeout(rtt)
         return domain.mx
+
+    def _resolved(self, domain: Domain) -> None:
+        key = domain.index
+        if self.caching:
+            self._cache[key] = self.env.now + min(domain.mx_ttl, self.max_ttl)
+        del self._pending[key]

@@ -49,8 +49,10 @@ class Mailbox:
         """Write ``msg`` into its recipient's mailbox; it is delivered when this returns."""
         env, rec = self.env, self.recorder
         yield from self.slots.acquire()
-        yield env.timeout(self._write())
-        self.slots.release()
+        try:
+            yield env.timeout(self._write())
+        finally:
+            self.slots.release()
         now = env.now
         rec.delivered(msg.id, now)
         self.stored += 1

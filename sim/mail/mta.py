@@ -90,6 +90,8 @@ class MTA:
         self, retry: RetrySchedule | None = None, concurrency: ConcurrencyPolicy | None = None
     ) -> None:
         """Swap the send-side policies (before the run starts: from a build hook)."""
+        if self.workers:
+            raise RuntimeError(f"MTA {self.id}: use() after the run started; call it from a hook")
         if retry is not None:
             self.retry = retry
         if concurrency is not None:
@@ -117,7 +119,12 @@ class MTA:
             if incoming.items:
                 msg, client = incoming.items.popleft()
             else:
-                msg, client = yield incoming.wait()
+                waiting = incoming.wait()
+                try:
+                    msg, client = yield waiting
+                except simpy.Interrupt:  # interrupted while idle: nothing was held
+                    incoming.cancel(waiting)
+                    continue
             link = self.network.link(client, self.id)
             gen = self._loss if link.loss > 0.0 else None
             start = env.now
@@ -128,8 +135,9 @@ class MTA:
                 refusal = None
                 for check in checks:
                     refusal = check(self, client, msg, start)
-                    if refusal is not None:
+                    if refusal is not None and not 200 <= refusal.code < 400:
                         break
+                    refusal = None
                 if refusal is not None:
                     yield env.timeout(link.time(cost.to(refusal.phase), 0, gen))
                     src = rec.nodes.code(client)
@@ -185,12 +193,25 @@ class MTA:
         msg: Message | None = None
         while True:
             if msg is None:
-                msg = active.items.popleft() if active.items else (yield active.wait())
+                if active.items:
+                    msg = active.items.popleft()
+                else:
+                    waiting = active.wait()
+                    try:
+                        msg = yield waiting
+                    except simpy.Interrupt:  # interrupted while idle: nothing was held
+                        active.cancel(waiting)
+                        continue
             dest = destinations.get(msg.domain)
             if dest is None:
                 dest = destinations[msg.domain] = Destination()
             if not policy.allows(dest):
-                dest.parked.append(msg)
+                if dest.busy:
+                    dest.parked.append(msg)  # the next attempt there to finish takes it
+                else:
+                    # Nothing in progress would ever take it: a destination the policy
+                    # closed (a dead one, say) defers its mail at once, as Postfix does.
+                    self._defer(msg, dest)
                 msg = None
                 continue
             dest.busy += 1

@@ -59,11 +59,11 @@ class MX(PolicyServer):
         self._processing = streams.sampler(spec.processing, "mx", spec.id, "processing")
         self._loss = streams.generator("mx", spec.id, "loss")
         self.queue: WorkQueue[Message] = WorkQueue(ctx.env)
+        self.scanners: list[simpy.Process] = []  # once started
 
     def start(self) -> None:
         """Start the scanners and the scheduled outages."""
-        for _ in range(self.spec.workers):
-            self.env.process(self._worker())
+        self.scanners = [self.env.process(self._worker()) for _ in range(self.spec.workers)]
         if self.spec.outages:
             spans = sorted((o.start, o.end) for o in self.spec.outages)
             self.env.process(self._outages(spans))
@@ -97,25 +97,43 @@ class MX(PolicyServer):
     def _worker(self) -> Generator[simpy.Event, Any, None]:
         env, rec, cost, queue = self.env, self.recorder, self.lmtp, self.queue
         while True:
-            msg = queue.items.popleft() if queue.items else (yield queue.wait())
+            if queue.items:
+                msg = queue.items.popleft()
+            else:
+                waiting = queue.wait()
+                try:
+                    msg = yield waiting
+                except simpy.Interrupt:  # interrupted while idle: nothing was held
+                    queue.cancel(waiting)
+                    continue
             self.in_work += 1
             scan = self._processing()
             rate = msg.domain.discard_rate
-            if rate > 0.0 and self._filter() < rate:
-                yield env.timeout(scan)
-                rec.ended(msg.id, LOST, env.now, DISCARDED)
-                self.discarded += 1
+            try:
+                if rate > 0.0 and self._filter() < rate:
+                    yield env.timeout(scan)
+                    rec.ended(msg.id, LOST, env.now, DISCARDED)
+                    self.discarded += 1
+                    self.in_work -= 1
+                    continue
+                store = msg.domain.mailbox
+                link = self.network.link(self.id, store.id)
+                gen = self._loss if link.loss > 0.0 else None
+                # The scan and the LMTP dialogue in one timeout: nothing can come between.
+                start = env.now + scan
+                yield env.timeout(scan + link.time(cost.to_accept, msg.size, gen))
+                yield from store.store(msg)
+            except simpy.Interrupt:
+                # Accepted here and not yet stored: the MX still has it (on its disk) and
+                # a scanner takes it again, first. Losing the disk is a fault of its own.
                 self.in_work -= 1
+                queue.requeue(msg)
                 continue
-            store = msg.domain.mailbox
-            link = self.network.link(self.id, store.id)
-            gen = self._loss if link.loss > 0.0 else None
-            # The scan and the LMTP dialogue in one timeout: nothing can come between.
-            start = env.now + scan
-            yield env.timeout(scan + link.time(cost.to_accept, msg.size, gen))
-            yield from store.store(msg)
             if rec.tracing:
                 rec.attempt(msg.id, LMTP_HOP, 1, 1, self.code, store.code, start, env.now,
                             ACCEPTED, Outcome.DELIVERED, final=False)
             self.in_work -= 1
-            yield env.timeout(link.time(cost.quit, 0, gen))
+            try:
+                yield env.timeout(link.time(cost.quit, 0, gen))
+            except simpy.Interrupt:
+                pass  # the message is stored; only the QUIT was cut

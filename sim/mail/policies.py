@@ -42,7 +42,8 @@ class ServerState(Protocol):
 
 
 class Policy(Protocol):
-    """One rule: answers at ``phase`` or passes (None).
+    """One rule: refuses at ``phase`` (a 4xx or 5xx reply) or passes (None; a 2xx
+    answer counts as a pass: only the server itself accepts a message).
 
     A policy sees the server it guards, the client's node id (where a real server sees
     the client's IP address), the message (None at connect) and the time: enough for
@@ -132,9 +133,9 @@ class Chain:
     def answer(
         self, phase: Phase, server: ServerState, client: str, msg: Message | None, now: float
     ) -> Reply | None:
-        """The first policy's answer at ``phase``, or None if all pass."""
+        """The first refusal (4xx or 5xx) at ``phase``, or None if all pass."""
         for check in self.by_phase[phase]:
             reply = check(server, client, msg, now)
-            if reply is not None:
+            if reply is not None and not 200 <= reply.code < 400:  # a positive answer is a pass
                 return reply
         return None

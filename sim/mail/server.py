@@ -31,10 +31,10 @@ class PolicyServer:
         self.unanswered = 0  # connections that got no answer (the host was down)
         self._use(chain)
 
-    def add_policy(self, policy: Policy, first: bool = False) -> None:
-        """Add a rule to the server's chain (at the end of its phase, or ``first``)."""
-        policies = [policy, *self.chain.policies] if first else [*self.chain.policies, policy]
-        self._use(Chain(policies))
+    def add_policy(self, policy: Policy) -> None:
+        """Add a rule to the end of the server's chain: it decides what the built-in
+        rules (down, connection limit, size, unknown users) let through."""
+        self._use(Chain([*self.chain.policies, policy]))
 
     def _use(self, chain: Chain) -> None:
         self.chain = chain
@@ -45,21 +45,28 @@ class PolicyServer:
             chain.by_phase[Phase.DATA],
         )
 
-    def set_up(self, up: bool, reason: str = "manual") -> None:
-        """Take the host down for ``reason``, or end that reason (a down host does not
-        answer at all). The host is up when no reason holds it down, so a scheduled
-        outage ending does not undo a hook's or a fault's."""
-        if up:
-            self._down.discard(reason)
+    def set_up(self, up: bool, reason: str | None = None) -> None:
+        """Take the host down, or bring it up (a down host does not answer at all).
+
+        Reasons add up: the host is up when no reason holds it down, so the end of a
+        scheduled outage (reason ``"outage"``) does not undo a hook's or a fault's.
+        ``set_up(False)`` takes it down for the reason ``"manual"``; ``set_up(True)``
+        without a reason brings it up whatever held it down; with a reason, ends only
+        that one.
+        """
+        if not up:
+            self._down.add(reason or "manual")
+        elif reason is None:
+            self._down.clear()
         else:
-            self._down.add(reason)
+            self._down.discard(reason)
         self.up = not self._down
 
     def connect(self, client: str, now: float) -> Reply | None:
         """A client connects: None opens a session (close it later), else the refusal."""
         for check in self._connect:
             reply = check(self, client, None, now)
-            if reply is not None:
+            if reply is not None and not 200 <= reply.code < 400:  # a positive answer passes
                 if reply.silent:
                     self.unanswered += 1
                 else:
@@ -73,7 +80,7 @@ class PolicyServer:
         """MAIL FROM: None accepts, else the refusal."""
         for check in self._mail:
             reply = check(self, client, msg, now)
-            if reply is not None:
+            if reply is not None and not 200 <= reply.code < 400:
                 return reply
         return None
 
@@ -81,7 +88,7 @@ class PolicyServer:
         """RCPT TO: None accepts, else the refusal."""
         for check in self._rcpt:
             reply = check(self, client, msg, now)
-            if reply is not None:
+            if reply is not None and not 200 <= reply.code < 400:
                 return reply
         return None
 
@@ -89,7 +96,7 @@ class PolicyServer:
         """The final "." has arrived at ``now``: 250 (and the message is ours) or a refusal."""
         for check in self._data:
             reply = check(self, client, msg, now)
-            if reply is not None:
+            if reply is not None and not 200 <= reply.code < 400:
                 return reply
         self.take(msg, now)
         return ACCEPTED

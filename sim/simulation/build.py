@@ -8,6 +8,7 @@ later, the fault schedule do this through the components' own methods).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from ..mail.domains import Directory
 from ..mail.senders import TrafficSource
 from ..mail.smtp import Dialogues
 from ..world.network import Network
+from .results import Results, describe_hook
 
 __all__ = ["Hook", "Model", "build"]
 
@@ -38,6 +40,7 @@ class Model:
     ctx: Context
     sources: list[TrafficSource]
     started: bool = field(default=False)
+    wall: float = 0.0  # seconds spent in run()
 
     @property
     def env(self) -> simpy.Environment:
@@ -80,7 +83,28 @@ class Model:
     def run(self, until: float | None = None) -> None:
         """Start if not started, then run to ``until`` (default: the horizon)."""
         self.start()
+        began = time.perf_counter()
         self.env.run(until=self.scenario.horizon if until is None else until)
+        self.wall += time.perf_counter() - began
+
+    def results(self, hook: Hook | None = None) -> Results:
+        """The results of a model run to its horizon (``model.run()``), as ``sim.run``
+        returns them. Name the ``hook`` that changed the model, if one did, so that the
+        results carry it and get their own run id."""
+        if self.env.now < self.scenario.horizon:
+            raise RuntimeError(
+                f"the model is at t={self.env.now:g} s; run it to its horizon "
+                f"({self.scenario.horizon:g} s) with model.run() first"
+            )
+        return Results(
+            self.scenario,
+            self.seed,
+            self.recorder.messages(),
+            self.wall,
+            self.stats(),
+            attempts=self.recorder.attempts(),
+            hook=None if hook is None else describe_hook(hook),
+        )
 
     def census(self) -> dict[str, int]:
         """Messages in flight now, counted by the kinds of component holding them.

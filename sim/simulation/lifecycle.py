@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..config import Scenario
 from .build import Hook, build
-from .results import Results, describe_hook
+from .results import Results
 
 __all__ = ["PROGRESS_STEPS", "run"]
 
@@ -49,15 +49,6 @@ def run(
             until = horizon if step == PROGRESS_STEPS else horizon * step / PROGRESS_STEPS
             model.env.run(until=until)
             progress(model.env.now, len(model.recorder))
-    messages = model.recorder.messages()
-    attempts = model.recorder.attempts()
-    wall = time.perf_counter() - started
-    return Results(
-        model.scenario,
-        model.seed,
-        messages,
-        wall,
-        model.stats(),
-        attempts=attempts,
-        hook=None if hook is None else describe_hook(hook),
-    )
+    results = model.results(hook)
+    results.wall_time = time.perf_counter() - started
+    return results

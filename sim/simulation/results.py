@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -23,7 +24,7 @@ import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import CodeType, TracebackType
+from types import CodeType, FunctionType, MethodType, TracebackType
 from typing import Any
 
 import pandas as pd
@@ -81,28 +82,77 @@ def run_id(scenario: Scenario, seed: int | None = None, hook: str | None = None)
 
 
 def describe_hook(hook: Callable[..., object]) -> str:
-    """A hook's name and a fingerprint of its code, for a hooked run's provenance.
+    """A hook's name and a fingerprint of what it does, for a hooked run's provenance.
 
-    The fingerprint covers the code and the literals it names (``"acme-mx"``, ``False``),
-    so two lambdas that do different things get different ids; values a hook takes from
-    its surroundings are not covered, which run.json says.
+    The fingerprint covers the hook's code, the literals it names (``"acme-mx"``,
+    ``False``), the values it closes over or was bound to (a loop variable, a
+    ``functools.partial``'s arguments, a callable object's attributes), recursively; so
+    hooks that differ in any of these get different run ids, and the same hook gets the
+    same id in every session. What it reads from elsewhere (a global changed between
+    runs) is not covered, which run.json says.
     """
-    name = f"{getattr(hook, '__module__', '?')}.{getattr(hook, '__qualname__', repr(hook))}"
-    code = getattr(hook, "__code__", None)
+    name = getattr(hook, "__qualname__", None) or type(hook).__qualname__
+    module = getattr(hook, "__module__", None) or type(hook).__module__
     digest = hashlib.sha256()
+    _fingerprint(hook, digest, set())
+    return f"{module}.{name}#{digest.hexdigest()[:12]}"
 
-    def feed(c: CodeType) -> None:
-        digest.update(c.co_code)
-        digest.update(repr(c.co_names).encode())
-        for const in c.co_consts:
-            if isinstance(const, CodeType):
-                feed(const)
-            else:
-                digest.update(repr(const).encode())
 
-    if isinstance(code, CodeType):
-        feed(code)
-    return f"{name}#{digest.hexdigest()[:12]}"
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _fingerprint(obj: object, digest: Any, seen: set[int]) -> None:
+    """Feed what ``obj`` is and does into ``digest`` (no memory addresses)."""
+    if id(obj) in seen:
+        digest.update(b"<cycle>")
+        return
+    if len(seen) > 10_000:  # a hook holding a big object: enough has been seen of it
+        digest.update(b"<more>")
+        return
+    seen.add(id(obj))
+    if isinstance(obj, (str, bytes, int, float, bool, type(None))):
+        digest.update(repr(obj).encode())
+    elif isinstance(obj, CodeType):
+        digest.update(obj.co_code)
+        digest.update(repr(obj.co_names).encode())
+        for const in obj.co_consts:
+            _fingerprint(const, digest, seen)
+    elif isinstance(obj, functools.partial):
+        for part in (obj.func, obj.args, obj.keywords):
+            _fingerprint(part, digest, seen)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        digest.update(type(obj).__name__.encode())
+        for item in sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj:
+            _fingerprint(item, digest, seen)
+    elif isinstance(obj, dict):
+        for key in sorted(obj, key=repr):
+            _fingerprint(key, digest, seen)
+            _fingerprint(obj[key], digest, seen)
+    elif isinstance(obj, (FunctionType, MethodType)):
+        func = obj.__func__ if isinstance(obj, MethodType) else obj
+        if isinstance(obj, MethodType):
+            _fingerprint(obj.__self__, digest, seen)
+        _fingerprint(func.__code__, digest, seen)
+        _fingerprint(func.__defaults__, digest, seen)
+        for cell in func.__closure__ or ():
+            try:
+                _fingerprint(cell.cell_contents, digest, seen)
+            except ValueError:  # an empty cell
+                digest.update(b"<empty>")
+    elif isinstance(obj, type):
+        digest.update(f"{obj.__module__}.{obj.__qualname__}".encode())
+    else:
+        # A callable object or a value it holds: its type, its attributes, its __call__.
+        cls = type(obj)
+        digest.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+        attributes = getattr(obj, "__dict__", None)
+        if attributes is not None:
+            _fingerprint(attributes, digest, seen)
+        else:
+            digest.update(_ADDRESS.sub("", repr(obj)).encode())
+        call = getattr(cls, "__call__", None)
+        if isinstance(call, FunctionType):
+            _fingerprint(call, digest, seen)
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path, provenance: dict[str, Any], index: bool) -> None:
