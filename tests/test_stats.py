@@ -11,7 +11,11 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import sim
+from sim.faces.cli import main
+from sim.simulation import leg_times, summarize
 from sim.simulation.stats import (
+    aalen_johansen,
     batch_means,
     cumulative_incidence,
     kaplan_meier,
@@ -20,6 +24,7 @@ from sim.simulation.stats import (
     t_interval,
     unresolved_mass,
 )
+from sim.simulation.summary import leg_outcomes
 
 # Six rows, worked by hand (1 delivered, 2 bounced, 0 censored); ties at t = 2.
 #
@@ -56,6 +61,9 @@ def test_six_rows_worked_by_hand() -> None:
     assert naive.iloc[2] == pytest.approx(2 / 3)
     mass = unresolved_mass(SIX_T, SIX_E)
     assert mass == pytest.approx(1 / 4)
+    together, open_mass = aalen_johansen(SIX_T, SIX_E, 1)  # the same from one sort
+    pd.testing.assert_frame_equal(together, cif)
+    assert open_mass == mass
 
     assert percentile(cif, 1 / 6, mass) == (1.0, False)  # reached exactly at a step
     assert percentile(cif, 0.25, mass) == (2.0, False)
@@ -220,3 +228,103 @@ def test_bad_input_is_refused() -> None:
         percentile(cumulative_incidence(SIX_T, SIX_E), 0.0)
     empty = cumulative_incidence([], [])
     assert empty.empty and math.isnan(percentile(empty, 0.5)[0])
+
+
+# --- the single-run summary -------------------------------------------------------
+
+NAN = float("nan")
+
+
+def table(rows: list[dict[str, float | str]]) -> pd.DataFrame:
+    cols = ("created", "submitted", "accepted", "delivered", "retrieved", "ended")
+    return pd.DataFrame([{c: r.get(c, NAN) for c in (*cols, "status")} for r in rows])
+
+
+def test_leg_outcomes_censor_open_rows_and_compete_bounces_and_losses() -> None:
+    m = table([
+        {"created": 0, "submitted": 1, "accepted": 2, "delivered": 3, "retrieved": 10, "ended": 3, "status": "delivered"},
+        {"created": 0, "submitted": 1, "accepted": 2, "delivered": 3, "ended": 3, "status": "delivered"},  # not yet read
+        {"created": 5, "submitted": 6, "ended": 50, "status": "bounced"},
+        {"created": 5, "submitted": 6, "accepted": 7, "delivered": 8, "ended": 40, "status": "lost"},  # destroyed later
+        {"created": 80, "submitted": 81, "status": "in_flight"},
+    ])
+    o = leg_outcomes(m, "delivery", horizon=100)
+    assert o["event"].tolist() == [1, 1, 2, 1, 0]
+    assert o["duration"].tolist() == [3, 3, 45, 3, 20]  # the open row: 100 - 80
+    o = leg_outcomes(m, "retrieval", horizon=100)  # only the rows delivered began it
+    assert o.index.tolist() == [0, 1, 3]
+    assert o["event"].tolist() == [1, 0, 3] and o["duration"].tolist() == [7, 97, 32]
+    o = leg_outcomes(m, "relay", horizon=100)
+    assert o["event"].tolist() == [1, 1, 2, 1, 0] and o["duration"].tolist() == [1, 1, 44, 1, 19]
+
+
+def test_summary_flags_what_open_rows_could_move() -> None:
+    # Nine rows: six delivered in 1..6 s, three still in flight, created late
+    # (censored at 100 - 95 = 5 s, 100 - 92 = 8 s, 100 - 90 = 10 s). The CIF climbs by
+    # 1/9 at 1..5 s (5/9 >= 0.5 first at 5 s), then by 4/9 * 1/3 at 6 s to 19/27; the
+    # open mass 8/27 could carry it to 1, past 0.95, but only beyond 10 s.
+    delivered: list[dict[str, float | str]] = [
+        {"created": 0, "delivered": i, "ended": i, "status": "delivered"} for i in range(1, 7)
+    ]
+    rows = delivered + [{"created": c, "status": "in_flight"} for c in (95, 92, 90)]
+    s = summarize(table(rows), horizon=100)
+    row = s.times.loc["delivery"]
+    assert (row["count"], row["censored"]) == (6, 3)
+    assert (row["p50"], row["p50_censored"]) == (5.0, False)  # reached within the data
+    assert (row["p95"], row["p95_censored"]) == (10.0, True)  # only the open rows could reach it
+    assert row["rmean_censored"] and row["max_censored"] and row["max"] == 6.0
+    shown = s.shown_times()
+    assert shown.loc["delivery", "p95"] == "> 10.000"
+    assert shown.loc["delivery", "rmean"].startswith("~")
+    assert shown.loc["relay", "p50"] == "-"  # nobody was submitted: no relay statistics
+    assert "restricted to the horizon (100 s)" in str(s)
+    # Everything settled, one in eight bounced: p95 can never be reached.
+    bounced: list[dict[str, float | str]] = [
+        {"created": 0, "ended": 2.5, "status": "bounced"},
+        {"created": 0, "delivered": 7, "ended": 7, "status": "delivered"},
+    ]
+    settled = summarize(table(delivered + bounced), horizon=100)
+    row = settled.times.loc["delivery"]
+    assert math.isnan(row["p95"]) and not row["p95_censored"] and row["p50"] == 4.0
+    assert settled.shown_times().loc["delivery", "p95"] == "n/r"
+    assert row["rmean"] == pytest.approx(4.0) and not row["rmean_censored"]
+
+
+def test_drain_zero_biased_the_old_mean_and_the_new_one_says_so() -> None:
+    # The issue: "with drain=0 the retrieval mean fell from 304 s to 263 s and nothing
+    # said so". Mail delivered near the end is read after the horizon, and dropping
+    # those rows leaves out the long waits.
+    base = sim.load_scenario()
+    full = sim.run(base)  # drain 1800 s: every delivered row is read before the end
+    cut = sim.run(base.model_copy(update={"drain": 0}))
+    truth = leg_times(full.messages, "retrieval").mean()
+    old = leg_times(cut.messages, "retrieval").mean()
+    assert old < 0.9 * truth  # the bias the issue measured
+
+    honest = full.summary().times.loc["retrieval"]
+    assert honest["censored"] == 0 and not honest["rmean_censored"]
+    assert honest["rmean"] == pytest.approx(truth)
+    new = cut.summary().times.loc["retrieval"]
+    assert new["censored"] > 0 and new["rmean_censored"] and new["max_censored"]
+    assert new["rmean"] == pytest.approx(truth, rel=0.02)  # the censoring is accounted for
+
+
+def test_warmup_leaves_out_early_messages() -> None:
+    res = sim.run(sim.load_scenario().model_copy(update={"drain": 0}))
+    m = res.messages
+    s = res.summary(warmup=600)
+    assert s.counts["created"] == (m["created"] >= 600).sum() < len(m)
+    alone = summarize(m[m["created"] >= 600], horizon=res.scenario.horizon)
+    pd.testing.assert_frame_equal(s.times, alone.times)
+    assert "from 600 s on" in str(s) and s.to_dict()["warmup"] == 600
+    with pytest.raises(ValueError, match="warmup"):
+        res.summary(warmup=-1)
+
+
+def test_cli_prints_censored_statistics(capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--set", "drain=0", "--set", "duration=1200", "--out", f"{tmp_path}/r"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0
+    assert "rmean" in out and "censored" in out and "restricted to the horizon (1200 s)" in out
+    assert "~" in out and "> " in out

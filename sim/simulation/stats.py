@@ -37,6 +37,7 @@ __all__ = [
     "CENSORED",
     "EVENTS",
     "RestrictedMean",
+    "aalen_johansen",
     "batch_means",
     "cumulative_incidence",
     "kaplan_meier",
@@ -131,12 +132,19 @@ def cumulative_incidence(durations: ArrayLike, events: ArrayLike, event_of_inter
     risk. When no other event type occurs this is 1 - Kaplan-Meier, computed as such.
     Returns columns ``time`` (every distinct observed time) and ``cif``.
     """
+    return aalen_johansen(durations, events, event_of_interest)[0]
+
+
+def aalen_johansen(
+    durations: ArrayLike, events: ArrayLike, event_of_interest: Any = 1
+) -> tuple[pd.DataFrame, float]:
+    """:func:`cumulative_incidence` and :func:`unresolved_mass` together, from one sort."""
     d = _durations(durations)
     e = np.asarray(events)
     if e.shape != d.shape:
         raise ValueError("durations and events must have the same length")
     if len(d) == 0:
-        return pd.DataFrame({"time": np.empty(0), "cif": np.empty(0)})
+        return pd.DataFrame({"time": np.empty(0), "cif": np.empty(0)}), 0.0
     any_event = ~_censored(e)
     interest = np.asarray(e == event_of_interest, dtype=bool) & any_event
     g = _group(d, any_event)
@@ -147,7 +155,7 @@ def cumulative_incidence(durations: ArrayLike, events: ArrayLike, event_of_inter
         d_k = np.bincount(g.inverse, weights=interest.astype(float), minlength=len(g.times))
         before = np.concatenate(([1.0], surv[:-1]))  # S(t-): survival just before each time
         cif = np.cumsum(before * d_k / g.at_risk)
-    return pd.DataFrame({"time": g.times, "cif": cif})
+    return pd.DataFrame({"time": g.times, "cif": cif}), float(surv[-1])
 
 
 def unresolved_mass(durations: ArrayLike, events: ArrayLike) -> float:
