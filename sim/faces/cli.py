@@ -29,6 +29,7 @@ from ..config import Scenario, ScenarioError, ScenarioWarning, default_scenario_
 from ..config.budget import check_budget
 from ..simulation import Results, run
 from ..simulation.results import ResultsFolder, ResultsFolderError, run_id
+from ..simulation.summary import FLAGGED
 
 try:  # typer >= 0.20 vendors click; older releases use click itself
     from typer._click.exceptions import UsageError
@@ -192,17 +193,22 @@ def print_summary(results: Results, console: Console = out) -> None:
         counts.add_row(str(status), f"{int(n):,}", share)
     console.print(counts)
 
+    # Censored statistics print as "> t" (rmean as "~m"), unreached percentiles as
+    # "n/r": summary.shown_times applies the rules, the note under the table says them.
+    shown = summary.shown_times(_fmt)
     times = Table(title="times (seconds)", title_justify="left")
     times.add_column("leg", no_wrap=True)
-    for col in ("count", "mean", "p50", "p95", "p99", "max"):
+    for col in ("count", "censored", *FLAGGED):
         times.add_column(col, justify="right")
-    for leg, row in summary.times.iterrows():
+    for leg, row in shown.iterrows():
         times.add_row(
             str(leg),
             f"{int(row['count']):,}",
-            *(_fmt(row[c]) for c in ("mean", "p50", "p95", "p99", "max")),
+            f"{int(row['censored']):,}",
+            *(row[c] for c in FLAGGED),
         )
     console.print(times)
+    console.print(summary.note(), style="dim", highlight=False)
 
 
 @app.command("run")

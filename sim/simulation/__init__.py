@@ -1,4 +1,5 @@
-"""One run: build the model (``build``), its lifecycle (``lifecycle``), ``summary``, ``results``."""
+"""One run: build the model (``build``), its lifecycle (``lifecycle``), ``summary`` (with the
+estimators of ``stats``: censoring, competing outcomes, intervals), ``results``."""
 
 from .build import Model, build
 from .lifecycle import run

@@ -435,12 +435,14 @@ class Results:
     attempts: pd.DataFrame | None = None
     hook: str | None = None  # describe_hook() of the hook that changed the run, if any
 
-    def summary(self, by: str | None = None) -> Summary:
+    def summary(self, by: str | None = None, warmup: float = 0.0) -> Summary:
         """Counts by status and delivery-time statistics per leg, overall or per group.
 
-        ``by`` names a column to group by, e.g. ``"kind"`` or ``"recipient_domain"``.
+        ``by`` names a column to group by, e.g. ``"kind"`` or ``"recipient_domain"``;
+        ``warmup`` leaves out messages created before it (seconds). Rows still open at
+        the horizon are censored there (docs/results.md, "Statistics").
         """
-        return summarize(self.messages, by)
+        return summarize(self.messages, by, horizon=self.scenario.horizon, warmup=warmup)
 
     @property
     def run_id(self) -> str:
