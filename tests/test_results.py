@@ -115,3 +115,15 @@ def test_default_out_is_unique_per_resolved_scenario_and_seed(tmp_path: Path) ->
     edited.write_text(text.replace("drain: 1800", "drain: 1700"))
     copy = sim.load_scenario(edited)
     assert copy.name == sc.name and default_out(copy, None) != plain
+
+
+def test_results_read_back_equal_what_was_written(tmp_path: Path) -> None:
+    res = sim.run(tiny(), seed=3, trace=True)
+    back = sim.Results.read(res.write(tmp_path / "r"))
+    pd.testing.assert_frame_equal(back.messages, res.messages)
+    assert back.attempts is not None and res.attempts is not None
+    pd.testing.assert_frame_equal(back.attempts, res.attempts)
+    assert (back.seed, back.run_id, back.stats) == (res.seed, res.run_id, res.stats)
+    pd.testing.assert_frame_equal(back.summary().times, res.summary().times)
+    with pytest.raises(FileNotFoundError, match="no run here"):
+        sim.Results.read(tmp_path)

@@ -192,7 +192,7 @@ class _Table:
                 data[c.name] = values
             elif isinstance(c.values, tuple):
                 data[c.name] = pd.Categorical.from_codes(
-                    values.astype(np.int32), categories=pd.Index(c.values)
+                    values.astype(np.int32), categories=pd.Index(list(c.values), dtype=object)
                 )
             else:
                 # Code 0 ('' while running) is "none": missing in the frame. Every label

@@ -21,6 +21,7 @@ import re
 import secrets
 import shutil
 import signal
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,18 @@ def _fingerprint(obj: object, digest: Any, seen: set[int]) -> None:
         call = getattr(cls, "__call__", None)
         if isinstance(call, FunctionType):
             _fingerprint(call, digest, seen)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A table as the run made it: categories come back as Python strings (object), as
+    the recorder builds them, not as Arrow-backed strings."""
+    frame = pd.read_parquet(path)
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            categories = pd.Index(list(column.cat.categories), dtype=object)
+            frame[name] = column.cat.rename_categories(categories)
+    return frame
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path, provenance: dict[str, Any], index: bool) -> None:
@@ -473,6 +486,41 @@ class Results:
             "summary": self.summary().to_dict(),
             "components": self.stats,
         }
+
+    @classmethod
+    def read(cls, folder: str | Path) -> Results:
+        """Load a run's results back from its folder (``messages.parquet``, ``run.json``
+        and ``attempts.parquet`` if it was traced).
+
+        Raises ``FileNotFoundError`` if the folder holds no run, ``ValueError`` if its
+        ``run.json`` is not one mailflow wrote.
+        """
+        from ..config import parse_scenario  # the description layer, for the scenario
+
+        path = Path(folder)
+        meta_file = path / "run.json"
+        if not meta_file.is_file() or not (path / "messages.parquet").is_file():
+            raise FileNotFoundError(f"{path}: no run here (run.json and messages.parquet)")
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            config = dict(meta["scenario"])
+            seed = int(meta["seed"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{meta_file}: not a mailflow run.json ({exc})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a scenario's warnings were shown when it ran
+            scenario = parse_scenario(config, force=True)
+        attempts_file = path / "attempts.parquet"
+        return cls(
+            scenario,
+            seed,
+            _read_table(path / "messages.parquet"),
+            float(meta.get("wall_time_s", 0.0)),
+            meta.get("components", {}),
+            version=str(meta.get("mailflow_version", "")),
+            attempts=_read_table(attempts_file) if attempts_file.is_file() else None,
+            hook=meta.get("hook"),
+        )
 
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write ``messages.parquet``, ``attempts.parquet`` (if traced) and ``run.json``.
