@@ -196,3 +196,28 @@ def test_compare_bad_folder_is_one_line_exit_2(
 ) -> None:
     code, out, err = cli(["compare", str(traced), str(tmp_path / "nowhere")], capsys)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "nowhere" in err
+
+
+def test_trace_of_a_retried_message_shows_timeouts_and_the_deferral(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Both MX down until mx2 comes up at 200 s (tests/test_attempts.py): attempt 1 times
+    # out at mx and mx2 (deferred), attempt 2 at 600.202 times out at mx, mx2 delivers.
+    from typing import Any
+
+    from tests.test_mta import two_mx
+
+    def outage(model: Any) -> None:
+        for host in ("mx", "mx2"):
+            model.node(host).set_up(False)
+        model.at(200, lambda: model.node("mx2").set_up(True))
+
+    sim.run(sim.parse_scenario(two_mx()), trace=True, hook=outage).write(tmp_path / "r")
+    code, out, err = cli(["trace", str(tmp_path / "r"), "--id", "0"], capsys)
+    assert code == 0 and "attempts 2" in out.splitlines()[0]
+    relay = [line for line in out.splitlines() if "mta → mx" in line]
+    assert [("timeout" in r, "deferred" in r, "delivered" in r) for r in relay] == [
+        (True, False, False), (False, True, False), (True, False, False), (False, False, True),
+    ]
+    assert "100.590" in relay[0] and "130.590" in relay[1] and "600.202" in relay[2]
+    assert all("- 4.4.1" in r for r in relay[:3]) and "250 2.0.0" in relay[3]
