@@ -30,6 +30,7 @@ from ..config.budget import check_budget
 from ..simulation import Results, run
 from ..simulation.results import ResultsFolder, ResultsFolderError, run_id
 from ..simulation.summary import FLAGGED
+from .trace import print_comparison, print_journey, print_sweep_comparison
 
 try:  # typer >= 0.20 vendors click; older releases use click itself
     from typer._click.exceptions import UsageError
@@ -341,6 +342,76 @@ def dump_scenario(sc: Scenario) -> str:
 class _NoAliasDumper(yaml.SafeDumper):
     def ignore_aliases(self, data: object) -> bool:
         return True
+
+
+def _read_run(folder: Path) -> Results:
+    """A run folder's results, or a one-line error (exit 2)."""
+    try:
+        return Results.read(folder)
+    except FileNotFoundError:
+        _fail(f"{folder}: not a run folder (no run.json and messages.parquet)")
+    except (ScenarioError, ValueError, OSError) as exc:
+        _fail(f"{folder}: cannot read the run: {str(exc) or type(exc).__name__}")
+
+
+def _wide_console() -> Console:
+    """``out``, or when stdout is not a terminal a console wide enough for the tables."""
+    if out.is_terminal:
+        return out
+    return Console(markup=False, highlight=False, soft_wrap=True, width=160)
+
+
+@app.command("trace")
+def trace_command(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run's results folder.")],
+    id: Annotated[
+        int, typer.Option("--id", metavar="N", help="The message row (its id in messages.parquet).")
+    ],
+) -> None:
+    """Print one message's journey: its row, then every attempt at every server in order."""
+    results = _read_run(run_dir)
+    if id not in results.messages.index:
+        n = len(results.messages)
+        _fail(f"--id {id}: no such message in {run_dir} (ids 0 to {n - 1})" if n else
+              f"--id {id}: {run_dir} has no messages")
+    print_journey(results, id, _wide_console())
+
+
+@app.command("compare")
+def compare_command(
+    a: Annotated[Path, typer.Argument(metavar="A", help="A run folder, or a sweep folder (summary.parquet).")],
+    b: Annotated[Path, typer.Argument(metavar="B", help="Another run folder, or another sweep folder.")],
+) -> None:
+    """Set two runs side by side (counts, leg times with B - A and B / A, scenario
+    differences), or two sweeps' per-point means."""
+    kinds = [_folder_kind(a), _folder_kind(b)]
+    if kinds[0] != kinds[1]:
+        _fail(f"{a} is a {kinds[0]} folder and {b} a {kinds[1]} folder; compare runs with runs, sweeps with sweeps")
+    if kinds[0] == "sweep":
+        frames = [_read_sweep(a), _read_sweep(b)]
+        try:
+            print_sweep_comparison(frames[0], frames[1], (str(a), str(b)), _wide_console())
+        except ValueError as exc:
+            _fail(f"{a} or {b}: {exc}")
+        return
+    print_comparison(_read_run(a), _read_run(b), (str(a), str(b)), _wide_console(), _fmt)
+
+
+def _folder_kind(folder: Path) -> str:
+    if not folder.is_dir():
+        _fail(f"{folder}: no such folder")
+    if (folder / "run.json").is_file():
+        return "run"
+    if (folder / "summary.parquet").is_file():
+        return "sweep"
+    _fail(f"{folder}: not a run folder (run.json, messages.parquet) or a sweep folder (summary.parquet)")
+
+
+def _read_sweep(folder: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(folder / "summary.parquet")
+    except (OSError, ValueError) as exc:
+        _fail(f"{folder}: cannot read summary.parquet: {exc}")
 
 
 def main(argv: list[str] | None = None) -> None:
