@@ -27,6 +27,7 @@ from rich.table import Table
 from .._version import __version__
 from ..config import Scenario, ScenarioError, ScenarioWarning, default_scenario_path, load_scenario
 from ..config.budget import check_budget
+from ..core.monitors import MAX_POINTS
 from ..simulation import Results, run
 from ..simulation.results import ResultsFolder, ResultsFolderError, run_id
 from ..simulation.summary import FLAGGED
@@ -240,9 +241,28 @@ def run_command(
         bool,
         typer.Option("--overwrite", help="Replace results of another scenario or seed in --out."),
     ] = False,
+    sample_every: Annotated[
+        float | None,
+        typer.Option(
+            "--sample-every", metavar="SECONDS",
+            help="Also write timeseries.parquet: queue lengths, sessions and the like, "
+            "time-averaged over a grid of this step.",
+        ),
+    ] = None,
+    timeseries: Annotated[
+        bool,
+        typer.Option("--timeseries", help="Write timeseries.parquet with 100 points over the run."),
+    ] = False,
 ) -> None:
     """Run a scenario, print a summary and write the results."""
     sc = _load(scenario, sets, force)
+    if sample_every is None and timeseries:
+        sample_every = sc.horizon / 100
+    if sample_every is not None and not 0.0 < sample_every < float("inf"):
+        _fail(f"--sample-every {sample_every:g}: give a positive number of seconds")
+    if sample_every is not None and sc.horizon / sample_every > MAX_POINTS:
+        _fail(f"--sample-every {sample_every:g}: {sc.horizon / sample_every:,.0f} points over "
+              f"the run ({sc.horizon:g} s); at most {MAX_POINTS:,}")
     if trace and not force:
         try:
             check_budget(sc, trace=True)
@@ -262,7 +282,7 @@ def run_command(
                 _fail(f"--out {folder}: {exc.problem}{hint}")
             except OSError as exc:
                 _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
-            results = _simulate(sc, seed, trace)
+            results = _simulate(sc, seed, trace, sample_every)
             print_summary(results)
             try:
                 target.write(results)
@@ -278,12 +298,13 @@ def run_command(
         raise _Reported(line, 128 + signum) from None
     out.print(
         f"{len(results.messages):,} messages in {results.wall_time:.2f} s wall; "
-        f"results in {folder}/ (messages.parquet, {'attempts.parquet, ' if trace else ''}run.json)",
+        f"results in {folder}/ (messages.parquet, {'attempts.parquet, ' if trace else ''}"
+        f"{'timeseries.parquet, ' if sample_every is not None else ''}run.json)",
         soft_wrap=True,
     )
 
 
-def _simulate(sc: Scenario, seed: int | None, trace: bool) -> Results:
+def _simulate(sc: Scenario, seed: int | None, trace: bool, sample_every: float | None = None) -> Results:
     """Run with a progress bar on stderr when it is a terminal."""
     with Progress(
         TextColumn("simulating"),
@@ -299,7 +320,7 @@ def _simulate(sc: Scenario, seed: int | None, trace: bool) -> Results:
         def advance(now: float, created: int) -> None:
             bar.update(task, completed=now, clock=f"t={now:,.0f} s, {created:,} messages")
 
-        return run(sc, seed=seed, progress=advance, trace=trace)
+        return run(sc, seed=seed, progress=advance, trace=trace, sample_every=sample_every)
 
 
 @app.command("validate")

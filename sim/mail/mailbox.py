@@ -15,6 +15,7 @@ import simpy
 
 from ..config import MailboxNode
 from ..core.component import Context, registers
+from ..core.monitors import Level, Monitors
 from ..core.queues import Slots
 from ..core.records import Message
 
@@ -33,6 +34,11 @@ class Mailbox:
         self._write = ctx.streams.sampler(spec.write, "mailbox", spec.id, "write")
         self.slots = Slots(ctx.env, spec.concurrency)
         self.stored = 0
+        self._writes_level: Level | None = None  # set when the run samples levels
+
+    def monitor(self, monitors: Monitors) -> None:
+        """Follow writes in progress as a level (``timeseries.parquet``)."""
+        self._writes_level = monitors.level(self.id, "writes")
 
     def start(self) -> None:
         """Nothing to start: writes run in the MX's scanner that hands the message over."""
@@ -48,11 +54,16 @@ class Mailbox:
     def store(self, msg: Message) -> Generator[simpy.Event, Any, None]:
         """Write ``msg`` into its recipient's mailbox; it is delivered when this returns."""
         env, rec = self.env, self.recorder
+        writes = self._writes_level
         yield from self.slots.acquire()
+        if writes is not None:
+            writes.set(env.now, self.slots.busy)
         try:
             yield env.timeout(self._write())
         finally:
             self.slots.release()
+            if writes is not None:
+                writes.set(env.now, self.slots.busy)
         now = env.now
         rec.delivered(msg.id, now)
         self.stored += 1

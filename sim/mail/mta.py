@@ -31,6 +31,7 @@ import simpy
 
 from ..config import MTANode
 from ..core.component import Context, registers
+from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import BOUNCED, EXPIRED, Message
 from .dns import Resolver
@@ -85,6 +86,30 @@ class MTA:
         self.resolver: Resolver | None = None
         self.workers: list[simpy.Process] = []  # delivery agents, once started
         self.submission_workers: list[simpy.Process] = []
+        # Time-series levels (sim.core.monitors), None unless the run samples them.
+        self._active_level: Level | None = None
+        self._deferred_level: Level | None = None
+        self._sessions_level: Level | None = None
+        self._parked_level: Level | None = None
+
+    def monitor(self, monitors: Monitors) -> None:
+        """Follow the active queue, the deferred queue, sessions and parked messages
+        as levels (before the run starts: ``timeseries.parquet``)."""
+        if self.workers:
+            raise RuntimeError(f"MTA {self.id}: monitor() after the run started")
+        self._active_level = monitors.level(self.id, "active_queue")
+        self._deferred_level = monitors.level(self.id, "deferred")
+        self._sessions_level = monitors.level(self.id, "sessions")
+        self._parked_level = monitors.level(self.id, "parked")
+        self.deferred.release = self._release
+
+    def _release(self, msg: Message) -> None:
+        """The deferred queue's runner moves ``msg`` back to the active queue (monitored)."""
+        self.active.put(msg)
+        now = self.env.now
+        assert self._active_level is not None and self._deferred_level is not None
+        self._active_level.set(now, len(self.active.items))
+        self._deferred_level.set(now, len(self.deferred.heap))
 
     def use(
         self, retry: RetrySchedule | None = None, concurrency: ConcurrencyPolicy | None = None
@@ -115,6 +140,7 @@ class MTA:
     def _smtpd(self) -> Generator[simpy.Event, Any, None]:
         env, rec, cost, incoming = self.env, self.recorder, self.dialogues.submission, self.incoming
         checks = self.inbound.by_phase[Phase.MAIL]  # the MTA answers MAIL FROM itself
+        sessions, active = self._sessions_level, self._active_level
         while True:
             if incoming.items:
                 msg, client = incoming.items.popleft()
@@ -129,6 +155,8 @@ class MTA:
             gen = self._loss if link.loss > 0.0 else None
             start = env.now
             self.in_session += 1
+            if sessions is not None:
+                sessions.set(start, self.in_session)
             self.connections += 1
             held = True  # the message is this session's until queued, bounced or handed back
             try:
@@ -154,14 +182,20 @@ class MTA:
                         rec.attempt(msg.id, SUBMISSION, 1, 1, src, self.code, start, env.now,
                                     ACCEPTED, Outcome.DELIVERED, final=False)
                     self.active.put(msg)
+                    if active is not None:
+                        active.set(env.now, len(self.active.items))
                 held = False
                 self.in_session -= 1
+                if sessions is not None:
+                    sessions.set(env.now, self.in_session)
                 yield env.timeout(link.time(cost.quit, 0, gen))
             except simpy.Interrupt:
                 if held:
                     # Not yet told it was accepted: the client still has the message and
                     # submits it again at once, ahead of later ones.
                     self.in_session -= 1
+                    if sessions is not None:
+                        sessions.set(env.now, self.in_session)
                     incoming.items.appendleft((msg, client))
             finally:
                 self.connections -= 1
@@ -190,17 +224,22 @@ class MTA:
         assert self.resolver is not None  # started
         env, rec, nodes, resolver = self.env, self.recorder, self.ctx.nodes, self.resolver
         active, destinations, policy = self.active, self.destinations, self.concurrency
+        queue_level, sessions, parked_level = self._active_level, self._sessions_level, self._parked_level
         msg: Message | None = None
         while True:
             if msg is None:
                 if active.items:
                     msg = active.items.popleft()
+                    if queue_level is not None:
+                        queue_level.set(env.now, len(active.items))
                 else:
                     waiting = active.wait()
                     try:
                         msg = yield waiting
                     except simpy.Interrupt:  # interrupted while idle: nothing was held
                         active.cancel(waiting)
+                        if queue_level is not None:
+                            queue_level.set(env.now, len(active.items))
                         continue
             dest = destinations.get(msg.domain)
             if dest is None:
@@ -208,6 +247,8 @@ class MTA:
             if not policy.allows(dest):
                 if dest.busy:
                     dest.parked.append(msg)  # the next attempt there to finish takes it
+                    if parked_level is not None:
+                        parked_level.add(env.now, 1)
                 else:
                     # Nothing in progress would ever take it: a destination the policy
                     # closed (a dead one, say) defers its mail at once, as Postfix does.
@@ -216,6 +257,8 @@ class MTA:
                 continue
             dest.busy += 1
             self.in_session += 1
+            if sessions is not None:
+                sessions.set(env.now, self.in_session)
             msg.attempts += 1
             rec.attempting(msg.id, msg.attempts)
             outcome = _INTERRUPTED
@@ -236,9 +279,16 @@ class MTA:
             policy.finished(dest, outcome)
             if outcome > _BOUNCED:  # not settled: still ours
                 self.in_session -= 1
+                if sessions is not None:
+                    sessions.set(env.now, self.in_session)
                 self._defer(msg, dest)
             parked = dest.parked
-            msg = parked.popleft() if parked else None
+            if parked:
+                msg = parked.popleft()
+                if parked_level is not None:
+                    parked_level.add(env.now, -1)
+            else:
+                msg = None
 
     def _session(
         self, msg: Message, server: SMTPServer, order: int, last: bool
@@ -303,6 +353,8 @@ class MTA:
             if outcome <= _BOUNCED:
                 settled = True
                 self.in_session -= 1
+                if self._sessions_level is not None:
+                    self._sessions_level.set(env.now, self.in_session)
             try:
                 yield env.timeout(link.time(cost.quit, 0, gen))
             except simpy.Interrupt:
@@ -321,6 +373,8 @@ class MTA:
             self.bounced += 1
             return
         self.deferred.put(msg, due)
+        if self._deferred_level is not None:
+            self._deferred_level.set(now, len(self.deferred.heap))
 
     # -- the books -------------------------------------------------------------------
 

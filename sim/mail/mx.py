@@ -18,6 +18,7 @@ import simpy
 
 from ..config import MXNode
 from ..core.component import Context, registers
+from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import DISCARDED, LOST, Message
 from .policies import Chain, ConnectionLimit, Down, SizeLimit, UnknownUsers
@@ -60,6 +61,18 @@ class MX(PolicyServer):
         self._loss = streams.generator("mx", spec.id, "loss")
         self.queue: WorkQueue[Message] = WorkQueue(ctx.env)
         self.scanners: list[simpy.Process] = []  # once started
+        # Time-series levels (sim.core.monitors), None unless the run samples them.
+        self._queue_level: Level | None = None
+        self._busy_level: Level | None = None
+
+    def monitor(self, monitors: Monitors) -> None:
+        """Follow the scan queue, busy scanners and open connections as levels (before
+        the run starts: ``timeseries.parquet``)."""
+        if self.scanners:
+            raise RuntimeError(f"MX {self.id}: monitor() after the run started")
+        self._queue_level = monitors.level(self.id, "scan_queue")
+        self._busy_level = monitors.level(self.id, "scanners_busy")
+        self._connections_level = monitors.level(self.id, "connections")
 
     def start(self) -> None:
         """Start the scanners and the scheduled outages."""
@@ -79,6 +92,8 @@ class MX(PolicyServer):
     def take(self, msg: Message, now: float) -> None:
         """A message whose DATA was just answered 250 joins the scan queue."""
         self.queue.put(msg)
+        if self._queue_level is not None:
+            self._queue_level.set(now, len(self.queue.items))
 
     def holding(self) -> int:
         """Messages accepted here and not yet stored or discarded."""
@@ -96,17 +111,24 @@ class MX(PolicyServer):
 
     def _worker(self) -> Generator[simpy.Event, Any, None]:
         env, rec, cost, queue = self.env, self.recorder, self.lmtp, self.queue
+        queue_level, busy = self._queue_level, self._busy_level
         while True:
             if queue.items:
                 msg = queue.items.popleft()
+                if queue_level is not None:
+                    queue_level.set(env.now, len(queue.items))
             else:
                 waiting = queue.wait()
                 try:
                     msg = yield waiting
                 except simpy.Interrupt:  # interrupted while idle: nothing was held
                     queue.cancel(waiting)
+                    if queue_level is not None:
+                        queue_level.set(env.now, len(queue.items))
                     continue
             self.in_work += 1
+            if busy is not None:
+                busy.set(env.now, self.in_work)
             scan = self._processing()
             rate = msg.domain.discard_rate
             try:
@@ -115,6 +137,8 @@ class MX(PolicyServer):
                     rec.ended(msg.id, LOST, env.now, DISCARDED)
                     self.discarded += 1
                     self.in_work -= 1
+                    if busy is not None:
+                        busy.set(env.now, self.in_work)
                     continue
                 store = msg.domain.mailbox
                 link = self.network.link(self.id, store.id)
@@ -128,11 +152,16 @@ class MX(PolicyServer):
                 # a scanner takes it again, first. Losing the disk is a fault of its own.
                 self.in_work -= 1
                 queue.requeue(msg)
+                if busy is not None and queue_level is not None:
+                    busy.set(env.now, self.in_work)
+                    queue_level.set(env.now, len(queue.items))
                 continue
             if rec.tracing:
                 rec.attempt(msg.id, LMTP_HOP, 1, 1, self.code, store.code, start, env.now,
                             ACCEPTED, Outcome.DELIVERED, final=False)
             self.in_work -= 1
+            if busy is not None:
+                busy.set(env.now, self.in_work)
             try:
                 yield env.timeout(link.time(cost.quit, 0, gen))
             except simpy.Interrupt:

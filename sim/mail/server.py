@@ -10,6 +10,7 @@ no SimPy event; the client spends the dialogue's time.
 from __future__ import annotations
 
 from ..core.component import Context
+from ..core.monitors import Level
 from ..core.records import Message
 from .policies import Chain, Policy
 from .smtp import ACCEPTED, Phase, Reply
@@ -29,6 +30,8 @@ class PolicyServer:
         self.sessions = 0  # sessions ever opened
         self.refused = 0  # connections refused with a reply (e.g. 421 when full)
         self.unanswered = 0  # connections that got no answer (the host was down)
+        self._env = ctx.env  # the clock, for the connections level
+        self._connections_level: Level | None = None  # set when the run samples levels
         self._use(chain)
 
     def add_policy(self, policy: Policy) -> None:
@@ -74,6 +77,8 @@ class PolicyServer:
                 return reply
         self.connections += 1
         self.sessions += 1
+        if self._connections_level is not None:
+            self._connections_level.set(now, self.connections)
         return None
 
     def mail(self, client: str, msg: Message, now: float) -> Reply | None:
@@ -104,6 +109,8 @@ class PolicyServer:
     def close(self, client: str) -> None:
         """The client ends the session (QUIT, or the connection broke)."""
         self.connections -= 1
+        if self._connections_level is not None:
+            self._connections_level.set(self._env.now, self.connections)
 
     def take(self, msg: Message, now: float) -> None:
         """Take responsibility for an accepted message (each kind of server defines it)."""

@@ -13,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 import simpy
 
 # Importing the model registers each node kind's component class.
 from .. import mail as _mail  # noqa: F401
 from ..config import Scenario
 from ..core.component import REGISTRY, Component, Context
+from ..core.monitors import Monitors
 from ..core.records import Recorder
 from ..core.rng import Streams
 from ..mail.devices import Readers
@@ -41,6 +43,7 @@ class Model:
     sources: list[TrafficSource]
     started: bool = field(default=False)
     wall: float = 0.0  # seconds spent in run()
+    monitors: Monitors | None = None  # time-series levels, when the run samples them
 
     @property
     def env(self) -> simpy.Environment:
@@ -104,7 +107,18 @@ class Model:
             self.stats(),
             attempts=self.recorder.attempts(),
             hook=None if hook is None else describe_hook(hook),
+            timeseries=self.timeseries(),
         )
+
+    def timeseries(self) -> pd.DataFrame | None:
+        """The sampled levels up to now (``timeseries.parquet``), or None when not sampled.
+
+        Every grid interval that has ended by now is closed; at the horizon, all are.
+        """
+        if self.monitors is None:
+            return None
+        self.monitors.close(self.env.now)
+        return self.monitors.frame()
 
     def census(self) -> dict[str, int]:
         """Messages in flight now, counted by the kinds of component holding them.
@@ -136,11 +150,14 @@ def build(
     seed: int | None = None,
     env: simpy.Environment | None = None,
     trace: bool = False,
+    sample_every: float | None = None,
 ) -> Model:
     """Build the model for ``scenario``; ``seed`` overrides the scenario's seed.
 
     ``env`` lets instrumentation (an event-counting environment, say) stand in for a
-    fresh ``simpy.Environment``; ``trace`` keeps the attempts table. Nothing runs until
+    fresh ``simpy.Environment``; ``trace`` keeps the attempts table; ``sample_every``
+    (seconds) follows queue lengths, sessions and the like as time-weighted levels
+    sampled on that grid (``sim.core.monitors``; no extra events). Nothing runs until
     :meth:`Model.start`.
     """
     seed = scenario.seed if seed is None else seed
@@ -165,4 +182,11 @@ def build(
             if spec.retrieval is not None and spec.users > 0:
                 domain.readers = Readers(ctx, spec.retrieval, spec.name, spec.mailbox)
     sources = [TrafficSource(ctx, spec) for spec in scenario.workload]
-    return Model(scenario, seed, ctx, sources)
+    monitors = None
+    if sample_every is not None:
+        monitors = Monitors(sample_every, scenario.horizon)
+        for node in scenario.topology.nodes:
+            monitor = getattr(ctx.nodes[node.id], "monitor", None)
+            if monitor is not None:
+                monitor(monitors)
+    return Model(scenario, seed, ctx, sources, monitors=monitors)

@@ -447,6 +447,7 @@ class Results:
     version: str = __version__
     attempts: pd.DataFrame | None = None
     hook: str | None = None  # describe_hook() of the hook that changed the run, if any
+    timeseries: pd.DataFrame | None = None  # sampled levels, when asked (sample_every)
 
     def summary(self, by: str | None = None, warmup: float = 0.0) -> Summary:
         """Counts by status and delivery-time statistics per leg, overall or per group.
@@ -476,6 +477,7 @@ class Results:
             # networkx breaks ties between equal paths: both belong to the provenance.
             "versions": {name: _version_of(name) for name in PROVENANCE_PACKAGES},
             "traced": self.attempts is not None,
+            "sampled": self.timeseries is not None,
             "hook": self.hook,
             **(
                 {"hook_note": "a hook changed this run between build and start: the scenario "
@@ -489,8 +491,8 @@ class Results:
 
     @classmethod
     def read(cls, folder: str | Path) -> Results:
-        """Load a run's results back from its folder (``messages.parquet``, ``run.json``
-        and ``attempts.parquet`` if it was traced).
+        """Load a run's results back from its folder (``messages.parquet``, ``run.json``,
+        ``attempts.parquet`` if it was traced and ``timeseries.parquet`` if sampled).
 
         Raises ``FileNotFoundError`` if the folder holds no run, ``ValueError`` if its
         ``run.json`` is not one mailflow wrote.
@@ -511,6 +513,7 @@ class Results:
             warnings.simplefilter("ignore")  # a scenario's warnings were shown when it ran
             scenario = parse_scenario(config, force=True)
         attempts_file = path / "attempts.parquet"
+        timeseries_file = path / "timeseries.parquet"
         return cls(
             scenario,
             seed,
@@ -520,10 +523,12 @@ class Results:
             version=str(meta.get("mailflow_version", "")),
             attempts=_read_table(attempts_file) if attempts_file.is_file() else None,
             hook=meta.get("hook"),
+            timeseries=_read_table(timeseries_file) if timeseries_file.is_file() else None,
         )
 
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
-        """Write ``messages.parquet``, ``attempts.parquet`` (if traced) and ``run.json``.
+        """Write ``messages.parquet``, ``attempts.parquet`` (if traced),
+        ``timeseries.parquet`` (if sampled) and ``run.json``.
 
         The folder is replaced whole, or left as it was if writing fails. A folder that
         holds another run's results (another scenario or seed) is replaced only with
@@ -540,5 +545,7 @@ class Results:
         _write_parquet(self.messages, folder / "messages.parquet", provenance, index=True)
         if self.attempts is not None:
             _write_parquet(self.attempts, folder / "attempts.parquet", provenance, index=False)
+        if self.timeseries is not None:
+            _write_parquet(self.timeseries, folder / "timeseries.parquet", provenance, index=False)
         (folder / "run.json").write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
         _fsync_tree(folder)
