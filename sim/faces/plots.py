@@ -185,7 +185,7 @@ def cdf(
         title = by or ""
         if any(line.get_gid() and str(line.get_gid()).startswith("open:") for line in ax.lines):
             title = (title + "; " if title else "") + "dashed: could still complete"
-        ax.legend(title=title or None, fontsize="small", loc="lower right")
+        ax.legend(title=title or None, fontsize="small", loc="upper left")
     return ax
 
 
@@ -399,8 +399,8 @@ def sweep(
         colour = line.get_color()
         hollow = table[table["censored"]]
         if len(hollow):
-            ax.plot(hollow["x"], hollow["mean"], linestyle="none", marker="o", markerfacecolor="white",
-                    markeredgecolor=colour)
+            ax.plot(hollow["x"], hollow["mean"], linestyle="none", marker="o", color=colour,
+                    markerfacecolor="white", markeredgecolor=colour)
         band = ax.fill_between(table["x"], table["low"], table["high"], color=colour, alpha=0.2)
         band.set_gid(f"band:{label}")
     if categorical:
@@ -416,7 +416,8 @@ def topology(scenario: Scenario | Results, ax: Axes | None = None, seed: int = 0
     """The scenario's network: node kinds as colours and shapes, with a legend.
 
     With fewer than 40 nodes, nodes are named and edges labelled with their one-way
-    latency in milliseconds. The layout is networkx's spring layout with ``seed``.
+    latency in milliseconds. The layout is networkx's Kamada-Kawai layout for those,
+    the spring layout with ``seed`` for larger graphs.
     """
     import networkx as nx
 
@@ -428,7 +429,8 @@ def topology(scenario: Scenario | Results, ax: Axes | None = None, seed: int = 0
         graph.add_edge(edge.a, edge.b, latency=float(edge.latency))
     ax = _new_axes(ax, (8, 6))
     small = graph.number_of_nodes() < SMALL_GRAPH
-    pos = nx.spring_layout(graph, seed=seed, weight=None)
+    # Kamada-Kawai spreads a small graph evenly; a large one takes the spring layout.
+    pos = nx.kamada_kawai_layout(graph, weight=None) if small else nx.spring_layout(graph, seed=seed, weight=None)
     nx.draw_networkx_edges(graph, pos, ax=ax, edge_color="0.6", width=1.0 if small else 0.4)
     for kind, (colour, marker) in NODE_STYLE.items():
         nodes = [n for n, k in graph.nodes(data="kind") if k == kind]
@@ -440,9 +442,9 @@ def topology(scenario: Scenario | Results, ax: Axes | None = None, seed: int = 0
         )
         drawn.set_gid(f"nodes:{kind}")
     if small:
-        nx.draw_networkx_labels(graph, pos, ax=ax, font_size=8)
+        nx.draw_networkx_labels(graph, pos, ax=ax, font_size=7, verticalalignment="bottom")
         labels = {(a, b): f"{1000 * lat:.3g} ms" for a, b, lat in graph.edges(data="latency")}
-        nx.draw_networkx_edge_labels(graph, pos, edge_labels=labels, ax=ax, font_size=7)
+        nx.draw_networkx_edge_labels(graph, pos, edge_labels=labels, ax=ax, font_size=6, alpha=0.8)
     ax.set_title(
         f"{sc.name}: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} links"
         + ("; edge labels: one-way latency (ms)" if small else ""),
@@ -546,7 +548,7 @@ def render(
             fig = Figure(figsize=(8, 4.5))
             legs(results, ax=fig.add_subplot())
         elif kind == "topology":
-            fig = Figure(figsize=(8, 6))
+            fig = Figure(figsize=(10, 8))
             topology(results, ax=fig.add_subplot())
         else:  # timeseries
             try:
