@@ -353,6 +353,52 @@ def show_command(
     out.print(dump_scenario(sc), end="")
 
 
+@app.command("plot")
+def plot_command(
+    results: Annotated[
+        Path,
+        typer.Argument(metavar="RESULTS", help="A run folder (run.json, messages.parquet) or a sweep folder (summary.parquet)."),
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", metavar="DIR", parser=_out_dir, help="Folder for the plots (PNG and SVG)."),
+    ],
+    kinds: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kind", metavar="KIND",
+            help="cdf, legs, timeseries, topology (run) or sweep (sweep folder); repeatable. "
+            "Default: cdf, legs, topology (+ timeseries if present), or sweep.",
+        ),
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", metavar="COLUMN", help="cdf: a messages column to group by; sweep: a swept parameter."),
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option("--metric", metavar="NAME", help="sweep: the metric (default delivery_p95)."),
+    ] = None,
+    x: Annotated[
+        str | None,
+        typer.Option("--x", metavar="KEY", help="sweep: the swept parameter on the x axis (default the first)."),
+    ] = None,
+) -> None:
+    """Plot a run's or a sweep's results into DIR as PNG and SVG."""
+    from .plots import PlotError, render  # matplotlib only when plotting
+
+    try:
+        done = render(results, out_dir, kinds, by=by, metric=metric, x=x)
+    except PlotError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"--out {out_dir}: cannot write plots: {exc.strerror or exc}")
+    for note in done.notes:
+        err.print(f"mailflow: note: {note}")
+    names = sorted({p.stem for p in done.files}, key=[p.stem for p in done.files].index)
+    out.print(f"{len(done.files)} files in {out_dir}/ ({', '.join(names)}; .png and .svg)")
+
+
 def dump_scenario(sc: Scenario) -> str:
     """A validated scenario as YAML that loads back to the same scenario."""
     data = sc.model_dump(mode="json")
