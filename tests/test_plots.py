@@ -144,7 +144,7 @@ def test_timeseries_panel_per_metric_line_per_component_outages_shaded() -> None
         assert len(ax.lines) == 2  # mta, mx
         assert len(ax.patches) == 2  # the two outage windows
         assert ax.patches[0].get_x() == pytest.approx(50)
-    assert axes[0].get_ylabel() == "queue\n(mean)" and axes[1].get_ylabel() == "accepted"
+    assert axes[0].get_ylabel() == "queue\n(time-average)" and axes[1].get_ylabel() == "accepted\n(value)"
     assert axes[-1].get_xlabel() == "simulated time (s)"
     assert plots.outage_windows(sim.parse_scenario(data)) == {"mx": [(50.0, 120.0), (200.0, 210.0)]}
     with pytest.raises(plots.PlotError, match="no column 'metric'"):

@@ -291,17 +291,26 @@ def timeseries(
     shades = ["tab:red", "tab:pink", "tab:olive", "tab:cyan"]
     for ax, metric in zip(axes, metrics, strict=True):
         rows = frame[frame["metric"].astype(str) == metric]
-        column = next((c for c in ("value", "mean", "max") if c in rows and rows[c].notna().any()), None)
+        # The time-weighted mean of each interval says what happened between samples; the
+        # level at the sample instant alone misses every short burst.
+        column = next((c for c in ("mean", "value", "max") if c in rows and rows[c].notna().any()), None)
         if column is None:
             raise PlotError(f"timeseries: metric {metric!r} has no value, mean or max")
+        quiet = 0
         for component, part in rows.groupby(rows["component"].astype(str), sort=True):
             part = part.sort_values("time")
-            ax.plot(part["time"], part[column], label=str(component), linewidth=1.2)
+            if not part[column].fillna(0).any() and len(rows["component"].unique()) > 1:
+                quiet += 1  # always zero: left out of the panel (and its legend)
+                continue
+            where = "pre" if column != "value" else "post"  # a mean covers the interval before
+            ax.step(part["time"], part[column], where=where, label=str(component), linewidth=1.2)
+        if quiet:
+            ax.plot([], [], " ", label=f"{quiet} more at 0")
         for i, (node, spans) in enumerate(sorted(windows.items())):
             for j, (start, end) in enumerate(spans):
                 ax.axvspan(start, end, color=shades[i % len(shades)], alpha=0.15,
                            label=f"{node} down" if j == 0 else None)
-        ax.set_ylabel(f"{metric}\n({column})" if column != "value" else metric, fontsize="small")
+        ax.set_ylabel(f"{metric}\n({'time-average' if column == 'mean' else column})", fontsize="small")
         ax.set_title(metric, fontsize="small", loc="left")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="x-small", loc="upper right")
