@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -213,38 +215,78 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-def test_a_sweep_on_a_running_dask_scheduler_matches_serial(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def dask_cluster(tmp_path: Path, workers: int, nanny: bool = True) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """A `dask scheduler` and `dask worker` processes on 127.0.0.1, stopped whatever happens."""
     from dask.distributed import Client
 
     dask = str(Path(sys.executable).parent / "dask")
-    address = f"tcp://127.0.0.1:{free_port()}"
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
     started: list[subprocess.Popen[bytes]] = []
     log = open(tmp_path / "dask.log", "wb")  # noqa: SIM115 - closed in finally
     try:
         started.append(subprocess.Popen(
-            [dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
             stdout=log, stderr=log,
         ))
         deadline = time.monotonic() + 30
         while True:  # the scheduler takes a moment to listen
             try:
-                with socket.create_connection(("127.0.0.1", int(address.rsplit(":", 1)[1])), timeout=1):
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break
             except OSError:
                 assert time.monotonic() < deadline, "the scheduler did not start"
+                assert started[0].poll() is None, "the scheduler exited"
                 time.sleep(0.2)
-        for _ in range(2):
+        for _ in range(workers):
             started.append(subprocess.Popen(
-                [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"],
+                [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard",
+                 *([] if nanny else ["--no-nanny"])],
                 stdout=log, stderr=log,
             ))
         with Client(address, timeout="20s") as client:
-            client.wait_for_workers(2, timeout=60)
-        kwargs: dict[str, Any] = {"grid": {WORKERS: [1, 4]}, "replications": 2}
-        remote = sim.sweep(random_tiny(), out=tmp_path / "remote", scheduler=address, **kwargs)
-        serial = sim.sweep(random_tiny(), out=tmp_path / "serial", workers=0, **kwargs)
-        same(remote, serial)
-        assert (remote["status"] == "ok").all()
+            client.wait_for_workers(workers, timeout=60)
+        yield address, started[1:]
     finally:
         stop(started)
         log.close()
+
+
+def test_a_sweep_on_a_running_dask_scheduler_matches_serial(tmp_path: Path) -> None:
+    kwargs: dict[str, Any] = {"grid": {WORKERS: [1, 4]}, "replications": 2}
+    with dask_cluster(tmp_path, workers=2) as (address, _):
+        remote = sim.sweep(random_tiny(), out=tmp_path / "remote", scheduler=address, **kwargs)
+    serial = sim.sweep(random_tiny(), out=tmp_path / "serial", workers=0, **kwargs)
+    same(remote, serial)
+    assert (remote["status"] == "ok").all()
+
+
+def test_a_worker_killed_mid_sweep_loses_no_run_and_repeats_none(tmp_path: Path) -> None:
+    data = random_tiny_data()
+    data["duration"] = 3000  # runs long enough that some are under way at the kill
+    kwargs: dict[str, Any] = {"grid": {WORKERS: [1, 2, 3]}, "replications": 4}
+    killed: list[int] = []
+    with dask_cluster(tmp_path, workers=2, nanny=False) as (address, workers):
+
+        def kill_one(done: int, failed: int, total: int) -> None:
+            if done == 2 and not killed:
+                workers[0].kill()
+                killed.append(done)
+
+        remote = sim.sweep(
+            sim.parse_scenario(data), out=tmp_path / "remote", scheduler=address, progress=kill_one, **kwargs
+        )
+    assert killed and workers[0].poll() is not None
+    assert len(remote) == 12 and remote["run_id"].is_unique and (remote["status"] == "ok").all()
+    assert sorted(p.name for p in (tmp_path / "remote" / "runs").iterdir()) == sorted(r[:12] for r in remote["run_id"])
+    serial = sim.sweep(sim.parse_scenario(data), out=tmp_path / "serial", workers=0, **kwargs)
+    same(remote, serial)
+
+
+def test_workers_and_scheduler_are_one_or_the_other(tmp_path: Path) -> None:
+    with pytest.raises(SweepError, match="give one"):
+        sim.sweep(random_tiny(), out=tmp_path / "x", workers=2, scheduler="tcp://127.0.0.1:1")
+    with pytest.raises(SweepError, match="cannot connect"):
+        sim.sweep(random_tiny(), out=tmp_path / "x", scheduler=f"tcp://127.0.0.1:{free_port()}")
+    assert not (tmp_path / "x").exists()

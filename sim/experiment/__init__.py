@@ -4,6 +4,7 @@ into a results store (``sweep.json``, ``runs/``, ``summary.parquet``)."""
 from .sweep import (
     MAIN_METRICS,
     SweepError,
+    SweepFile,
     SweepSpec,
     execute,
     load_sweep_file,
@@ -17,6 +18,7 @@ from .sweep import (
 __all__ = [
     "MAIN_METRICS",
     "SweepError",
+    "SweepFile",
     "SweepSpec",
     "execute",
     "load_sweep_file",

@@ -44,7 +44,7 @@ from ..simulation.stats import t_interval
 from ..simulation.summary import FLAGGED, LEGS
 
 __all__ = [
-    "MAIN_METRICS", "METRIC_COLUMNS", "Run", "SweepError", "SweepSpec", "execute", "load_sweep_file",
+    "MAIN_METRICS", "METRIC_COLUMNS", "Run", "SweepError", "SweepFile", "SweepSpec", "execute", "load_sweep_file",
     "parse_axis", "point_table", "replication_seed", "sweep",
 ]
 
@@ -198,7 +198,19 @@ def _point_text(point: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in point.items()) or "(the scenario)"
 
 
-def load_sweep_file(path: str | Path) -> dict[str, Any]:
+@dataclass
+class SweepFile:
+    """What a sweep file says; a key it leaves out is None (or empty)."""
+
+    scenario: Path | None = None
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    zip: dict[str, list[Any]] = field(default_factory=dict)
+    sets: list[str] = field(default_factory=list)
+    replications: int | None = None
+    seed: int | None = None
+
+
+def load_sweep_file(path: str | Path) -> SweepFile:
     """A sweep file's keys (scenario, grid, zip, set, replications, seed), checked.
 
     ``scenario`` is resolved against the sweep file's folder. Raises :class:`SweepError`.
@@ -215,27 +227,30 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(data) - {"scenario", "grid", "zip", "set", "replications", "seed"})
     if unknown:
         raise SweepError(f"{file}: unknown key {unknown[0]!r} (scenario, grid, zip, set, replications, seed)")
-    out: dict[str, Any] = {}
+    out = SweepFile()
     if data.get("scenario") is not None:
         scenario = Path(str(data["scenario"]))
-        out["scenario"] = scenario if scenario.is_absolute() else file.parent / scenario
+        # Relative to the sweep file, so the pair can be moved or run from anywhere.
+        out.scenario = scenario if scenario.is_absolute() else file.parent / scenario
     for axis in ("grid", "zip"):
         value = data.get(axis) or {}
         if not isinstance(value, dict) or not all(isinstance(v, list) and v for v in value.values()):
             raise SweepError(f"{file}: {axis} maps key paths to non-empty lists of values")
-        out[axis] = {str(k): v for k, v in value.items()}
+        for key in value:
+            _check_key(str(key), f"{file}: {axis}")
+        setattr(out, axis, {str(k): v for k, v in value.items()})
     sets = data.get("set") or {}
     if isinstance(sets, dict):
-        out["set"] = [f"{k}={json.dumps(v)}" for k, v in sets.items()]
+        out.sets = [f"{k}={json.dumps(v)}" for k, v in sets.items()]
     elif isinstance(sets, list) and all(isinstance(s, str) for s in sets):
-        out["set"] = list(sets)
+        out.sets = list(sets)
     else:
         raise SweepError(f"{file}: set is a mapping of key paths to values (or a list of KEY=VALUE)")
     for key in ("replications", "seed"):
         if key in data and data[key] is not None:
             if not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < 0:
                 raise SweepError(f"{file}: {key} must be a whole number >= 0")
-            out[key] = data[key]
+            setattr(out, key, data[key])
     return out
 
 

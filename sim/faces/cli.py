@@ -390,30 +390,28 @@ def sweep_command(
     ] = None,
 ) -> None:
     """Run a scenario over a grid of parameters with replications (on Dask)."""
-    from ..experiment import MAIN_METRICS, SweepError, load_sweep_file, parse_axis, point_table, sweep
+    from ..experiment import (
+        MAIN_METRICS, SweepError, SweepFile, load_sweep_file, parse_axis, point_table, sweep,
+    )
 
     try:
-        spec: dict[str, object] = {}
-        if _is_sweep_file(scenario):
-            spec = load_sweep_file(scenario)
-        grid = dict(spec.get("grid", {}))  # type: ignore[call-overload]
-        zipped = dict(spec.get("zip", {}))  # type: ignore[call-overload]
+        spec = load_sweep_file(scenario) if _is_sweep_file(scenario) else SweepFile(scenario=scenario)
+        grid, zipped = dict(spec.grid), dict(spec.zip)
         for flag, texts, axis in (("--grid", grids, grid), ("--zip", zips, zipped)):
             for text in texts or []:
                 key, values = parse_axis(text, flag)
                 if key in axis:
                     raise SweepError(f"{flag} {key}: given twice")
                 axis[key] = values
-        scenario_file = spec.get("scenario", scenario if not spec else None)
-        all_sets = [*spec.get("set", []), *(sets or [])]  # type: ignore[misc]
-        reps = replications if replications is not None else int(spec.get("replications", 1))  # type: ignore[call-overload]
-        base_seed = seed if seed is not None else spec.get("seed")
-        sc = _load(scenario_file, all_sets)  # type: ignore[arg-type]
+        # Flags win over the sweep file; --set adds to its set.
+        sc = _load(spec.scenario, [*spec.sets, *(sets or [])])
         folder = out_dir if out_dir is not None else Path("results") / f"{sc.name}-sweep"
         with _sweep_progress() as progress:
             summary = sweep(
-                sc, grid=grid, zip=zipped, replications=reps, out=folder, workers=workers,
-                scheduler=scheduler, resume=resume, seed=base_seed, progress=progress,  # type: ignore[arg-type]
+                sc, grid=grid, zip=zipped,
+                replications=replications if replications is not None else spec.replications or 1,
+                out=folder, workers=workers, scheduler=scheduler, resume=resume,
+                seed=seed if seed is not None else spec.seed, progress=progress,
             )
     except SweepError as exc:
         _fail(str(exc))
