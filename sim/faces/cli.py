@@ -415,6 +415,13 @@ def sweep_command(
             )
     except SweepError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt as exc:
+        # Finished runs are whole folders already: --resume picks up from them.
+        name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+        raise _Reported(
+            f"mailflow: sweep interrupted by {name}; finished runs are kept, continue with --resume",
+            128 + getattr(exc, "signum", signal.SIGINT),
+        ) from None
     params = [*grid, *zipped]
     # Long form (one line per point and metric): fits 80 columns however many keys vary.
     shown = Table(title=f"{sc.name}: mean and 95% t interval over replications", title_justify="left")
