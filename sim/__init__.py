@@ -15,6 +15,7 @@ order), ``simulation`` (one run), ``experiment`` (many runs) and ``faces`` (CLI,
 
 from ._version import __version__
 from .config import Scenario, ScenarioError, load_scenario, parse_scenario
+from .experiment import sweep
 from .simulation import Results, Summary, build, run
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
     "run",
+    "sweep",
 ]

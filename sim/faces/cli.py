@@ -12,7 +12,7 @@ import signal
 import sys
 import warnings
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
@@ -21,7 +21,7 @@ import pandas as pd
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .._version import __version__
@@ -36,7 +36,8 @@ from .trace import print_comparison, print_journey, print_sweep_comparison
 try:  # typer >= 0.20 vendors click; older releases use click itself
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import UsageError  # type: ignore[no-redef]
+    # With click installed beside typer (dask needs it) mypy sees two distinct classes.
+    from click.exceptions import UsageError  # type: ignore[no-redef, assignment, unused-ignore]
 
 app = typer.Typer(
     name="mailflow",
@@ -479,6 +480,133 @@ def _read_sweep(folder: Path) -> pd.DataFrame:
         return pd.read_parquet(folder / "summary.parquet")
     except (OSError, ValueError) as exc:
         _fail(f"{folder}: cannot read summary.parquet: {exc}")
+
+
+GridOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--grid", metavar="KEY=V1,V2", help="Sweep a key over values; all combinations (repeatable)."
+    ),
+]
+ZipOption = Annotated[
+    list[str] | None,
+    typer.Option("--zip", metavar="KEY=V1,V2", help="Keys whose values vary together (repeatable)."),
+]
+
+
+@app.command("sweep")
+def sweep_command(
+    scenario: Annotated[
+        Path,
+        typer.Argument(metavar="SCENARIO", help="Scenario YAML file, or a sweep YAML file (scenario, grid, ...)."),
+    ],
+    grids: GridOption = None,
+    zips: ZipOption = None,
+    sets: SetOption = None,
+    replications: Annotated[
+        int | None,
+        typer.Option("--replications", metavar="R", min=1, help="Runs per point (default 1)."),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="DIR", parser=_out_dir, help="Folder of the sweep (default results/<name>-sweep)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", metavar="N", min=0, help="Local worker processes (0: this process; default: CPUs)."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", metavar="ADDRESS", help="Use a running Dask scheduler (tcp://host:port)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Run only the runs whose folder is missing in --out.")
+    ] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", metavar="INT", min=0, help="Base seed (default: the scenario's)."),
+    ] = None,
+) -> None:
+    """Run a scenario over a grid of parameters with replications (on Dask)."""
+    from ..experiment import (
+        MAIN_METRICS, SweepError, SweepFile, load_sweep_file, parse_axis, point_table, sweep,
+    )
+
+    try:
+        spec = load_sweep_file(scenario) if _is_sweep_file(scenario) else SweepFile(scenario=scenario)
+        grid, zipped = dict(spec.grid), dict(spec.zip)
+        for flag, texts, axis in (("--grid", grids, grid), ("--zip", zips, zipped)):
+            for text in texts or []:
+                key, values = parse_axis(text, flag)
+                if key in axis:
+                    raise SweepError(f"{flag} {key}: given twice")
+                axis[key] = values
+        # Flags win over the sweep file; --set adds to its set.
+        sc = _load(spec.scenario, [*spec.sets, *(sets or [])])
+        folder = out_dir if out_dir is not None else Path("results") / f"{sc.name}-sweep"
+        with _sweep_progress() as progress:
+            summary = sweep(
+                sc, grid=grid, zip=zipped,
+                replications=replications if replications is not None else spec.replications or 1,
+                out=folder, workers=workers, scheduler=scheduler, resume=resume,
+                seed=seed if seed is not None else spec.seed, progress=progress,
+            )
+    except SweepError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt as exc:
+        # Finished runs are whole folders already: --resume picks up from them.
+        name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+        raise _Reported(
+            f"mailflow: sweep interrupted by {name}; finished runs are kept, continue with --resume",
+            128 + getattr(exc, "signum", signal.SIGINT),
+        ) from None
+    params = [*grid, *zipped]
+    # Long form (one line per point and metric): fits 80 columns however many keys vary.
+    shown = Table(title=f"{sc.name}: mean and 95% t interval over replications", title_justify="left")
+    for name, justify in (("point", "left"), ("runs", "right"), ("metric", "left"), ("mean", "right"), ("95% CI", "right")):
+        shown.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in point_table(summary, params).to_dict("records"):
+        point = ", ".join(f"{p}={row[p]}" for p in params) or sc.name
+        for i, metric in enumerate(MAIN_METRICS):
+            mean, low, high = row[metric], row[f"{metric}_low"], row[f"{metric}_high"]
+            interval = "-" if low != low else f"[{_fmt(low)}, {_fmt(high)}]"
+            shown.add_row(point if i == 0 else "", str(row["n"]) if i == 0 else "", metric, _fmt(mean), interval)
+        shown.add_section()
+    out.print(shown)
+    failed = int((summary["status"] != "ok").sum())
+    out.print(f"{len(summary)} runs, {failed} failed; results in {folder}/ (summary.parquet, runs/, sweep.json)")
+    if failed:
+        err.print(f"mailflow: {failed} of {len(summary)} runs failed; see the error column of {folder}/summary.parquet")
+        raise typer.Exit(1)
+
+
+def _is_sweep_file(path: Path) -> bool:
+    """A sweep file is a YAML mapping with sweep keys and no scenario keys."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False  # load_scenario will say what is wrong with it
+    return isinstance(data, dict) and "topology" not in data and bool({"grid", "zip", "scenario"} & set(data))
+
+
+@contextlib.contextmanager
+def _sweep_progress() -> Iterator[Callable[[int, int, int], None]]:
+    """A progress bar of runs (done, failed, ETA) on stderr when it is a terminal."""
+    with Progress(
+        TextColumn("sweep"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} runs, {task.fields[failed]} failed"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("sweep", total=None, failed=0)
+
+        def advance(done: int, failed: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, failed=failed)
+
+        yield advance
 
 
 def main(argv: list[str] | None = None) -> None:
