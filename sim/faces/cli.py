@@ -497,9 +497,13 @@ ZipOption = Annotated[
 @app.command("sweep")
 def sweep_command(
     scenario: Annotated[
-        Path,
-        typer.Argument(metavar="SCENARIO", help="Scenario YAML file, or a sweep YAML file (scenario, grid, ...)."),
-    ],
+        Path | None,
+        typer.Argument(
+            metavar="SCENARIO",
+            help="Scenario YAML file, or a sweep YAML file (scenario, grid, ...); "
+            "default: the scenario shipped with mailflow.",
+        ),
+    ] = None,
     grids: GridOption = None,
     zips: ZipOption = None,
     sets: SetOption = None,
@@ -533,7 +537,12 @@ def sweep_command(
     )
 
     try:
-        spec = load_sweep_file(scenario) if _is_sweep_file(scenario) else SweepFile(scenario=scenario)
+        if scenario is None:
+            spec = SweepFile(scenario=default_scenario_path())
+        elif _is_sweep_file(scenario):
+            spec = load_sweep_file(scenario)
+        else:
+            spec = SweepFile(scenario=scenario)
         grid, zipped = dict(spec.grid), dict(spec.zip)
         for flag, texts, axis in (("--grid", grids, grid), ("--zip", zips, zipped)):
             for text in texts or []:
