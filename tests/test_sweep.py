@@ -303,3 +303,19 @@ def test_structured_values_are_a_yaml_list(tmp_path: Path, capsys: pytest.Captur
     assert [json.loads(v)["poll_interval"] for v in summary[key]] == [60, 400]  # kept as JSON text
     # polling every minute retrieves sooner than every 400 s
     assert summary["retrieval_rmean"].iloc[0] < summary["retrieval_rmean"].iloc[1]
+
+
+def test_point_table_says_how_many_replications_reached_a_statistic() -> None:
+    import math
+
+    import pandas as pd
+
+    from sim.experiment.sweep import point_table
+
+    frame = pd.DataFrame({
+        "k": [1, 1, 1], "status": ["ok"] * 3,
+        "delivery_p95": [10.0, 12.0, math.nan], "delivery_p95_censored": [False, True, False],
+    })
+    row = point_table(frame, ["k"], ["delivery_p95"]).iloc[0]
+    assert row["n"] == 3 and row["delivery_p95_valid"] == 2
+    assert row["delivery_p95"] == 11.0 and bool(row["delivery_p95_censored"])

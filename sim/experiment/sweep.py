@@ -339,7 +339,10 @@ def _frame(rows: list[dict[str, Any]], params: Sequence[str]) -> pd.DataFrame:
 
 def point_table(summary: pd.DataFrame, params: Sequence[str], metrics: Sequence[str] = MAIN_METRICS) -> pd.DataFrame:
     """Per point: ``n`` ok runs and, per metric, ``<metric>`` mean with ``_low`` / ``_high``
-    (95% Student t interval over the replications)."""
+    (95% Student t interval over the replications), ``_valid`` (replications where the
+    statistic has a value: a percentile out of reach has none, and the mean is over the
+    others) and ``_censored`` (a replication's value could still move: see
+    docs/results.md, Statistics)."""
     ok = summary[summary["status"] == "ok"]
     groups = ok.groupby(list(params), sort=False, dropna=False) if params else [((), ok)]
     rows = []
@@ -348,8 +351,12 @@ def point_table(summary: pd.DataFrame, params: Sequence[str], metrics: Sequence[
         row: dict[str, Any] = dict(zip(params, key, strict=True))
         row["n"] = len(group)
         for metric in metrics:
-            mean, low, high = t_interval(group[metric].to_numpy(dtype=float))
+            values = group[metric].to_numpy(dtype=float)
+            mean, low, high = t_interval(values)
             row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = mean, low, high
+            row[f"{metric}_valid"] = int((~pd.isna(values)).sum())
+            flag = f"{metric}_censored"
+            row[flag] = bool(group[flag].astype(bool).any()) if flag in group else False
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -579,9 +579,16 @@ def sweep_command(
         for i, metric in enumerate(MAIN_METRICS):
             mean, low, high = row[metric], row[f"{metric}_low"], row[f"{metric}_high"]
             interval = "-" if low != low else f"[{_fmt(low)}, {_fmt(high)}]"
-            shown.add_row(point if i == 0 else "", str(row["n"]) if i == 0 else "", metric, _fmt(mean), interval)
+            # ~: a replication's value could still move (rows in flight at the end);
+            # (k of n): the statistic was out of reach in the other replications.
+            shown_mean = ("~" if row[f"{metric}_censored"] else "") + _fmt(mean)
+            if row[f"{metric}_valid"] < row["n"]:
+                shown_mean += f" ({row[f'{metric}_valid']} of {row['n']})"
+            shown.add_row(point if i == 0 else "", str(row["n"]) if i == 0 else "", metric, shown_mean, interval)
         shown.add_section()
     out.print(shown)
+    out.print("~: a replication's value could still move (rows in flight at the end); "
+              "(k of n): out of reach in the other replications")
     failed = int((summary["status"] != "ok").sum())
     out.print(f"{len(summary)} runs, {failed} failed; results in {folder}/ (summary.parquet, runs/, sweep.json)")
     if failed:
