@@ -69,6 +69,7 @@ def test_grid_times_zip_gives_every_combination() -> None:
         (["--grid", "topology.nodes[mta].wrkers=1,2"], "unknown key"),
         (["--grid", "topology..workers=1,2"], "malformed key path"),
         (["--grid", "drain"], "expected KEY=V1,V2"),
+        (["--grid", "seed=1,2"], "seeds come from --replications and --seed"),
         (["--grid", "drain=[1, 2"], "not valid YAML"),
         (["--grid", "drain=1,,2"], "none empty"),
         (["--zip", "drain=1,2", "--zip", "duration=1,2,3"], "same number of values"),

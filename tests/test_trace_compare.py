@@ -185,6 +185,12 @@ def test_compare_sweeps_means_points_side_by_side(
     assert frame.loc[(2, "delivery_p50"), "diff"] == 1.0  # means 6 and 7
     code, out, err = cli(["compare", str(a), str(b)], capsys)
     assert code == 0 and err == "" and "delivery_p50" in out and key in out
+    # Sweeps that vary different keys cannot be matched point by point: one line.
+    other = tmp_path / "other"
+    other.mkdir()
+    pd.read_parquet(a / "summary.parquet").rename(columns={key: "drain"}).to_parquet(other / "summary.parquet")
+    code, out, err = cli(["compare", str(a), str(other)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "vary different keys" in err
     # A folder with neither a run nor a summary.parquet, or a run against a sweep: one line.
     (tmp_path / "empty").mkdir()
     code, out, err = cli(["compare", str(a), str(tmp_path / "empty")], capsys)

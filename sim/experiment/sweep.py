@@ -112,6 +112,10 @@ def _check_key(key: str, flag: str) -> None:
         _split_path(key)
     except ScenarioError:
         raise SweepError(f"{flag} {key!r}: malformed key path") from None
+    if key == "seed":
+        # Each replication's seed is derived from the base seed (common random numbers):
+        # sweeping the seed itself would fight that. More replications, or --seed.
+        raise SweepError(f"{flag} seed: seeds come from --replications and --seed, not from the grid")
 
 
 @dataclass
@@ -353,6 +357,9 @@ def point_table(summary: pd.DataFrame, params: Sequence[str], metrics: Sequence[
         for metric in metrics:
             values = group[metric].to_numpy(dtype=float)
             mean, low, high = t_interval(values)
+            # Every metric is a time, a count or a rate: none below zero, whatever a
+            # t interval of few replications says.
+            low = max(low, 0.0) if low == low else low
             row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = mean, low, high
             row[f"{metric}_valid"] = int((~pd.isna(values)).sum())
             flag = f"{metric}_censored"
@@ -378,7 +385,7 @@ def _prepare(out: Path, spec: SweepSpec, resume: bool) -> bool:
     digest = spec.digest()
     if marker.exists():
         if not resume:
-            raise SweepError(f"{out}: holds a sweep already; pass --resume to continue it or choose another folder")
+            raise SweepError(f"{out}: holds a sweep already; pass --resume (resume=True) to continue it or choose another folder")
         try:
             previous = json.loads(marker.read_text(encoding="utf-8")).get("digest")
         except (OSError, ValueError, AttributeError):

@@ -197,6 +197,12 @@ def compare_sweeps(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     share: ``a``, ``b``, ``diff`` (b - a), ``ratio`` (b / a). The points are matched by
     their swept values; a point only one sweep has is NaN on the other side."""
     pa, pb = sweep_points(a), sweep_points(b)
+    if list(pa.index.names) != list(pb.index.names):
+        raise ValueError(
+            "the sweeps vary different keys (A: "
+            f"{', '.join(map(str, pa.index.names))}; B: {', '.join(map(str, pb.index.names))}): "
+            "their points cannot be matched"
+        )
     metrics = [c for c in pa.columns if c in pb.columns]
     la, lb = pa[metrics].stack(future_stack=True), pb[metrics].stack(future_stack=True)
     frame = pd.concat({"a": la, "b": lb}, axis=1)

@@ -163,7 +163,10 @@ def _leg_stats(messages: pd.DataFrame, horizon: float) -> pd.DataFrame:
         row["rmean_censored"] = any_open
         for stat, q in QUANTILES.items():
             row[stat], row[f"{stat}_censored"] = percentile(cif, q, open_mass)
-        row["max"] = float(completed.max()) if len(completed) else np.nan
+        # With rows still open, the max is at least the longest any of them has waited:
+        # "> t" for the larger of that and the longest completed.
+        longest_open = float(d[ev == 0].max()) if any_open else np.nan
+        row["max"] = float(np.nanmax([completed.max() if len(completed) else np.nan, longest_open]))
         row["max_censored"] = any_open
         rows[name] = row
     columns = ["count", "censored", *FLAGGED, *(f"{s}_censored" for s in FLAGGED)]
