@@ -36,6 +36,7 @@ typecheck: $(DEV_STAMP)
 
 bench: $(RUN_STAMP)
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/sweep_speedup.py
 
 clean:
 	rm -rf $(VENV) results/*/ .pytest_cache
