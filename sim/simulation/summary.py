@@ -166,7 +166,8 @@ def _leg_stats(messages: pd.DataFrame, horizon: float) -> pd.DataFrame:
         # With rows still open, the max is at least the longest any of them has waited:
         # "> t" for the larger of that and the longest completed.
         longest_open = float(d[ev == 0].max()) if any_open else np.nan
-        row["max"] = float(np.nanmax([completed.max() if len(completed) else np.nan, longest_open]))
+        candidates = [x for x in (completed.max() if len(completed) else np.nan, longest_open) if x == x]
+        row["max"] = float(max(candidates)) if candidates else np.nan
         row["max_censored"] = any_open
         rows[name] = row
     columns = ["count", "censored", *FLAGGED, *(f"{s}_censored" for s in FLAGGED)]
