@@ -15,6 +15,8 @@ from tests.conftest import node, tiny_data
 
 
 def check_books(m: pd.DataFrame) -> None:
+    # Every retry follows a deferral.
+    assert (m["attempts"] <= m["deferrals"] + 1).all()
     # Every ending has a time, and only endings have one; what is in flight says where.
     assert (m["ended"].notna() == (m["status"] != "in_flight")).all()
     assert (m["where"].notna() == (m["status"] == "in_flight")).all()

@@ -174,6 +174,7 @@ def test_a_busy_mx_defers_and_the_retries_deliver_on_queue_runs() -> None:
     # (TTL 150 s): lookup again to 600.202; 1 gets the slot, 2 hears 421 at 600.266 at
     # age 589.9 s, is due at 1190.1 and taken at the queue run of t=1200.
     assert list(m["attempts"]) == [1, 2, 3]
+    assert list(m["deferrals"]) == [0, 1, 2]
     assert list(m["accepted"]) == pytest.approx(
         [10.59 + relay, 600.202 + relay, 1200.202 + relay], abs=1e-9
     )

@@ -21,7 +21,7 @@ def test_api_returns_messages_and_summary() -> None:
     m = res.messages
     assert list(m.columns) == [
         "message_id", "sender_domain", "recipient_domain", "recipient_person", "kind", "size", "created", "submitted",
-        "accepted", "delivered", "retrieved", "ended", "status", "attempts", "final_reply", "reason",
+        "accepted", "delivered", "retrieved", "ended", "status", "attempts", "deferrals", "final_reply", "reason",
         "mx_host", "where",
     ]
     assert (m["message_id"] == m.index).all()

@@ -302,6 +302,9 @@ def test_a_closed_destination_defers_its_mail_instead_of_parking_it() -> None:
     row = res.messages.loc[0]
     # Never attempted, deferred on the Postfix schedule until its lifetime runs out.
     assert (row["status"], row["reason"], row["attempts"]) == ("bounced", "queue lifetime expired", 0)
+    # Deferred at 100.388 (the 300 s minimum), then at its age at each queue run: 600
+    # (due 1099.6) and 1200, where it is 1099.6 s old, past its 1000 s lifetime.
+    assert row["deferrals"] == 2
 
 
 def test_use_after_start_and_results_before_the_horizon_are_refused() -> None:

@@ -137,6 +137,7 @@ MESSAGE_COLUMNS = (
     Column("ended", "d", NAN),
     Column("status", "B", IN_FLIGHT, STATUSES),
     Column("attempts", "I", 0),
+    Column("deferrals", "I", 0),
     Column("final_reply", "I", 0, "replies"),
     Column("reason", "I", 0, "reasons"),
     Column("mx_host", "I", 0, "nodes"),
@@ -230,7 +231,7 @@ class Recorder:
         self._person, self._kind, self._size = a["recipient_person"], a["kind"], a["size"]
         self._created, self._submitted, self._accepted = a["created"], a["submitted"], a["accepted"]
         self._delivered, self._retrieved, self._ended = a["delivered"], a["retrieved"], a["ended"]
-        self._status, self._attempt_count = a["status"], a["attempts"]
+        self._status, self._attempt_count, self._deferrals = a["status"], a["attempts"], a["deferrals"]
         self._reply, self._reason, self._mx_host, self._where = (
             a["final_reply"], a["reason"], a["mx_host"], a["where"]
         )
@@ -269,6 +270,10 @@ class Recorder:
     def attempting(self, mid: int, attempts: int) -> None:
         """The sending MTA starts delivery attempt number ``attempts``."""
         self._attempt_count[mid] = attempts
+
+    def deferred(self, mid: int) -> None:
+        """The sending MTA put the message into its deferred queue (once more)."""
+        self._deferrals[mid] += 1
 
     def replied(self, mid: int, reply: Reply) -> None:
         """The sending MTA heard ``reply`` for the message (its ``final_reply`` so far)."""

@@ -288,7 +288,8 @@ def _row(results: Results) -> dict[str, Any]:
     row["bounce_rate"] = row.get("n_bounced", 0) / created if created else math.nan
     row["loss_rate"] = row.get("n_lost", 0) / created if created else math.nan
     attempts = messages["attempts"].astype(float) if len(messages) else pd.Series(dtype=float)
-    row["deferral_rate"] = float((attempts > 1).mean()) if len(attempts) else math.nan
+    deferrals = messages["deferrals"].to_numpy()
+    row["deferral_rate"] = float((deferrals > 0).mean()) if len(deferrals) else math.nan
     row["attempts_mean"] = float(attempts.mean()) if len(attempts) else math.nan
     return row
 

@@ -373,6 +373,7 @@ class MTA:
             self.bounced += 1
             return
         self.deferred.put(msg, due)
+        self.recorder.deferred(msg.id)
         if self._deferred_level is not None:
             self._deferred_level.set(now, len(self.deferred.heap))
 
