@@ -177,6 +177,13 @@ def test_sweep_one_band_per_level_from_t_intervals() -> None:
     vertices = bands[1].get_paths()[0].vertices
     at5 = vertices[np.isclose(vertices[:, 0], 5)][:, 1]
     assert min(at5) == pytest.approx(low) and max(at5) == pytest.approx(high)
+    # drain=0 at 1 connection is censored: a hollow marker, explained in the legend.
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("hollow: a lower bound") for t in labels)
+    assert not any(
+        t.get_text().startswith("hollow")
+        for t in plots.sweep(frame.assign(delivery_p95_censored=False), by="drain").get_legend().get_texts()
+    )
 
 
 def test_sweep_defaults_and_bad_columns() -> None:

@@ -394,6 +394,7 @@ def sweep(
     levels = [(None, summary)] if by is None else list(summary.groupby(by, sort=True, dropna=False))
     categorical = not pd.api.types.is_numeric_dtype(summary[x])
     ticks = sorted(pd.unique(summary[x].astype(str))) if categorical else []
+    any_hollow = False
     for level_value, part in levels:
         rows = []
         for key, cell in part.groupby(x, sort=True, dropna=False):
@@ -412,6 +413,11 @@ def sweep(
                     markerfacecolor="white", markeredgecolor=colour)
         band = ax.fill_between(table["x"], table["low"], table["high"], color=colour, alpha=0.2)
         band.set_gid(f"band:{label}")
+        any_hollow = any_hollow or bool(len(hollow))
+    if any_hollow:
+        # Say what a hollow marker means where it is seen, not only in the docs.
+        ax.plot([], [], linestyle="none", marker="o", color="grey", markerfacecolor="white",
+                label="hollow: a lower bound (rows still in flight)")
     if categorical:
         ax.set_xticks(range(len(ticks)), ticks)
     ax.set_xlabel(x)
