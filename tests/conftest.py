@@ -86,3 +86,14 @@ def node(data: dict[str, Any], node_id: str) -> dict[str, Any]:
         if item["id"] == node_id:
             return item  # type: ignore[no-any-return]
     raise KeyError(node_id)
+
+
+def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the mailflow command in-process: (exit code, stdout, stderr)."""
+    from sim.faces.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    captured = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 0), captured.out, captured.err

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sim.faces.cli import main
 from sim.config import ScenarioError, load_scenario
-from tests.conftest import node, tiny_data
+from tests.conftest import cli, node, tiny_data
 
 
 def write(tmp_path: Path, data: Any, name: str = "bad.yaml") -> Path:
@@ -22,11 +21,6 @@ def write(tmp_path: Path, data: Any, name: str = "bad.yaml") -> Path:
     return path
 
 
-def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
 
 
 def broken(edit: Any) -> dict[str, Any]:

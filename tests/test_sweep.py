@@ -20,8 +20,7 @@ import yaml
 import sim
 from sim.experiment import SweepError, SweepSpec, replication_seed
 sweep_module = importlib.import_module("sim.experiment.sweep")  # the module: the package exports a function of that name
-from sim.faces.cli import main
-from tests.conftest import tiny, tiny_data
+from tests.conftest import cli, tiny, tiny_data
 
 WORKERS = "topology.nodes[mta].workers"
 
@@ -42,11 +41,6 @@ def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a.drop(columns="wall_s"), b.drop(columns="wall_s"))
 
 
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    captured = capsys.readouterr()
-    return int(exit_.value.code or 0), captured.out, captured.err
 
 
 def test_grid_times_zip_gives_every_combination() -> None:

@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.faces.cli import main
 from sim.simulation.journey import (
     ABSENT, compare_counts, compare_sweeps, compare_times, journey, scenario_config,
     scenario_differences,
 )
-from tests.conftest import tiny, tiny_data
+from tests.conftest import cli, tiny, tiny_data
 
 # Message 0 of the tiny scenario (tests/test_attempts.py works these out):
 SUBMIT_END = 100.388  # created at 100; 9 round trips of 0.042 s + 10 kB at 1 MB/s
@@ -23,12 +22,6 @@ RELAY_END = RELAY_START + 8 * 0.032 + 10_000 / 5.0e6  # 100.848
 LMTP_START = RELAY_END + 0.05  # the content scan: 100.898
 
 
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    captured = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -16,20 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import sim
-from sim.faces.cli import Interrupted, main
+from sim.faces.cli import Interrupted
 from sim.simulation import results as results_module
 from sim.simulation.results import ResultsFolder, ResultsFolderError, run_id
-from tests.conftest import tiny
+from tests.conftest import cli, tiny
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    captured = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
 
 
 def mailflow(*args: str, cwd: Path) -> subprocess.Popen[str]:
