@@ -21,7 +21,14 @@ import pandas as pd
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from .._version import __version__
@@ -305,17 +312,22 @@ def run_command(
     )
 
 
-def _simulate(sc: Scenario, seed: int | None, trace: bool, sample_every: float | None = None) -> Results:
-    """Run with a progress bar on stderr when it is a terminal."""
-    with Progress(
-        TextColumn("simulating"),
+
+def _progress_bar(title: str, fields: str, clock: ProgressColumn) -> Progress:
+    """A progress bar on stderr, shown only when stderr is a terminal, gone when done."""
+    return Progress(
+        TextColumn(title),
         BarColumn(),
-        TextColumn("{task.fields[clock]}"),
-        TimeElapsedColumn(),
+        TextColumn(fields),
+        clock,
         console=err,
         transient=True,
         disable=not err.is_terminal,
-    ) as bar:
+    )
+
+def _simulate(sc: Scenario, seed: int | None, trace: bool, sample_every: float | None = None) -> Results:
+    """Run with a progress bar on stderr when it is a terminal."""
+    with _progress_bar("simulating", "{task.fields[clock]}", TimeElapsedColumn()) as bar:
         task = bar.add_task("run", total=sc.horizon, clock="")
 
         def advance(now: float, created: int) -> None:
@@ -608,14 +620,8 @@ def _is_sweep_file(path: Path) -> bool:
 @contextlib.contextmanager
 def _sweep_progress() -> Iterator[Callable[[int, int, int], None]]:
     """A progress bar of runs (done, failed, ETA) on stderr when it is a terminal."""
-    with Progress(
-        TextColumn("sweep"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} runs, {task.fields[failed]} failed"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
+    with _progress_bar(
+        "sweep", "{task.completed}/{task.total} runs, {task.fields[failed]} failed", TimeRemainingColumn()
     ) as bar:
         task = bar.add_task("sweep", total=None, failed=0)
 
