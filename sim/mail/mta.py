@@ -139,7 +139,7 @@ class MTA:
 
     def _smtpd(self) -> Generator[simpy.Event, Any, None]:
         env, rec, cost, incoming = self.env, self.recorder, self.dialogues.submission, self.incoming
-        checks = self.inbound.by_phase[Phase.MAIL]  # the MTA answers MAIL FROM itself
+        inbound, mail_phase = self.inbound, Phase.MAIL  # the MTA answers MAIL FROM itself
         sessions, active = self._sessions_level, self._active_level
         while True:
             if incoming.items:
@@ -160,12 +160,7 @@ class MTA:
             self.connections += 1
             held = True  # the message is this session's until queued, bounced or handed back
             try:
-                refusal = None
-                for check in checks:
-                    refusal = check(self, client, msg, start)
-                    if refusal is not None and not 200 <= refusal.code < 400:
-                        break
-                    refusal = None
+                refusal = inbound.answer(mail_phase, self, client, msg, start)
                 if refusal is not None:
                     yield env.timeout(link.time(cost.to(refusal.phase), 0, gen))
                     src = rec.nodes.code(client)

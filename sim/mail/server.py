@@ -17,6 +17,8 @@ from .smtp import ACCEPTED, Phase, Reply
 
 __all__ = ["PolicyServer"]
 
+_CONNECT, _MAIL, _RCPT, _DATA = Phase.CONNECT, Phase.MAIL, Phase.RCPT, Phase.DATA
+
 
 class PolicyServer:
     """The answering side of SMTP, shared by every kind of receiving server."""
@@ -41,12 +43,6 @@ class PolicyServer:
 
     def _use(self, chain: Chain) -> None:
         self.chain = chain
-        self._connect, self._mail, self._rcpt, self._data = (
-            chain.by_phase[Phase.CONNECT],
-            chain.by_phase[Phase.MAIL],
-            chain.by_phase[Phase.RCPT],
-            chain.by_phase[Phase.DATA],
-        )
 
     def set_up(self, up: bool, reason: str | None = None) -> None:
         """Take the host down, or bring it up (a down host does not answer at all).
@@ -67,14 +63,13 @@ class PolicyServer:
 
     def connect(self, client: str, now: float) -> Reply | None:
         """A client connects: None opens a session (close it later), else the refusal."""
-        for check in self._connect:
-            reply = check(self, client, None, now)
-            if reply is not None and not 200 <= reply.code < 400:  # a positive answer passes
-                if reply.silent:
-                    self.unanswered += 1
-                else:
-                    self.refused += 1
-                return reply
+        reply = self.chain.answer(_CONNECT, self, client, None, now)
+        if reply is not None:
+            if reply.silent:
+                self.unanswered += 1
+            else:
+                self.refused += 1
+            return reply
         self.connections += 1
         self.sessions += 1
         if self._connections_level is not None:
@@ -83,26 +78,17 @@ class PolicyServer:
 
     def mail(self, client: str, msg: Message, now: float) -> Reply | None:
         """MAIL FROM: None accepts, else the refusal."""
-        for check in self._mail:
-            reply = check(self, client, msg, now)
-            if reply is not None and not 200 <= reply.code < 400:
-                return reply
-        return None
+        return self.chain.answer(_MAIL, self, client, msg, now)
 
     def rcpt(self, client: str, msg: Message, now: float) -> Reply | None:
         """RCPT TO: None accepts, else the refusal."""
-        for check in self._rcpt:
-            reply = check(self, client, msg, now)
-            if reply is not None and not 200 <= reply.code < 400:
-                return reply
-        return None
+        return self.chain.answer(_RCPT, self, client, msg, now)
 
     def data(self, client: str, msg: Message, now: float) -> Reply:
         """The final "." has arrived at ``now``: 250 (and the message is ours) or a refusal."""
-        for check in self._data:
-            reply = check(self, client, msg, now)
-            if reply is not None and not 200 <= reply.code < 400:
-                return reply
+        reply = self.chain.answer(_DATA, self, client, msg, now)
+        if reply is not None:
+            return reply
         self.take(msg, now)
         return ACCEPTED
 

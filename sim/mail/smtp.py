@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ACCEPTED",
     "BUSY",
-    "CONNECT_TIMEOUT",
     "DialogueCost",
     "Dialogues",
     "INTERRUPTED",
@@ -108,7 +107,6 @@ BUSY = Reply(421, "4.3.2", "Service not available: too many connections", Phase.
 # A host that does not answer: the client waits out its connect timeout and records the
 # failure as Postfix does (dsn=4.4.1, "Connection timed out"); there is no reply code.
 NO_ANSWER = Reply(0, "4.4.1", "Connection timed out", Phase.CONNECT, silent=True)
-CONNECT_TIMEOUT = NO_ANSWER
 INTERRUPTED = Reply(421, "4.4.2", "Connection lost during the session", Phase.DATA)
 
 
