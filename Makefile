@@ -36,7 +36,8 @@ typecheck: $(DEV_STAMP)
 
 bench: $(RUN_STAMP)
 	$(BIN)/python benchmarks/throughput.py
-	$(BIN)/python benchmarks/sweep_speedup.py
+	$(BIN)/python benchmarks/sweep_speedup.py 1
+	$(BIN)/python benchmarks/sweep_speedup.py 1 1200
 
 clean:
 	rm -rf $(VENV) results/*/ .pytest_cache

@@ -442,6 +442,7 @@ def _collect(
             record(i, execute(task))
         return [r for r in rows if r is not None]
 
+    import dask
     from dask.distributed import Client, LocalCluster, as_completed  # a second or so to import
 
     cluster: Any = None
@@ -449,10 +450,13 @@ def _collect(
         if scheduler is not None:
             client = Client(scheduler, timeout="10s")
         else:
-            cluster = LocalCluster(
-                n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                host="127.0.0.1", dashboard_address=None,
-            )
+            # Dask's statistical profiler samples every worker's stack 100 times a second:
+            # about 5% of a run's CPU, for a profile nobody reads without the dashboard.
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                cluster = LocalCluster(
+                    n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                    host="127.0.0.1", dashboard_address=None,
+                )
             client = Client(cluster)
     except (OSError, TimeoutError, ValueError) as exc:
         where = f"--scheduler {scheduler}" if scheduler else "the local cluster"
