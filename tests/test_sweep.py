@@ -141,6 +141,28 @@ def test_resume_runs_only_what_is_missing_and_refuses_another_definition(
         sim.sweep(random_tiny(), grid={WORKERS: [1, 2]}, replications=3, out=out, workers=0, resume=True)
 
 
+def test_overwrite_replaces_a_sweep_and_deletes_nothing_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "s"
+    sim.sweep(random_tiny(), grid={WORKERS: [1, 2]}, replications=2, out=out, workers=0)
+    (out / "notes.txt").write_text("mine")
+    old_runs = {p.name for p in (out / "runs").iterdir()}
+    with pytest.raises(SweepError, match="give one"):
+        sim.sweep(random_tiny(), replications=1, out=out, workers=0, resume=True, overwrite=True)
+    second = sim.sweep(random_tiny(), grid={WORKERS: [3]}, replications=1, out=out, workers=0, overwrite=True)
+    assert {p.name for p in (out / "runs").iterdir()} == {second.loc[0, "run_id"][:12]} != old_runs
+    assert (out / "notes.txt").read_text() == "mine"  # only the sweep's own files go
+    assert pd.read_parquet(out / "summary.parquet")[WORKERS].tolist() == [3]
+    # The command line says the same, in one line when it refuses.
+    args = ["sweep", str(tmp_path / "t.yaml"), "--out", str(out), "--workers", "0", "--replications", "1"]
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(random_tiny_data()))
+    code, _, err = cli(args, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--overwrite" in err
+    code, _, err = cli([*args, "--overwrite"], capsys)
+    assert code == 0, err
+
+
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -164,20 +164,26 @@ def test_compare_sweeps_means_points_side_by_side(
 ) -> None:
     key = "topology.nodes[mx].max_connections"
 
-    def sweep(name: str, p50: list[float]) -> Path:
+    def sweep(name: str, p50: list[float], censored: list[bool]) -> Path:
         folder = tmp_path / name
         folder.mkdir()
         pd.DataFrame(
-            {key: [1, 1, 2, 2], "replication": [0, 1, 0, 1], "seed": [1, 2, 3, 4], "delivery_p50": p50}
+            {key: [1, 1, 2, 2], "replication": [0, 1, 0, 1], "seed": [1, 2, 3, 4], "delivery_p50": p50,
+             "delivery_p50_censored": censored}
         ).to_parquet(folder / "summary.parquet")
         return folder
 
-    a, b = sweep("a", [1.0, 3.0, 5.0, 7.0]), sweep("b", [2.0, 4.0, 5.0, 9.0])
+    a = sweep("a", [1.0, 3.0, 5.0, 7.0], [False, False, False, True])
+    b = sweep("b", [2.0, 4.0, 5.0, 9.0], [False] * 4)
     frame = compare_sweeps(pd.read_parquet(a / "summary.parquet"), pd.read_parquet(b / "summary.parquet"))
     assert frame.loc[(1, "delivery_p50")].tolist()[:3] == [2.0, 3.0, 1.0]  # means 2 and 3
     assert frame.loc[(2, "delivery_p50"), "diff"] == 1.0  # means 6 and 7
+    # One censored replication marks its point's mean (and the difference), not the other point's.
+    assert frame["a_censored"].tolist() == [False, True] and not frame["b_censored"].any()
     code, out, err = cli(["compare", str(a), str(b)], capsys)
     assert code == 0 and err == "" and "delivery_p50" in out and key in out
+    rows = [line for line in out.splitlines() if "delivery_p50" in line]
+    assert "~6" in rows[1] and "~+1" in rows[1] and "~" not in rows[0]
     # Sweeps that vary different keys cannot be matched point by point: one line.
     other = tmp_path / "other"
     other.mkdir()

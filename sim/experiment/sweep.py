@@ -15,6 +15,7 @@ are compared on the same random draws and their differences have less noise.
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
 import itertools
 import json
@@ -294,12 +295,39 @@ def _row(results: Results) -> dict[str, Any]:
     return row
 
 
+_heap_settled = False
+
+
+def _settle_worker_heap() -> None:
+    """In a Dask worker, once: move the objects alive now (Dask's and mailflow's modules,
+    about 120,000) out of the cyclic garbage collector's view.
+
+    Every full collection during a run would scan them again: measured, that made each
+    run about 7% slower in a worker than in a plain process. Objects created later are
+    collected as usual. Never done in the caller's own process (serial sweeps,
+    notebooks), whose heap is not ours to freeze.
+    """
+    global _heap_settled
+    if _heap_settled:
+        return
+    _heap_settled = True
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):  # not in a Dask worker
+        return
+    gc.collect()
+    gc.freeze()
+
+
 def execute(task: Run) -> dict[str, Any]:
     """Run one task (or read its folder back on resume) and return its summary row.
 
     The same function runs in every executor. It never raises for a run's own failure:
     the row then says ``status="failed"`` and ``error``, and the sweep goes on.
     """
+    _settle_worker_heap()
     started = time.perf_counter()
     head = {**task.point, "replication": task.replication, "seed": task.seed,
             "run_id": run_id(task.scenario, task.seed)}
@@ -378,15 +406,24 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _prepare(out: Path, spec: SweepSpec, resume: bool) -> bool:
+def _prepare(out: Path, spec: SweepSpec, resume: bool, overwrite: bool = False) -> bool:
     """Check ``out`` for this sweep and write ``sweep.json`` (refusing a changed definition).
 
-    Returns whether the folder was new (so a sweep that cannot start can remove it)."""
+    ``overwrite`` first removes a sweep's own files (``sweep.json``, ``summary.parquet``,
+    ``runs/``) from ``out``; nothing else is ever deleted. Returns whether the folder was
+    new (so a sweep that cannot start can remove it)."""
     marker = out / "sweep.json"
     digest = spec.digest()
+    if overwrite and marker.exists():
+        shutil.rmtree(out / "runs", ignore_errors=True)
+        (out / "summary.parquet").unlink(missing_ok=True)
+        marker.unlink()
     if marker.exists():
         if not resume:
-            raise SweepError(f"{out}: holds a sweep already; pass --resume (resume=True) to continue it or choose another folder")
+            raise SweepError(
+                f"{out}: holds a sweep already; pass --resume (resume=True) to continue it, "
+                "--overwrite (overwrite=True) to replace it, or choose another folder"
+            )
         try:
             previous = json.loads(marker.read_text(encoding="utf-8")).get("digest")
         except (OSError, ValueError, AttributeError):
@@ -494,6 +531,7 @@ def sweep(
     seed: int | None = None,
     sets: Sequence[str] | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Run a scenario at every point of ``grid`` x ``zip``, ``replications`` times each.
 
@@ -501,8 +539,8 @@ def sweep(
     ``out/summary.parquet`` (one row per run), and returns that summary. ``workers=0``
     runs in this process; ``workers=N`` (default: CPU count) on a local Dask cluster;
     ``scheduler`` on an existing Dask scheduler. ``resume`` runs only the runs whose
-    folder is missing. Bad input raises :class:`SweepError`; a failing run does not
-    (its row says ``status="failed"``).
+    folder is missing; ``overwrite`` replaces a sweep already in ``out``. Bad input
+    raises :class:`SweepError`; a failing run does not (its row says ``status="failed"``).
     """
     if isinstance(scenario, Scenario):
         base, source = scenario, None
@@ -525,7 +563,7 @@ def sweep(
         raise SweepError(f"--workers {workers}: give 0 (this process) or more")
     if scheduler is not None and workers:
         raise SweepError("--workers and --scheduler: give one (the scheduler's workers run the sweep)")
-    return run_spec(spec, out, workers, scheduler, resume, progress)
+    return run_spec(spec, out, workers, scheduler, resume, progress, overwrite)
 
 
 def run_spec(
@@ -535,11 +573,14 @@ def run_spec(
     scheduler: str | None = None,
     resume: bool = False,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Run a :class:`SweepSpec` into ``out`` (see :func:`sweep`) and return the summary."""
+    if resume and overwrite:
+        raise SweepError("--resume and --overwrite: give one (continue the sweep in --out, or replace it)")
     points = spec.resolve()
     folder = Path(out)
-    fresh = _prepare(folder, spec, resume)
+    fresh = _prepare(folder, spec, resume, overwrite)
     params = list(spec.grid) + list(spec.zip)
     tasks: list[Run] = []
     for point, sc in points:

@@ -538,6 +538,9 @@ def sweep_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Run only the runs whose folder is missing in --out.")
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the sweep already in --out (its runs and summary).")
+    ] = False,
     seed: Annotated[
         int | None,
         typer.Option("--seed", metavar="INT", min=0, help="Base seed (default: the scenario's)."),
@@ -570,7 +573,7 @@ def sweep_command(
                 sc, grid=grid, zip=zipped,
                 replications=replications if replications is not None else spec.replications or 1,
                 out=folder, workers=workers, scheduler=scheduler, resume=resume,
-                seed=seed if seed is not None else spec.seed, progress=progress,
+                seed=seed if seed is not None else spec.seed, progress=progress, overwrite=overwrite,
             )
     except SweepError as exc:
         _fail(str(exc))

@@ -172,13 +172,23 @@ def print_sweep_comparison(
     for col in ("A", "B", "B − A", "B / A"):
         table.add_column(col, justify="right")
     fmt = (lambda v: "-" if v != v else f"{v:,.4g}")
+    # ~ as in the sweep's own table: some replication's value could still move.
+    marked = (lambda v, flag: ("~" if flag and v == v else "") + fmt(v))
     previous = None
     for key, row in frame.iterrows():
         *point, metric = key if isinstance(key, tuple) else (key,)
         label = ", ".join(str(p) for p in point)
+        flagged = bool(row["a_censored"] or row["b_censored"])
+        diff = _signed(float(row["diff"]), fmt)
         table.add_row(
-            label if label != previous else "", str(metric), fmt(row["a"]), fmt(row["b"]),
-            _signed(float(row["diff"]), fmt), _ratio(float(row["ratio"])),
+            label if label != previous else "", str(metric),
+            marked(float(row["a"]), bool(row["a_censored"])), marked(float(row["b"]), bool(row["b_censored"])),
+            f"~{diff}" if flagged and diff != "-" else diff, _ratio(float(row["ratio"])),
         )
         previous = label
     console.print(table)
+    console.print(
+        "~: censored in some replication (rows still open could move it), or a difference "
+        "involving such a mean; -: no data",
+        style="dim",
+    )

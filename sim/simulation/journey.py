@@ -20,7 +20,7 @@ from .summary import FLAGGED, Summary
 
 __all__ = [
     "ABSENT", "JOURNEY_ORDER", "compare_counts", "compare_sweeps", "compare_times", "journey",
-    "message_row", "scenario_config", "scenario_differences", "sweep_points",
+    "message_row", "scenario_config", "scenario_differences", "sweep_censoring", "sweep_points",
 ]
 
 # The order of one message's attempts: hop by hop, each attempt's hosts in turn.
@@ -192,10 +192,29 @@ def sweep_points(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.groupby(keys, sort=False, dropna=False)[metrics].mean()
 
 
+def sweep_censoring(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per point (indexed as :func:`sweep_points`), per metric with a ``<metric>_censored``
+    column: whether the metric was censored in at least one replication, so that the
+    point's mean could still move."""
+    points = sweep_points(summary)
+    flags = [c for c in points.columns if f"{c}_censored" in summary.columns]
+    marks = summary[[f"{c}_censored" for c in flags]].fillna(False).astype(bool)
+    marks.columns = flags
+    names = [n for n in points.index.names if n is not None]
+    if not names:
+        return marks.any().to_frame().T.rename(index={0: "(all)"})
+    grouped = pd.concat([summary[names], marks], axis=1).groupby(
+        names[0] if len(names) == 1 else names, sort=False, dropna=False
+    )
+    return grouped[flags].any()
+
+
 def compare_sweeps(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     """Two sweeps' per-point means side by side, one row per (point, metric) the two
-    share: ``a``, ``b``, ``diff`` (b - a), ``ratio`` (b / a). The points are matched by
-    their swept values; a point only one sweep has is NaN on the other side."""
+    share: ``a``, ``b``, ``diff`` (b - a), ``ratio`` (b / a), and ``a_censored`` /
+    ``b_censored`` (the metric was censored in some replication of that point). The
+    points are matched by their swept values; a point only one sweep has is NaN on the
+    other side."""
     pa, pb = sweep_points(a), sweep_points(b)
     if list(pa.index.names) != list(pb.index.names):
         raise ValueError(
@@ -208,4 +227,8 @@ def compare_sweeps(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     frame = pd.concat({"a": la, "b": lb}, axis=1)
     frame["diff"] = frame["b"] - frame["a"]
     frame["ratio"] = frame["b"] / frame["a"].where(frame["a"] != 0)
+    for side, summary in (("a", a), ("b", b)):
+        marks = sweep_censoring(summary).reindex(columns=metrics, fill_value=False)
+        stacked = marks.stack(future_stack=True).reindex(frame.index)
+        frame[f"{side}_censored"] = stacked.fillna(False).astype(bool)
     return frame
