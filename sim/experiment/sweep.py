@@ -414,7 +414,8 @@ def _prepare(out: Path, spec: SweepSpec, resume: bool, overwrite: bool = False) 
     new (so a sweep that cannot start can remove it)."""
     marker = out / "sweep.json"
     digest = spec.digest()
-    if overwrite and marker.exists():
+    replaced = overwrite and marker.exists()
+    if replaced:
         shutil.rmtree(out / "runs", ignore_errors=True)
         (out / "summary.parquet").unlink(missing_ok=True)
         marker.unlink()
@@ -434,7 +435,7 @@ def _prepare(out: Path, spec: SweepSpec, resume: bool, overwrite: bool = False) 
                 "--resume needs the same scenario, grid, zip, set, replications and seed"
             )
         return False
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if not replaced and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SweepError(f"{out}: exists and is not an empty folder or a sweep; choose another folder")
     try:
         (out / "runs").mkdir(parents=True, exist_ok=True)
