@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import lifelines  # an independent survival-analysis implementation (dev extra, tests only)
 import numpy as np
 import pandas as pd
 import pytest
@@ -329,3 +330,41 @@ def test_cli_prints_censored_statistics(capsys: pytest.CaptureFixture[str], tmp_
     assert info.value.code == 0
     assert "rmean" in out and "censored" in out and "restricted to the horizon (1200 s)" in out
     assert "~" in out and "> " in out
+
+
+
+
+def _step(index: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """A right-continuous step function given at ``index``, read at ``at`` (0 before)."""
+    where = np.searchsorted(index, at, side="right") - 1
+    return np.where(where >= 0, values[np.maximum(where, 0)], 0.0)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kaplan_meier_and_aalen_johansen_agree_with_lifelines(seed: int) -> None:
+    # Continuous times (no ties: lifelines' Aalen-Johansen would jitter tied times),
+    # about 25% censored and two competing outcomes, as a run's rows would be.
+    rng = np.random.default_rng(seed)
+    n = 400
+    durations = rng.exponential(10.0, n)
+    events = rng.choice([0, 1, 2], size=n, p=[0.25, 0.6, 0.15])
+    observed = events == 1
+
+    ours = kaplan_meier(durations, observed)
+    theirs = lifelines.KaplanMeierFitter().fit(durations, event_observed=observed).survival_function_
+    at = np.sort(durations)
+    expect = 1.0 - _step(theirs.index.to_numpy(), 1.0 - theirs.iloc[:, 0].to_numpy(), at)
+    got = 1.0 - _step(ours["time"].to_numpy(), 1.0 - ours["survival"].to_numpy(), at)
+    np.testing.assert_allclose(got, expect, rtol=0, atol=1e-12)
+
+    for k in (1, 2):
+        cif = cumulative_incidence(durations, events, event_of_interest=k)
+        fitter = lifelines.AalenJohansenFitter(calculate_variance=False)
+        fitter.fit(durations, events, event_of_interest=k)
+        ref = fitter.cumulative_density_
+        expect = _step(ref.index.to_numpy(), ref.iloc[:, 0].to_numpy(), at)
+        got = _step(cif["time"].to_numpy(), cif["cif"].to_numpy(), at)
+        np.testing.assert_allclose(got, expect, rtol=0, atol=1e-12)
+    # The two incidences and the survival from any outcome add up to one at the end.
+    total = sum(float(cumulative_incidence(durations, events, k)["cif"].iloc[-1]) for k in (1, 2))
+    assert total + unresolved_mass(durations, events) == pytest.approx(1.0, abs=1e-12)
