@@ -159,10 +159,12 @@ class _Builder:
         self.workload: list[dict[str, Any]] = []
 
     def node(self, id: str, kind: str, region: Region, **keys: Any) -> str:
+        """Add a node in ``region``; its id back."""
         self.nodes.append({"id": id, "kind": kind, "region": region.name, **keys})
         return id
 
     def edge(self, a: str, b: str, latency: float, **keys: Any) -> None:
+        """Add a link, its latency to the microsecond."""
         self.edges.append({"a": a, "b": b, "latency": _r6(latency), **keys})
 
     def site(self, org: str, region: Region) -> str:
