@@ -15,6 +15,7 @@ order), ``simulation`` (one run), ``experiment`` (many runs) and ``faces`` (CLI,
 
 from ._version import __version__
 from .config import Scenario, ScenarioError, load_scenario, parse_scenario
+from . import generate
 from .experiment import sweep
 from .simulation import Results, Summary, build, run
 
@@ -25,6 +26,7 @@ __all__ = [
     "Summary",
     "__version__",
     "build",
+    "generate",
     "load_scenario",
     "parse_scenario",
     "run",

@@ -45,6 +45,9 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("SizeConstant", "dist"): "the distribution's type tag, not a parameter",
     ("Scenario", "version"): "the layout version of the scenario file; no modelling content",
 }
+EXEMPT.update(
+    {(kind.__name__, "region"): "a label saying where a node is; nothing in the model reads it" for kind in NODE_TYPES}
+)
 
 
 def schema_models() -> list[type[BaseModel]]:

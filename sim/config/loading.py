@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from .budget import check_budget, idle_warnings
+from .compact import expand
 from .errors import ScenarioError, ScenarioWarning, key_text
 from .nodes import NODE_KINDS
 from .references import check_references
@@ -174,6 +175,7 @@ def parse_scenario(
     machine's RAM) is refused unless ``force``. Sources that send nothing are reported
     with ``warnings.warn`` (a :class:`ScenarioWarning`, attributed to ``source``).
     """
+    data, _ = expand(data, [], source)  # a generate: block, a topology file
     scenario = _validated(data)
     if not force:
         check_budget(scenario, max_memory)
@@ -404,6 +406,7 @@ def load_scenario(
         data = _yaml(text, "file")
     except ScenarioError as exc:
         raise exc.located(source) from None
+    data, overrides = expand(data, overrides or [], source, file.parent)  # generate:, topology file
     if not overrides:
         try:
             scenario = _validated(data)

@@ -16,7 +16,7 @@ from .units import Bytes, Seconds
 
 __all__ = [
     "ClientNode", "Edge", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES", "Node",
-    "MAX_LATENCY", "Outage", "ResolverNode", "RouterNode", "Topology",
+    "MAX_LATENCY", "NodeBase", "Outage", "ResolverNode", "RouterNode", "Topology",
 ]
 
 
@@ -31,21 +31,29 @@ DNS_LOOKUP = TimeLogNormal(dist="lognormal", median=0.1265, sigma=0.606)
 CONTENT_SCAN = TimeLogNormal(dist="lognormal", median=0.078, sigma=0.572)
 
 
-class ClientNode(Strict):
+class NodeBase(Strict):
+    """What every node kind has besides its ``id``: an optional ``region`` label."""
+
+    # A plain label (a generated world's region name, say "eu-central"): nothing in the
+    # model reads it; it lets results be grouped by where a node is.
+    region: str | None = Field(None, min_length=1, description="where the node is; a label only")
+
+
+class ClientNode(NodeBase):
     """Where people's devices or an automated sender attach to the network."""
 
     kind: Literal["client"]
     id: NodeId
 
 
-class RouterNode(Strict):
+class RouterNode(NodeBase):
     """A transit point (an exchange, a backbone) that only carries traffic."""
 
     kind: Literal["router"]
     id: NodeId
 
 
-class MTANode(Strict):
+class MTANode(NodeBase):
     """An outbound (submission and relay) mail server, shaped after Postfix 3.x."""
 
     kind: Literal["mta"]
@@ -71,7 +79,7 @@ class MTANode(Strict):
         return self
 
 
-class ResolverNode(Strict):
+class ResolverNode(NodeBase):
     """A caching DNS resolver shared by the MTAs that name it."""
 
     kind: Literal["resolver"]
@@ -96,7 +104,7 @@ class Outage(Strict):
         return self
 
 
-class MXNode(Strict):
+class MXNode(NodeBase):
     """An inbound mail server of one or more domains."""
 
     kind: Literal["mx"]
@@ -120,7 +128,7 @@ class MXNode(Strict):
         return self
 
 
-class MailboxNode(Strict):
+class MailboxNode(NodeBase):
     """A mailbox store: where accepted mail waits for the recipient's devices."""
 
     kind: Literal["mailbox"]

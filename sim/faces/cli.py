@@ -8,6 +8,7 @@ file or flag, the key and the problem, and exit code 2; never a traceback. Ctrl-
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import sys
 import warnings
@@ -364,6 +365,78 @@ def show_command(
     """Print the effective scenario as YAML: overrides applied, validated, defaults filled in."""
     sc = _load(scenario, sets, force)
     out.print(dump_scenario(sc), end="")
+
+
+@app.command("generate")
+def generate_command(
+    domains: Annotated[int, typer.Option("--domains", metavar="N", help="Mail domains in all.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", metavar="INT", help="The world's seed (and the run's).")] = 0,
+    regions: Annotated[
+        int, typer.Option("--regions", metavar="R", help="Regions (the first R of the table in docs/generate.md).")
+    ] = 4,
+    rate: Annotated[
+        float | None, typer.Option("--rate", metavar="PER_S", help="Messages per second in all (default 10).")
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--duration", metavar="TIME", help="How long the sources send: 3600, 2h, 1d (default 1h).")
+    ] = None,
+    drain: Annotated[
+        str | None, typer.Option("--drain", metavar="TIME", help="Simulated time after the sources stop (default 30m).")
+    ] = None,
+    users: Annotated[
+        int | None, typer.Option("--users", metavar="N", help="People in all (default 1000 a domain).")
+    ] = None,
+    transactional_share: Annotated[
+        float | None,
+        typer.Option("--transactional-share", metavar="SHARE", help="Share of messages sent by ESPs for applications (default 0.2)."),
+    ] = None,
+    campaign_share: Annotated[
+        float | None,
+        typer.Option("--campaign-share", metavar="SHARE", help="Share of messages sent in ESP campaigns (default 0.1)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", metavar="NAME", help="The scenario's name (default internet-N).")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", help="Where to write the scenario (default: standard output).")
+    ] = None,
+    expand: Annotated[
+        bool, typer.Option("--expand", help="Write every node, domain and source out (for editing) instead of a generate: block."),
+    ] = False,
+) -> None:
+    """Write a generated Internet as a scenario: compact (a generate: block) or expanded."""
+    from ..config.compact import generate_spec  # heavy modules only when generating
+    from ..config.generate import compact, to_yaml, world
+
+    given = {
+        "domains": domains, "seed": seed, "regions": regions, "rate": rate, "duration": duration,
+        "drain": drain, "users": users, "transactional_share": transactional_share,
+        "campaign_share": campaign_share,
+    }
+    block = {k: v for k, v in given.items() if v is not None}
+    try:
+        spec = generate_spec(block)
+    except ScenarioError as exc:
+        flag = "--" + exc.path.removeprefix("generate.").split(".")[0].replace("_", "-")
+        if exc.path == "generate":  # a rule between parameters, not one flag's
+            flag = "generate"
+        _fail(f"{flag}: {exc.problem}")
+    if name is not None:
+        from ..config.base import SAFE_NAME
+
+        if not re.fullmatch(SAFE_NAME, name):
+            _fail(f"--name: {name!r}: use letters, digits, '.', '_' and '-' (it names the results folder)")
+    data = world(spec) if expand else compact(spec)
+    if name is not None:
+        data["name"] = name
+    text = to_yaml(data, compact=not expand)
+    if out_file is None:
+        out.print(text, end="")
+        return
+    try:
+        out_file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"--out {out_file}: cannot write: {exc.strerror or exc}")
+    form = "expanded" if expand else "compact, expanded when loaded"
+    err.print(f"wrote {out_file} ({spec.domains:,} domains, seed {spec.seed}; {form})")
 
 
 @app.command("plot")
