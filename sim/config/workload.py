@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, PlainValidator, field_validator, model_validator
 
 from .base import MAX_MESSAGES, MAX_TIME, MIN_RATE, Int, NodeId, Num, Strict
 from .distributions import (
@@ -56,19 +56,30 @@ PROFILES: dict[str, tuple[float, ...]] = {
 MAX_RECIPIENTS = 1000  # Postfix smtpd_recipient_limit: recipients one message may have
 
 
-def profile_weights(profile: str | list[float]) -> tuple[float, ...]:
+def profile_weights(profile: str | tuple[float, ...]) -> tuple[float, ...]:
     """The 24 hourly weights of a profile (a name or the weights themselves)."""
     return PROFILES[profile] if isinstance(profile, str) else tuple(profile)
 
 
-def _day_of_weights(weights: list[float]) -> list[float]:
-    if len(weights) != 24:
-        raise ValueError(f"a daily profile has 24 hourly weights, got {len(weights)}")
-    if any(not (w >= 0 and math.isfinite(w)) for w in weights):
+def _profile(value: Any) -> str | tuple[float, ...]:
+    # One validator for both forms: a union would report each member's error, keyed by
+    # pydantic's member names, instead of one line about the profile.
+    if isinstance(value, str):
+        if value not in PROFILES:
+            raise ValueError(f"unknown profile {value!r}: give {', '.join(PROFILES)} or 24 hourly weights")
+        return value
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("a profile is a name (flat, office, transactional) or 24 hourly weights")
+    if len(value) != 24:
+        raise ValueError(f"a daily profile has 24 hourly weights, got {len(value)}")
+    if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not (0 <= w < math.inf) for w in value):
         raise ValueError("hourly weights must be finite numbers >= 0")
-    if sum(weights) <= 0:
+    if sum(value) <= 0:
         raise ValueError("hourly weights are all zero")
-    return weights
+    return tuple(float(w) for w in value)
+
+
+Profile = Annotated[str | tuple[float, ...], PlainValidator(_profile)]
 
 
 if TYPE_CHECKING:
@@ -136,9 +147,7 @@ class Source(Strict):
     size: SizeDistribution = Field(
         default=MESSAGE_SIZE, description="person; the other kinds default to the body alone"
     )
-    profile: Literal["flat", "office", "transactional"] | Annotated[
-        list[Num], AfterValidator(_day_of_weights)
-    ] = Field("flat", description="daily shape of `rate` in the sender domain's local time")
+    profile: Profile = Field("flat", description="daily shape of `rate` in the sender domain's local time")
     recipients_per_message: Num = Field(
         1, ge=1, le=MAX_RECIPIENTS, description="mean; 1 + geometric extra (cc)"
     )

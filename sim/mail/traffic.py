@@ -141,7 +141,7 @@ class Contacts:
         return domain, int(u_person * domain.users)
 
 
-def size_sampler(dist: Distribution, gen: np.random.Generator) -> Draw:
+def size_sampler(dist: Distribution | WithAttachments, gen: np.random.Generator) -> Draw:
     """A batched sampler of message sizes, a body plus attachments included."""
     if isinstance(dist, WithAttachments):
         body, att, share = dist.body, dist.attachment, float(dist.attachment_share)
