@@ -134,8 +134,8 @@ def test_a_profiled_source_has_its_rate_and_its_daily_shape(profile: Any) -> Non
 def test_office_hours_carry_most_of_a_working_day() -> None:
     w = np.asarray(PROFILES["office"])
     # Quiet at night, the peak in working hours: 09-17 local carries most of the mail.
-    assert w[9:17].sum() / w.sum() > 0.6
-    assert w[0:6].max() < 0.1 * w.max()
+    assert w[9:17].sum() / w.sum() == pytest.approx(0.695, abs=0.001)  # docs/sources.md
+    assert w[0:6].max() <= 0.0625 * w.max()
 
 
 # -- sizes -------------------------------------------------------------------------
