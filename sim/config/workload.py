@@ -153,7 +153,7 @@ class Source(Strict):
     )
     contacts: Int | None = Field(
         None, ge=1, le=1_000_000, description="regular correspondents per person; none: anyone"
-    )
+    )  # at most 2^20 (sim.mail.traffic.CONTACTS_LIMIT)
     contacts_exponent: Num = Field(1.0, ge=0, le=10, description="Zipf exponent over contacts")
     local_share: Num = Field(0.0, ge=0, le=1, description="share of recipients at the sender's domain")
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Contacts", "DAY", "DailyClock", "Receivers", "size_sampler"]
 
 DAY = 86400.0
+CONTACTS_LIMIT = 2**20  # contacts per person: rank k fits in the 20 low bits of the hash input
 HOUR = 3600.0
 
 
@@ -124,6 +125,8 @@ class Contacts:
     def __init__(
         self, key: int, count: int, exponent: float, receivers: Receivers, gen: np.random.Generator
     ) -> None:
+        if count > CONTACTS_LIMIT:
+            raise ValueError(f"at most {CONTACTS_LIMIT} contacts per person, got {count}")
         self.key = key
         self.receivers = receivers
         ranks = np.arange(1, count + 1, dtype=float) ** -exponent
@@ -134,9 +137,9 @@ class Contacts:
     def draw(self, person: int) -> tuple[Domain, int]:
         """One recipient (domain, person index) for a message of ``person``."""
         k = int(self._rank())
-        u, _ = person_uniforms(self.key, person)
-        # A person's own key (53 bits of their first uniform), then the k-th contact's two.
-        u_domain, u_person = person_uniforms(int(u * 2.0**53), k)
+        # (person, k) packed into one integer: person < 2^32 and k < 2^20 (the contacts
+        # limit), so distinct pairs stay distinct and one hash serves both.
+        u_domain, u_person = person_uniforms(self.key, (person << 20) | k)
         domain = self.receivers.at(u_domain)
         return domain, int(u_person * domain.users)
 
