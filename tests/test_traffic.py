@@ -315,7 +315,7 @@ def test_spam_is_its_share_of_the_traffic() -> None:
          "a daily profile shapes a rate: give rate, not interarrival or batches"),
         ({"profile": [1] * 23}, "workload[people].profile", "a daily profile has 24 hourly weights, got 23"),
         ({"profile": "night"}, "workload[people].profile",
-         "unknown profile 'night': give flat, office, transactional or 24 hourly weights"),
+         "unknown profile: give flat, office, transactional or 24 hourly weights (got 'night')"),
         ({"profile": [0] * 24}, "workload[people].profile", "hourly weights are all zero"),
         ({"recipients_per_message": 0.5}, "workload[people].recipients_per_message", "greater than or equal to 1"),
         ({"kind": "phishing"}, "workload[people].kind", "'person', 'transactional', 'marketing' or 'spam'"),

@@ -56,17 +56,17 @@ PROFILES: dict[str, tuple[float, ...]] = {
 MAX_RECIPIENTS = 1000  # Postfix smtpd_recipient_limit: recipients one message may have
 
 
-def profile_weights(profile: str | tuple[float, ...]) -> tuple[float, ...]:
+def profile_weights(profile: str | list[float]) -> tuple[float, ...]:
     """The 24 hourly weights of a profile (a name or the weights themselves)."""
     return PROFILES[profile] if isinstance(profile, str) else tuple(profile)
 
 
-def _profile(value: Any) -> str | tuple[float, ...]:
+def _profile(value: Any) -> str | list[float]:
     # One validator for both forms: a union would report each member's error, keyed by
     # pydantic's member names, instead of one line about the profile.
     if isinstance(value, str):
         if value not in PROFILES:
-            raise ValueError(f"unknown profile {value!r}: give {', '.join(PROFILES)} or 24 hourly weights")
+            raise ValueError(f"unknown profile: give {', '.join(PROFILES)} or 24 hourly weights")
         return value
     if not isinstance(value, (list, tuple)):
         raise ValueError("a profile is a name (flat, office, transactional) or 24 hourly weights")
@@ -76,10 +76,10 @@ def _profile(value: Any) -> str | tuple[float, ...]:
         raise ValueError("hourly weights must be finite numbers >= 0")
     if sum(value) <= 0:
         raise ValueError("hourly weights are all zero")
-    return tuple(float(w) for w in value)
+    return [float(w) for w in value]
 
 
-Profile = Annotated[str | tuple[float, ...], PlainValidator(_profile)]
+Profile = Annotated[str | list[float], PlainValidator(_profile)]
 
 
 if TYPE_CHECKING:
