@@ -80,7 +80,6 @@ def test_flat_sources_draw_exactly_what_they_drew_before() -> None:
 
 
 def test_recipient_table_is_built_once_and_shared() -> None:
-    model = build(parse_scenario(world()))
     data = world()
     data["workload"].append({**data["workload"][0], "name": "second"})
     model = build(parse_scenario(data))
@@ -228,7 +227,9 @@ def test_each_further_rcpt_costs_a_round_trip_without_pipelining(pipelining: boo
         data = world(recipients_per_message=recipients, rate=None, batches=[{"at": 10, "count": 1}])
         data["smtp"] = {"pipelining": pipelining}
         model = build(parse_scenario(data))
-        model.sources[0]._count = lambda: float(recipients)  # exactly this many
+        # Exactly this many recipients, not a geometric draw (any mean above 1 makes the
+        # source draw a count at all).
+        model.sources[0]._count = lambda: float(recipients)
         model.run()
         m = model.recorder.messages()
         assert len(m) == int(recipients)

@@ -20,14 +20,12 @@ from .distributions import (
 from .units import Seconds
 
 
-__all__ = ["BODY_SIZE", "Batch", "KINDS", "MESSAGE_SIZE", "PROFILES", "Source", "profile_weights"]
-
-KINDS = ("person", "transactional", "marketing", "spam")  # what a source may send
+__all__ = ["BODY_SIZE", "Batch", "MAX_RECIPIENTS", "MESSAGE_SIZE", "PROFILES", "Source", "profile_weights"]
 
 # Message sizes: a body plus, for one message in ten, an attachment. The three measured
 # shares of the 2002 list CDF (49% < 4 KB, 90.5% < 64 KB, 98.5% < 1 MB) fix the body's
 # median and sigma and the attachment's median, given the attachment share and sigma
-# (docs/sources.md, message sizes): about 1.5% above 1 MB, mean about 66 KB.
+# (docs/sources.md, message sizes): about 1.5% above 1 MB, mean about 68 KB.
 _BODY = SizeLogNormalPart(median=3600, sigma=1.1)
 MESSAGE_SIZE = WithAttachments(
     dist="with_attachments",
