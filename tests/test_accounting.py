@@ -82,6 +82,7 @@ def test_messages_cut_off_by_the_horizon_are_in_flight() -> None:
     outage=st.one_of(st.none(), st.tuples(st.floats(0, 600), st.floats(1, 600))),
     instants=st.lists(st.floats(0, 1), min_size=1, max_size=4),
     seed=st.integers(0, 2**32 - 1),
+    recipients=st.sampled_from([1.0, 2.5]),
 )
 def test_books_balance_for_any_world(
     rate: float,
@@ -97,12 +98,14 @@ def test_books_balance_for_any_world(
     outage: tuple[float, float] | None,
     instants: list[float],
     seed: int,
+    recipients: float,
 ) -> None:
     data = tiny_data(duration=duration, drain=drain, seed=seed)
     src = data["workload"][0]
     src.pop("interarrival")
     src["rate"] = rate
     src["size"] = {"dist": "lognormal", "median": 20_000, "sigma": 1.0}
+    src["recipients_per_message"] = recipients  # cc: rows that share one submission
     # A destination limit below the worker count parks messages; an outage times
     # sessions out and defers them; loss stretches every dialogue.
     node(data, "mta").update(workers=workers, message_size_limit=size_limit, queue_run_delay=60,
@@ -126,6 +129,11 @@ def test_books_balance_for_any_world(
     check_books(m)
     assert np.all(m["created"] < duration)
     assert len(m) == sum(s.created for s in model.sources)
+    # A message's rows were made together: its first row's id, time and size.
+    first = m.loc[m["message_id"]]
+    assert (first.index.to_numpy() <= m.index.to_numpy()).all()
+    assert (first["created"].to_numpy() == m["created"].to_numpy()).all()
+    assert (first["size"].to_numpy() == m["size"].to_numpy()).all()
 
 
 def test_a_message_cannot_end_twice() -> None:

@@ -13,7 +13,8 @@ from .units import Seconds, SizeNum, parse_duration, parse_size
 
 __all__ = [
     "AnyDistribution", "AnyTimeDistribution", "Constant", "Distribution", "Exponential",
-    "LogNormal", "SizeDistribution", "TimeDistribution", "Uniform",
+    "LogNormal", "SizeDistribution", "SizeLogNormal", "TimeDistribution", "Uniform",
+    "WithAttachments",
 ]
 
 
@@ -160,11 +161,37 @@ class SizeUniform(Uniform):
     high: SizeNum = Field(ge=0, le=1e15)
 
 
+class SizeLogNormalPart(Strict):
+    """A log-normal part of a compound size: median (a size) and sigma, no tag."""
+
+    median: SizeNum = Field(gt=0, le=1e15)
+    sigma: Num = Field(ge=0, le=10)
+
+    @property
+    def mean(self) -> float:
+        return self.median * math.exp(self.sigma**2 / 2)
+
+
+class WithAttachments(Strict):
+    """A message: a log-normal body plus, with probability ``attachment_share``, a
+    log-normal attachment (the heavy tail of large messages)."""
+
+    dist: Literal["with_attachments"]
+    body: SizeLogNormalPart
+    attachment_share: Num = Field(ge=0, le=1)
+    attachment: SizeLogNormalPart
+
+    @property
+    def mean(self) -> float:
+        return self.body.mean + self.attachment_share * self.attachment.mean
+
+
 AnyTimeDistribution = Annotated[
     Union[TimeConstant, TimeExponential, TimeLogNormal, TimeUniform], Field(discriminator="dist")
 ]
 TimeDistribution = Annotated[AnyTimeDistribution, BeforeValidator(time_is_constant)]
 AnySizeDistribution = Annotated[
-    Union[SizeConstant, SizeExponential, SizeLogNormal, SizeUniform], Field(discriminator="dist")
+    Union[SizeConstant, SizeExponential, SizeLogNormal, SizeUniform, WithAttachments],
+    Field(discriminator="dist"),
 ]
 SizeDistribution = Annotated[AnySizeDistribution, BeforeValidator(size_is_constant)]

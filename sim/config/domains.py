@@ -73,6 +73,9 @@ class Domain(Strict):
     unknown_recipient_rate: Num = Field(0.0, ge=0, le=1)
     discard_rate: Num = Field(0.0, ge=0, le=1, description="accepted, silently dropped")
     retrieval: Retrieval | None = None
+    utc_offset: Num = Field(
+        0, ge=-12, le=14, description="hours ahead of UTC of its people's clocks (daily profiles)"
+    )
 
     @property
     def receives(self) -> bool:

@@ -106,6 +106,10 @@ def check_references(sc: Scenario) -> None:
         need(f"{p}.client", src.client, "client")
         if src.domain not in names:
             raise ScenarioError(f"{p}.domain", f"{src.domain!r} is not a domain of the scenario")
+        if src.local_share > 0 and names[src.domain].users == 0:
+            raise ScenarioError(
+                f"{p}.local_share", f"domain {src.domain!r} has no users to write to locally"
+            )
         if src.mta is not None:
             need(f"{p}.mta", src.mta, "mta")
         elif names[src.domain].outbound is None:

@@ -50,7 +50,7 @@ __all__ = [
 
 STATUSES = ("in_flight", "delivered", "bounced", "lost")
 IN_FLIGHT, DELIVERED, BOUNCED, LOST = range(4)
-# Kinds of rows (docs/results.md); dsn, reply and spam rows come with later capabilities.
+# Kinds of rows (docs/results.md); dsn and reply rows come with later capabilities.
 KINDS = ("person", "transactional", "marketing", "spam", "dsn", "reply")
 # What one attempt at one server came to (the attempts table's `outcome`).
 OUTCOMES = ("delivered", "bounced", "try_next", "deferred", "refused", "timeout", "interrupted")
@@ -241,15 +241,21 @@ class Recorder:
 
     # -- what components report -----------------------------------------------------
 
-    def created(self, t: float, sender: int, rcpt: int, person: int, kind: int, size: float) -> int:
-        """A message is made at ``t``; returns its row id."""
+    def created(
+        self, t: float, sender: int, rcpt: int, person: int, kind: int, size: float, message: int = -1
+    ) -> int:
+        """A message (one recipient's row) is made at ``t``; returns its row id.
+
+        ``message`` is the row id of the message's first recipient when this row is a
+        further recipient of the same message (its ``message_id``); -1 for a first row.
+        """
         table = self._messages
         mid = table.n
         if mid == table.capacity:
             table.grow()
             self._bind()
         table.n = mid + 1
-        self._mid[mid] = mid
+        self._mid[mid] = mid if message < 0 else message
         self._sender[mid] = sender
         self._recipient[mid] = rcpt
         self._person[mid] = person

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Domain as DomainSpec
 
+from .traffic import Receivers
+
 if TYPE_CHECKING:
     from .devices import Readers
 
@@ -63,6 +65,19 @@ class Directory:
     def __init__(self, specs: Sequence[DomainSpec]) -> None:
         self.all = [Domain(i, spec) for i, spec in enumerate(specs)]
         self.by_name = {d.name: d for d in self.all}
+        self._anyone: Receivers | None = None
+
+    @property
+    def anyone(self) -> Receivers:
+        """"Any person on the Internet": domains with users, weighted by users.
+
+        Built once per run on first use and shared by every source that does not name
+        its recipients (each draws through its own stream).
+        """
+        if self._anyone is None:
+            receivers = [d for d in self.all if d.users > 0]
+            self._anyone = Receivers(receivers, [float(d.users) for d in receivers])
+        return self._anyone
 
     def __iter__(self) -> Iterator[Domain]:
         return iter(self.all)

@@ -77,7 +77,9 @@ class MTA:
             spec.minimal_backoff_time, spec.maximal_backoff_time, spec.maximal_queue_lifetime
         )
         self.concurrency: ConcurrencyPolicy = FixedConcurrency(spec.destination_concurrency_limit)
-        self.incoming: WorkQueue[tuple[Message, str]] = WorkQueue(ctx.env)
+        # A submission: the message, the client's node, and the message's further
+        # recipients (one row each) that share its SMTP transaction.
+        self.incoming: WorkQueue[tuple[Message, str, tuple[Message, ...]]] = WorkQueue(ctx.env)
         self.active: WorkQueue[Message] = WorkQueue(ctx.env)
         self.deferred = DeferredQueue(ctx.env, spec.queue_run_delay, self.active.put)
         self.destinations: dict[Domain, Destination] = {}
@@ -132,10 +134,16 @@ class MTA:
 
     # -- submission ------------------------------------------------------------------
 
-    def submit(self, msg: Message, client: str) -> None:
-        """A client at node ``client`` connects to submit ``msg`` (waits for a free smtpd)."""
+    def submit(self, msg: Message, client: str, cc: tuple[Message, ...] = ()) -> None:
+        """A client at node ``client`` connects to submit ``msg`` (waits for a free smtpd).
+
+        ``cc`` are the same message's further recipients, one row each: one transaction
+        with a RCPT TO per recipient; once accepted, each is queued on its own.
+        """
         self.recorder.held(msg.id, self.code)
-        self.incoming.put((msg, client))
+        for other in cc:
+            self.recorder.held(other.id, self.code)
+        self.incoming.put((msg, client, cc))
 
     def _smtpd(self) -> Generator[simpy.Event, Any, None]:
         env, rec, cost, incoming = self.env, self.recorder, self.dialogues.submission, self.incoming
@@ -143,18 +151,19 @@ class MTA:
         sessions, active = self._sessions_level, self._active_level
         while True:
             if incoming.items:
-                msg, client = incoming.items.popleft()
+                msg, client, cc = incoming.items.popleft()
             else:
                 waiting = incoming.wait()
                 try:
-                    msg, client = yield waiting
+                    msg, client, cc = yield waiting
                 except simpy.Interrupt:  # interrupted while idle: nothing was held
                     incoming.cancel(waiting)
                     continue
             link = self.network.link(client, self.id)
             gen = self._loss if link.loss > 0.0 else None
             start = env.now
-            self.in_session += 1
+            rows = (msg, *cc) if cc else (msg,)
+            self.in_session += len(rows)
             if sessions is not None:
                 sessions.set(start, self.in_session)
             self.connections += 1
@@ -164,23 +173,27 @@ class MTA:
                 if refusal is not None:
                     yield env.timeout(link.time(cost.to(refusal.phase), 0, gen))
                     src = rec.nodes.code(client)
-                    rec.attempt(msg.id, SUBMISSION, 1, 1, src, self.code, start, env.now,
-                                refusal, Outcome.BOUNCED)
-                    rec.ended(msg.id, BOUNCED, env.now, refusal.reason)
-                    self.bounced += 1
+                    for m in rows:
+                        rec.attempt(m.id, SUBMISSION, 1, 1, src, self.code, start, env.now,
+                                    refusal, Outcome.BOUNCED)
+                        rec.ended(m.id, BOUNCED, env.now, refusal.reason)
+                    self.bounced += len(rows)
                 else:
-                    yield env.timeout(link.time(cost.to_accept, msg.size, gen))
-                    msg.queued = env.now
-                    rec.queued(msg.id, env.now, self.code)
-                    if rec.tracing:
-                        src = rec.nodes.code(client)
-                        rec.attempt(msg.id, SUBMISSION, 1, 1, src, self.code, start, env.now,
-                                    ACCEPTED, Outcome.DELIVERED, final=False)
-                    self.active.put(msg)
+                    # Without PIPELINING each further RCPT TO waits for its own reply.
+                    trips = cost.to_accept + cost.per_rcpt * len(cc)
+                    yield env.timeout(link.time(trips, msg.size, gen))
+                    for m in rows:
+                        m.queued = env.now
+                        rec.queued(m.id, env.now, self.code)
+                        if rec.tracing:
+                            src = rec.nodes.code(client)
+                            rec.attempt(m.id, SUBMISSION, 1, 1, src, self.code, start, env.now,
+                                        ACCEPTED, Outcome.DELIVERED, final=False)
+                        self.active.put(m)
                     if active is not None:
                         active.set(env.now, len(self.active.items))
                 held = False
-                self.in_session -= 1
+                self.in_session -= len(rows)
                 if sessions is not None:
                     sessions.set(env.now, self.in_session)
                 yield env.timeout(link.time(cost.quit, 0, gen))
@@ -188,10 +201,10 @@ class MTA:
                 if held:
                     # Not yet told it was accepted: the client still has the message and
                     # submits it again at once, ahead of later ones.
-                    self.in_session -= 1
+                    self.in_session -= len(rows)
                     if sessions is not None:
                         sessions.set(env.now, self.in_session)
-                    incoming.items.appendleft((msg, client))
+                    incoming.items.appendleft((msg, client, cc))
             finally:
                 self.connections -= 1
 
@@ -376,7 +389,8 @@ class MTA:
 
     def holding(self) -> int:
         """Messages this MTA holds: waiting to submit, queued, deferred or in a session."""
-        waiting = len(self.incoming) + len(self.active) + len(self.deferred)
+        waiting = sum(1 + len(cc) for _, _, cc in self.incoming.items)
+        waiting += len(self.active) + len(self.deferred)
         waiting += sum(len(d.parked) for d in self.destinations.values())
         return waiting + self.in_session
 

@@ -4,31 +4,44 @@ Many people's independent Poisson streams add up to one Poisson stream, so a dom
 people are one source with the summed rate; who receives each message is drawn when it
 is made. A source is one of:
 
-- ``rate``: Poisson arrivals (people in mail clients, transactional APIs);
+- ``rate``: Poisson arrivals (people in mail clients, transactional APIs), flat or on a
+  daily ``profile`` in the sender domain's local time (``sim.mail.traffic.DailyClock``);
 - ``interarrival``: a renewal process with any inter-arrival distribution;
-- ``batches``: ``count`` messages injected at once at time ``at`` (marketing campaigns).
+- ``batches``: ``count`` messages injected at once at time ``at``, again every
+  ``every`` if given (marketing campaigns).
 
 Every source sends only between its ``start`` and ``stop`` (default: the duration).
 
-Each message is submitted over SMTP from the source's client node to its MTA.
+A message has one or more recipients (``recipients_per_message``), each its own row
+sharing the first row's ``message_id``; a recipient is someone at the sender's own
+domain (``local_share``), one of the sender's regular correspondents (``contacts``) or
+anyone, by users (the run's one shared table, ``Directory.anyone``). Each message is
+submitted over SMTP from the source's client node to its MTA, all its recipients in one
+transaction.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Generator
 from typing import Any
 
 import simpy
 
 from ..config import Exponential, Source
+from ..config.workload import MAX_RECIPIENTS, profile_weights
 from ..core.component import Context
 from ..core.records import KINDS, Message
-from ..core.rng import Choice, Draw
+from ..core.rng import Draw, Sampler
+from .domains import Domain
 from .mta import MTA
+from .traffic import Contacts, DailyClock, Receivers, size_sampler
 
 __all__ = ["MAX_SIZE", "TrafficSource"]
 
 MAX_SIZE = 1e15  # bytes: a far tail draw is clamped rather than overflowing
+_RETRIES = 8  # draws to find a recipient not already on the message before giving up on one
 
 
 class TrafficSource:
@@ -43,46 +56,116 @@ class TrafficSource:
         self.sender = ctx.domains[spec.domain]
         self.kind = KINDS.index(spec.kind)
         self.stop = spec.stop_time(ctx.scenario.duration)
-        if spec.recipients is None:
-            recipients = [d for d in ctx.domains if d.users > 0]
-            weights = [float(d.users) for d in recipients]
-        else:
-            recipients = [ctx.domains[name] for name in spec.recipients]
-            weights = list(spec.recipients.values())
-        self._recipients = recipients
         streams = ctx.streams
-        self._pick = Choice(weights, streams.generator("source", spec.name, "recipients"))
-        self._person = streams.uniform("source", spec.name, "person")
-        self._size = streams.sampler(spec.size, "source", spec.name, "size")
+        name = spec.name
+        if spec.recipients is None:
+            receivers = ctx.domains.anyone
+        else:
+            receivers = Receivers(
+                [ctx.domains[d] for d in spec.recipients], list(spec.recipients.values())
+            )
+        self._receivers = receivers
+        # Same stream and same arithmetic as numpy's choice: the same domains as before
+        # the table was shared, draw for draw.
+        self._pick_domain = receivers.sampler(streams.generator("source", name, "recipients"))
+        self._person = streams.uniform("source", name, "person")
+        self._size = size_sampler(spec.size, streams.generator("source", name, "size"))
         self._gaps: Draw | None = None
+        self._clock: DailyClock | None = None
         if spec.batches is None:
             gaps = spec.interarrival
             if gaps is None:
                 assert spec.rate is not None  # one arrival process, checked on load
                 gaps = Exponential(dist="exponential", mean=1.0 / spec.rate)
-            self._gaps = streams.sampler(gaps, "source", spec.name, "arrivals")
+                if spec.profile != "flat":
+                    self._clock = DailyClock(profile_weights(spec.profile), self.sender.spec.utc_offset)
+            self._gaps = streams.sampler(gaps, "source", name, "arrivals")
+        # How many recipients: 1 + a geometric number of further ones, mean as asked.
+        self._count: Draw | None = None
+        if spec.recipients_per_message > 1:
+            p = 1.0 / spec.recipients_per_message
+            gen = streams.generator("source", name, "recipients-per-message")
+            self._count = Sampler(lambda n: gen.geometric(p, n))
+        self._local: Draw | None = None
+        if spec.local_share > 0:
+            self._local = streams.uniform("source", name, "local")
+        self._sender_person: Draw | None = None
+        self._contacts: Contacts | None = None
+        if spec.contacts is not None:
+            # Keyed by the sender domain, not the source: a person's contacts are theirs.
+            key = int(streams.generator("contacts", spec.domain).integers(0, 2**63))
+            self._contacts = Contacts(
+                key, spec.contacts, spec.contacts_exponent, receivers,
+                streams.generator("source", name, "contact-rank"),
+            )
+            self._sender_person = streams.uniform("source", name, "sender")
         mta = spec.mta or self.sender.spec.outbound
         assert mta is not None  # checked when the scenario was loaded
         self.mta_id = mta
         self.mta: MTA | None = None
-        self.created = 0
+        self.created = 0  # rows (recipients) made
+        self.messages = 0  # messages made
 
     def start(self) -> None:
         """Find the MTA and start the arrival process."""
         self.mta = self.ctx.node(self.mta_id, MTA)
         if self._gaps is None:
             self.env.process(self._batches())
+        elif self._clock is not None:
+            self.env.process(self._daily(self._gaps, self._clock))
         else:
             self.env.process(self._arrivals(self._gaps))
 
+    def _recipient(self, sender: int) -> tuple[Domain, int]:
+        """One recipient: a colleague, a regular correspondent or anyone."""
+        local = self._local
+        if local is not None and local() < self.spec.local_share:
+            domain = self.sender
+        elif self._contacts is not None:
+            return self._contacts.draw(sender)
+        else:
+            only = self._receivers.only
+            domain = self._receivers.domains[only if only is not None else int(self._pick_domain())]
+        return domain, int(self._person() * domain.users)
+
     def _emit(self) -> None:
-        domain = self._recipients[self._pick()]
-        user = int(self._person() * domain.users)
         size = float(min(max(1, round(self._size())), MAX_SIZE))  # whole bytes, never empty
-        mid = self.recorder.created(self.env.now, self.sender.index, domain.index, user, self.kind, size)
+        sender = 0
+        if self._sender_person is not None:
+            # Who writes: one of the domain's people (an application counts as one).
+            sender = int(self._sender_person() * max(1, self.sender.users))
+        domain, user = self._recipient(sender)
+        now, rec, kind, src = self.env.now, self.recorder, self.kind, self.sender
+        mid = rec.created(now, src.index, domain.index, user, kind, size)
+        first = Message(mid, domain, user, size, src)
         self.created += 1
+        self.messages += 1
+        cc: tuple[Message, ...] = ()
+        if self._count is not None:
+            n = min(int(self._count()), MAX_RECIPIENTS)
+            if n > 1:
+                cc = self._more(mid, n - 1, {(domain.index, user)}, sender, size)
         assert self.mta is not None
-        self.mta.submit(Message(mid, domain, user, size, self.sender), self.spec.client)
+        self.mta.submit(first, self.spec.client, cc)
+
+    def _more(
+        self, mid: int, extra: int, taken: set[tuple[int, int]], sender: int, size: float
+    ) -> tuple[Message, ...]:
+        """The further recipients of message ``mid``: distinct people, one row each."""
+        now, rec, kind, src = self.env.now, self.recorder, self.kind, self.sender
+        out = []
+        for _ in range(extra):
+            for _ in range(_RETRIES):
+                domain, user = self._recipient(sender)
+                if (domain.index, user) not in taken:
+                    break
+            else:
+                continue  # everyone this sender would write to is on the message already
+            taken.add((domain.index, user))
+            row = rec.created(now, src.index, domain.index, user, kind, size, mid)
+            out.append(Message(row, domain, user, size, src))
+        self.created += len(out)
+        return tuple(out)
 
     def _arrivals(self, gap: Draw) -> Generator[simpy.Event, Any, None]:
         env, stop = self.env, self.stop
@@ -95,14 +178,31 @@ class TrafficSource:
             yield env.timeout(dt)
             self._emit()
 
-    def _batches(self) -> Generator[simpy.Event, Any, None]:
-        env = self.env
-        for batch in sorted(self.spec.batches or [], key=lambda b: b.at):
-            if batch.at < self.spec.start:
-                continue
-            if batch.at >= self.stop:
+    def _daily(self, gap: Draw, clock: DailyClock) -> Generator[simpy.Event, Any, None]:
+        # Poisson arrivals in operational time, mapped back through the daily profile.
+        env, stop = self.env, self.stop
+        if self.spec.start > 0:
+            yield env.timeout(self.spec.start)
+        tau = clock.tau(env.now)
+        while True:
+            tau += gap()
+            t = clock.time(tau)
+            if t >= stop:
                 return
-            if batch.at > env.now:
-                yield env.timeout(batch.at - env.now)
-            for _ in range(batch.count):
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            self._emit()
+
+    def _batches(self) -> Generator[simpy.Event, Any, None]:
+        env, spec = self.env, self.spec
+        batches = spec.batches or []
+        # Every injection in [start, stop) in time order, lazily (a recurring batch
+        # repeats); equal times keep the scenario's order.
+        times = heapq.merge(
+            *(zip(b.times(spec.start, self.stop), itertools.repeat(i)) for i, b in enumerate(batches))
+        )
+        for at, i in times:
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            for _ in range(batches[i].count):
                 self._emit()

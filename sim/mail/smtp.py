@@ -160,7 +160,9 @@ class DialogueCost:
     once here: they are read on every session.
     """
 
-    __slots__ = ("connect", "hello", "envelope", "data", "quit", "to_accept", "to_mail", "to_rcpt")
+    __slots__ = (
+        "connect", "hello", "envelope", "data", "quit", "to_accept", "to_mail", "to_rcpt", "per_rcpt"
+    )
 
     def __init__(self, connect: int, hello: int, envelope: int, data: int, quit: int) -> None:
         self.connect = connect  # until the greeting: where a busy server says 421
@@ -176,6 +178,9 @@ class DialogueCost:
         # MAIL, RCPT and DATA travel together and are answered together; without it,
         # RCPT is the second of the three.
         self.to_rcpt = connect + hello + min(envelope, 2)
+        # Each further recipient of one transaction: its RCPT TO is a round trip of its
+        # own without PIPELINING, and travels with the others with it (RFC 2920).
+        self.per_rcpt = 0 if envelope == 1 else 1
 
     def to(self, phase: Phase) -> int:
         """Round trips from connecting until the reply at ``phase`` arrives."""
