@@ -29,7 +29,8 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def users_by_domain(data: dict) -> dict[str, int]:
-    return {d["name"]: d["users"] for d in data["domains"]}
+    """People by mail domain (the spammers' sender domain has none and is left out)."""
+    return {d["name"]: d["users"] for d in data["domains"] if d["users"]}
 
 
 # --- the world -------------------------------------------------------------------
@@ -39,7 +40,8 @@ def users_by_domain(data: dict) -> dict[str, int]:
 def test_generated_worlds_are_valid_and_every_node_has_a_known_region(domains: int) -> None:
     data = sim.generate.internet(domains=domains, seed=3, regions=3)
     sc = parse_scenario(data)
-    assert len(sc.domains) == domains
+    # The N mail domains, and the spammers' sender domain (no people).
+    assert len(sc.domains) == domains + 1 and [d.name for d in sc.domains if not d.users] == ["spam.example"]
     names = {r.name for r in REGIONS[:3]}
     assert {n.region for n in sc.topology.nodes} <= names
     assert all(n.region is not None for n in sc.topology.nodes)
@@ -108,18 +110,23 @@ def test_companies_are_hosted_or_run_their_own_server_some_with_a_backup_mx() ->
 
 
 def test_rates_add_up_to_the_asked_rate() -> None:
-    spec = GenerateSpec(domains=400, rate=50, duration=86400, campaign_share=0.1, transactional_share=0.2)
+    spec = GenerateSpec(domains=400, rate=50, duration=86400, campaign_share=0.1, transactional_share=0.2,
+                        spam_share=0.4)
     data = world(spec)
     by_kind: Counter[str] = Counter()
     for s in data["workload"]:
+        # Rows a second: a person's message goes to recipients_per_message people.
         if "rate" in s:
-            by_kind[s["kind"]] += s["rate"]
+            by_kind[s["kind"]] += s["rate"] * s.get("recipients_per_message", 1)
         else:
             by_kind[s["kind"]] += sum(b["count"] for b in s["batches"]) / spec.duration
-    assert by_kind["person"] == pytest.approx(35.0, rel=1e-6)
-    assert by_kind["transactional"] == pytest.approx(10.0, rel=1e-6)
-    # 432,000 campaign messages in two campaigns (09:00 and 17:00 UTC) of one ESP.
-    assert by_kind["marketing"] == pytest.approx(5.0, rel=1e-6)
+    # 40 % of 50 rows/s is spam; of the 30 legitimate ones 70 % are people's, 20 %
+    # transactional, 10 % campaigns.
+    assert by_kind["spam"] == pytest.approx(20.0, rel=1e-6)
+    assert by_kind["person"] == pytest.approx(21.0, rel=1e-6)
+    assert by_kind["transactional"] == pytest.approx(6.0, rel=1e-6)
+    # 259,200 campaign messages in two campaigns (09:00 and 17:00 UTC) of one ESP.
+    assert by_kind["marketing"] == pytest.approx(3.0, rel=1e-6)
     campaigns = [s for s in data["workload"] if s["kind"] == "marketing"]
     assert [b["at"] for b in campaigns[0]["batches"]] == [9 * 3600, 17 * 3600]
 
@@ -194,14 +201,14 @@ def test_keys_beside_the_block_replace_or_add(tmp_path: Path) -> None:
     assert nodes["gmail-mx1"].max_connections == 7
     assert nodes["gmail-mx1"].region is None  # replaced whole, not merged key by key
     assert "extra-mx" in nodes
-    assert sc.domains[-1].name == "extra.example" and len(sc.domains) == 31
+    assert sc.domains[-1].name == "extra.example" and len(sc.domains) == 32  # 30, spam.example, extra
 
 
 def test_set_reaches_the_block_and_the_expanded_world(tmp_path: Path) -> None:
     f = tmp_path / "s.yaml"
     f.write_text("generate: {domains: 30}\n")
     sc = load_scenario(f, ["generate.domains=40", "topology.nodes[gmail-mx1].max_connections=3"])
-    assert len(sc.domains) == 40
+    assert len(sc.domains) == 41  # and spam.example
     assert next(n for n in sc.topology.nodes if n.id == "gmail-mx1").max_connections == 3
 
 
@@ -234,7 +241,7 @@ def test_errors_in_a_compact_file_are_one_line(
         (["--regions", "11"], "mailflow: --regions: Input should be less than or equal to 10 (got 11)"),
         (["--duration", "2y"], "mailflow: --duration: unknown unit 'y' for seconds (use ms, s, m, h or d) (got '2y')"),
         (["--campaign-share", "0.9", "--transactional-share", "0.2"],
-         "mailflow: generate: transactional_share + campaign_share must be at most 1"),
+         "mailflow: generate: transactional_share + campaign_share must be at most 1 (shares of legitimate mail)"),
         (["--name", "a b"], "mailflow: --name: 'a b': use letters, digits, '.', '_' and '-' (it names the results folder)"),
         (["--out", "/nonexistent/dir/x.yaml"], "mailflow: --out /nonexistent/dir/x.yaml: cannot write: No such file or directory"),
     ],
@@ -337,7 +344,7 @@ def test_ready_scenarios_are_compact_and_load(name: str) -> None:
 
 def test_ready_scenarios_have_the_size_the_issue_asks() -> None:
     day = load_scenario(ROOT / "topologies" / "internet-10k.yaml")
-    assert len(sc_domains := day.domains) == 10_000 and day.duration == 86400
+    assert len(sc_domains := [d for d in day.domains if d.users]) == 10_000 and day.duration == 86400
     expected = sum(s.expected_messages(day.duration) for s in day.workload)
     assert expected == pytest.approx(1_000_000, rel=0.01)
     assert sc_domains
@@ -349,3 +356,21 @@ def test_ready_scenarios_have_the_size_the_issue_asks() -> None:
 def test_the_yaml_is_read_back_as_written() -> None:
     data = world(GenerateSpec(domains=40, seed=2))
     assert yaml.safe_load(to_yaml(data)) == data
+
+
+def test_generated_people_send_on_their_own_clocks() -> None:
+    data = world(GenerateSpec(domains=300, regions=3, seed=2))
+    offsets = {r.name: r.utc_offset for r in REGIONS[:3]}
+    region_of = {n["id"]: n["region"] for n in data["topology"]["nodes"]}
+    domains = {d["name"]: d for d in data["domains"]}
+    people = [s for s in data["workload"] if s["kind"] == "person"]
+    assert people and all(s["profile"] == "office" and s["recipients_per_message"] == 1.66 for s in people)
+    for s in people:
+        here = offsets[region_of[s["client"]]]
+        # A provider's people: one source per region, on that region's clock; anyone
+        # else: their domain's clock, which is their region's.
+        clock = s.get("utc_offset", domains[s["domain"]].get("utc_offset", 0.0))
+        assert clock == here, s["name"]
+    assert {s.get("utc_offset") for s in people if s["domain"] == "gmail.com"} == set(offsets.values())
+    apps = [s for s in data["workload"] if s["kind"] == "transactional"]
+    assert apps and all(s["profile"] == "transactional" for s in apps)

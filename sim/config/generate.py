@@ -43,13 +43,16 @@ class GenerateSpec(Strict):
     duration: Seconds = Field(3600, ge=0.001, le=MAX_TIME, description="how long the sources send")
     drain: Seconds = Field(1800, ge=0, le=MAX_TIME, description="simulated time after the sources stop")
     users: Int | None = Field(None, ge=1, le=MAX_USERS, description="people in all; default 1000 a domain")
-    transactional_share: Num = Field(0.2, ge=0, le=1, description="share of messages sent by ESPs for applications")
-    campaign_share: Num = Field(0.1, ge=0, le=1, description="share of messages sent in ESP campaigns")
+    transactional_share: Num = Field(
+        0.2, ge=0, le=1, description="share of legitimate messages sent by ESPs for applications"
+    )
+    campaign_share: Num = Field(0.1, ge=0, le=1, description="share of legitimate messages sent in ESP campaigns")
+    spam_share: Num = Field(0.45, ge=0, lt=1, description="share of all messages that are spam")
 
     @model_validator(mode="after")
     def _consistent(self) -> GenerateSpec:
         if self.transactional_share + self.campaign_share > 1:
-            raise ValueError("transactional_share + campaign_share must be at most 1")
+            raise ValueError("transactional_share + campaign_share must be at most 1 (shares of legitimate mail)")
         if self.users is not None and self.users < USERS_PER_DOMAIN_MIN * self.domains:
             raise ValueError(
                 f"users must be at least {USERS_PER_DOMAIN_MIN} per domain "
@@ -104,6 +107,13 @@ ESP_EVERY = 1000  # one ESP per this many domains, one to MAX_ESPS
 MAX_ESPS = 5
 ESP_CLIENT_SHARE = 0.05  # company domains that send through an ESP (assumption)
 CAMPAIGN_HOURS = (9, 17)  # UTC; marketing sends peak at 09:00 and 17:00 UTC
+# People's traffic (docs/sources.md, Workload): the office day in their own time zone,
+# 1.66 recipients a message on average, most of them among regular correspondents, and
+# a share at their own organisation for company domains (assumptions but the 1.66).
+PERSON_PROFILE = "office"
+RECIPIENTS_PER_MESSAGE = 1.66
+CONTACTS = 20
+COMPANY_LOCAL_SHARE = 0.3
 # Access network of a region's people and the LAN inside an organisation (assumptions).
 ACCESS_LATENCY = 0.010
 ACCESS_BANDWIDTH = 2.5e6
@@ -199,15 +209,28 @@ def people(region: Region) -> str:
 # are wired in here and nowhere else.
 
 
-def person_source(domain: str, region: Region, rate: float, suffix: str = "") -> dict[str, Any]:
-    """People of ``domain`` in ``region`` writing ``rate`` messages/s in all."""
-    return {
+def person_source(
+    domain: str, region: Region, rate: float, suffix: str = "", local_share: float = 0.0,
+    own_clock: bool = False,
+) -> dict[str, Any]:
+    """People of ``domain`` in ``region`` writing ``rate`` messages (not rows) a second in
+    all, on the office day; ``own_clock``: in ``region``'s time zone rather than their
+    domain's (a big provider's people live everywhere)."""
+    source: dict[str, Any] = {
         "name": f"people-{domain}{suffix}",
         "kind": "person",
         "client": people(region),
         "domain": domain,
         "rate": _rate(rate),
+        "profile": PERSON_PROFILE,
+        "recipients_per_message": RECIPIENTS_PER_MESSAGE,
+        "contacts": CONTACTS,
     }
+    if own_clock:
+        source["utc_offset"] = region.utc_offset
+    if local_share:
+        source["local_share"] = local_share
+    return source
 
 
 def transactional_source(domain: str, esp: str, rate: float) -> dict[str, Any]:
@@ -219,6 +242,7 @@ def transactional_source(domain: str, esp: str, rate: float) -> dict[str, Any]:
         "domain": domain,
         "mta": f"{esp}-mta",
         "rate": _rate(rate),
+        "profile": "transactional",
         "size": {"dist": "lognormal", "median": 8000, "sigma": 0.8},
     }
 
@@ -251,6 +275,8 @@ def domain_entry(
     if mx_ttl != 3600:
         entry["mx_ttl"] = mx_ttl
     entry["retrieval"] = {"client": people(region)}
+    if region.utc_offset:
+        entry["utc_offset"] = region.utc_offset
     return entry
 
 
@@ -299,8 +325,10 @@ def world(spec: GenerateSpec) -> dict[str, Any]:
     regions = REGIONS[: spec.regions]
     b = _Builder(regions, rng)
     n, total = spec.domains, spec.people_total
-    # Every person writes at the same mean rate (assumption), so rates follow people.
-    per_person = spec.rate * (1.0 - spec.transactional_share - spec.campaign_share) / total
+    legitimate = spec.rate * (1.0 - spec.spam_share)
+    # Every person writes at the same mean rate (assumption), so rates follow people. A
+    # source's rate counts messages; each has 1.66 recipient rows on average.
+    per_person = legitimate * (1.0 - spec.transactional_share - spec.campaign_share) / total / RECIPIENTS_PER_MESSAGE
 
     if n >= ALL_PROVIDER_DOMAINS:
         present = [(p, p.domains) for p in PROVIDERS]
@@ -320,8 +348,8 @@ def world(spec: GenerateSpec) -> dict[str, Any]:
         hosted = int(companies[plan.hosting == i].sum()) if tail_n else 0
         _provider(b, p, doms, int(users), hosted, spec, per_person, total)
     _tail(b, plan, spec, per_person, total, [p.org for p, _ in present])
-    _esps(b, plan, spec, esps)
-    _spammers(b)
+    _esps(b, plan, spec, esps, legitimate)
+    _spammers(b, spec.rate * spec.spam_share)
     return {
         "name": f"internet-{n}",
         "description": (
@@ -377,7 +405,9 @@ def _provider(
         # The provider's people are everywhere: one source per region (equal shares).
         for r in b.regions:
             suffix = f"@{r.name}" if len(b.regions) > 1 else ""
-            b.workload.append(person_source(name, r, per_person * int(u) / len(b.regions), suffix))
+            b.workload.append(
+                person_source(name, r, per_person * int(u) / len(b.regions), suffix, own_clock=len(b.regions) > 1)
+            )
 
 
 def _server(b: _Builder, org: str, r: Region, rate_out: float, rate_in: float, resolver: str | None) -> dict[str, str]:
@@ -432,20 +462,20 @@ def _tail(
         else:  # at its ISP (and when the provider it would use is not in a tiny world)
             mta, store, mx = isps[j]["mta"], isps[j]["store"], [(isps[j]["mx"], 10)]
         b.domains.append(domain_entry(name, users, r, mta, mx, store))
-        b.workload.append(person_source(name, r, per_person * users))
+        b.workload.append(person_source(name, r, per_person * users, local_share=COMPANY_LOCAL_SHARE))
 
 
-def _esps(b: _Builder, plan: _Tail, spec: GenerateSpec, esps: int) -> None:
+def _esps(b: _Builder, plan: _Tail, spec: GenerateSpec, esps: int, legitimate: float) -> None:
     """ESPs: an application client, a large MTA and a resolver each, sending for their
     client domains' transactional mail (Zipf over clients) and campaigns."""
     clients = [np.flatnonzero(plan.esp_of == e) for e in range(esps)]
     if not any(len(c) for c in clients):
         return
     weights = [1.0 / (k + 1) for k in range(sum(len(c) for c in clients))]
-    trans_rate = spec.rate * spec.transactional_share
+    trans_rate = legitimate * spec.transactional_share
     times = campaign_times(spec.duration)
     active = sum(1 for c in clients if len(c))
-    count = max(1, round(spec.rate * spec.campaign_share * spec.duration / (active * len(times))))
+    count = max(1, round(legitimate * spec.campaign_share * spec.duration / (active * len(times))))
     scale = trans_rate / sum(weights)
     k = 0
     for e, mine in enumerate(clients):
@@ -468,14 +498,21 @@ def _esps(b: _Builder, plan: _Tail, spec: GenerateSpec, esps: int) -> None:
             b.workload.append(campaign_source(names[0], org, times, count))
 
 
-def _spammers(b: _Builder) -> None:
-    """A botnet's client and a spam MTA in the last region: the nodes ``kind: spam``
-    sources will send from (no source yet; small pools, so idle they cost little)."""
+def _spammers(b: _Builder, rate: float) -> None:
+    """A botnet's client and a spam MTA in the last region, sending ``rate`` spam
+    messages/s to anyone, at any hour (``flat``: spam arrives round the clock)."""
     r = b.regions[-1]
     edge = b.site("spam", r)
     b.host(edge, "spam-bots", "client", r)
     dns = b.host(edge, "spam-dns", "resolver", r)
-    b.host(edge, "spam-mta", "mta", r, resolver=dns, workers=10, smtpd_workers=10)
+    sessions = _capacity(rate, SESSION_S, 10)
+    b.host(edge, "spam-mta", "mta", r, resolver=dns, workers=sessions, smtpd_workers=sessions)
+    if rate > 0:
+        b.domains.append({"name": "spam.example", "users": 0, "outbound": "spam-mta"})
+        b.workload.append({
+            "name": "spam", "kind": "spam", "client": "spam-bots", "domain": "spam.example",
+            "rate": _rate(rate),
+        })
 
 
 def compact(spec: GenerateSpec, name: str | None = None) -> dict[str, Any]:

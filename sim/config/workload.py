@@ -146,6 +146,10 @@ class Source(Strict):
         default=MESSAGE_SIZE, description="person; the other kinds default to the body alone"
     )
     profile: Profile = Field("flat", description="daily shape of `rate` in the sender domain's local time")
+    utc_offset: Num | None = Field(
+        None, ge=-12, le=14,
+        description="hours ahead of UTC of these senders' clocks; default the sender domain's",
+    )  # a big provider's people live in many time zones: one source per zone
     recipients_per_message: Num = Field(
         1, ge=1, le=MAX_RECIPIENTS, description="mean; 1 + geometric extra (cc)"
     )

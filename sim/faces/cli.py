@@ -388,11 +388,15 @@ def generate_command(
     ] = None,
     transactional_share: Annotated[
         float | None,
-        typer.Option("--transactional-share", metavar="SHARE", help="Share of messages sent by ESPs for applications (default 0.2)."),
+        typer.Option("--transactional-share", metavar="SHARE", help="Share of legitimate messages sent by ESPs for applications (default 0.2)."),
     ] = None,
     campaign_share: Annotated[
         float | None,
-        typer.Option("--campaign-share", metavar="SHARE", help="Share of messages sent in ESP campaigns (default 0.1)."),
+        typer.Option("--campaign-share", metavar="SHARE", help="Share of legitimate messages sent in ESP campaigns (default 0.1)."),
+    ] = None,
+    spam_share: Annotated[
+        float | None,
+        typer.Option("--spam-share", metavar="SHARE", help="Share of all messages that are spam (default 0.45)."),
     ] = None,
     name: Annotated[str | None, typer.Option("--name", metavar="NAME", help="The scenario's name (default internet-N).")] = None,
     out_file: Annotated[
@@ -409,7 +413,7 @@ def generate_command(
     given = {
         "domains": domains, "seed": seed, "regions": regions, "rate": rate, "duration": duration,
         "drain": drain, "users": users, "transactional_share": transactional_share,
-        "campaign_share": campaign_share,
+        "campaign_share": campaign_share, "spam_share": spam_share,
     }
     block = {k: v for k, v in given.items() if v is not None}
     try:

@@ -78,7 +78,8 @@ class TrafficSource:
                 assert spec.rate is not None  # one arrival process, checked on load
                 gaps = Exponential(dist="exponential", mean=1.0 / spec.rate)
                 if spec.profile != "flat":
-                    self._clock = DailyClock(profile_weights(spec.profile), self.sender.spec.utc_offset)
+                    offset = spec.utc_offset if spec.utc_offset is not None else self.sender.spec.utc_offset
+                    self._clock = DailyClock(profile_weights(spec.profile), offset)
             self._gaps = streams.sampler(gaps, "source", name, "arrivals")
         # How many recipients: 1 + a geometric number of further ones, mean as asked.
         self._count: Draw | None = None
