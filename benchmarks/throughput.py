@@ -28,18 +28,6 @@ RATE = 200.0
 DOMAINS = 50
 
 
-class CountingEnvironment(simpy.Environment):
-    """An Environment that counts the events it schedules."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scheduled = 0
-
-    def schedule(self, event: Any, priority: int = 1, delay: float = 0) -> None:  # type: ignore[override]
-        self.scheduled += 1
-        super().schedule(event, priority, delay)
-
-
 def scenario(messages: int) -> Any:
     from sim.config.generate import internet
     from sim.config import parse_scenario
@@ -69,6 +57,7 @@ def one(messages: int) -> dict[str, float]:
 def events_per_message(messages: int = 100_000) -> float:
     """How many events the model schedules per message (untimed, counted run)."""
     from sim import build
+    from sim.core.counting import CountingEnvironment
 
     model = build(scenario(messages), env=CountingEnvironment())
     model.run()

@@ -55,3 +55,53 @@ def test_slots_admit_up_to_capacity_then_hand_over_in_order() -> None:
     env.run()
     assert spans == {"a": (0, 5), "b": (1, 3), "c": (3, 4), "d": (4, 5)}
     assert slots.busy == 0
+
+
+def test_a_staffed_queue_hires_on_demand_and_serves_as_a_started_pool_would() -> None:
+    # The same work as above, served by workers the queue starts itself: no process
+    # before the first item, at most two, and the same times (a and b at once, c when
+    # the first worker is free, d at 4 too).
+    env = simpy.Environment()
+    queue: WorkQueue[str] = WorkQueue(env)
+    got: list[tuple[float, str]] = []
+
+    def worker(first: simpy.Event) -> Any:
+        waiting: simpy.Event | None = first
+        while True:
+            if waiting is None and queue.items:
+                item = queue.items.popleft()
+            else:
+                item = yield (waiting or queue.wait())
+                waiting = None
+            got.append((env.now, item))
+            yield env.timeout(3.0)
+
+    queue.staff(2, lambda first: env.process(worker(first)))
+
+    def producer() -> Any:
+        yield env.timeout(1.0)
+        assert queue.hired == 0
+        for item in "abc":
+            queue.put(item)
+        assert queue.hired == 2 and list(queue.items) == ["c"]
+        yield env.timeout(1.0)
+        queue.put("d")
+
+    env.process(producer())
+    env.run(until=20)
+    assert got == [(1.0, "a"), (1.0, "b"), (4.0, "c"), (4.0, "d")]
+    assert queue.hired == 2
+
+
+def test_a_staffed_queue_hands_a_requeued_item_to_a_new_hire_first() -> None:
+    env = simpy.Environment()
+    queue: WorkQueue[str] = WorkQueue(env)
+    firsts: list[object] = []
+    queue.staff(3, lambda first: firsts.append(first.value))
+    queue.put("a")
+    queue.requeue("b")
+    assert firsts == ["a", "b"] and not queue.items
+    queue.put("c")
+    queue.put("d")  # the pool is full and nobody waits: it queues
+    queue.requeue("e")
+    assert firsts == ["a", "b", "c"] and list(queue.items) == ["e", "d"]

@@ -6,12 +6,18 @@ four hand-offs and a mailbox write per message they were a fifth of a run's time
 ``WorkQueue`` passes an item to a waiting worker with one event, and to a worker that
 asks while items wait with none; ``Slots`` admits a holder with no event while a slot
 is free. Both serve first come, first served, as Store and Resource do.
+
+A pool's workers are hired on demand (``WorkQueue.staff``): a worker process is started
+only when work arrives and no hired worker is idle, up to the pool's size, and then
+stays. A pool of 200 that never sees work costs no process and no event, and the
+hand-off to a new hire is the same one event at the same instant that waking an idle
+worker is, so results do not depend on when workers were started.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar, cast
 
 import simpy
@@ -35,24 +41,57 @@ class WorkQueue(Generic[T]):
             except simpy.Interrupt:  # interrupted while idle
                 queue.cancel(event)
 
-    and gives back an item it could not finish with ``queue.requeue(item)``.
+    and gives back an item it could not finish with ``queue.requeue(item)``. A worker
+    hired by the queue (``staff``) starts by yielding the event it was hired with, as if
+    it had been waiting on it.
     """
 
-    __slots__ = ("env", "items", "_waiting")
+    __slots__ = ("env", "items", "_waiting", "hired", "_size", "_hire")
 
     def __init__(self, env: simpy.Environment) -> None:
         self.env = env
         self.items: deque[T] = deque()
         self._waiting: deque[simpy.Event] = deque()
+        self.hired = 0  # workers this queue has started (staff)
+        self._size = 0
+        self._hire: Callable[[simpy.Event], object] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def put(self, item: T) -> None:
-        """Add work: the longest-waiting idle worker gets it, else it joins the queue."""
+    def staff(self, size: int, hire: Callable[[simpy.Event], object]) -> None:
+        """Serve the queue with up to ``size`` workers, started on demand.
+
+        ``hire(first)`` starts one worker process that begins by yielding ``first`` (an
+        event already triggered with its first item). Started workers stay: idle, a
+        worker is a parked process and no event.
+        """
+        self._size = size
+        self._hire = hire
+
+    def _hand(self, item: T) -> bool:
+        """Give ``item`` to an idle worker, or to a new hire; False if all are busy."""
         if self._waiting:
             self._waiting.popleft().succeed(item)
-        else:
+            return True
+        if self.hired < self._size:
+            assert self._hire is not None
+            self.hired += 1
+            # Succeeded before the hire starts: the same event, at the same place in the
+            # schedule, that would have woken an idle worker (the hire's own start is an
+            # urgent event that only parks it on this one).
+            first = self.env.event()
+            first.succeed(item)
+            self._hire(first)
+            return True
+        return False
+
+    def put(self, item: T) -> None:
+        """Add work: the longest-waiting idle worker gets it (or a new hire), else it
+        joins the queue."""
+        if self._waiting:
+            self._waiting.popleft().succeed(item)
+        elif not self._hand(item):
             self.items.append(item)
 
     def wait(self) -> simpy.Event:
@@ -71,9 +110,7 @@ class WorkQueue(Generic[T]):
 
     def requeue(self, item: T) -> None:
         """Put back an item a worker could not finish: it goes first."""
-        if self._waiting:
-            self._waiting.popleft().succeed(item)
-        else:
+        if not self._hand(item):
             self.items.appendleft(item)
 
 

@@ -16,7 +16,7 @@ Shaped after Postfix 3.x (docs/model.md, docs/sources.md):
   waits in the deferred queue, ``sim.mail.retry``) or that it has been queued too long
   and bounces.
 
-One process per worker, none per message. The MTA knows servers only by id and by the
+One process per worker that has had work (workers start on demand), none per message. The MTA knows servers only by id and by the
 ``SMTPServer`` protocol: it imports nothing of the MX.
 """
 
@@ -84,7 +84,8 @@ class MTA:
         self.in_session = 0  # messages a worker holds right now
         self.bounced = 0
         self.resolver: Resolver | None = None
-        self.workers: list[simpy.Process] = []  # delivery agents, once started
+        self.started = False
+        self.workers: list[simpy.Process] = []  # delivery agents started so far
         self.submission_workers: list[simpy.Process] = []
         # Time-series levels (sim.core.monitors), None unless the run samples them.
         self._active_level: Level | None = None
@@ -95,7 +96,7 @@ class MTA:
     def monitor(self, monitors: Monitors) -> None:
         """Follow the active queue, the deferred queue, sessions and parked messages
         as levels (before the run starts: ``timeseries.parquet``)."""
-        if self.workers:
+        if self.started:
             raise RuntimeError(f"MTA {self.id}: monitor() after the run started")
         self._active_level = monitors.level(self.id, "active_queue")
         self._deferred_level = monitors.level(self.id, "deferred")
@@ -115,7 +116,7 @@ class MTA:
         self, retry: RetrySchedule | None = None, concurrency: ConcurrencyPolicy | None = None
     ) -> None:
         """Swap the send-side policies (before the run starts: from a build hook)."""
-        if self.workers:
+        if self.started:
             raise RuntimeError(f"MTA {self.id}: use() after the run started; call it from a hook")
         if retry is not None:
             self.retry = retry
@@ -125,10 +126,17 @@ class MTA:
     def start(self) -> None:
         """Find the resolver; start the submission and delivery workers and the queue runner."""
         self.resolver = self.ctx.node(self.spec.resolver, Resolver)
-        env = self.env
-        self.submission_workers = [env.process(self._smtpd()) for _ in range(self.spec.smtpd_workers)]
-        self.workers = [env.process(self._deliver()) for _ in range(self.spec.workers)]
+        self.started = True
+        # Workers are started when work arrives and none is idle (sim.core.queues).
+        self.incoming.staff(self.spec.smtpd_workers, self._hire_smtpd)
+        self.active.staff(self.spec.workers, self._hire_agent)
         self.deferred.start()
+
+    def _hire_smtpd(self, first: simpy.Event) -> None:
+        self.submission_workers.append(self.env.process(self._smtpd(first)))
+
+    def _hire_agent(self, first: simpy.Event) -> None:
+        self.workers.append(self.env.process(self._deliver(first)))
 
     # -- submission ------------------------------------------------------------------
 
@@ -137,20 +145,25 @@ class MTA:
         self.recorder.held(msg.id, self.code)
         self.incoming.put((msg, client))
 
-    def _smtpd(self) -> Generator[simpy.Event, Any, None]:
+    def _smtpd(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
+        """A submission worker, hired with the event that hands it its first session."""
         env, rec, cost, incoming = self.env, self.recorder, self.dialogues.submission, self.incoming
         inbound, mail_phase = self.inbound, Phase.MAIL  # the MTA answers MAIL FROM itself
         sessions, active = self._sessions_level, self._active_level
+        waiting: simpy.Event | None = first
         while True:
-            if incoming.items:
+            if waiting is None and incoming.items:
                 msg, client = incoming.items.popleft()
             else:
-                waiting = incoming.wait()
+                if waiting is None:
+                    waiting = incoming.wait()
                 try:
                     msg, client = yield waiting
                 except simpy.Interrupt:  # interrupted while idle: nothing was held
                     incoming.cancel(waiting)
+                    waiting = None
                     continue
+                waiting = None
             link = self.network.link(client, self.id)
             gen = self._loss if link.loss > 0.0 else None
             start = env.now
@@ -207,35 +220,40 @@ class MTA:
             hosts += names
         return tuple(hosts)
 
-    def _deliver(self) -> Generator[simpy.Event, Any, None]:
+    def _deliver(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
         """A delivery agent: one attempt at a time, as the destination's policy allows.
 
         An attempt looks the MX hosts up and tries them in order until one settles the
         message (delivered or bounced); otherwise the message is deferred. A message
         whose destination is at its limit is parked with it; the agent that finishes an
         attempt there takes the longest-parked message next. Every counter the attempt
-        holds is released on every path, an interrupt included.
+        holds is released on every path, an interrupt included. The agent is hired with
+        the event that hands it its first message.
         """
         assert self.resolver is not None  # started
         env, rec, nodes, resolver = self.env, self.recorder, self.ctx.nodes, self.resolver
         active, destinations, policy = self.active, self.destinations, self.concurrency
         queue_level, sessions, parked_level = self._active_level, self._sessions_level, self._parked_level
         msg: Message | None = None
+        waiting: simpy.Event | None = first
         while True:
             if msg is None:
-                if active.items:
+                if waiting is None and active.items:
                     msg = active.items.popleft()
                     if queue_level is not None:
                         queue_level.set(env.now, len(active.items))
                 else:
-                    waiting = active.wait()
+                    if waiting is None:
+                        waiting = active.wait()
                     try:
                         msg = yield waiting
                     except simpy.Interrupt:  # interrupted while idle: nothing was held
                         active.cancel(waiting)
+                        waiting = None
                         if queue_level is not None:
                             queue_level.set(env.now, len(active.items))
                         continue
+                    waiting = None
             dest = destinations.get(msg.domain)
             if dest is None:
                 dest = destinations[msg.domain] = Destination()
