@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import simpy
+from simpy.events import NORMAL, Event, EventPriority
 
 __all__ = ["CountingEnvironment"]
 
@@ -17,7 +18,7 @@ class CountingEnvironment(simpy.Environment):
         super().__init__(initial_time)
         self.scheduled = 0
 
-    def schedule(self, event: Any, priority: int = 1, delay: float = 0) -> None:  # type: ignore[override]
+    def schedule(self, event: Event, priority: EventPriority = NORMAL, delay: Any = 0) -> None:
         """Schedule ``event`` as SimPy does, and count it."""
         self.scheduled += 1
         super().schedule(event, priority, delay)

@@ -203,9 +203,9 @@ def sweep_censoring(summary: pd.DataFrame) -> pd.DataFrame:
     names = [n for n in points.index.names if n is not None]
     if not names:
         return marks.any().to_frame().T.rename(index={0: "(all)"})
-    grouped = pd.concat([summary[names], marks], axis=1).groupby(
-        names[0] if len(names) == 1 else names, sort=False, dropna=False
-    )
+    # Any: pandas-stubs 3 types index names as Hashable, which groupby does not take.
+    key: Any = names[0] if len(names) == 1 else names
+    grouped = pd.concat([summary[names], marks], axis=1).groupby(key, sort=False, dropna=False)
     return grouped[flags].any()
 
 
