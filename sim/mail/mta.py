@@ -151,19 +151,30 @@ class MTA:
         inbound, mail_phase = self.inbound, Phase.MAIL  # the MTA answers MAIL FROM itself
         sessions, active = self._sessions_level, self._active_level
         waiting: simpy.Event | None = first
+        free = 0.0  # when the last session's QUIT ends (the worker rests until then)
         while True:
             if waiting is None and incoming.items:
+                if free > env.now:  # a client waits: spend the QUIT first (WorkQueue)
+                    try:
+                        yield env.timeout(free - env.now)
+                    except simpy.Interrupt:
+                        pass  # only the QUIT was cut
+                    free = 0.0
+                    continue
                 msg, client = incoming.items.popleft()
             else:
                 if waiting is None:
-                    waiting = incoming.wait()
+                    waiting = incoming.wait(free)
                 try:
-                    msg, client = yield waiting
+                    got = yield waiting
                 except simpy.Interrupt:  # interrupted while idle: nothing was held
                     incoming.cancel(waiting)
-                    waiting = None
+                    waiting, free = None, 0.0
                     continue
-                waiting = None
+                waiting, free = None, 0.0
+                if got is None:  # rested: look at the queue
+                    continue
+                msg, client = got
             link = self.network.link(client, self.id)
             gen = self._loss if link.loss > 0.0 else None
             start = env.now
@@ -196,7 +207,9 @@ class MTA:
                 self.in_session -= 1
                 if sessions is not None:
                     sessions.set(env.now, self.in_session)
-                yield env.timeout(link.time(cost.quit, 0, gen))
+                # The QUIT: nothing can change it, so the worker rests instead of
+                # spending it in a timeout of its own (WorkQueue.wait(free)).
+                free = env.now + link.time(cost.quit, 0, gen)
             except simpy.Interrupt:
                 if held:
                     # Not yet told it was accepted: the client still has the message and
@@ -206,7 +219,7 @@ class MTA:
                         sessions.set(env.now, self.in_session)
                     incoming.items.appendleft((msg, client))
             finally:
-                self.connections -= 1
+                self.connections -= 1  # sessions in their dialogue (the QUIT not counted)
 
     # -- delivery --------------------------------------------------------------------
 

@@ -120,23 +120,34 @@ class MX(PolicyServer):
         env, rec, cost, queue = self.env, self.recorder, self.lmtp, self.queue
         queue_level, busy = self._queue_level, self._busy_level
         waiting: simpy.Event | None = first
+        free = 0.0  # when the last LMTP session's QUIT ends (the scanner rests until then)
         while True:
             if waiting is None and queue.items:
+                if free > env.now:  # mail waits: spend the QUIT first (WorkQueue)
+                    try:
+                        yield env.timeout(free - env.now)
+                    except simpy.Interrupt:
+                        pass  # the message is stored; only the QUIT was cut
+                    free = 0.0
+                    continue
                 msg = queue.items.popleft()
                 if queue_level is not None:
                     queue_level.set(env.now, len(queue.items))
             else:
                 if waiting is None:
-                    waiting = queue.wait()
+                    waiting = queue.wait(free)
                 try:
-                    msg = yield waiting
+                    got = yield waiting
                 except simpy.Interrupt:  # interrupted while idle: nothing was held
                     queue.cancel(waiting)
-                    waiting = None
+                    waiting, free = None, 0.0
                     if queue_level is not None:
                         queue_level.set(env.now, len(queue.items))
                     continue
-                waiting = None
+                waiting, free = None, 0.0
+                if got is None:  # rested: look at the queue
+                    continue
+                msg = got
             self.in_work += 1
             if busy is not None:
                 busy.set(env.now, self.in_work)
@@ -173,7 +184,6 @@ class MX(PolicyServer):
             self.in_work -= 1
             if busy is not None:
                 busy.set(env.now, self.in_work)
-            try:
-                yield env.timeout(link.time(cost.quit, 0, gen))
-            except simpy.Interrupt:
-                pass  # the message is stored; only the QUIT was cut
+            # The QUIT: nothing can change it, so the scanner rests instead of spending
+            # it in a timeout of its own (WorkQueue.wait(free)).
+            free = env.now + link.time(cost.quit, 0, gen)
