@@ -38,6 +38,7 @@ def scenario(messages: int) -> Any:
 def one(messages: int) -> dict[str, float]:
     """Time one run of about ``messages`` messages in this process."""
     import sim
+    import sim.simulation  # sim imports its layers on use: load them before measuring
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sc = scenario(messages)

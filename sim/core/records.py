@@ -400,9 +400,15 @@ class Recorder:
         ``release`` frees the recorder's columns as the frame is made (the run is over
         and nothing will read them again): the end of a run then holds one copy.
         """
-        frame = self._messages.frame(self._labels(), release)
+        table = self._messages
         if release:
-            self._bind()  # the hot attributes held the old arrays
+            # The hot attributes hold the columns too: point them at empty arrays first,
+            # so that each column is freed as soon as the frame has its copy.
+            full = table.arrays
+            table.arrays = {c.name: array(c.typecode) for c in table.columns}
+            self._bind()
+            table.arrays = full
+        frame = table.frame(self._labels(), release)
         frame.index.name = "id"
         return frame
 

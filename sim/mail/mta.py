@@ -381,8 +381,10 @@ class MTA:
                 self.in_session -= 1
                 if self._sessions_level is not None:
                     self._sessions_level.set(env.now, self.in_session)
+            quit = link.time(cost.quit, 0, gen)
             try:
-                yield env.timeout(link.time(cost.quit, 0, gen))
+                if quit > 0.0:  # a QUIT over a zero-latency link takes no time: no event
+                    yield env.timeout(quit)
             except simpy.Interrupt:
                 if not settled:
                     return _INTERRUPTED
