@@ -52,6 +52,7 @@ _MODULES = {
     "experiment": "sim.experiment",
     "faces": "sim.faces",
     "plots": "sim.faces.plots",
+    "generate": "sim.generate",  # synthetic Internets (issue 7), where present
 }
 
 __all__ = [
@@ -73,7 +74,12 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
     elif name in _MODULES:
-        value = importlib.import_module(_MODULES[name])
+        try:
+            value = importlib.import_module(_MODULES[name])
+        except ModuleNotFoundError as exc:
+            if exc.name != _MODULES[name]:
+                raise  # the module is there and something it imports is missing
+            raise AttributeError(f"module 'sim' has no attribute {name!r}") from None
     else:
         raise AttributeError(f"module 'sim' has no attribute {name!r}")
     globals()[name] = value
