@@ -21,9 +21,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-
 if TYPE_CHECKING:
+    from ._version import __version__
     from .config import Scenario, ScenarioError, load_scenario, parse_scenario
     from .experiment.sweep import sweep
     from .simulation import Results, Summary, run
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
 
 # Public name -> the module that defines it.
 _LAZY = {
+    "__version__": "sim._version",  # importlib.metadata alone is a third of the CLI's start
     "Scenario": "sim.config",
     "ScenarioError": "sim.config",
     "load_scenario": "sim.config",

@@ -10,7 +10,10 @@ import json
 import subprocess
 import sys
 
-# Not pydantic: typer itself (0.2x) coerces options with it once a command is built.
+# Not pydantic: typer itself (0.2x) coerces options with it once a command is built
+# (and pydantic then reads its plugins' metadata, so a command's help loads
+# importlib.metadata too; importing the CLI must not: the package's version read at
+# import time was a third of the CLI's start).
 HEAVY = ("pandas", "simpy", "networkx", "pyarrow", "numpy", "dask", "matplotlib", "scipy")
 
 PROBE = """
@@ -31,6 +34,8 @@ def imported_after(code: str) -> list[str]:
 
 def test_importing_the_cli_imports_no_heavy_library() -> None:
     assert imported_after("import sim.faces.cli") == []
+    probe = "import sys, sim.faces.cli\nassert 'importlib.metadata' not in sys.modules"
+    subprocess.run([sys.executable, "-c", probe], check=True)
 
 
 def test_help_imports_no_heavy_library() -> None:

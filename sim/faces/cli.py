@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from .._version import __version__
-
 # The model, pandas and the rest are imported inside the commands that use them, so
 # that `mailflow --help` (and a typo's usage error) starts in a tenth of a second.
 if TYPE_CHECKING:
@@ -161,6 +159,8 @@ def _out_dir(text: str) -> Path:
 
 def _version(value: bool) -> None:
     if value:
+        from .._version import __version__
+
         out.print(f"mailflow {__version__}")
         raise typer.Exit()
 
