@@ -34,8 +34,15 @@ test: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-bench: $(RUN_STAMP)
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP) $(RUN_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/mm4.py
 	$(BIN)/python benchmarks/sweep_speedup.py 1
 	$(BIN)/python benchmarks/sweep_speedup.py 1 1200
 

@@ -158,3 +158,22 @@ def test_default_scenario_exercises_every_hop() -> None:
     assert set(m["reason"]) >= {"unknown recipient", "discarded by content filter"}
     assert m["retrieved"].notna().mean() > 0.9
     assert set(m["kind"]) == {"person", "transactional", "marketing"}
+
+
+def test_rows_beyond_the_room_made_are_kept_and_a_released_table_is_read_once() -> None:
+    from sim.core.records import Recorder
+
+    rec = Recorder(["a.example"], rows=8000)  # room for 8,000; then a quarter more at a time
+    n = 10_007
+    for i in range(n):
+        mid = rec.created(float(i), 0, 0, i, 0, 100.0 + i)
+        rec.delivered(mid, i + 0.5)
+    assert rec._messages.capacity == 12_500  # 8,000 -> 10,000 -> 12,500: 1.25x, not 2x
+    kept = rec.messages()
+    released = rec.messages(release=True)
+    pd.testing.assert_frame_equal(released, kept)
+    assert len(released) == n and released["size"].iloc[-1] == 100.0 + n - 1
+    assert (released["delivered"] - released["created"] == 0.5).all()
+    assert len(rec._messages.arrays["size"]) == 0  # freed, not pinned by the frame
+    with pytest.raises(RuntimeError, match="handed over to a DataFrame already"):
+        rec.messages()

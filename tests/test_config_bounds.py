@@ -121,15 +121,15 @@ def test_too_big_for_memory_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     lines = err.strip().splitlines()
     assert len(lines) == 1
     limit = memory_limit()
-    assert limit is not None and limit < 162e9  # the test assumes a machine under 324 GB
+    assert limit is not None and limit < 72e9  # the test assumes a machine under 144 GB
     assert lines[0] == (
         f"mailflow: {path}: workload: the sources would create about 3.6e+08 messages, "
-        f"needing about 162 GB of memory (450 bytes a message), more than the "
+        f"needing about 72 GB of memory (200 bytes a message), more than the "
         f"{limit / 1e9:.3g} GB a run may use (half of this machine's RAM); "
         "--force (force=True) runs it anyway"
     )
     code, _, err = cli(["run", str(path), "--out", str(tmp_path / "o")], capsys)
-    assert code == 2 and "162 GB" in err and not (tmp_path / "o").exists()
+    assert code == 2 and "72 GB" in err and not (tmp_path / "o").exists()
 
 
 def test_python_users_are_protected_and_can_force(tmp_path: Path) -> None:

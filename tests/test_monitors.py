@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.throughput import CountingEnvironment
+from sim.core.counting import CountingEnvironment
 from sim import build, run
 from sim.config import parse_scenario
 from sim.config.generate import internet

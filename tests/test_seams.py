@@ -13,6 +13,7 @@ import sim
 from sim.config import parse_scenario
 from sim.config.nodes import NODE_KINDS, NODE_TYPES, MXNode
 from sim.core.component import REGISTRY, registers
+from sim.core.counting import CountingEnvironment
 from sim.core.records import Message
 from sim.mail.retry import PostfixBackoff
 from sim.mail.smtp import Phase, Reply
@@ -259,17 +260,42 @@ def test_an_asker_interrupted_during_a_lookup_does_not_wedge_the_domain() -> Non
 
 
 def test_idle_workers_survive_an_interrupt() -> None:
-    # Every worker of every kind is interrupted at t=50, before any mail: nothing is
-    # held, nothing breaks, and the mail of t=100 on goes through as if nothing happened.
+    # Every worker of every kind is interrupted at t=150, between the mail of t=100 (done
+    # by 101) and that of t=200: nothing is held, nothing breaks, and the later mail goes
+    # through as if nothing happened.
+    interrupted: list[int] = []
+
     def hook(model: Any) -> None:
         def interrupt_all() -> None:
             mta, mx = model.node("mta"), model.node("mx")
-            for process in [*mta.workers, *mta.submission_workers, *mx.scanners]:
+            idle = [*mta.workers, *mta.submission_workers, *mx.scanners]
+            interrupted.append(len(idle))
+            for process in idle:
                 process.interrupt("fault")
 
-        model.at(50, interrupt_all)
+        model.at(150, interrupt_all)
 
     pd.testing.assert_frame_equal(sim.run(tiny(), hook=hook).messages, sim.run(tiny()).messages)
+    assert interrupted == [3]  # one worker of each kind was started by the first message
+
+
+@pytest.mark.parametrize("size", [1, 200])
+def test_idle_capacity_costs_no_process_and_no_event(size: int) -> None:
+    # A message at a time through pools of 1 or of 200 workers: the big pools start one
+    # worker each, when the first message arrives, and the run schedules exactly as many
+    # events as with pools of one (40 for the 3 messages; starting all 200 workers of
+    # each pool at the start cost 597 events more).
+    data = tiny_data()
+    node(data, "mta").update(workers=size, smtpd_workers=size)
+    node(data, "mx")["workers"] = size
+    env = CountingEnvironment()
+    model = sim.build(parse_scenario(data), env=env)
+    model.start()
+    mta, mx = model.node("mta"), model.node("mx")
+    assert (mta.workers, mta.submission_workers, mx.scanners) == ([], [], [])
+    model.run()
+    assert (len(mta.workers), len(mta.submission_workers), len(mx.scanners)) == (1, 1, 1)
+    assert env.scheduled == 40
 
 
 def test_an_interrupted_scanner_gives_the_message_back() -> None:

@@ -21,16 +21,17 @@ __all__ = [
 ]
 
 # Peak memory a run needs per message, the DataFrame at the end included. Measured with
-# benchmarks/throughput.py (docs/performance.md): peak RSS grows by about 230 bytes a
-# message between 100k and 1M messages (the log's columns, ~86 bytes a row, plus the
-# DataFrame built from them), and ~250-450 bytes per finished message over whole runs.
-# The top of that range is used, since messages still queued at the end cost more
-# than finished ones and --trace adds an attempts table.
-BYTES_PER_MESSAGE = 450
+# benchmarks/throughput.py (docs/performance.md, 2026-11-29): over 1M messages of the
+# generated 50-domain Internet, peak RSS less the imports was 190 bytes a message (the
+# world's build and random buffers included); peak RSS grew by about 104 bytes a
+# message from 100k to 1M. The recorder makes room for the expected messages at once,
+# and `sim.run` frees each column as the DataFrame takes its copy, so the log is not
+# held twice at the end. Rounded up: 200.
+BYTES_PER_MESSAGE = 200
 # With --trace the attempts table adds about three rows a message (submission, relay,
-# LMTP; more with retries): measured peak RSS of 790 bytes a message against 415
-# without it over 1.08M messages, so the untraced figure scaled by 1.9.
-BYTES_PER_TRACED_MESSAGE = 850
+# LMTP; more with retries): peak RSS grew by 282 bytes a message from 50k to 300k
+# traced messages; with the same fixed share as above, about 370. Rounded up: 400.
+BYTES_PER_TRACED_MESSAGE = 400
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,19 @@ four hand-offs and a mailbox write per message they were a fifth of a run's time
 ``WorkQueue`` passes an item to a waiting worker with one event, and to a worker that
 asks while items wait with none; ``Slots`` admits a holder with no event while a slot
 is free. Both serve first come, first served, as Store and Resource do.
+
+A pool's workers are hired on demand (``WorkQueue.staff``): a worker process is started
+only when work arrives and no hired worker is idle, up to the pool's size, and then
+stays. A pool of 200 that never sees work costs no process and no event, and the
+hand-off to a new hire is the same one event at the same instant that waking an idle
+worker is, so results do not depend on when workers were started.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar, cast
 
 import simpy
@@ -35,45 +42,105 @@ class WorkQueue(Generic[T]):
             except simpy.Interrupt:  # interrupted while idle
                 queue.cancel(event)
 
-    and gives back an item it could not finish with ``queue.requeue(item)``.
+    and gives back an item it could not finish with ``queue.requeue(item)``. A worker
+    hired by the queue (``staff``) starts by yielding the event it was hired with, as if
+    it had been waiting on it.
+
+    **Resting.** A worker that still has a few seconds of its own to spend that nothing
+    can change (the QUIT at the end of a dialogue) need not spend them in a timeout of
+    their own: with nothing queued it waits at once with ``queue.wait(ready)``, ``ready``
+    being when it is free. The queue serves it as if it had joined the line at
+    ``ready``: idle workers by the time they became free, then a new hire, then the
+    first resting worker to become free, which is woken then with ``None`` ("look at
+    the queue", as it would have done) while the item waits in the queue for whichever
+    worker is free first. A worker that finds work queued when it finishes still
+    spends its rest in a timeout, so that a worker free sooner takes the work first.
     """
 
-    __slots__ = ("env", "items", "_waiting")
+    __slots__ = ("env", "items", "_line", "_seq", "hired", "_size", "_hire")
 
     def __init__(self, env: simpy.Environment) -> None:
         self.env = env
         self.items: deque[T] = deque()
-        self._waiting: deque[simpy.Event] = deque()
+        # Waiting workers as (free from, arrival number, event): the longest-free first.
+        self._line: list[tuple[float, int, simpy.Event]] = []
+        self._seq = 0
+        self.hired = 0  # workers this queue has started (staff)
+        self._size = 0
+        self._hire: Callable[[simpy.Event], object] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
 
+    def staff(self, size: int, hire: Callable[[simpy.Event], object]) -> None:
+        """Serve the queue with up to ``size`` workers, started on demand.
+
+        ``hire(first)`` starts one worker process that begins by yielding ``first`` (an
+        event already triggered with its first item). Started workers stay: idle, a
+        worker is a parked process and no event.
+        """
+        self._size = size
+        self._hire = hire
+
+    def _hand(self, item: T) -> bool:
+        """Give ``item`` to an idle worker or a new hire; False if it must queue (then
+        the first resting worker, if any, is woken when it is free to take it)."""
+        line = self._line
+        now = self.env.now
+        if line and line[0][0] <= now:
+            heapq.heappop(line)[2].succeed(item)
+            return True
+        if self.hired < self._size:
+            assert self._hire is not None
+            self.hired += 1
+            # Succeeded before the hire starts: the same event, at the same place in the
+            # schedule, that would have woken an idle worker (the hire's own start is an
+            # urgent event that only parks it on this one).
+            first = self.env.event()
+            first.succeed(item)
+            self._hire(first)
+            return True
+        if line:
+            free, _, event = heapq.heappop(line)
+            # What simpy's Timeout does, on the event the worker already waits on: one
+            # event, at the time the worker would have looked at the queue.
+            event._ok = True
+            event._value = None
+            self.env.schedule(event, delay=free - now)
+        return False
+
     def put(self, item: T) -> None:
-        """Add work: the longest-waiting idle worker gets it, else it joins the queue."""
-        if self._waiting:
-            self._waiting.popleft().succeed(item)
-        else:
+        """Add work: the longest-waiting idle worker gets it (or a new hire), else it
+        joins the queue."""
+        line = self._line
+        if line and line[0][0] <= self.env.now:
+            heapq.heappop(line)[2].succeed(item)
+        elif not self._hand(item):
             self.items.append(item)
 
-    def wait(self) -> simpy.Event:
-        """An event a worker yields when the queue is empty; its value is the item."""
+    def wait(self, ready: float | None = None) -> simpy.Event:
+        """An event a worker yields when the queue is empty; its value is the item, or
+        None when a resting worker (``ready`` later than now) is woken to look again."""
         event = self.env.event()
-        self._waiting.append(event)
+        now = self.env.now
+        self._seq += 1
+        heapq.heappush(self._line, (now if ready is None or ready < now else ready, self._seq, event))
         return event
 
     def cancel(self, event: simpy.Event) -> None:
         """A worker waiting on ``event`` was interrupted: withdraw it from the line, and
         give back an item it had already been handed, first in line."""
         if event.triggered:
-            self.requeue(cast(T, event.value))
+            if event.value is not None:
+                self.requeue(cast(T, event.value))
         else:
-            self._waiting.remove(event)
+            line = self._line
+            line[:] = [entry for entry in line if entry[2] is not event]
+            heapq.heapify(line)
 
     def requeue(self, item: T) -> None:
         """Put back an item a worker could not finish: it goes first."""
-        if self._waiting:
-            self._waiting.popleft().succeed(item)
-        else:
+        if not self._hand(item):
             self.items.appendleft(item)
 
 

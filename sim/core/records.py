@@ -162,35 +162,50 @@ FIRST_ROWS = 1024
 
 
 class _Table:
-    """Growable typed columns for one table; rows are appended, never removed."""
+    """Growable typed columns for one table; rows are appended, never removed.
 
-    def __init__(self, columns: tuple[Column, ...]) -> None:
+    ``rows`` is how many rows to make room for at once (the run's expected messages):
+    a table that grows by doubling holds up to twice the rows it needs, and the copy
+    of each column made at the end comes on top of that.
+    """
+
+    def __init__(self, columns: tuple[Column, ...], rows: int = FIRST_ROWS) -> None:
         self.columns = columns
         self.n = 0
-        self.capacity = FIRST_ROWS
+        self.released = False
+        self.capacity = max(FIRST_ROWS, rows)
         self.arrays: dict[str, array[Any]] = {
-            c.name: array(c.typecode, [c.initial]) * FIRST_ROWS for c in columns
+            c.name: array(c.typecode, [c.initial]) * self.capacity for c in columns
         }
 
     def grow(self) -> None:
-        """Double every column (the new rows hold the columns' initial values)."""
+        """Make room for a quarter more rows (the new rows hold the columns' initial
+        values): amortized O(1) a row, and at most a quarter of the columns unused."""
+        more = max(FIRST_ROWS, self.capacity // 4)
         for c in self.columns:
-            self.arrays[c.name].extend(array(c.typecode, [c.initial]) * self.capacity)
-        self.capacity *= 2
+            self.arrays[c.name].extend(array(c.typecode, [c.initial]) * more)
+        self.capacity += more
 
-    def frame(self, labels: dict[str, list[str] | tuple[str, ...]]) -> pd.DataFrame:
-        """The table as a DataFrame, columns typed as declared."""
+    def frame(self, labels: dict[str, list[str] | tuple[str, ...]], release: bool = False) -> pd.DataFrame:
+        """The table as a DataFrame, columns typed as declared.
+
+        ``release`` hands the columns over: each array is freed as soon as its column
+        is made, so that the end of a run does not hold every column twice; the table
+        cannot be read again.
+        """
+        if self.released:
+            raise RuntimeError("the table's columns were handed over to a DataFrame already")
         n = self.n
         data: dict[str, Any] = {}
         for c in self.columns:
             a = self.arrays[c.name]
             # numpy reads array's C type codes with the platform's own sizes, so the
             # buffer is read right wherever it was written.
-            values = np.frombuffer(a, dtype=np.dtype(c.typecode), count=n).copy()
+            values = np.frombuffer(a, dtype=np.dtype(c.typecode), count=n)
             if c.values is None and c.nullable:
-                data[c.name] = pd.arrays.IntegerArray(values, mask=values == 0)
+                data[c.name] = pd.arrays.IntegerArray(values.copy(), mask=values == 0)
             elif c.values is None:
-                data[c.name] = values
+                data[c.name] = values.copy()
             elif isinstance(c.values, tuple):
                 data[c.name] = pd.Categorical.from_codes(
                     values.astype(np.int32), categories=pd.Index(list(c.values), dtype=object)
@@ -205,13 +220,23 @@ class _Table:
                     values.astype(np.int32) - shift,
                     categories=pd.Index(names[shift:], dtype=object),
                 )
-        return pd.DataFrame(data)
+            del values  # the view pins the array's buffer
+            if release:
+                self.arrays[c.name] = array(c.typecode)
+        self.released = release
+        # copy=False: every column above is a copy already; pandas would copy them all
+        # once more, together, to put same-typed columns into one block.
+        return pd.DataFrame(data, copy=False)
 
 
 class Recorder:
     """The run's one recorder: the messages table and, when tracing, the attempts table."""
 
-    def __init__(self, domains: list[str], nodes: list[str] | None = None, trace: bool = False) -> None:
+    def __init__(
+        self, domains: list[str], nodes: list[str] | None = None, trace: bool = False, rows: int = 0
+    ) -> None:
+        """``rows``: the messages the run is expected to create (room is made for them
+        at once; more are taken as they come)."""
         self.domains = domains
         self.replies = Labels()
         self.reasons = Labels(REASONS)
@@ -220,7 +245,7 @@ class Recorder:
         self.nodes = Labels(tuple(nodes or ()))
         self.enhanced = Labels()
         self.tracing = trace
-        self._messages = _Table(MESSAGE_COLUMNS)
+        self._messages = _Table(MESSAGE_COLUMNS, rows)
         self._attempts = _Table(ATTEMPT_COLUMNS) if trace else None
         self._bind()
 
@@ -375,14 +400,26 @@ class Recorder:
             "enhanced": self.enhanced.names,
         }
 
-    def messages(self) -> pd.DataFrame:
-        """The messages table: one row per message, indexed by its row id ``id``."""
-        frame = self._messages.frame(self._labels())
+    def messages(self, release: bool = False) -> pd.DataFrame:
+        """The messages table: one row per message, indexed by its row id ``id``.
+
+        ``release`` frees the recorder's columns as the frame is made (the run is over
+        and nothing will read them again): the end of a run then holds one copy.
+        """
+        table = self._messages
+        if release:
+            # The hot attributes hold the columns too: point them at empty arrays first,
+            # so that each column is freed as soon as the frame has its copy.
+            full = table.arrays
+            table.arrays = {c.name: array(c.typecode) for c in table.columns}
+            self._bind()
+            table.arrays = full
+        frame = table.frame(self._labels(), release)
         frame.index.name = "id"
         return frame
 
-    def attempts(self) -> pd.DataFrame | None:
+    def attempts(self, release: bool = False) -> pd.DataFrame | None:
         """The attempts table (tracing only): one row per attempt at one server."""
         if self._attempts is None:
             return None
-        return self._attempts.frame(self._labels())
+        return self._attempts.frame(self._labels(), release)

@@ -16,30 +16,19 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
-import pandas as pd
 import typer
-import yaml
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
-from .._version import __version__
-from ..config import Scenario, ScenarioError, ScenarioWarning, default_scenario_path, load_scenario
-from ..config.budget import check_budget
-from ..core.monitors import MAX_POINTS
-from ..simulation import Results, run
-from ..simulation.results import ResultsFolder, ResultsFolderError, run_id
-from ..simulation.summary import FLAGGED
-from .trace import print_comparison, print_journey, print_sweep_comparison
+# The model, pandas and the rest are imported inside the commands that use them, so
+# that `mailflow --help` (and a typo's usage error) starts in a tenth of a second.
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.progress import Progress, ProgressColumn
+
+    from ..config import Scenario
+    from ..simulation import Results
 
 try:  # typer >= 0.20 vendors click; older releases use click itself
     from typer._click.exceptions import UsageError
@@ -89,6 +78,8 @@ def default_out(sc: Scenario, seed: int | None) -> Path:
     it unique, so an edited copy of a file, or ``--set``, never lands on another
     scenario's results, while the same scenario spelled differently lands on its own.
     """
+    from ..simulation.results import run_id
+
     used = sc.seed if seed is None else seed
     return Path("results") / f"{sc.name}-seed{used}-{run_id(sc, seed)[:8]}"
 
@@ -141,6 +132,8 @@ def _signals_as_exceptions() -> Iterator[None]:
 
 
 def _load(scenario: Path | None, sets: list[str] | None, force: bool = False) -> Scenario:
+    from ..config import ScenarioError, ScenarioWarning, load_scenario
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ScenarioWarning)
         try:
@@ -167,6 +160,8 @@ def _out_dir(text: str) -> Path:
 
 def _version(value: bool) -> None:
     if value:
+        from .._version import __version__
+
         out.print(f"mailflow {__version__}")
         raise typer.Exit()
 
@@ -192,6 +187,11 @@ def _fmt(x: float) -> str:
 
 def print_summary(results: Results, console: Console = out) -> None:
     """Print a run's counts by status and its per-leg delivery times as tables."""
+    import pandas as pd
+    from rich.table import Table
+
+    from ..simulation.summary import FLAGGED
+
     summary = results.summary()
     assert isinstance(summary.counts, pd.Series)  # not grouped
     counts = Table(title=f"{results.scenario.name} (seed {results.seed})", title_justify="left")
@@ -264,6 +264,11 @@ def run_command(
     ] = False,
 ) -> None:
     """Run a scenario, print a summary and write the results."""
+    from ..config import ScenarioError, default_scenario_path
+    from ..config.budget import check_budget
+    from ..core.monitors import MAX_POINTS
+    from ..simulation.results import ResultsFolder, ResultsFolderError, run_id
+
     sc = _load(scenario, sets, force)
     if sample_every is None and timeseries:
         sample_every = sc.horizon / 100
@@ -316,6 +321,8 @@ def run_command(
 
 def _progress_bar(title: str, fields: str, clock: ProgressColumn) -> Progress:
     """A progress bar on stderr, shown only when stderr is a terminal, gone when done."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
     return Progress(
         TextColumn(title),
         BarColumn(),
@@ -328,6 +335,10 @@ def _progress_bar(title: str, fields: str, clock: ProgressColumn) -> Progress:
 
 def _simulate(sc: Scenario, seed: int | None, trace: bool, sample_every: float | None = None) -> Results:
     """Run with a progress bar on stderr when it is a terminal."""
+    from rich.progress import TimeElapsedColumn
+
+    from ..simulation import run
+
     with _progress_bar("simulating", "{task.fields[clock]}", TimeElapsedColumn()) as bar:
         task = bar.add_task("run", total=sc.horizon, clock="")
 
@@ -407,6 +418,7 @@ def generate_command(
     ] = False,
 ) -> None:
     """Write a generated Internet as a scenario: compact (a generate: block) or expanded."""
+    from ..config import ScenarioError
     from ..config.compact import generate_spec  # heavy modules only when generating
     from ..config.generate import compact, to_yaml, world
 
@@ -491,18 +503,22 @@ def plot_command(
 
 def dump_scenario(sc: Scenario) -> str:
     """A validated scenario as YAML that loads back to the same scenario."""
+    import yaml
+
+    class NoAliasDumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: object) -> bool:
+            return True
+
     data = sc.model_dump(mode="json")
     # Block style, keys in the schema's order; no anchors, so the output reads alone.
-    return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True)
-
-
-class _NoAliasDumper(yaml.SafeDumper):
-    def ignore_aliases(self, data: object) -> bool:
-        return True
+    return yaml.dump(data, Dumper=NoAliasDumper, sort_keys=False, allow_unicode=True)
 
 
 def _read_run(folder: Path) -> Results:
     """A run folder's results, or a one-line error (exit 2)."""
+    from ..config import ScenarioError
+    from ..simulation import Results
+
     try:
         return Results.read(folder)
     except FileNotFoundError:
@@ -526,6 +542,8 @@ def trace_command(
     ],
 ) -> None:
     """Print one message's journey: its row, then every attempt at every server in order."""
+    from .trace import print_journey
+
     results = _read_run(run_dir)
     if id not in results.messages.index:
         n = len(results.messages)
@@ -541,6 +559,8 @@ def compare_command(
 ) -> None:
     """Set two runs side by side (counts, leg times with B - A and B / A, scenario
     differences), or two sweeps' per-point means."""
+    from .trace import print_comparison, print_sweep_comparison
+
     kinds = [_folder_kind(a), _folder_kind(b)]
     if kinds[0] != kinds[1]:
         _fail(f"{a} is a {kinds[0]} folder and {b} a {kinds[1]} folder; compare runs with runs, sweeps with sweeps")
@@ -565,6 +585,8 @@ def _folder_kind(folder: Path) -> str:
 
 
 def _read_sweep(folder: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         return pd.read_parquet(folder / "summary.parquet")
     except (OSError, ValueError) as exc:
@@ -624,6 +646,10 @@ def sweep_command(
     ] = None,
 ) -> None:
     """Run a scenario over a grid of parameters with replications (on Dask)."""
+    from rich.table import Table
+
+    from ..config import default_scenario_path
+
     from ..experiment import (
         MAIN_METRICS, SweepError, SweepFile, load_sweep_file, parse_axis, point_table, sweep,
     )
@@ -690,6 +716,8 @@ def sweep_command(
 
 def _is_sweep_file(path: Path) -> bool:
     """A sweep file is a YAML mapping with sweep keys and no scenario keys."""
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -700,6 +728,8 @@ def _is_sweep_file(path: Path) -> bool:
 @contextlib.contextmanager
 def _sweep_progress() -> Iterator[Callable[[int, int, int], None]]:
     """A progress bar of runs (done, failed, ETA) on stderr when it is a terminal."""
+    from rich.progress import TimeRemainingColumn
+
     with _progress_bar(
         "sweep", "{task.completed}/{task.total} runs, {task.fields[failed]} failed", TimeRemainingColumn()
     ) as bar:

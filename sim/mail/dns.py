@@ -60,7 +60,8 @@ class Resolver:
         expiry = self._cache.get(key)
         if expiry is not None and expiry > env.now:
             self.hits += 1
-            yield env.timeout(rtt)
+            if rtt > 0.0:  # a resolver on the same host answers at once: no event
+                yield env.timeout(rtt)
             return domain.mx
         pending = self._pending.get(key)
         if pending is None:
@@ -70,7 +71,8 @@ class Resolver:
             pending = self._pending[key] = env.timeout(self._draw())
             pending.callbacks.append(lambda _: self._resolved(domain))
         yield pending
-        yield env.timeout(rtt)
+        if rtt > 0.0:
+            yield env.timeout(rtt)
         return domain.mx
 
     def _resolved(self, domain: Domain) -> None:

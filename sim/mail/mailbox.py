@@ -59,7 +59,9 @@ class Mailbox:
         if writes is not None:
             writes.set(env.now, self.slots.busy)
         try:
-            yield env.timeout(self._write())
+            write = self._write()
+            if write > 0.0:  # a store that writes in no time takes no event
+                yield env.timeout(write)
         finally:
             self.slots.release()
             if writes is not None:

@@ -16,7 +16,7 @@ Shaped after Postfix 3.x (docs/model.md, docs/sources.md):
   waits in the deferred queue, ``sim.mail.retry``) or that it has been queued too long
   and bounces.
 
-One process per worker, none per message. The MTA knows servers only by id and by the
+One process per worker that has had work (workers start on demand), none per message. The MTA knows servers only by id and by the
 ``SMTPServer`` protocol: it imports nothing of the MX.
 """
 
@@ -86,7 +86,8 @@ class MTA:
         self.in_session = 0  # messages a worker holds right now
         self.bounced = 0
         self.resolver: Resolver | None = None
-        self.workers: list[simpy.Process] = []  # delivery agents, once started
+        self.started = False
+        self.workers: list[simpy.Process] = []  # delivery agents started so far
         self.submission_workers: list[simpy.Process] = []
         # Time-series levels (sim.core.monitors), None unless the run samples them.
         self._active_level: Level | None = None
@@ -97,7 +98,7 @@ class MTA:
     def monitor(self, monitors: Monitors) -> None:
         """Follow the active queue, the deferred queue, sessions and parked messages
         as levels (before the run starts: ``timeseries.parquet``)."""
-        if self.workers:
+        if self.started:
             raise RuntimeError(f"MTA {self.id}: monitor() after the run started")
         self._active_level = monitors.level(self.id, "active_queue")
         self._deferred_level = monitors.level(self.id, "deferred")
@@ -117,7 +118,7 @@ class MTA:
         self, retry: RetrySchedule | None = None, concurrency: ConcurrencyPolicy | None = None
     ) -> None:
         """Swap the send-side policies (before the run starts: from a build hook)."""
-        if self.workers:
+        if self.started:
             raise RuntimeError(f"MTA {self.id}: use() after the run started; call it from a hook")
         if retry is not None:
             self.retry = retry
@@ -127,10 +128,17 @@ class MTA:
     def start(self) -> None:
         """Find the resolver; start the submission and delivery workers and the queue runner."""
         self.resolver = self.ctx.node(self.spec.resolver, Resolver)
-        env = self.env
-        self.submission_workers = [env.process(self._smtpd()) for _ in range(self.spec.smtpd_workers)]
-        self.workers = [env.process(self._deliver()) for _ in range(self.spec.workers)]
+        self.started = True
+        # Workers are started when work arrives and none is idle (sim.core.queues).
+        self.incoming.staff(self.spec.smtpd_workers, self._hire_smtpd)
+        self.active.staff(self.spec.workers, self._hire_agent)
         self.deferred.start()
+
+    def _hire_smtpd(self, first: simpy.Event) -> None:
+        self.submission_workers.append(self.env.process(self._smtpd(first)))
+
+    def _hire_agent(self, first: simpy.Event) -> None:
+        self.workers.append(self.env.process(self._deliver(first)))
 
     # -- submission ------------------------------------------------------------------
 
@@ -145,20 +153,36 @@ class MTA:
             self.recorder.held(other.id, self.code)
         self.incoming.put((msg, client, cc))
 
-    def _smtpd(self) -> Generator[simpy.Event, Any, None]:
+    def _smtpd(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
+        """A submission worker, hired with the event that hands it its first session."""
         env, rec, cost, incoming = self.env, self.recorder, self.dialogues.submission, self.incoming
         inbound, mail_phase = self.inbound, Phase.MAIL  # the MTA answers MAIL FROM itself
         sessions, active = self._sessions_level, self._active_level
+        waiting: simpy.Event | None = first
+        free = 0.0  # when the last session's QUIT ends (the worker rests until then)
         while True:
-            if incoming.items:
+            if waiting is None and incoming.items:
+                if free > env.now:  # a client waits: spend the QUIT first (WorkQueue)
+                    try:
+                        yield env.timeout(free - env.now)
+                    except simpy.Interrupt:
+                        pass  # only the QUIT was cut
+                    free = 0.0
+                    continue
                 msg, client, cc = incoming.items.popleft()
             else:
-                waiting = incoming.wait()
+                if waiting is None:
+                    waiting = incoming.wait(free)
                 try:
-                    msg, client, cc = yield waiting
+                    got = yield waiting
                 except simpy.Interrupt:  # interrupted while idle: nothing was held
                     incoming.cancel(waiting)
+                    waiting, free = None, 0.0
                     continue
+                waiting, free = None, 0.0
+                if got is None:  # rested: look at the queue
+                    continue
+                msg, client, cc = got
             link = self.network.link(client, self.id)
             gen = self._loss if link.loss > 0.0 else None
             start = env.now
@@ -196,7 +220,9 @@ class MTA:
                 self.in_session -= len(rows)
                 if sessions is not None:
                     sessions.set(env.now, self.in_session)
-                yield env.timeout(link.time(cost.quit, 0, gen))
+                # The QUIT: nothing can change it, so the worker rests instead of
+                # spending it in a timeout of its own (WorkQueue.wait(free)).
+                free = env.now + link.time(cost.quit, 0, gen)
             except simpy.Interrupt:
                 if held:
                     # Not yet told it was accepted: the client still has the message and
@@ -206,7 +232,7 @@ class MTA:
                         sessions.set(env.now, self.in_session)
                     incoming.items.appendleft((msg, client, cc))
             finally:
-                self.connections -= 1
+                self.connections -= 1  # sessions in their dialogue (the QUIT not counted)
 
     # -- delivery --------------------------------------------------------------------
 
@@ -220,35 +246,40 @@ class MTA:
             hosts += names
         return tuple(hosts)
 
-    def _deliver(self) -> Generator[simpy.Event, Any, None]:
+    def _deliver(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
         """A delivery agent: one attempt at a time, as the destination's policy allows.
 
         An attempt looks the MX hosts up and tries them in order until one settles the
         message (delivered or bounced); otherwise the message is deferred. A message
         whose destination is at its limit is parked with it; the agent that finishes an
         attempt there takes the longest-parked message next. Every counter the attempt
-        holds is released on every path, an interrupt included.
+        holds is released on every path, an interrupt included. The agent is hired with
+        the event that hands it its first message.
         """
         assert self.resolver is not None  # started
         env, rec, nodes, resolver = self.env, self.recorder, self.ctx.nodes, self.resolver
         active, destinations, policy = self.active, self.destinations, self.concurrency
         queue_level, sessions, parked_level = self._active_level, self._sessions_level, self._parked_level
         msg: Message | None = None
+        waiting: simpy.Event | None = first
         while True:
             if msg is None:
-                if active.items:
+                if waiting is None and active.items:
                     msg = active.items.popleft()
                     if queue_level is not None:
                         queue_level.set(env.now, len(active.items))
                 else:
-                    waiting = active.wait()
+                    if waiting is None:
+                        waiting = active.wait()
                     try:
                         msg = yield waiting
                     except simpy.Interrupt:  # interrupted while idle: nothing was held
                         active.cancel(waiting)
+                        waiting = None
                         if queue_level is not None:
                             queue_level.set(env.now, len(active.items))
                         continue
+                    waiting = None
             dest = destinations.get(msg.domain)
             if dest is None:
                 dest = destinations[msg.domain] = Destination()
@@ -363,8 +394,10 @@ class MTA:
                 self.in_session -= 1
                 if self._sessions_level is not None:
                     self._sessions_level.set(env.now, self.in_session)
+            quit = link.time(cost.quit, 0, gen)
             try:
-                yield env.timeout(link.time(cost.quit, 0, gen))
+                if quit > 0.0:  # a QUIT over a zero-latency link takes no time: no event
+                    yield env.timeout(quit)
             except simpy.Interrupt:
                 if not settled:
                     return _INTERRUPTED

@@ -60,7 +60,8 @@ class MX(PolicyServer):
         self._processing = streams.sampler(spec.processing, "mx", spec.id, "processing")
         self._loss = streams.generator("mx", spec.id, "loss")
         self.queue: WorkQueue[Message] = WorkQueue(ctx.env)
-        self.scanners: list[simpy.Process] = []  # once started
+        self.started = False
+        self.scanners: list[simpy.Process] = []  # scanners started so far (on demand)
         # Time-series levels (sim.core.monitors), None unless the run samples them.
         self._queue_level: Level | None = None
         self._busy_level: Level | None = None
@@ -68,15 +69,17 @@ class MX(PolicyServer):
     def monitor(self, monitors: Monitors) -> None:
         """Follow the scan queue, busy scanners and open connections as levels (before
         the run starts: ``timeseries.parquet``)."""
-        if self.scanners:
+        if self.started:
             raise RuntimeError(f"MX {self.id}: monitor() after the run started")
         self._queue_level = monitors.level(self.id, "scan_queue")
         self._busy_level = monitors.level(self.id, "scanners_busy")
         self._connections_level = monitors.level(self.id, "connections")
 
     def start(self) -> None:
-        """Start the scanners and the scheduled outages."""
-        self.scanners = [self.env.process(self._worker()) for _ in range(self.spec.workers)]
+        """Staff the scan queue (scanners start when mail arrives) and start the
+        scheduled outages."""
+        self.started = True
+        self.queue.staff(self.spec.workers, self._hire)
         if self.spec.outages:
             spans = sorted((o.start, o.end) for o in self.spec.outages)
             self.env.process(self._outages(spans))
@@ -109,23 +112,42 @@ class MX(PolicyServer):
             "holding_at_end": self.holding(),
         }
 
-    def _worker(self) -> Generator[simpy.Event, Any, None]:
+    def _hire(self, first: simpy.Event) -> None:
+        self.scanners.append(self.env.process(self._worker(first)))
+
+    def _worker(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
+        """A scanner, hired with the event that hands it its first message."""
         env, rec, cost, queue = self.env, self.recorder, self.lmtp, self.queue
         queue_level, busy = self._queue_level, self._busy_level
+        waiting: simpy.Event | None = first
+        free = 0.0  # when the last LMTP session's QUIT ends (the scanner rests until then)
         while True:
-            if queue.items:
+            if waiting is None and queue.items:
+                if free > env.now:  # mail waits: spend the QUIT first (WorkQueue)
+                    try:
+                        yield env.timeout(free - env.now)
+                    except simpy.Interrupt:
+                        pass  # the message is stored; only the QUIT was cut
+                    free = 0.0
+                    continue
                 msg = queue.items.popleft()
                 if queue_level is not None:
                     queue_level.set(env.now, len(queue.items))
             else:
-                waiting = queue.wait()
+                if waiting is None:
+                    waiting = queue.wait(free)
                 try:
-                    msg = yield waiting
+                    got = yield waiting
                 except simpy.Interrupt:  # interrupted while idle: nothing was held
                     queue.cancel(waiting)
+                    waiting, free = None, 0.0
                     if queue_level is not None:
                         queue_level.set(env.now, len(queue.items))
                     continue
+                waiting, free = None, 0.0
+                if got is None:  # rested: look at the queue
+                    continue
+                msg = got
             self.in_work += 1
             if busy is not None:
                 busy.set(env.now, self.in_work)
@@ -162,7 +184,6 @@ class MX(PolicyServer):
             self.in_work -= 1
             if busy is not None:
                 busy.set(env.now, self.in_work)
-            try:
-                yield env.timeout(link.time(cost.quit, 0, gen))
-            except simpy.Interrupt:
-                pass  # the message is stored; only the QUIT was cut
+            # The QUIT: nothing can change it, so the scanner rests instead of spending
+            # it in a timeout of its own (WorkQueue.wait(free)).
+            free = env.now + link.time(cost.quit, 0, gen)

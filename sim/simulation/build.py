@@ -19,6 +19,7 @@ import simpy
 # Importing the model registers each node kind's component class.
 from .. import mail as _mail  # noqa: F401
 from ..config import Scenario
+from ..config.budget import estimate
 from ..core.component import REGISTRY, Component, Context
 from ..core.monitors import Monitors
 from ..core.records import Recorder
@@ -90,10 +91,12 @@ class Model:
         self.env.run(until=self.scenario.horizon if until is None else until)
         self.wall += time.perf_counter() - began
 
-    def results(self, hook: Hook | None = None) -> Results:
+    def results(self, hook: Hook | None = None, release: bool = False) -> Results:
         """The results of a model run to its horizon (``model.run()``), as ``sim.run``
         returns them. Name the ``hook`` that changed the model, if one did, so that the
-        results carry it and get their own run id."""
+        results carry it and get their own run id. ``release`` frees the recorder's
+        columns as the tables are made (``sim.run`` does: its model is not kept); the
+        recorder's tables cannot be read again."""
         if self.env.now < self.scenario.horizon:
             raise RuntimeError(
                 f"the model is at t={self.env.now:g} s; run it to its horizon "
@@ -102,10 +105,10 @@ class Model:
         return Results(
             self.scenario,
             self.seed,
-            self.recorder.messages(),
+            self.recorder.messages(release),
             self.wall,
             self.stats(),
-            attempts=self.recorder.attempts(),
+            attempts=self.recorder.attempts(release),
             hook=None if hook is None else describe_hook(hook),
             timeseries=self.timeseries(),
         )
@@ -145,6 +148,18 @@ class Model:
 Hook = Callable[[Model], object]
 
 
+# At most this many rows made room for at start (about 1 GB of columns); beyond it the
+# columns grow as rows come.
+MAX_ROOM = 10_000_000
+
+
+def _room(scenario: Scenario) -> int:
+    """Rows to make room for at once: the expected messages and six standard deviations
+    (Poisson), so that a run seldom grows its columns, capped (a runaway estimate)."""
+    expected = estimate(scenario).messages
+    return int(min(expected + 6.0 * expected**0.5, MAX_ROOM))
+
+
 def build(
     scenario: Scenario,
     seed: int | None = None,
@@ -166,7 +181,9 @@ def build(
         env=simpy.Environment() if env is None else env,
         scenario=scenario,
         network=Network(scenario),
-        recorder=Recorder(domains.names, [n.id for n in scenario.topology.nodes], trace=trace),
+        recorder=Recorder(
+            domains.names, [n.id for n in scenario.topology.nodes], trace=trace, rows=_room(scenario)
+        ),
         streams=Streams(seed),
         dialogues=Dialogues(scenario.smtp),
         domains=domains,

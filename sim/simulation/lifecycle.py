@@ -53,6 +53,6 @@ def run(
             until = horizon if step == PROGRESS_STEPS else horizon * step / PROGRESS_STEPS
             model.env.run(until=until)
             progress(model.env.now, len(model.recorder))
-    results = model.results(hook)
+    results = model.results(hook, release=True)
     results.wall_time = time.perf_counter() - started
     return results
