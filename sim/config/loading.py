@@ -195,7 +195,30 @@ def _warn(found: list[ScenarioWarning], source: str | None, data: Any) -> None:
 MAX_ALIAS_VALUES = 1_000_000
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeys(yaml.constructor.SafeConstructor):
+    """Refuses duplicate keys instead of keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges; its keys may be overridden on purpose
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key that is a list or mapping", key_node.start_mark
+                ) from None
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+class _UniqueKeyLoader(_UniqueKeys, yaml.SafeLoader):
     """A safe loader that refuses duplicate keys instead of keeping the last one, and
     aliases that expand to more than MAX_ALIAS_VALUES values or refer to themselves."""
 
@@ -247,28 +270,85 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         self._sizes[id(node)] = size
         return size
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *anchor` merges; its keys may be overridden on purpose
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:
-                raise yaml.constructor.ConstructorError(
-                    None, None, "a key that is a list or mapping", key_node.start_mark
-                ) from None
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-        return super().construct_mapping(node, deep=deep)
+_CLoader: type | None = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CUniqueKeyLoader(_UniqueKeys, yaml.CSafeLoader):
+        """libyaml's parser and composer (C), with the same refusal of duplicate keys."""
+
+    _CLoader = _CUniqueKeyLoader
+
+
+_FAILED = object()
+
+
+def _c_yaml(text: str) -> Any:
+    """``text`` parsed by libyaml, or ``_FAILED`` when it cannot be or anything is wrong.
+
+    libyaml reads a big scenario about ten times faster than the pure-Python loader.
+    Its composer runs in C, so the alias limits are checked on the composed graph
+    afterwards (the values aliases add are the expanded size less the distinct nodes:
+    the count the pure-Python loader keeps). Whatever fails here is read again by the
+    pure-Python loader, which words the error (and places it) as it always has.
+    """
+    if _CLoader is None:
+        return _FAILED
+    try:
+        loader = _CLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if "*" in text:  # without a '*' there is no alias to count
+                counted = _expanded_size(node)
+                if counted is None or counted[0] - counted[1] > MAX_ALIAS_VALUES:
+                    return _FAILED
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except Exception:  # noqa: BLE001 - any failure: the pure-Python loader says what it is
+        return _FAILED
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int] | None:
+    """Values in the document with every alias expanded, and distinct nodes; None if an
+    alias refers to a node that contains it. One walk: a shared node is sized once."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()  # nodes entered and not yet sized: the path from the root
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            open_.discard(key)
+            continue
+        if key in sizes:
+            continue
+        open_.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_:
+                return None
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)], len(sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _yaml(text: str, what: str) -> Any:
     """Parse YAML; any problem becomes a one-line ScenarioError."""
+    fast = _c_yaml(text)
+    if fast is not _FAILED:
+        return fast
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.reader.ReaderError as exc:
