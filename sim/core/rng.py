@@ -107,7 +107,7 @@ class Sampler:
             self._next = min(2 * n, BATCH)
             i = 0
         self._i = i + 1
-        return self._buf[i]  # type: ignore[no-any-return]
+        return self._buf[i]  # type: ignore[no-any-return,unused-ignore]
 
 
 _EMPTY: array.array[Any] = array.array("d")
@@ -115,12 +115,9 @@ _EMPTY: array.array[Any] = array.array("d")
 
 def _compact(values: np.ndarray) -> array.array[Any]:
     """The values as 8-byte machine numbers; indexing gives Python floats (or ints)."""
-    if values.dtype.kind in "iu":
-        out = array.array("q")
-        out.frombytes(values.astype(np.int64, copy=False).tobytes())
-    else:
-        out = array.array("d")
-        out.frombytes(values.astype(np.float64, copy=False).tobytes())
+    whole = values.dtype.kind in "iu"
+    out: array.array[Any] = array.array("q" if whole else "d")
+    out.frombytes(values.astype(np.int64 if whole else np.float64, copy=False).tobytes())
     return out
 
 
