@@ -9,6 +9,7 @@ Python process reads it back and reports, stage by stage:
   C parser when PyYAML has it);
 - *validate s*: plain data to a checked ``Scenario`` (pydantic, cross-references, budget);
 - *build s*: ``sim.build`` (network, recorder, domains, one component per node, sources);
+  *sources s* is the part of it spent making the traffic sources (``TrafficSource``);
 - *start s*: ``Model.start`` (each component's processes: today one SimPy process per
   configured worker, the idle-capacity cost the hot-path work removes);
 - *peak MB* after each stage (the process's peak RSS) and after ``import sim``;
@@ -21,6 +22,7 @@ Targets (issue 7): 10,000 domains parse + validate + build in under 20 s and 1 G
 
     .venv/bin/python benchmarks/scale.py                    # 100, 1000, 10000
     .venv/bin/python benchmarks/scale.py 30000 --simulate 100000
+    .venv/bin/python benchmarks/scale.py 10000 --no-sources  # the build without sources
 
 Figures are recorded in docs/performance.md.
 """
@@ -68,10 +70,21 @@ def write(domains: int, path: str, messages: int) -> float:
     return os.path.getsize(path) / 1e6
 
 
-def one(path: str, simulate: bool) -> dict[str, Any]:
+class _NoSource:
+    """Stands in for a traffic source with --no-sources: makes and sends nothing."""
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+
+def one(path: str, simulate: bool, sources: bool = True) -> dict[str, Any]:
     """Read, validate, build and start the world in ``path`` in this process."""
     import sim
     from sim.config.loading import _yaml, parse_scenario
+    from sim.mail import senders
     from sim.world.network import Network
 
     out: dict[str, Any] = {"import_mb": _peak_mb()}
@@ -86,9 +99,23 @@ def one(path: str, simulate: bool) -> dict[str, Any]:
     scenario = parse_scenario(data, force=True)
     del data
     out["validate_s"], out["validate_mb"] = cpu() - t, _peak_mb()
+    making = [0.0]
+    made = senders.TrafficSource.__init__
+
+    def source(self: Any, *args: Any, **kwargs: Any) -> None:
+        began = cpu()
+        made(self, *args, **kwargs)
+        making[0] += cpu() - began
+
+    senders.TrafficSource.__init__ = source  # type: ignore[method-assign]
+    if not sources:
+        # The module (sim.simulation.build is also the name of the function in it).
+        sys.modules["sim.simulation.build"].TrafficSource = _NoSource
     t = cpu()
     model = sim.build(scenario)
     out["build_s"], out["build_mb"] = cpu() - t, _peak_mb()
+    out["sources_s"] = making[0]
+    senders.TrafficSource.__init__ = made  # type: ignore[method-assign]
     t = cpu()
     model.start()
     out["start_s"], out["start_mb"] = cpu() - t, _peak_mb()
@@ -124,13 +151,16 @@ def main() -> None:
     parser.add_argument("sizes", nargs="*", type=int, default=[100, 1000, 10_000])
     parser.add_argument("--simulate", type=int, default=0, metavar="M",
                         help="also run about M messages (default: build only)")
+    parser.add_argument("--no-sources", action="store_true",
+                        help="build no traffic sources (what the rest of the build costs)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one(args.child, args.simulate > 0)))
+        print(json.dumps(one(args.child, args.simulate > 0, not args.no_sources)))
         return
     print(f"# {platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores")
-    cols = ["domains", "yaml_mb", "parse_s", "validate_s", "build_s", "start_s", "peak_mb"]
+    cols = ["domains", "yaml_mb", "parse_s", "validate_s", "build_s", "sources_s", "start_s",
+            "build_mb", "peak_mb"]
     if args.simulate:
         cols += ["messages", "run_s", "route_s", "us_per_message", "run_mb"]
     print(" | ".join(cols))
@@ -139,6 +169,7 @@ def main() -> None:
             path = os.path.join(tmp, f"internet-{n}.yaml")
             size = write(n, path, args.simulate)
             cmd = [sys.executable, __file__, "--child", path, "--simulate", str(args.simulate)]
+            cmd += ["--no-sources"] if args.no_sources else []
             child = subprocess.run(cmd, check=True, capture_output=True, text=True)
             row = json.loads(child.stdout.strip().splitlines()[-1])
             row.update(domains=n, yaml_mb=size, peak_mb=row["start_mb"])

@@ -19,6 +19,7 @@ import simpy
 # Importing the model registers each node kind's component class.
 from .. import mail as _mail  # noqa: F401
 from ..config import Scenario
+from ..config.loading import paused_gc
 from ..core.component import REGISTRY, Component, Context
 from ..core.monitors import Monitors
 from ..core.records import Recorder
@@ -78,10 +79,11 @@ class Model:
         if self.started:
             return
         self.started = True
-        for component in self.ctx.nodes.values():
-            component.start()
-        for source in self.sources:
-            source.start()
+        with paused_gc():  # starting a big world makes as many objects as building it
+            for component in self.ctx.nodes.values():
+                component.start()
+            for source in self.sources:
+                source.start()
 
     def run(self, until: float | None = None) -> None:
         """Start if not started, then run to ``until`` (default: the horizon)."""
@@ -160,7 +162,17 @@ def build(
     sampled on that grid (``sim.core.monitors``; no extra events). Nothing runs until
     :meth:`Model.start`.
     """
-    seed = scenario.seed if seed is None else seed
+    with paused_gc():  # a big world is millions of objects that all live on
+        return _build(scenario, scenario.seed if seed is None else seed, env, trace, sample_every)
+
+
+def _build(
+    scenario: Scenario,
+    seed: int,
+    env: simpy.Environment | None,
+    trace: bool,
+    sample_every: float | None,
+) -> Model:
     domains = Directory(scenario.domains)
     ctx = Context(
         env=simpy.Environment() if env is None else env,
