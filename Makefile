@@ -38,6 +38,7 @@ bench: $(RUN_STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/sweep_speedup.py 1
 	$(BIN)/python benchmarks/sweep_speedup.py 1 1200
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) results/*/ .pytest_cache

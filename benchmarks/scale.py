@@ -23,6 +23,7 @@ Targets (issue 7): 10,000 domains parse + validate + build in under 20 s and 1 G
     .venv/bin/python benchmarks/scale.py                    # 100, 1000, 10000
     .venv/bin/python benchmarks/scale.py 30000 --simulate 100000
     .venv/bin/python benchmarks/scale.py 10000 --no-sources  # the build without sources
+    .venv/bin/python benchmarks/scale.py 100000 --no-sources --no-start
 
 Figures are recorded in docs/performance.md.
 """
@@ -80,7 +81,7 @@ class _NoSource:
         pass
 
 
-def one(path: str, simulate: bool, sources: bool = True) -> dict[str, Any]:
+def one(path: str, simulate: bool, sources: bool = True, start: bool = True) -> dict[str, Any]:
     """Read, validate, build and start the world in ``path`` in this process."""
     import sim
     from sim.config.loading import _yaml, parse_scenario
@@ -116,9 +117,11 @@ def one(path: str, simulate: bool, sources: bool = True) -> dict[str, Any]:
     out["build_s"], out["build_mb"] = cpu() - t, _peak_mb()
     out["sources_s"] = making[0]
     senders.TrafficSource.__init__ = made  # type: ignore[method-assign]
-    t = cpu()
-    model.start()
-    out["start_s"], out["start_mb"] = cpu() - t, _peak_mb()
+    out["start_s"], out["start_mb"] = 0.0, out["build_mb"]
+    if start or simulate:
+        t = cpu()
+        model.start()
+        out["start_s"], out["start_mb"] = cpu() - t, _peak_mb()
     if simulate:
         spent = [0.0]
         link = Network.link
@@ -153,10 +156,12 @@ def main() -> None:
                         help="also run about M messages (default: build only)")
     parser.add_argument("--no-sources", action="store_true",
                         help="build no traffic sources (what the rest of the build costs)")
+    parser.add_argument("--no-start", action="store_true",
+                        help="do not start the components (no worker processes)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one(args.child, args.simulate > 0, not args.no_sources)))
+        print(json.dumps(one(args.child, args.simulate > 0, not args.no_sources, not args.no_start)))
         return
     print(f"# {platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores")
     cols = ["domains", "yaml_mb", "parse_s", "validate_s", "build_s", "sources_s", "start_s",
@@ -170,6 +175,7 @@ def main() -> None:
             size = write(n, path, args.simulate)
             cmd = [sys.executable, __file__, "--child", path, "--simulate", str(args.simulate)]
             cmd += ["--no-sources"] if args.no_sources else []
+            cmd += ["--no-start"] if args.no_start else []
             child = subprocess.run(cmd, check=True, capture_output=True, text=True)
             row = json.loads(child.stdout.strip().splitlines()[-1])
             row.update(domains=n, yaml_mb=size, peak_mb=row["start_mb"])

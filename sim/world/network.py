@@ -11,19 +11,24 @@ core: a host hangs off its domain's edge router, which hangs off an exchange poi
 Peeling leaves repeatedly splits the graph into the *core* (its 2-core: what is left
 when no node of degree one remains) and trees, each attached to the core at one *root*.
 A simple path between two nodes of one tree is the tree path; between different trees
-it is the tree path up to the first root, a core path, and the tree path down. Only the
-core path needs Dijkstra, on the core alone, once per core node that routes anything.
+it is the tree path up to the sender's root, a core path, and the tree path down. Only
+the core path needs Dijkstra, on the core alone.
 
-Exact on any graph: where a core path is not clearly the only shortest one (another
-predecessor within a hair of the same distance, e.g. equal latencies), networkx's
-Dijkstra from the sending node decides, as it always did, so ties break as before (the
-first path found in the canonical node order). The hop tuple, latency (summed from the
-sender, as Dijkstra sums), bottleneck bandwidth and loss are then computed along it.
+Exact on any graph, ties included: the path is the one networkx's Dijkstra from the
+sender keeps (``single_source_dijkstra_path``, as routing did before). Inside a tree
+there is only one simple path. On the core, networkx's run from the sender reaches the
+root first, at the distance summed along the tree path, and from there it relaxes core
+nodes only from core nodes (a tree touches the core at its root alone), in the same
+order as a Dijkstra on the core that starts at the root with that distance: the same
+sums, the same comparisons, the same order among equal distances. So the core run
+starts at the root *at the sender's distance from it* and is cached per (root,
+distance); the hosts of a domain, one LAN hop from their edge router, share one.
 """
 
 from __future__ import annotations
 
 import heapq
+
 import networkx as nx
 
 from ..config import ClientNode, RouterNode, Scenario
@@ -32,33 +37,9 @@ from .links import Link
 
 __all__ = ["Endpoint", "Network"]
 
-# Two core paths whose latencies differ by less than this are treated as a tie and left
-# to networkx: far above the rounding of a sum of a few hundred floats (~1e-13 relative)
-# and far below any latency a scenario can tell apart.
-TIE = 1e-9
-
-
-class _CoreTree:
-    """Shortest paths on the core from one core node: predecessors and a tie flag each."""
-
-    __slots__ = ("pred", "unclear")
-
-    def __init__(self, pred: dict[str, str | None], unclear: set[str]) -> None:
-        self.pred = pred
-        self.unclear = unclear  # core nodes whose path from the source may have a twin
-
-    def path(self, target: str) -> list[str] | None:
-        """The core path to ``target`` from the source, or None if it may not be the only one."""
-        if target in self.unclear or target not in self.pred:
-            return None  # networkx decides (or says that there is no path)
-        out = [target]
-        pred = self.pred
-        step = pred[target]
-        while step is not None:
-            out.append(step)
-            step = pred[step]
-        out.reverse()
-        return out
+# Core-node entries kept in cached core runs (predecessor maps) before the oldest runs
+# are dropped: bounds memory on a world whose core is large (~100 bytes an entry).
+CORE_ENTRIES = 2_000_000
 
 
 class Network:
@@ -77,8 +58,9 @@ class Network:
         self.rto = scenario.smtp.rto
         self._links: dict[str, dict[str, Link]] = {}  # by source, then destination
         self._parent, self._depth, self._root = _peel(g)
-        self._core_trees: dict[str, _CoreTree] = {}
-        self.fallbacks = 0  # pairs routed by networkx's Dijkstra (a possible tie)
+        self._core: dict[tuple[str, float], dict[str, str | None]] = {}  # predecessors
+        self._core_entries = 0
+        self.core_runs = 0  # Dijkstras run on the core (a measure of routing work)
 
     def link(self, a: str, b: str) -> Link:
         """The lowest-latency path from a to b, summarised (cached)."""
@@ -94,18 +76,26 @@ class Network:
         """The nodes of the lowest-latency path from ``a`` to ``b`` (not cached)."""
         if a == b:
             return [a]
-        root, parent = self._root, self._parent
+        root, parent, adj = self._root, self._parent, self.graph.adj
         ra, rb = root[a], root[b]
         if ra == rb:
             return self._tree_path(a, b)
-        core = self._core_tree(ra).path(rb)
-        if core is None:
-            self.fallbacks += 1
-            path: list[str] = nx.dijkstra_path(self.graph, a, b, weight="latency")
-            return path
         up = [a]
+        reach = 0.0  # the distance networkx's run from ``a`` has at the root
         while up[-1] != ra:
-            up.append(parent[up[-1]])
+            v = up[-1]
+            p = parent[v]
+            reach += adj[v][p]["latency"]
+            up.append(p)
+        pred = self._core_from(ra, reach)
+        if rb not in pred:
+            raise nx.NetworkXNoPath(f"Node {b} not reachable from {a}")
+        core = [rb]
+        step = pred[rb]
+        while step is not None:
+            core.append(step)
+            step = pred[step]
+        core.reverse()
         down = [b]
         while down[-1] != rb:
             down.append(parent[down[-1]])
@@ -127,10 +117,17 @@ class Network:
         down.reverse()
         return up + down
 
-    def _core_tree(self, source: str) -> _CoreTree:
-        found = self._core_trees.get(source)
+    def _core_from(self, root: str, reach: float) -> dict[str, str | None]:
+        key = (root, reach)
+        found = self._core.get(key)
         if found is None:
-            found = self._core_trees[source] = _dijkstra_core(self.graph, self._root, source)
+            found = _dijkstra_core(self.graph, self._root, root, reach)
+            self.core_runs += 1
+            self._core_entries += len(found)
+            while self._core and self._core_entries > CORE_ENTRIES:
+                oldest = next(iter(self._core))
+                self._core_entries -= len(self._core.pop(oldest))
+            self._core[key] = found
         return found
 
     def _summarise(self, hops: list[str]) -> Link:
@@ -146,6 +143,7 @@ class Network:
             bandwidth = min(bandwidth, edge["bandwidth"])
             keep *= 1.0 - edge["loss"]
         return Link(latency, bandwidth, 1.0 - keep, tuple(hops), self.rto)
+
 
 
 def _peel(g: nx.Graph) -> tuple[dict[str, str], dict[str, int], dict[str, str]]:
@@ -189,49 +187,34 @@ def _peel(g: nx.Graph) -> tuple[dict[str, str], dict[str, int], dict[str, str]]:
     return parent, depth, root
 
 
-def _dijkstra_core(g: nx.Graph, root: dict[str, str], source: str) -> _CoreTree:
-    """Dijkstra from a core node over core nodes only, marking paths that may have a twin.
-
-    A node is *unclear* when a neighbour other than its predecessor reaches it within
-    ``TIE`` of its distance, or when its predecessor is unclear: then another shortest
-    path may exist, and which one Dijkstra keeps depends on its order of work.
-    """
+def _dijkstra_core(
+    g: nx.Graph, root: dict[str, str], source: str, reach: float
+) -> dict[str, str | None]:
+    """Each core node's predecessor on its shortest path from ``source``, reached at
+    distance ``reach``: networkx's Dijkstra (``_dijkstra_multisource``) step for step,
+    over core nodes only (a strictly shorter distance replaces a path; among equal
+    distances the node pushed first is popped first)."""
     adj = g.adj
-    dist: dict[str, float] = {}
+    done: set[str] = set()
     pred: dict[str, str | None] = {source: None}
-    seen: dict[str, float] = {source: 0.0}
-    order: list[str] = []
-    heap: list[tuple[float, int, str]] = [(0.0, 0, source)]
+    seen: dict[str, float] = {source: reach}
+    heap: list[tuple[float, int, str]] = [(reach, 0, source)]
     count = 1
     while heap:
         d, _, v = heapq.heappop(heap)
-        if v in dist:
+        if v in done:
             continue
-        dist[v] = d
-        order.append(v)
+        done.add(v)
         for u, edge in adj[v].items():
-            if u in dist or root[u] != u:
+            if u in done or root[u] != u:
                 continue  # finished, or a tree node: no core path passes through a tree
             du = d + edge["latency"]
-            if du < seen.get(u, float("inf")):
+            if u not in seen or du < seen[u]:
                 seen[u] = du
                 pred[u] = v
                 heapq.heappush(heap, (du, count, u))
                 count += 1
-    unclear: set[str] = set()
-    for v in order:  # predecessors come first: an unclear way makes what follows unclear
-        p = pred[v]
-        if p is None:
-            continue  # the source: reached by the empty path
-        if p in unclear:
-            unclear.add(v)
-            continue
-        limit = dist[v] * (1.0 + TIE) + TIE * 1e-3
-        for u, edge in adj[v].items():
-            if u != p and u in dist and dist[u] + edge["latency"] <= limit:
-                unclear.add(v)
-                break
-    return _CoreTree(pred, unclear)
+    return pred
 
 
 @registers(ClientNode, RouterNode)
