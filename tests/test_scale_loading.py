@@ -9,7 +9,14 @@ import yaml
 
 from sim.config import loading
 from sim.config.generate import internet
-from sim.config.loading import _FAILED, _c_yaml, _expanded_size, _UniqueKeyLoader, default_scenario_path
+from sim.config.loading import (
+    _FAILED,
+    _c_events,
+    _c_yaml,
+    _expanded_size,
+    _UniqueKeyLoader,
+    default_scenario_path,
+)
 
 needs_libyaml = pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML without libyaml")
 
@@ -23,10 +30,30 @@ def test_libyaml_reads_what_the_pure_loader_reads() -> None:
     default = default_scenario_path().read_text(encoding="utf-8")
     generated = yaml.safe_dump(internet(domains=30, seed=2))
     anchors = "base: &b {workers: 4, lookup: 0.2}\nnodes:\n  - {<<: *b, id: a}\n  - *b\nlist: [*b, *b]\n"
-    for text in (default, generated, anchors, "", "# nothing\n", "7"):
+    plain = "a: 1\nb: [1, 2.5, true, null, 2001-12-14, '3', 0x1F, .inf]\nc: {x: {y: []}}\n"
+    for text in (default, generated, anchors, plain, "", "---\n", "# nothing\n", "7"):
         fast = _c_yaml(text)
         assert fast is not _FAILED
         assert fast == pure(text)
+        if text is not anchors:  # built from events, without composing the document
+            assert _c_events(text) == pure(text)
+
+
+@needs_libyaml
+@pytest.mark.parametrize(
+    "text",
+    [
+        "base: &b {a: 1}\nother: *b\n",  # an anchor and an alias
+        "a: !!str 5\n",  # an explicit tag
+        "<<: {a: 1}\n",  # a merge key
+        "{[1]: 2}",  # a key that is a list
+        "a: 1\na: 2\n",  # a duplicate key
+        "a: 1\n---\nb: 2\n",  # two documents
+        "a: [1\n",  # not YAML
+    ],
+)
+def test_the_event_reader_leaves_the_unusual_to_the_composing_readers(text: str) -> None:
+    assert _c_events(text) is _FAILED
 
 
 @needs_libyaml
