@@ -6,11 +6,13 @@ import math
 from typing import Any
 
 import networkx as nx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.config import parse_scenario
 from sim.config.generate import internet
+from sim.world import network
 from sim.world.network import Network, _peel
 from tests.conftest import tiny_data
 
@@ -122,3 +124,21 @@ def test_a_graph_that_is_a_tree_has_one_core_node() -> None:
     assert net.link("home", "store").hops == ("home", "r", "mx", "store")
     assert net.link("store", "home").hops == ("store", "mx", "r", "home")
     assert max(depth.values()) >= 2
+
+
+def test_core_runs_kept_are_bounded_and_dropped_ones_come_back_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = internet(domains=12, regions=4, seed=1)
+    ref = reference(data)
+    monkeypatch.setattr(network, "CORE_ENTRIES", 8)  # two runs of the 4 exchange points
+    net = Network(parse_scenario(data))
+    senders = [f"d{i}-mta" for i in range(12)]
+    for _ in range(2):
+        for a in senders:
+            assert list(net.link(a, "d5-mx0").hops) == nx.dijkstra_path(ref, a, "d5-mx0", weight="latency")
+            net._links.clear()  # forget the pair, so the core run is needed again
+            assert net._core_entries <= 8 and len(net._core) <= 2
+    _, _, root = _peel(net.graph)
+    away = sum(root[a] != root["d5-mx0"] for a in senders)  # others route inside a tree
+    assert away >= 3 and net.core_runs == 2 * away  # every run was dropped before it came back

@@ -145,7 +145,6 @@ class Network:
         return Link(latency, bandwidth, 1.0 - keep, tuple(hops), self.rto)
 
 
-
 def _peel(g: nx.Graph) -> tuple[dict[str, str], dict[str, int], dict[str, str]]:
     """Split ``g`` into its core and the trees hanging off it, in O(nodes + edges).
 
