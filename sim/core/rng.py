@@ -69,15 +69,23 @@ class _Later:
 
     __slots__ = ("_streams", "_name", "_gen")
 
-    def __init__(self, streams: Streams, name: tuple[str, ...]) -> None:
+    def __init__(self, streams: Streams | None, name: tuple[str, ...]) -> None:
         self._streams = streams
         self._name = name
         self._gen: np.random.Generator | None = None
+
+    @classmethod
+    def made(cls, gen: np.random.Generator) -> _Later:
+        """One that holds a Generator made already."""
+        later = cls(None, ())
+        later._gen = gen
+        return later
 
     @property
     def gen(self) -> np.random.Generator:
         """The Generator (made now if not yet)."""
         if self._gen is None:
+            assert self._streams is not None  # only made() has none, and it has a Generator
             self._gen = self._streams.generator(*self._name)
         return self._gen
 
@@ -136,18 +144,14 @@ def sampler_for(dist: Distribution, gen: np.random.Generator | _Later) -> Draw:
     when first drawn from)."""
     if isinstance(dist, Constant):
         return _Fixed(float(dist.value))
-    later = gen if isinstance(gen, _Later) else None
-
-    def g() -> np.random.Generator:
-        return later.gen if later is not None else gen  # type: ignore[return-value]
-
+    later = gen if isinstance(gen, _Later) else _Later.made(gen)
     if isinstance(dist, Exponential):
-        return Sampler(lambda n: g().exponential(dist.mean, n))
+        return Sampler(lambda n: later.gen.exponential(dist.mean, n))
     if isinstance(dist, LogNormal):
         mu = float(np.log(dist.median))
-        return Sampler(lambda n: g().lognormal(mu, dist.sigma, n))
+        return Sampler(lambda n: later.gen.lognormal(mu, dist.sigma, n))
     if isinstance(dist, Uniform):
-        return Sampler(lambda n: g().uniform(dist.low, dist.high, n))
+        return Sampler(lambda n: later.gen.uniform(dist.low, dist.high, n))
     raise TypeError(f"unknown distribution {dist!r}")
 
 
