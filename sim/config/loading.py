@@ -4,7 +4,11 @@
 every problem surfaces as one :class:`ScenarioError` naming the file (or ``--set``), the
 key path and what is wrong, so the CLI can print one line and exit 2. Validation ends
 with the run's budget (:mod:`.budget`): a run needing more memory than it may use is
-refused unless forced, and a source that sends nothing is a :class:`ScenarioWarning`."""
+refused unless forced, and a source that sends nothing is a :class:`ScenarioWarning`.
+
+YAML is read by libyaml (C) where PyYAML has it, a plain document straight from its
+events; whatever that cannot read is read again by the pure-Python loader, so every
+error is worded and placed as that loader does."""
 
 from __future__ import annotations
 

@@ -58,6 +58,14 @@ class Network:
         self.rto = scenario.smtp.rto
         self._links: dict[str, dict[str, Link]] = {}  # by source, then destination
         self._parent, self._depth, self._root = _peel(g)
+        root = self._root
+        # The core's own links, in the graph's order (which breaks ties): an exchange
+        # point has thousands of tree neighbours that a core run must not walk through.
+        self._core_adj = {
+            v: [(u, edge["latency"]) for u, edge in g.adj[v].items() if root[u] == u]
+            for v in g
+            if root[v] == v
+        }
         self._core: dict[tuple[str, float], dict[str, str | None]] = {}  # predecessors
         self._core_entries = 0
         self.core_runs = 0  # Dijkstras run on the core (a measure of routing work)
@@ -121,7 +129,7 @@ class Network:
         key = (root, reach)
         found = self._core.get(key)
         if found is None:
-            found = _dijkstra_core(self.graph, self._root, root, reach)
+            found = _dijkstra_core(self._core_adj, root, reach)
             self.core_runs += 1
             self._core_entries += len(found)
             while self._core and self._core_entries > CORE_ENTRIES:
@@ -187,13 +195,12 @@ def _peel(g: nx.Graph) -> tuple[dict[str, str], dict[str, int], dict[str, str]]:
 
 
 def _dijkstra_core(
-    g: nx.Graph, root: dict[str, str], source: str, reach: float
+    core_adj: dict[str, list[tuple[str, float]]], source: str, reach: float
 ) -> dict[str, str | None]:
     """Each core node's predecessor on its shortest path from ``source``, reached at
     distance ``reach``: networkx's Dijkstra (``_dijkstra_multisource``) step for step,
-    over core nodes only (a strictly shorter distance replaces a path; among equal
-    distances the node pushed first is popped first)."""
-    adj = g.adj
+    over the core's links only (a strictly shorter distance replaces a path; among
+    equal distances the node pushed first is popped first)."""
     done: set[str] = set()
     pred: dict[str, str | None] = {source: None}
     seen: dict[str, float] = {source: reach}
@@ -204,10 +211,10 @@ def _dijkstra_core(
         if v in done:
             continue
         done.add(v)
-        for u, edge in adj[v].items():
-            if u in done or root[u] != u:
-                continue  # finished, or a tree node: no core path passes through a tree
-            du = d + edge["latency"]
+        for u, latency in core_adj[v]:
+            if u in done:
+                continue
+            du = d + latency
             if u not in seen or du < seen[u]:
                 seen[u] = du
                 pred[u] = v
