@@ -45,6 +45,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/mm4.py
 	$(BIN)/python benchmarks/sweep_speedup.py 1
 	$(BIN)/python benchmarks/sweep_speedup.py 1 1200
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) results/*/ .pytest_cache

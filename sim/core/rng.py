@@ -2,23 +2,33 @@
 
 One ``SeedSequence`` per run; every component derives its own Generator from the seed
 and a stable name (not from creation order), so adding a component leaves every other
-component's draws unchanged. Hot streams draw 4,096 values at a time: a scalar numpy
-draw costs ~0.36 us, a batched one ~0.03 us (docs/architecture.md).
+component's draws unchanged. Hot streams draw in batches, up to 4,096 values at a
+time: a scalar numpy draw costs ~0.36 us, a batched one ~0.03 us (docs/architecture.md).
+
+Idle capacity costs nothing here either: a sampler makes its Generator (~1 KB, ~26 us)
+only when first called, starts with a small batch and doubles it up to 4,096, and keeps
+the batch as an ``array.array`` of 8-byte values (a 4,096-value buffer is 33 KB; as a
+list of Python floats it was 129 KB). Batch sizes do not change the values drawn: numpy
+draws each value of a batch from the bit generator in turn, so draws of 64 then 128
+values are the first 192 of one draw of 4,096.
 """
 
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..config.distributions import Constant, Distribution, Exponential, LogNormal, Uniform
 
-__all__ = ["BATCH", "Choice", "Draw", "Sampler", "Streams", "sampler_for"]
+__all__ = ["BATCH", "Choice", "Draw", "FIRST_BATCH", "Sampler", "Streams", "sampler_for"]
 
-BATCH = 4096
+BATCH = 4096  # the largest batch
+FIRST_BATCH = 64  # the first batch: a stream drawn a few times holds a few values
 
 
 def _name_key(parts: tuple[str, ...]) -> tuple[int, int]:
@@ -43,35 +53,80 @@ class Streams:
         return np.random.Generator(np.random.PCG64(seq))
 
     def sampler(self, dist: Distribution, *name: str) -> Draw:
-        """A zero-argument callable drawing from ``dist`` on the stream ``name``."""
-        return sampler_for(dist, self.generator(*name))
+        """A zero-argument callable drawing from ``dist`` on the stream ``name``.
+
+        The stream's Generator is made at the first draw (never, for a constant)."""
+        return sampler_for(dist, _Later(self, name))
 
     def uniform(self, *name: str) -> Sampler:
-        """Batched uniforms on [0, 1) from the stream ``name``."""
-        gen = self.generator(*name)
-        return Sampler(gen.random)
+        """Batched uniforms on [0, 1) from the stream ``name`` (made at the first draw)."""
+        later = _Later(self, name)
+        return Sampler(lambda n: later.gen.random(n))
+
+
+class _Later:
+    """A stream's Generator, made when first asked for."""
+
+    __slots__ = ("_streams", "_name", "_gen")
+
+    def __init__(self, streams: Streams | None, name: tuple[str, ...]) -> None:
+        self._streams = streams
+        self._name = name
+        self._gen: np.random.Generator | None = None
+
+    @classmethod
+    def made(cls, gen: np.random.Generator) -> _Later:
+        """One that holds a Generator made already."""
+        later = cls(None, ())
+        later._gen = gen
+        return later
+
+    @property
+    def gen(self) -> np.random.Generator:
+        """The Generator (made now if not yet)."""
+        if self._gen is None:
+            assert self._streams is not None  # only made() has none, and it has a Generator
+            self._gen = self._streams.generator(*self._name)
+        return self._gen
 
 
 Draw = Callable[[], float]
 
 
 class Sampler:
-    """Hands out values drawn ahead in batches; calling it returns the next value."""
+    """Hands out values drawn ahead in batches; calling it returns the next value.
 
-    __slots__ = ("_fill", "_buf", "_i")
+    ``fill(n)`` draws the next ``n`` values; batches grow from FIRST_BATCH to BATCH.
+    """
+
+    __slots__ = ("_fill", "_buf", "_i", "_next")
 
     def __init__(self, fill: Callable[[int], np.ndarray]) -> None:
         self._fill = fill
-        self._buf: list[float] = []
+        self._buf: array.array[Any] = _EMPTY
         self._i = 0
+        self._next = FIRST_BATCH
 
     def __call__(self) -> float:
         i = self._i
         if i == len(self._buf):
-            self._buf = self._fill(BATCH).tolist()
+            n = self._next
+            self._buf = _compact(self._fill(n))
+            self._next = min(2 * n, BATCH)
             i = 0
         self._i = i + 1
-        return self._buf[i]
+        return self._buf[i]  # type: ignore[no-any-return,unused-ignore]
+
+
+_EMPTY: array.array[Any] = array.array("d")
+
+
+def _compact(values: np.ndarray) -> array.array[Any]:
+    """The values as 8-byte machine numbers; indexing gives Python floats (or ints)."""
+    whole = values.dtype.kind in "iu"
+    out: array.array[Any] = array.array("q" if whole else "d")
+    out.frombytes(values.astype(np.int64 if whole else np.float64, copy=False).tobytes())
+    return out
 
 
 class _Fixed:
@@ -84,17 +139,19 @@ class _Fixed:
         return self.value
 
 
-def sampler_for(dist: Distribution, gen: np.random.Generator) -> Draw:
-    """A fast sampler for a scenario distribution on the given Generator."""
+def sampler_for(dist: Distribution, gen: np.random.Generator | _Later) -> Draw:
+    """A fast sampler for a scenario distribution on the given Generator (or one made
+    when first drawn from)."""
     if isinstance(dist, Constant):
         return _Fixed(float(dist.value))
+    later = gen if isinstance(gen, _Later) else _Later.made(gen)
     if isinstance(dist, Exponential):
-        return Sampler(lambda n: gen.exponential(dist.mean, n))
+        return Sampler(lambda n: later.gen.exponential(dist.mean, n))
     if isinstance(dist, LogNormal):
         mu = float(np.log(dist.median))
-        return Sampler(lambda n: gen.lognormal(mu, dist.sigma, n))
+        return Sampler(lambda n: later.gen.lognormal(mu, dist.sigma, n))
     if isinstance(dist, Uniform):
-        return Sampler(lambda n: gen.uniform(dist.low, dist.high, n))
+        return Sampler(lambda n: later.gen.uniform(dist.low, dist.high, n))
     raise TypeError(f"unknown distribution {dist!r}")
 
 

@@ -68,14 +68,30 @@ class Readers:
         self.fixed = tuple(
             None if d.phase is None else d.phase / d.poll_interval for d in (spec.imap, spec.pop3)
         ) + (None,)
-        streams, dialogues = ctx.streams, ctx.dialogues
-        self.key = int(streams.generator("devices", domain, "people").integers(0, 2**63))
-        self._loss = streams.generator("devices", domain, "loss")
+        self._streams, dialogues = ctx.streams, ctx.dialogues
+        self._domain = domain
+        # Both streams are made when first needed: most of a big world's domains may
+        # never receive mail in a short run, and a Generator costs ~1 KB and ~26 us.
+        self._key: int | None = None
+        self._loss: np.random.Generator | None = None
         self.network = ctx.network
         self.store = store  # where the mail is fetched from
         self.client = spec.client  # where the devices attach
         self.rounds = (dialogues.imap, dialogues.pop3, dialogues.webmail)
         self.horizon = ctx.horizon
+
+    @property
+    def key(self) -> int:
+        """The key of the per-person hash, drawn once from ``(devices, domain, people)``."""
+        if self._key is None:
+            gen = self._streams.generator("devices", self._domain, "people")
+            self._key = int(gen.integers(0, 2**63))
+        return self._key
+
+    def _lossy(self) -> np.random.Generator:
+        if self._loss is None:
+            self._loss = self._streams.generator("devices", self._domain, "loss")
+        return self._loss
 
     def device(self, person: int) -> tuple[int, float]:
         """A person's protocol (IMAP, POP3 or WEBMAIL) and phase as a fraction of the cycle."""
@@ -93,5 +109,5 @@ class Readers:
             fraction = self.fixed[proto]
             t = next_poll(delivered, (phase if fraction is None else fraction) * interval, interval)
         link = self.network.link(self.store, self.client)
-        t += link.time(self.rounds[proto], msg.size, self._loss if link.loss > 0.0 else None)
+        t += link.time(self.rounds[proto], msg.size, self._lossy() if link.loss > 0.0 else None)
         return t if t <= self.horizon else math.nan

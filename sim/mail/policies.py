@@ -116,6 +116,8 @@ class UnknownUsers:
         return UNKNOWN_USER if rate > 0.0 and self._draw() < rate else None
 
 
+_PHASES = tuple(Phase)  # iterating an enum class is slow: once per server adds up at scale
+
 Check = Callable[["ServerState", str, "Message | None", float], "Reply | None"]
 
 
@@ -127,7 +129,7 @@ class Chain:
     def __init__(self, policies: Sequence[Policy]) -> None:
         self.policies = tuple(policies)
         self.by_phase: tuple[tuple[Check, ...], ...] = tuple(
-            tuple(p.check for p in self.policies if p.phase == phase) for phase in Phase
+            tuple(p.check for p in self.policies if p.phase == phase) for phase in _PHASES
         )
 
     def answer(

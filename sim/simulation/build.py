@@ -20,6 +20,7 @@ import simpy
 from .. import mail as _mail  # noqa: F401
 from ..config import Scenario
 from ..config.budget import estimate
+from ..config.loading import paused_gc
 from ..core.component import REGISTRY, Component, Context
 from ..core.monitors import Monitors
 from ..core.records import Recorder
@@ -79,10 +80,11 @@ class Model:
         if self.started:
             return
         self.started = True
-        for component in self.ctx.nodes.values():
-            component.start()
-        for source in self.sources:
-            source.start()
+        with paused_gc():  # starting a big world makes as many objects as building it
+            for component in self.ctx.nodes.values():
+                component.start()
+            for source in self.sources:
+                source.start()
 
     def run(self, until: float | None = None) -> None:
         """Start if not started, then run to ``until`` (default: the horizon)."""
@@ -175,7 +177,17 @@ def build(
     sampled on that grid (``sim.core.monitors``; no extra events). Nothing runs until
     :meth:`Model.start`.
     """
-    seed = scenario.seed if seed is None else seed
+    with paused_gc():  # a big world is millions of objects that all live on
+        return _build(scenario, scenario.seed if seed is None else seed, env, trace, sample_every)
+
+
+def _build(
+    scenario: Scenario,
+    seed: int,
+    env: simpy.Environment | None,
+    trace: bool,
+    sample_every: float | None,
+) -> Model:
     domains = Directory(scenario.domains)
     ctx = Context(
         env=simpy.Environment() if env is None else env,

@@ -2,12 +2,32 @@
 
 Traffic between two nodes follows the lowest-latency path. Components ask for the
 :class:`~sim.world.links.Link` between two nodes each time they use it
-(``network.link(a, b)``); links are summarised once and cached, with one Dijkstra per
-source node computed the first time that node sends anything, so a later change of
-routes only has to clear the cache.
+(``network.link(a, b)``); a pair's link is summarised the first time it is used and
+cached, so a later change of routes only has to clear the cache.
+
+Routes are found without keeping a path to every node from every sender (which grows
+with the square of the world). The Internet of mail is mostly trees hanging off a small
+core: a host hangs off its domain's edge router, which hangs off an exchange point.
+Peeling leaves repeatedly splits the graph into the *core* (its 2-core: what is left
+when no node of degree one remains) and trees, each attached to the core at one *root*.
+A simple path between two nodes of one tree is the tree path; between different trees
+it is the tree path up to the sender's root, a core path, and the tree path down. Only
+the core path needs Dijkstra, on the core alone.
+
+Exact on any graph, ties included: the path is the one networkx's Dijkstra from the
+sender keeps (``single_source_dijkstra_path``, as routing did before). Inside a tree
+there is only one simple path. On the core, networkx's run from the sender reaches the
+root first, at the distance summed along the tree path, and from there it relaxes core
+nodes only from core nodes (a tree touches the core at its root alone), in the same
+order as a Dijkstra on the core that starts at the root with that distance: the same
+sums, the same comparisons, the same order among equal distances. So the core run
+starts at the root *at the sender's distance from it* and is cached per (root,
+distance); the hosts of a domain, one LAN hop from their edge router, share one.
 """
 
 from __future__ import annotations
+
+import heapq
 
 import networkx as nx
 
@@ -16,6 +36,10 @@ from ..core.component import Context, registers
 from .links import Link
 
 __all__ = ["Endpoint", "Network"]
+
+# Core-node entries kept in cached core runs (predecessor maps) before the oldest runs
+# are dropped: bounds memory on a world whose core is large (~100 bytes an entry).
+CORE_ENTRIES = 2_000_000
 
 
 class Network:
@@ -32,8 +56,19 @@ class Network:
             g.add_edge(e.a, e.b, latency=e.latency, bandwidth=e.bandwidth, loss=e.loss)
         self.graph = g
         self.rto = scenario.smtp.rto
-        self._routes: dict[str, dict[str, list[str]]] = {}
         self._links: dict[str, dict[str, Link]] = {}  # by source, then destination
+        self._parent, self._depth, self._root = _peel(g)
+        root = self._root
+        # The core's own links, in the graph's order (which breaks ties): an exchange
+        # point has thousands of tree neighbours that a core run must not walk through.
+        self._core_adj = {
+            v: [(u, edge["latency"]) for u, edge in g.adj[v].items() if root[u] == u]
+            for v in g
+            if root[v] == v
+        }
+        self._core: dict[tuple[str, float], dict[str, str | None]] = {}  # predecessors
+        self._core_entries = 0
+        self.core_runs = 0  # Dijkstras run on the core (a measure of routing work)
 
     def link(self, a: str, b: str) -> Link:
         """The lowest-latency path from a to b, summarised (cached)."""
@@ -41,27 +76,151 @@ class Network:
         if known is None:
             known = self._links[a] = {}
         found = known.get(b)
-        if found is not None:
-            return found
-        if a == b:
-            found = Link(0.0, float("inf"), 0.0, (a,), self.rto)
-        else:
-            routes = self._routes.get(a)
-            if routes is None:
-                routes = nx.single_source_dijkstra_path(self.graph, a, weight="latency")
-                self._routes[a] = routes
-            hops = routes[b]
-            latency = 0.0
-            bandwidth = float("inf")
-            keep = 1.0
-            for u, v in zip(hops, hops[1:]):
-                edge = self.graph.edges[u, v]
-                latency += edge["latency"]
-                bandwidth = min(bandwidth, edge["bandwidth"])
-                keep *= 1.0 - edge["loss"]
-            found = Link(latency, bandwidth, 1.0 - keep, tuple(hops), self.rto)
-        known[b] = found
+        if found is None:
+            found = known[b] = self._summarise(self.route(a, b))
         return found
+
+    def route(self, a: str, b: str) -> list[str]:
+        """The nodes of the lowest-latency path from ``a`` to ``b`` (not cached)."""
+        if a == b:
+            return [a]
+        root, parent, adj = self._root, self._parent, self.graph.adj
+        ra, rb = root[a], root[b]
+        if ra == rb:
+            return self._tree_path(a, b)
+        up = [a]
+        reach = 0.0  # the distance networkx's run from ``a`` has at the root
+        while up[-1] != ra:
+            v = up[-1]
+            p = parent[v]
+            reach += adj[v][p]["latency"]
+            up.append(p)
+        pred = self._core_from(ra, reach)
+        if rb not in pred:
+            raise nx.NetworkXNoPath(f"Node {b} not reachable from {a}")
+        core = [rb]
+        step = pred[rb]
+        while step is not None:
+            core.append(step)
+            step = pred[step]
+        core.reverse()
+        down = [b]
+        while down[-1] != rb:
+            down.append(parent[down[-1]])
+        down.reverse()
+        return up[:-1] + core + down[1:]
+
+    def _tree_path(self, a: str, b: str) -> list[str]:
+        """The only simple path between two nodes of one tree: up to where they meet."""
+        parent, depth = self._parent, self._depth
+        up, down = [a], [b]
+        while depth[up[-1]] > depth[down[-1]]:
+            up.append(parent[up[-1]])
+        while depth[down[-1]] > depth[up[-1]]:
+            down.append(parent[down[-1]])
+        while up[-1] != down[-1]:
+            up.append(parent[up[-1]])
+            down.append(parent[down[-1]])
+        down.pop()
+        down.reverse()
+        return up + down
+
+    def _core_from(self, root: str, reach: float) -> dict[str, str | None]:
+        key = (root, reach)
+        found = self._core.get(key)
+        if found is None:
+            found = _dijkstra_core(self._core_adj, root, reach)
+            self.core_runs += 1
+            self._core_entries += len(found)
+            while self._core and self._core_entries > CORE_ENTRIES:
+                oldest = next(iter(self._core))
+                self._core_entries -= len(self._core.pop(oldest))
+            self._core[key] = found
+        return found
+
+    def _summarise(self, hops: list[str]) -> Link:
+        if len(hops) == 1:
+            return Link(0.0, float("inf"), 0.0, (hops[0],), self.rto)
+        adj = self.graph.adj
+        latency = 0.0
+        bandwidth = float("inf")
+        keep = 1.0
+        for u, v in zip(hops, hops[1:]):
+            edge = adj[u][v]
+            latency += edge["latency"]  # from the sender, in Dijkstra's order of addition
+            bandwidth = min(bandwidth, edge["bandwidth"])
+            keep *= 1.0 - edge["loss"]
+        return Link(latency, bandwidth, 1.0 - keep, tuple(hops), self.rto)
+
+
+def _peel(g: nx.Graph) -> tuple[dict[str, str], dict[str, int], dict[str, str]]:
+    """Split ``g`` into its core and the trees hanging off it, in O(nodes + edges).
+
+    Returns each tree node's parent (towards its root), every node's depth below its
+    root (0 in the core) and every node's root (a core node is its own root). A graph
+    (or component) that is a tree keeps one node as its core.
+    """
+    adj = g.adj
+    degree = {v: len(adj[v]) for v in g}
+    parent: dict[str, str] = {}
+    leaves = [v for v in g if degree[v] == 1]
+    while leaves:
+        v = leaves.pop()
+        if degree[v] != 1:
+            continue  # the last node of a tree: it stays, as the core
+        degree[v] = 0
+        for u in adj[v]:
+            if u not in parent and degree[u] > 0:
+                parent[v] = u
+                degree[u] -= 1
+                if degree[u] == 1:
+                    leaves.append(u)
+                break
+    depth: dict[str, int] = {}
+    root: dict[str, str] = {}
+    for v in g:
+        # Climb to the first node whose root is known (or the core), then fill the way down.
+        way = []
+        u = v
+        while u not in root and u in parent:
+            way.append(u)
+            u = parent[u]
+        if u not in root:
+            root[u], depth[u] = u, 0
+        r, d = root[u], depth[u]
+        for w in reversed(way):
+            d += 1
+            root[w], depth[w] = r, d
+    return parent, depth, root
+
+
+def _dijkstra_core(
+    core_adj: dict[str, list[tuple[str, float]]], source: str, reach: float
+) -> dict[str, str | None]:
+    """Each core node's predecessor on its shortest path from ``source``, reached at
+    distance ``reach``: networkx's Dijkstra (``_dijkstra_multisource``) step for step,
+    over the core's links only (a strictly shorter distance replaces a path; among
+    equal distances the node pushed first is popped first)."""
+    done: set[str] = set()
+    pred: dict[str, str | None] = {source: None}
+    seen: dict[str, float] = {source: reach}
+    heap: list[tuple[float, int, str]] = [(reach, 0, source)]
+    count = 1
+    while heap:
+        d, _, v = heapq.heappop(heap)
+        if v in done:
+            continue
+        done.add(v)
+        for u, latency in core_adj[v]:
+            if u in done:
+                continue
+            du = d + latency
+            if u not in seen or du < seen[u]:
+                seen[u] = du
+                pred[u] = v
+                heapq.heappush(heap, (du, count, u))
+                count += 1
+    return pred
 
 
 @registers(ClientNode, RouterNode)
