@@ -124,6 +124,18 @@ LAN_LATENCY = 0.0003
 SESSION_S = 2.0
 SCAN_S = 0.1
 HEADROOM = 4.0
+# An MX worker scans, then hands the message to the store by LMTP: 6 round trips
+# (sim.mail.smtp.Dialogues.lmtp), across an ocean when a provider's MX host is in
+# another region than its store.
+LMTP_ROUND_TRIPS = 6
+# Mail to people who do not exist (550 5.1.1), as the default scenario and the older
+# generator have it (assumption; docs/sources.md, Domains).
+UNKNOWN_RECIPIENT_RATE = 0.005
+# An MX host takes at least Postfix's default_process_limit of sessions (100, the
+# schema's default); a big provider's, on top of its steady share, every ESP's campaign
+# at Postfix's default_destination_concurrency_limit (20) at once (docs/sources.md).
+MX_SESSIONS_MIN = 100
+CAMPAIGN_SESSIONS = 20
 
 
 def _capacity(rate: float, each: float, least: int) -> int:
@@ -271,6 +283,7 @@ def domain_entry(
         "outbound": outbound,
         "mx": [{"host": h, "preference": p} for h, p in mx],
         "mailbox": mailbox,
+        "unknown_recipient_rate": UNKNOWN_RECIPIENT_RATE,
     }
     if mx_ttl != 3600:
         entry["mx_ttl"] = mx_ttl
@@ -394,9 +407,12 @@ def _provider(
     mx: list[tuple[str, int]] = []
     for k, pref in enumerate(p.mx_preferences):
         r = b.regions[k % len(b.regions)]
+        # One way to the store at worst: across the regions and both metro areas.
+        far = (one_way_latency(great_circle_km(r, home)) if r != home else 0.0) + 2 * one_way_latency(REGION_RADIUS_KM)
         host = b.host(
             sites[r.name], f"{p.org}-mx{k + 1}", "mx", r,
-            max_connections=_capacity(per_mx, SESSION_S, 10), workers=_capacity(per_mx, SCAN_S, 5),
+            max_connections=_capacity(per_mx, SESSION_S, MX_SESSIONS_MIN) + MAX_ESPS * CAMPAIGN_SESSIONS,
+            workers=_capacity(per_mx, SCAN_S + LMTP_ROUND_TRIPS * 2 * far, 5),
         )
         mx.append((host, pref))
     split = _apportion(users, np.array([w for _, w in doms]))
@@ -420,7 +436,7 @@ def _server(b: _Builder, org: str, r: Region, rate_out: float, rate_in: float, r
         "mta": b.host(edge, f"{org}-mta", "mta", r, resolver=dns, workers=sessions, smtpd_workers=sessions),
         "mx": b.host(
             edge, f"{org}-mx1", "mx", r,
-            max_connections=_capacity(rate_in, SESSION_S, 10), workers=_capacity(rate_in, SCAN_S, 5),
+            max_connections=_capacity(rate_in, SESSION_S, MX_SESSIONS_MIN), workers=_capacity(rate_in, SCAN_S, 5),
         ),
         "store": b.host(edge, f"{org}-store", "mailbox", r, concurrency=_capacity(rate_in, SESSION_S, 8)),
     }
