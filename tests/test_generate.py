@@ -241,7 +241,10 @@ def test_errors_in_a_compact_file_are_one_line(
         (["--regions", "11"], "mailflow: --regions: Input should be less than or equal to 10 (got 11)"),
         (["--duration", "2y"], "mailflow: --duration: unknown unit 'y' for seconds (use ms, s, m, h or d) (got '2y')"),
         (["--campaign-share", "0.9", "--transactional-share", "0.2"],
-         "mailflow: generate: transactional_share + campaign_share must be at most 1 (shares of legitimate mail)"),
+         "mailflow: --transactional-share, --campaign-share: transactional_share + campaign_share must be at most 1 (shares of legitimate mail)"),
+        (["--domains", "20", "--users", "20"],
+         "mailflow: --domains, --users: users must be at least 20 per domain (400 for 20 domains), "
+         "so every domain of the tail has someone (got 20)"),
         (["--name", "a b"], "mailflow: --name: 'a b': use letters, digits, '.', '_' and '-' (it names the results folder)"),
         (["--out", "/nonexistent/dir/x.yaml"], "mailflow: --out /nonexistent/dir/x.yaml: cannot write: No such file or directory"),
     ],

@@ -432,8 +432,9 @@ def generate_command(
         spec = generate_spec(block)
     except ScenarioError as exc:
         flag = "--" + exc.path.removeprefix("generate.").split(".")[0].replace("_", "-")
-        if exc.path == "generate":  # a rule between parameters, not one flag's
-            flag = "generate"
+        if exc.path == "generate":  # a rule between parameters: name the flags it is about
+            named = [f"--{k.replace('_', '-')}" for k in block if re.search(rf"\b{k}\b", exc.problem)]
+            flag = ", ".join(named) if named else "generate"
         _fail(f"{flag}: {exc.problem}")
     if name is not None:
         from ..config.base import SAFE_NAME
@@ -452,7 +453,7 @@ def generate_command(
     except OSError as exc:
         _fail(f"--out {out_file}: cannot write: {exc.strerror or exc}")
     form = "expanded" if expand else "compact, expanded when loaded"
-    err.print(f"wrote {out_file} ({spec.domains:,} domains, seed {spec.seed}; {form})")
+    err.print(f"wrote {out_file} ({spec.domains:,} domain{'s' if spec.domains != 1 else ''}, seed {spec.seed}; {form})")
 
 
 @app.command("plot")
