@@ -78,6 +78,13 @@ def test_cli_validate(capsys: pytest.CaptureFixture[str]) -> None:
         main(["validate", str(sim.config.default_scenario_path())])
     assert info.value.code == 0
     assert "ok (" in capsys.readouterr().out
+    # Without a file, as run and show: the shipped scenario, overrides applied.
+    with pytest.raises(SystemExit) as info:
+        main(["validate", "--set", "drain=-1"])
+    assert info.value.code == 2 and "drain" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["validate", "--set", "drain=60"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith("default: ok (")
 
 
 def test_summary_by_group_matches_the_groups_alone() -> None:

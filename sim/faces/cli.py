@@ -216,7 +216,8 @@ def print_summary(results: Results, console: Console = out) -> None:
             str(leg),
             f"{int(row['count']):,}",
             f"{int(row['censored']):,}",
-            *(row[c] for c in FLAGGED),
+            # "> t" is one value: a narrow table must not wrap it at its space.
+            *(str(row[c]).replace("> ", ">\u00a0") for c in FLAGGED),
         )
     console.print(times)
     console.print(summary.note(), style="dim", highlight=False)
@@ -297,7 +298,7 @@ def run_command(
             except OSError as exc:
                 _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
             results = _simulate(sc, seed, trace, sample_every)
-            print_summary(results)
+            print_summary(results, _wide_console())
             try:
                 target.write(results)
             except OSError as exc:
@@ -350,15 +351,20 @@ def _simulate(sc: Scenario, seed: int | None, trace: bool, sample_every: float |
 
 @app.command("validate")
 def validate_command(
-    scenario: Annotated[Path, typer.Argument(metavar="SCENARIO", help="Scenario YAML file.")],
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="SCENARIO", help="Scenario YAML file (default: the scenario shipped with mailflow)."
+        ),
+    ] = None,
     sets: SetOption = None,
     force: ForceOption = False,
 ) -> None:
     """Check a scenario file without running it."""
     sc = _load(scenario, sets, force)
     out.print(
-        f"{scenario}: ok ({len(sc.topology.nodes)} nodes, {len(sc.domains)} domains, "
-        f"{len(sc.workload)} sources)"
+        f"{scenario if scenario is not None else sc.name}: ok ({len(sc.topology.nodes)} nodes, "
+        f"{len(sc.domains)} domains, {len(sc.workload)} sources)"
     )
 
 
