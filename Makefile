@@ -46,6 +46,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/sweep_speedup.py 1
 	$(BIN)/python benchmarks/sweep_speedup.py 1 1200
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/internet10k.py
 
 clean:
 	rm -rf $(VENV) results/*/ .pytest_cache
