@@ -25,7 +25,7 @@ import numpy as np
 
 from ..config.distributions import Constant, Distribution, Exponential, LogNormal, Uniform
 
-__all__ = ["BATCH", "Choice", "Draw", "FIRST_BATCH", "Sampler", "Streams", "sampler_for"]
+__all__ = ["BATCH", "Draw", "FIRST_BATCH", "Sampler", "Stream", "Streams", "sampler_for"]
 
 BATCH = 4096  # the largest batch
 FIRST_BATCH = 64  # the first batch: a stream drawn a few times holds a few values
@@ -56,16 +56,21 @@ class Streams:
         """A zero-argument callable drawing from ``dist`` on the stream ``name``.
 
         The stream's Generator is made at the first draw (never, for a constant)."""
-        return sampler_for(dist, _Later(self, name))
+        return sampler_for(dist, Stream(self, name))
+
+    def stream(self, *name: str) -> Stream:
+        """The stream ``name``, its Generator made at the first ``.gen``."""
+        return Stream(self, name)
 
     def uniform(self, *name: str) -> Sampler:
         """Batched uniforms on [0, 1) from the stream ``name`` (made at the first draw)."""
-        later = _Later(self, name)
+        later = Stream(self, name)
         return Sampler(lambda n: later.gen.random(n))
 
 
-class _Later:
-    """A stream's Generator, made when first asked for."""
+class Stream:
+    """A named stream whose Generator is made when first asked for (``.gen``): a
+    component that may never draw costs no Generator."""
 
     __slots__ = ("_streams", "_name", "_gen")
 
@@ -75,11 +80,16 @@ class _Later:
         self._gen: np.random.Generator | None = None
 
     @classmethod
-    def made(cls, gen: np.random.Generator) -> _Later:
+    def made(cls, gen: np.random.Generator) -> Stream:
         """One that holds a Generator made already."""
         later = cls(None, ())
         later._gen = gen
         return later
+
+    @classmethod
+    def of(cls, gen: np.random.Generator | Stream) -> Stream:
+        """``gen`` as a stream (a made Generator is held as it is)."""
+        return gen if isinstance(gen, Stream) else cls.made(gen)
 
     @property
     def gen(self) -> np.random.Generator:
@@ -139,12 +149,12 @@ class _Fixed:
         return self.value
 
 
-def sampler_for(dist: Distribution, gen: np.random.Generator | _Later) -> Draw:
+def sampler_for(dist: Distribution, gen: np.random.Generator | Stream) -> Draw:
     """A fast sampler for a scenario distribution on the given Generator (or one made
     when first drawn from)."""
     if isinstance(dist, Constant):
         return _Fixed(float(dist.value))
-    later = gen if isinstance(gen, _Later) else _Later.made(gen)
+    later = Stream.of(gen)
     if isinstance(dist, Exponential):
         return Sampler(lambda n: later.gen.exponential(dist.mean, n))
     if isinstance(dist, LogNormal):
@@ -153,20 +163,3 @@ def sampler_for(dist: Distribution, gen: np.random.Generator | _Later) -> Draw:
     if isinstance(dist, Uniform):
         return Sampler(lambda n: later.gen.uniform(dist.low, dist.high, n))
     raise TypeError(f"unknown distribution {dist!r}")
-
-
-class Choice:
-    """Draws an index with the given weights (e.g. a recipient domain), batched."""
-
-    __slots__ = ("_draw", "_only")
-
-    def __init__(self, weights: Sequence[float], gen: np.random.Generator) -> None:
-        w = np.asarray(weights, dtype=float)
-        p = w / w.sum()
-        self._only = int(np.argmax(p)) if np.count_nonzero(p) == 1 else None
-        self._draw = Sampler(lambda n: gen.choice(len(p), size=n, p=p))
-
-    def __call__(self) -> int:
-        if self._only is not None:
-            return self._only
-        return int(self._draw())

@@ -67,9 +67,10 @@ class TrafficSource:
         self._receivers = receivers
         # Same stream and same arithmetic as numpy's choice: the same domains as before
         # the table was shared, draw for draw.
-        self._pick_domain = receivers.sampler(streams.generator("source", name, "recipients"))
+        # Streams are made at their first draw: a source that sends little costs little.
+        self._pick_domain = receivers.sampler(streams.stream("source", name, "recipients"))
         self._person = streams.uniform("source", name, "person")
-        self._size = size_sampler(spec.size, streams.generator("source", name, "size"))
+        self._size = size_sampler(spec.size, streams.stream("source", name, "size"))
         self._gaps: Draw | None = None
         self._clock: DailyClock | None = None
         if spec.batches is None:
@@ -85,8 +86,8 @@ class TrafficSource:
         self._count: Draw | None = None
         if spec.recipients_per_message > 1:
             p = 1.0 / spec.recipients_per_message
-            gen = streams.generator("source", name, "recipients-per-message")
-            self._count = Sampler(lambda n: gen.geometric(p, n))
+            count = streams.stream("source", name, "recipients-per-message")
+            self._count = Sampler(lambda n: count.gen.geometric(p, n))
         self._local: Draw | None = None
         if spec.local_share > 0:
             self._local = streams.uniform("source", name, "local")
@@ -94,10 +95,9 @@ class TrafficSource:
         self._contacts: Contacts | None = None
         if spec.contacts is not None:
             # Keyed by the sender domain, not the source: a person's contacts are theirs.
-            key = int(streams.generator("contacts", spec.domain).integers(0, 2**63))
             self._contacts = Contacts(
-                key, spec.contacts, spec.contacts_exponent, receivers,
-                streams.generator("source", name, "contact-rank"),
+                streams.stream("contacts", spec.domain), spec.contacts, spec.contacts_exponent,
+                receivers, streams.stream("source", name, "contact-rank"),
             )
             self._sender_person = streams.uniform("source", name, "sender")
         mta = spec.mta or self.sender.spec.outbound

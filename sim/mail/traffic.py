@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config.distributions import WithAttachments
-from ..core.rng import Draw, Sampler, sampler_for
+from ..core.rng import Draw, Sampler, Stream, sampler_for
 from .devices import person_uniforms
 
 if TYPE_CHECKING:
@@ -58,10 +58,10 @@ class Receivers:
         self.only = int(np.argmax(p)) if np.count_nonzero(p) == 1 else None
         self._cdf_list: list[float] | None = None
 
-    def sampler(self, gen: np.random.Generator) -> Draw:
+    def sampler(self, gen: np.random.Generator | Stream) -> Draw:
         """Batched draws of domain indices on ``gen`` (one stream per source)."""
-        cdf = self.cdf
-        return Sampler(lambda n: cdf.searchsorted(gen.random(n), side="right"))
+        cdf, stream = self.cdf, Stream.of(gen)
+        return Sampler(lambda n: cdf.searchsorted(stream.gen.random(n), side="right"))
 
     def at(self, u: float) -> Domain:
         """The domain for the uniform ``u`` in [0, 1)."""
@@ -123,16 +123,28 @@ class Contacts:
     """
 
     def __init__(
-        self, key: int, count: int, exponent: float, receivers: Receivers, gen: np.random.Generator
+        self, key: int | Stream, count: int, exponent: float, receivers: Receivers,
+        gen: np.random.Generator | Stream,
     ) -> None:
         if count > CONTACTS_LIMIT:
             raise ValueError(f"at most {CONTACTS_LIMIT} contacts per person, got {count}")
-        self.key = key
+        # A stream's first integer is the key, drawn at the first message, not at build.
+        self._keys = key if isinstance(key, Stream) else None
+        self._key: int | None = key if isinstance(key, int) else None
         self.receivers = receivers
         ranks = np.arange(1, count + 1, dtype=float) ** -exponent
         cdf = np.cumsum(ranks / ranks.sum())
         cdf /= cdf[-1]
-        self._rank = Sampler(lambda n: cdf.searchsorted(gen.random(n), side="right"))
+        rank_stream = Stream.of(gen)
+        self._rank = Sampler(lambda n: cdf.searchsorted(rank_stream.gen.random(n), side="right"))
+
+    @property
+    def key(self) -> int:
+        """The sender domain's key."""
+        if self._key is None:
+            assert self._keys is not None  # one of the two is given
+            self._key = int(self._keys.gen.integers(0, 2**63))
+        return self._key
 
     def draw(self, person: int) -> tuple[Domain, int]:
         """One recipient (domain, person index) for a message of ``person``."""
@@ -144,17 +156,19 @@ class Contacts:
         return domain, int(u_person * domain.users)
 
 
-def size_sampler(dist: Distribution | WithAttachments, gen: np.random.Generator) -> Draw:
+def size_sampler(dist: Distribution | WithAttachments, gen: np.random.Generator | Stream) -> Draw:
     """A batched sampler of message sizes, a body plus attachments included."""
+    stream = Stream.of(gen)
     if isinstance(dist, WithAttachments):
         body, att, share = dist.body, dist.attachment, float(dist.attachment_share)
         mu_b, mu_a = math.log(body.median), math.log(att.median)
 
         def fill(n: int) -> np.ndarray:
+            gen = stream.gen
             size = gen.lognormal(mu_b, body.sigma, n)
             with_att = gen.random(n) < share
             size[with_att] += gen.lognormal(mu_a, att.sigma, int(with_att.sum()))
             return size
 
         return Sampler(fill)
-    return sampler_for(dist, gen)
+    return sampler_for(dist, stream)
