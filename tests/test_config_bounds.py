@@ -14,7 +14,7 @@ import yaml
 import sim
 from sim.config import ScenarioError, ScenarioWarning, load_scenario, parse_scenario
 from sim.config.budget import BYTES_PER_MESSAGE, estimate, memory_limit, physical_memory
-from sim.config.loading import MAX_ALIAS_VALUES
+from sim.config.yamlfile import MAX_ALIAS_VALUES
 from tests.conftest import node, tiny_data
 from tests.test_errors import cli, write
 

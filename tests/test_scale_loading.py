@@ -7,16 +7,10 @@ from typing import Any
 import pytest
 import yaml
 
-from sim.config import loading
+from sim.config import yamlfile
 from sim.config.generate import internet
-from sim.config.loading import (
-    _FAILED,
-    _c_events,
-    _c_yaml,
-    _expanded_size,
-    _UniqueKeyLoader,
-    default_scenario_path,
-)
+from sim.config.loading import default_scenario_path
+from sim.config.yamlfile import _FAILED, _c_events, _c_yaml, _expanded_size, _UniqueKeyLoader
 
 needs_libyaml = pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML without libyaml")
 
@@ -79,9 +73,9 @@ def test_alias_values_counted_as_the_pure_loader_counts_them(monkeypatch: pytest
     node = yaml.compose(text, Loader=yaml.CSafeLoader)
     total, distinct = _expanded_size(node)
     assert total - distinct == 26
-    monkeypatch.setattr(loading, "MAX_ALIAS_VALUES", 26)
+    monkeypatch.setattr(yamlfile, "MAX_ALIAS_VALUES", 26)
     assert _c_yaml(text) == pure(text)
-    monkeypatch.setattr(loading, "MAX_ALIAS_VALUES", 25)
+    monkeypatch.setattr(yamlfile, "MAX_ALIAS_VALUES", 25)
     assert _c_yaml(text) is _FAILED
     with pytest.raises(yaml.YAMLError, match="aliases expand to more than 25 values"):
         pure(text)

@@ -21,7 +21,7 @@ import simpy
 from .. import mail as _mail  # noqa: F401
 from ..config import Scenario
 from ..config.budget import estimate
-from ..config.loading import paused_gc
+from ..config.yamlfile import paused_gc
 from ..core.component import REGISTRY, Component, Context
 from ..core.monitors import Monitors
 from ..core.records import Recorder
