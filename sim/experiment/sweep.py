@@ -15,7 +15,6 @@ are compared on the same random draws and their differences have less noise.
 from __future__ import annotations
 
 import copy
-import gc
 import hashlib
 import itertools
 import json
@@ -295,39 +294,12 @@ def _row(results: Results) -> dict[str, Any]:
     return row
 
 
-_heap_settled = False
-
-
-def _settle_worker_heap() -> None:
-    """In a Dask worker, once: move the objects alive now (Dask's and mailflow's modules,
-    about 120,000) out of the cyclic garbage collector's view.
-
-    Every full collection during a run would scan them again: measured, that made each
-    run about 7% slower in a worker than in a plain process. Objects created later are
-    collected as usual. Never done in the caller's own process (serial sweeps,
-    notebooks), whose heap is not ours to freeze.
-    """
-    global _heap_settled
-    if _heap_settled:
-        return
-    _heap_settled = True
-    try:
-        from distributed import get_worker
-
-        get_worker()
-    except (ImportError, ValueError):  # not in a Dask worker
-        return
-    gc.collect()
-    gc.freeze()
-
-
 def execute(task: Run) -> dict[str, Any]:
     """Run one task (or read its folder back on resume) and return its summary row.
 
     The same function runs in every executor. It never raises for a run's own failure:
     the row then says ``status="failed"`` and ``error``, and the sweep goes on.
     """
-    _settle_worker_heap()
     started = time.perf_counter()
     head = {**task.point, "replication": task.replication, "seed": task.seed,
             "run_id": run_id(task.scenario, task.seed)}
