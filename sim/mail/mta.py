@@ -7,7 +7,7 @@ Shaped after Postfix 3.x (docs/model.md, docs/sources.md):
   over ``message_size_limit`` is refused, SIZE, RFC 1870) and the sender is told at once;
 - accepted messages join the active queue; ``workers`` delivery agents take them one at
   a time, as many per recipient domain as the concurrency policy allows
-  (``sim.mail.retry``), look the domain's MX records up through the MTA's resolver and
+  (``sim.mail.concurrency``), look the domain's MX records up through the MTA's resolver and
   try the hosts in preference order (equal preferences in random order, RFC 5321 5.1);
 - each session asks the server for its replies (``sim.mail.smtp.SMTPServer``) and
   spends the link time up to the reply that decides it: 250 hands the message over, 5xx
@@ -37,19 +37,13 @@ from ..core.records import BOUNCED, EXPIRED, Message
 from .dns import Resolver
 from .domains import Domain
 from .policies import Chain, SizeLimit
-from .retry import (
-    ConcurrencyPolicy,
-    DeferredQueue,
-    Destination,
-    FixedConcurrency,
-    PostfixBackoff,
-    RetrySchedule,
-)
+from .concurrency import ConcurrencyPolicy, Destination, FixedConcurrency
+from .retry import DeferredQueue, PostfixBackoff, RetrySchedule
 from .smtp import ACCEPTED, INTERRUPTED, Outcome, Phase, Reply, SMTPServer
 
 __all__ = ["MTA"]
 
-SUBMISSION, RELAY = 0, 1  # hops of the attempts table
+SUBMISSION, RELAY = 0, 1  # hops of the attempts table (an MTA's own sessions: self.hop)
 # Outcomes as plain module constants: compared on every attempt.
 _DELIVERED, _BOUNCED, _TRY_NEXT, _DEFERRED, _REFUSED, _TIMEOUT, _INTERRUPTED = tuple(Outcome)
 
@@ -85,6 +79,9 @@ class MTA:
         self.destinations: dict[Domain, Destination] = {}
         self.in_session = 0  # messages a worker holds right now
         self.bounced = 0
+        # Which hop of the attempts table this MTA's outbound sessions are (a relay
+        # further down the path counts on from the hop that reached it).
+        self.hop = RELAY
         self.resolver: Resolver | None = None
         self.started = False
         self.workers: list[simpy.Process] = []  # delivery agents started so far
@@ -357,7 +354,7 @@ class MTA:
                 # Postfix skips a host that greets with 5xx too (smtp_skip_5xx_greeting),
                 # so a refusal at connect never bounces the message by itself.
                 outcome = _DEFERRED if last else _TIMEOUT if refusal.silent else _REFUSED
-            rec.attempt(mid, RELAY, msg.attempts, order, self.code, server.code, start, env.now,
+            rec.attempt(mid, self.hop, msg.attempts, order, self.code, server.code, start, env.now,
                         refusal, outcome)
             return outcome
         rec.session(mid, server.code)
@@ -373,19 +370,18 @@ class MTA:
                 else:
                     yield env.timeout(link.time(cost.to(reply.phase), 0, gen))
             except simpy.Interrupt:
-                rec.attempt(mid, RELAY, msg.attempts, order, self.code, server.code, start,
+                rec.attempt(mid, self.hop, msg.attempts, order, self.code, server.code, start,
                             env.now, INTERRUPTED, _INTERRUPTED)
                 return _INTERRUPTED
             if reply.code < 400:
                 outcome = _DELIVERED
             elif reply.code >= 500:
                 outcome = _BOUNCED
-                rec.ended(mid, BOUNCED, env.now, reply.reason)
-                self.bounced += 1
+                self._bounce(msg, env.now, reply.reason)
             else:
                 outcome = _DEFERRED if last else _TRY_NEXT
             if rec.tracing:
-                rec.attempt(mid, RELAY, msg.attempts, order, self.code, server.code, start,
+                rec.attempt(mid, self.hop, msg.attempts, order, self.code, server.code, start,
                             env.now, reply, outcome)
             else:
                 rec.replied(mid, reply)
@@ -410,13 +406,19 @@ class MTA:
         now = self.env.now
         due = self.retry.next_due(msg.queued, msg.attempts, now, dest)
         if due is None:
-            self.recorder.ended(msg.id, BOUNCED, now, EXPIRED)
-            self.bounced += 1
+            self._bounce(msg, now, EXPIRED)
             return
         self.deferred.put(msg, due)
         self.recorder.deferred(msg.id)
         if self._deferred_level is not None:
             self._deferred_level.set(now, len(self.deferred.heap))
+
+    def _bounce(self, msg: Message, now: float, reason: str) -> None:
+        """The one way a message this MTA had accepted ends bounced (a 5xx reply from
+        the next hop, or its queue lifetime over). A refusal at submission is not
+        this: the submitting client is told at once and keeps the message."""
+        self.recorder.ended(msg.id, BOUNCED, now, reason)
+        self.bounced += 1
 
     # -- the books -------------------------------------------------------------------
 

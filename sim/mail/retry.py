@@ -1,12 +1,10 @@
-"""When a sending MTA tries again, and how many sessions a destination gets.
+"""When a sending MTA tries again.
 
 Send-side policies are data an MTA is given, not code inside it:
 
 - a **retry schedule** decides when a deferred message is due again, from its history
   (when it was queued, how many attempts it had) and the time of the failure, or that
   it has been queued too long and bounces;
-- a **concurrency policy** decides how many delivery attempts a destination (a
-  recipient domain) may have in progress, and hears how each ended;
 - the **deferred queue** holds deferred messages as data (a heap by due time) and one
   queue runner per MTA moves due messages back to the active queue on its scan grid,
   as Postfix's queue manager does. A million deferred messages are a million tuples,
@@ -14,32 +12,26 @@ Send-side policies are data an MTA is given, not code inside it:
 
 Today's behaviour is Postfix's (docs/model.md, docs/sources.md): the backoff is the
 message's age clamped to [``minimal_backoff_time``, ``maximal_backoff_time``], a
-message older than ``maximal_queue_lifetime`` bounces, the deferred queue is scanned
-every ``queue_run_delay``, and each destination gets at most
-``default_destination_concurrency_limit`` attempts at once.
+message older than ``maximal_queue_lifetime`` bounces, and the deferred queue is
+scanned every ``queue_run_delay``. How many attempts a destination gets at once is
+``sim.mail.concurrency``.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
 from collections.abc import Callable, Generator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 
 from ..core.records import Message
-from .smtp import Outcome
 
-__all__ = [
-    "ConcurrencyPolicy",
-    "DeferredQueue",
-    "Destination",
-    "FixedConcurrency",
-    "PostfixBackoff",
-    "RetrySchedule",
-]
+if TYPE_CHECKING:
+    from .concurrency import Destination
+
+__all__ = ["DeferredQueue", "PostfixBackoff", "RetrySchedule"]
 
 
 class RetrySchedule(Protocol):
@@ -74,42 +66,6 @@ class PostfixBackoff:
         if age >= self.lifetime:
             return None
         return now + min(max(age, self.minimal), self.maximal)
-
-
-class Destination:
-    """A sending MTA's state for one recipient domain: attempts running, messages waiting."""
-
-    __slots__ = ("busy", "parked")
-
-    def __init__(self) -> None:
-        self.busy = 0  # attempts in progress
-        self.parked: deque[Message] = deque()  # waiting for a free slot, oldest first
-
-
-class ConcurrencyPolicy(Protocol):
-    """Decides how many attempts a destination may have at once, from what it hears."""
-
-    def allows(self, dest: Destination) -> bool:
-        """Whether one more attempt may start now."""
-
-    def finished(self, dest: Destination, outcome: Outcome) -> None:
-        """An attempt to ``dest`` ended with ``outcome`` (feedback for adaptive rules)."""
-
-
-class FixedConcurrency:
-    """At most ``limit`` attempts per destination, whatever happens (no feedback)."""
-
-    __slots__ = ("limit",)
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-
-    def allows(self, dest: Destination) -> bool:
-        """Below the fixed limit."""
-        return dest.busy < self.limit
-
-    def finished(self, dest: Destination, outcome: Outcome) -> None:
-        """A fixed limit learns nothing."""
 
 
 class DeferredQueue:
