@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .base import MAX_TIME, MAX_WORKERS, Int, NodeId, Num, Strict
 from .distributions import TimeConstant, TimeDistribution, TimeLogNormal
+from .presets import PRESETS, with_preset
+from .schedules import RetrySpec
 from .units import Bytes, Seconds
 
 
@@ -63,7 +65,8 @@ class MTANode(NodeBase):
     smtpd_workers: Int = Field(100, gt=0, le=MAX_WORKERS, description="concurrent submission sessions")
     workers: Int = Field(100, gt=0, le=MAX_WORKERS, description="concurrent outbound delivery sessions")
     message_size_limit: Bytes = Field(10_240_000, gt=0, le=MAX_SIZE, description="Postfix default")
-    queue_run_delay: Seconds = Field(300, ge=1, le=MAX_TIME, description="Postfix: deferred-queue scan")
+    # 0: no scan grid, each deferred message is taken at its own due time (presets part).
+    queue_run_delay: Seconds = Field(300, ge=0, le=MAX_TIME, description="Postfix: deferred-queue scan")
     minimal_backoff_time: Seconds = Field(300, ge=0, le=MAX_TIME, description="Postfix")
     maximal_backoff_time: Seconds = Field(4000, ge=0, le=MAX_TIME, description="Postfix")
     maximal_queue_lifetime: Seconds = Field(5 * 86400, gt=0, le=MAX_TIME, description="Postfix: 5 d")
@@ -71,6 +74,23 @@ class MTANode(NodeBase):
     destination_concurrency_limit: Int = Field(
         20, gt=0, le=MAX_WORKERS, description="Postfix default_destination_concurrency_limit"
     )
+    # -- issue 8, presets part: retry schedules and presets (sim/config/presets.py) --
+    preset: str | None = Field(None, description="a real MTA's defaults, applied under the node's keys")
+    retry: RetrySpec | None = Field(None, description="a retry schedule; absent: Postfix's backoff")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_first(cls, data: object) -> object:
+        # The preset's keys go under the node's own (and --set's, already in them).
+        return with_preset(data) if isinstance(data, dict) else data
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, name: str | None) -> str | None:
+        if name is not None and name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+        return name
+    # -- end of the presets part --
 
     @model_validator(mode="after")
     def _backoff_ordered(self) -> MTANode:

@@ -38,7 +38,7 @@ from .dns import Resolver
 from .domains import Domain
 from .policies import Chain, SizeLimit
 from .concurrency import ConcurrencyPolicy, Destination, FixedConcurrency
-from .retry import DeferredQueue, PostfixBackoff, RetrySchedule
+from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, schedule_for
 from .smtp import ACCEPTED, INTERRUPTED, Outcome, Phase, Reply, SMTPServer
 
 __all__ = ["MTA"]
@@ -67,15 +67,15 @@ class MTA:
         self.up = True
         self.connections = 0  # submission sessions open
         self.inbound = Chain([SizeLimit(spec.message_size_limit)])
-        self.retry: RetrySchedule = PostfixBackoff(
-            spec.minimal_backoff_time, spec.maximal_backoff_time, spec.maximal_queue_lifetime
-        )
+        self.retry: RetrySchedule = schedule_for(spec)  # the preset's, the node's or Postfix's
         self.concurrency: ConcurrencyPolicy = FixedConcurrency(spec.destination_concurrency_limit)
         # A submission: the message, the client's node, and the message's further
         # recipients (one row each) that share its SMTP transaction.
         self.incoming: WorkQueue[tuple[Message, str, tuple[Message, ...]]] = WorkQueue(ctx.env)
         self.active: WorkQueue[Message] = WorkQueue(ctx.env)
-        self.deferred = DeferredQueue(ctx.env, spec.queue_run_delay, self.active.put)
+        self.deferred = DeferredQueue(
+            ctx.env, spec.queue_run_delay, self.active.put, isinstance(self.retry, PostfixBackoff)
+        )
         self.destinations: dict[Domain, Destination] = {}
         self.in_session = 0  # messages a worker holds right now
         self.bounced = 0
@@ -119,6 +119,8 @@ class MTA:
             raise RuntimeError(f"MTA {self.id}: use() after the run started; call it from a hook")
         if retry is not None:
             self.retry = retry
+            # Postfix's whole-second scan goes with Postfix's whole-second time stamps.
+            self.deferred.whole_seconds = isinstance(retry, PostfixBackoff)
         if concurrency is not None:
             self.concurrency = concurrency
 

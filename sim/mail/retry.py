@@ -10,11 +10,15 @@ Send-side policies are data an MTA is given, not code inside it:
   as Postfix's queue manager does. A million deferred messages are a million tuples,
   not a million sleeping processes.
 
-Today's behaviour is Postfix's (docs/model.md, docs/sources.md): the backoff is the
-message's age clamped to [``minimal_backoff_time``, ``maximal_backoff_time``], a
-message older than ``maximal_queue_lifetime`` bounces, and the deferred queue is
-scanned every ``queue_run_delay``. How many attempts a destination gets at once is
-``sim.mail.concurrency``.
+Each rule lives in a class named after it (docs/model.md gives every formula,
+docs/sources.md every source): :class:`PostfixBackoff` (the default, in whole seconds as
+Postfix keeps time), :class:`EximRule` (Exim's retry rule language), :class:`Quadratic`
+(qmail) and :class:`Intervals` (a list of gaps, then the last again or grown by a
+factor, up to a give-up time: sendmail, Exchange, RFC 5321, the ESPs and providers).
+:func:`schedule_for` picks one from an MTA node's resolved keys. The deferred queue is
+scanned every ``queue_run_delay`` (Postfix's whole-second rule when the schedule is
+Postfix's), or with ``queue_run_delay: 0`` takes each message at its own due time. How
+many attempts a destination gets at once is ``sim.mail.concurrency``.
 """
 
 from __future__ import annotations
@@ -26,12 +30,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 
+from ..config import MTANode
+from ..config.schedules import EximSegment, parse_exim_rule
 from ..core.records import Message
 
 if TYPE_CHECKING:
     from .concurrency import Destination
 
-__all__ = ["DeferredQueue", "PostfixBackoff", "RetrySchedule"]
+__all__ = [
+    "DeferredQueue", "EximRule", "Intervals", "PostfixBackoff", "Quadratic", "RetrySchedule", "schedule_for",
+]
 
 
 class RetrySchedule(Protocol):
@@ -49,7 +57,14 @@ class RetrySchedule(Protocol):
 
 
 class PostfixBackoff:
-    """Postfix's rule: wait the message's age, clamped, until its queue lifetime ends."""
+    """Postfix's rule: wait the message's age, clamped, until its queue lifetime ends.
+
+    In whole seconds, as src/qmgr/qmgr_active.c keeps them: the age is
+    ``floor(now) - floor(queued)``; the message expires when that age reaches
+    ``maximal_queue_lifetime``; otherwise its queue file's time stamp (the due time) is
+    ``floor(now) + clamp(age, minimal, maximal)``. The deferred queue's scan takes a
+    file whose time stamp is at most one second ahead (:class:`DeferredQueue`).
+    """
 
     __slots__ = ("minimal", "maximal", "lifetime")
 
@@ -61,46 +76,209 @@ class PostfixBackoff:
     def next_due(
         self, queued_at: float, attempts: int, now: float, dest: Destination | None = None
     ) -> float | None:
-        """now + clamp(age, minimal, maximal); None once the age reaches the lifetime."""
-        age = now - queued_at
+        """floor(now) + clamp(age, minimal, maximal); None once the age reaches the lifetime."""
+        clock = math.floor(now)
+        age = clock - math.floor(queued_at)
         if age >= self.lifetime:
             return None
-        return now + min(max(age, self.minimal), self.maximal)
+        return clock + min(max(age, self.minimal), self.maximal)
+
+
+class EximRule:
+    """Exim's retry rule: fixed (F) and geometric (G) segments up to cutoffs.
+
+    The segment in force is the first whose cutoff is above the message's age. ``F``:
+    the next try is ``interval`` later. ``G``: the gaps are ``interval``, ``interval *
+    factor``, ... counted from the segment's start (the previous cutoff): the gap taken is
+    the first whose ideal retry time, ``start + interval * (factor**k - 1) / (factor -
+    1)``, lies beyond the age. That is Exim's gap sequence while each retry happens
+    within one gap of its ideal time (true of the default rule with a queue runner of up
+    to 30 min). Past the last cutoff the message bounces at its next failure.
+
+    Exim keeps this state per host (first failure, last gap) in its retry database; the
+    model keeps none: the message's age stands for the time since the host's first
+    failure. So a new message to a failing host is tried at once instead of waiting for
+    the host's next retry time, and the cutoffs count from queueing, not from the first
+    failure (later by the first attempt's length, a connect timeout at most).
+    """
+
+    __slots__ = ("segments",)
+
+    def __init__(self, segments: tuple[EximSegment, ...]) -> None:
+        self.segments = segments
+
+    @classmethod
+    def parse(cls, text: str) -> EximRule:
+        """The rule written as Exim writes it (``F,2h,15m; G,16h,1h,1.5; F,4d,6h``)."""
+        return cls(parse_exim_rule(text))
+
+    def next_due(
+        self, queued_at: float, attempts: int, now: float, dest: Destination | None = None
+    ) -> float | None:
+        """now + the gap of the segment in force; None past the last cutoff."""
+        age = now - queued_at
+        start = 0.0
+        for seg in self.segments:
+            if age < seg.cutoff:
+                if seg.kind == "F" or seg.factor == 1.0:
+                    return now + seg.interval
+                gap, ideal, into = seg.interval, 0.0, age - start
+                while ideal + gap <= into:  # a few steps: the gaps grow geometrically
+                    ideal += gap
+                    gap *= seg.factor
+                return now + gap
+            start = seg.cutoff
+        return None
+
+
+class Quadratic:
+    """qmail's schedule: the next try at ``queued + (isqrt(age) + c)**2``, c = sqrt(step).
+
+    With ``step`` 400 s (qmail-send's remote ``chanskip`` of 20) the tries fall at
+    400 n**2 s after queueing: 400, 1600, 3600, ... in whole seconds. A message whose age
+    exceeds the lifetime (qmail's ``queuelifetime``) at a failure bounces. qmail checks
+    the lifetime and computes the next try at the attempt's start, the model at its
+    failure: the two differ only for an attempt that straddles the lifetime or a square.
+    """
+
+    __slots__ = ("skip", "lifetime")
+
+    def __init__(self, step: float, lifetime: float) -> None:
+        self.skip = math.sqrt(step)
+        self.lifetime = lifetime
+
+    def next_due(
+        self, queued_at: float, attempts: int, now: float, dest: Destination | None = None
+    ) -> float | None:
+        """queued + (isqrt(whole seconds of age) + sqrt(step))**2; None past the lifetime."""
+        age = now - queued_at
+        if age > self.lifetime:
+            return None
+        n = math.isqrt(int(age)) + self.skip
+        return queued_at + n * n
+
+
+class Intervals:
+    """A list of gaps after the first, second, ... failure; then the last gap again, or
+    grown by ``factor`` per failure up to ``cap``; the last try no later than ``give_up``.
+
+    At a failure at age ``>= give_up`` the message bounces; otherwise it is due
+    ``min(now + gap, queued + give_up)``: the final try falls on the give-up time.
+    """
+
+    __slots__ = ("gaps", "factor", "cap", "give_up")
+
+    def __init__(
+        self, gaps: tuple[float, ...], factor: float | None, cap: float | None, give_up: float
+    ) -> None:
+        self.gaps = gaps
+        self.factor = factor
+        self.cap = cap
+        self.give_up = give_up
+
+    def gap(self, failures: int) -> float:
+        """The wait after the ``failures``-th failure (1 for the first)."""
+        gaps = self.gaps
+        i = max(failures, 1) - 1
+        if i < len(gaps):
+            gap = gaps[i]
+        elif self.factor is None:
+            gap = gaps[-1]
+        else:
+            try:
+                gap = gaps[-1] * self.factor ** (i - len(gaps) + 1)
+            except OverflowError:
+                gap = math.inf
+        return gap if self.cap is None else min(gap, self.cap)
+
+    def next_due(
+        self, queued_at: float, attempts: int, now: float, dest: Destination | None = None
+    ) -> float | None:
+        """min(now + gap, queued + give_up); None once the age reaches give_up."""
+        if now - queued_at >= self.give_up:
+            return None
+        return min(now + self.gap(attempts), queued_at + self.give_up)
+
+
+def schedule_for(spec: MTANode) -> RetrySchedule:
+    """The retry schedule an MTA node's resolved keys describe (preset, node, --set)."""
+    retry = spec.retry
+    if retry is None:
+        return PostfixBackoff(spec.minimal_backoff_time, spec.maximal_backoff_time, spec.maximal_queue_lifetime)
+    if retry.rule is not None:
+        return EximRule.parse(retry.rule)
+    assert retry.give_up is not None  # RetrySpec's own check
+    if retry.quadratic is not None:
+        return Quadratic(retry.quadratic, retry.give_up)
+    assert retry.intervals is not None
+    return Intervals(tuple(retry.intervals), retry.factor, retry.max_interval, retry.give_up)
 
 
 class DeferredQueue:
-    """Deferred messages by due time, moved back by a runner every ``every`` seconds.
+    """Deferred messages by due time, moved back to the active queue when due.
 
-    The runner scans at t = k * every (k >= 1). While the queue is empty it sleeps
-    instead of waking for nothing; it then resumes at the next tick of the same grid, so
-    the schedule is exactly that of a runner that never slept.
+    With ``every > 0`` a runner scans at t = k * every (k >= 1) and takes the messages
+    due by then; with ``whole_seconds`` (Postfix's qmgr, src/qmgr/qmgr_active.c) it takes
+    those due by ``floor(t) + 1``, as the scan takes a queue file whose time stamp is at
+    most one second in the future. While the queue is empty the runner sleeps instead of
+    waking for nothing; it then resumes at the next tick of the same grid, so the
+    schedule is exactly that of a runner that never slept.
+
+    With ``every == 0`` there is no grid: each message is released at its own due time
+    (qmail, the ESPs). One timeout is armed for the earliest due time only, and re-armed
+    when an earlier one arrives: a timeout per distinct due time at most, none per
+    message waiting behind it.
     """
 
     def __init__(
-        self, env: simpy.Environment, every: float, release: Callable[[Message], None]
+        self,
+        env: simpy.Environment,
+        every: float,
+        release: Callable[[Message], None],
+        whole_seconds: bool = False,
     ) -> None:
         self.env = env
         self.every = every
         self.release = release
+        self.whole_seconds = whole_seconds
         self.heap: list[tuple[float, int, Message]] = []  # (due, id, message)
         self._idle: simpy.Event | None = None  # the sleeping runner's wake-up
+        self._alarms: list[float] = []  # without a grid: the times of timeouts armed
 
     def __len__(self) -> int:
         return len(self.heap)
 
     def put(self, msg: Message, due: float) -> None:
-        """Hold ``msg`` until the first scan at or after ``due``."""
+        """Hold ``msg`` until the first scan that takes it (or its due time, no grid)."""
         heapq.heappush(self.heap, (due, msg.id, msg))
-        if self._idle is not None:
+        if self.every == 0.0:
+            if not self._alarms or self._alarms[0] > due:
+                self._arm(due)
+        elif self._idle is not None:
             self._idle.succeed()
             self._idle = None
 
     def start(self) -> None:
-        """Start the queue runner."""
-        self.env.process(self._run())
+        """Start the queue runner (none without a grid: timeouts do its work)."""
+        if self.every > 0.0:
+            self.env.process(self._run())
+
+    def _arm(self, at: float) -> None:
+        heapq.heappush(self._alarms, at)
+        alarm = self.env.timeout(max(at - self.env.now, 0.0), value=at)
+        alarm.callbacks.append(self._ring)
+
+    def _ring(self, alarm: simpy.Event) -> None:
+        at = heapq.heappop(self._alarms)  # alarms ring in time order: this one
+        heap = self.heap
+        # Compared with the alarm's own time, not env.now (which may be an ulp off).
+        while heap and heap[0][0] <= at:
+            self.release(heapq.heappop(heap)[2])
+        if heap and (not self._alarms or self._alarms[0] > heap[0][0]):
+            self._arm(heap[0][0])
 
     def _run(self) -> Generator[simpy.Event, Any, None]:
-        env, heap, every = self.env, self.heap, self.every
+        env, heap, every, whole = self.env, self.heap, self.every, self.whole_seconds
         while True:
             if not heap:
                 self._idle = env.event()
@@ -110,5 +288,6 @@ class DeferredQueue:
                 k += 1
             yield env.timeout(k * every - env.now)
             now = env.now
-            while heap and heap[0][0] <= now:
+            limit = math.floor(now) + 1 if whole else now
+            while heap and heap[0][0] <= limit:
                 self.release(heapq.heappop(heap)[2])
