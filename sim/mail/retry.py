@@ -132,30 +132,37 @@ class EximRule:
 
 
 class Quadratic:
-    """qmail's schedule: the next try at ``queued + (isqrt(age) + c)**2``, c = sqrt(step).
+    """qmail's schedule: the n-th retry at ``step * n**2`` s after queueing.
 
-    With ``step`` 400 s (qmail-send's remote ``chanskip`` of 20) the tries fall at
-    400 n**2 s after queueing: 400, 1600, 3600, ... in whole seconds. A message whose age
-    exceeds the lifetime (qmail's ``queuelifetime``) at a failure bounces. qmail checks
-    the lifetime and computes the next try at the attempt's start, the model at its
-    failure: the two differ only for an attempt that straddles the lifetime or a square.
+    qmail-send computes the next try at an attempt's start as ``birth + (isqrt(age) +
+    c)**2`` with c = 20 for remote deliveries (``step`` = c**2 = 400 s): an attempt
+    that starts on its slot, 400 (n-1)**2, is followed by the slot 400 n**2. The model
+    sees the failure, not the start, so it takes the slot of the attempt count, and
+    qmail's formula at the failure when that slot has passed already (an attempt that
+    waited for a worker). A message whose age exceeds the lifetime (qmail's
+    ``queuelifetime``) at a failure bounces; qmail checks at the attempt's start, so
+    the two differ only for an attempt that straddles the lifetime.
     """
 
-    __slots__ = ("skip", "lifetime")
+    __slots__ = ("step", "skip", "lifetime")
 
     def __init__(self, step: float, lifetime: float) -> None:
+        self.step = step
         self.skip = math.sqrt(step)
         self.lifetime = lifetime
 
     def next_due(
         self, queued_at: float, attempts: int, now: float, dest: Destination | None = None
     ) -> float | None:
-        """queued + (isqrt(whole seconds of age) + sqrt(step))**2; None past the lifetime."""
+        """queued + step * attempts**2 (or qmail's formula if that is past); None past the lifetime."""
         age = now - queued_at
         if age > self.lifetime:
             return None
-        n = math.isqrt(int(age)) + self.skip
-        return queued_at + n * n
+        due = queued_at + self.step * attempts * attempts
+        if due <= now:
+            n = math.isqrt(int(age)) + self.skip
+            due = queued_at + n * n
+        return due
 
 
 class Intervals:
