@@ -65,9 +65,10 @@ def test_all_mx_down_defers_then_retries_on_the_postfix_schedule() -> None:
         model.at(1000, lambda: mx.set_up(True))
 
     row = run(parse_scenario(tiny_data(duration=150, drain=5000)), hook=outage).messages.loc[0]
-    # Queued at 100.388; attempt 1 fails at +0.202+30: age 30.2 s -> backoff clamps to the
-    # 300 s minimum, due 430.59, taken at the queue run of t=600. Attempt 2 fails at 630.2
-    # (age 529.8 s -> due 1160.0), taken at 1200, when the MX is back up.
+    # Queued at 100.388; attempt 1 fails at +0.202+30 = 130.59: whole-second age 130 - 100
+    # = 30 s -> backoff clamps to the 300 s minimum, due 130 + 300 = 430, taken at the
+    # queue run of t=600. Attempt 2 fails at 630.202 (age 530 s -> due 1160), taken at
+    # 1200, when the MX is back up.
     assert row["status"] == "delivered"
     assert row["attempts"] == 3
     assert row["accepted"] == pytest.approx(1200 + 0.202 + 8 * 0.032 + 0.002, abs=1e-9)
@@ -169,10 +170,10 @@ def test_a_busy_mx_defers_and_the_retries_deliver_on_queue_runs() -> None:
     m = run(parse_scenario(data)).messages
     relay = 8 * 0.032 + 0.002  # the session to the MX, 10 kB at 5 MB/s
     # All three are queued at 10.388 and share one lookup (to 10.59). Message 0 takes the
-    # slot; 1 and 2 hear 421 at 10.654: age 0.27 s, so the 300 s minimum backoff; due at
-    # 310.65, they are taken at the queue run of t=600, where the MX answer has expired
-    # (TTL 150 s): lookup again to 600.202; 1 gets the slot, 2 hears 421 at 600.266 at
-    # age 589.9 s, is due at 1190.1 and taken at the queue run of t=1200.
+    # slot; 1 and 2 hear 421 at 10.654: whole-second age 10 - 10 = 0, so the 300 s minimum
+    # backoff; due at 10 + 300 = 310, they are taken at the queue run of t=600, where the
+    # MX answer has expired (TTL 150 s): lookup again to 600.202; 1 gets the slot, 2 hears
+    # 421 at 600.266 at age 590 s, is due at 1190 and taken at the queue run of t=1200.
     assert list(m["attempts"]) == [1, 2, 3]
     assert list(m["deferrals"]) == [0, 1, 2]
     assert list(m["accepted"]) == pytest.approx(
@@ -230,22 +231,23 @@ def test_scheduled_outage_sends_mail_to_the_backup_mx() -> None:
     assert down["accepted"] - down["submitted"] == pytest.approx(0.002 + 30 + relay, abs=1e-9)
 
 
-@pytest.mark.parametrize("extra, attempts", [(0.0, 2), (0.5, 3)])
-def test_queue_lifetime_boundary_is_exact(extra: float, attempts: int) -> None:
+@pytest.mark.parametrize("lifetime, attempts", [(530, 2), (530.5, 3), (531, 3)])
+def test_queue_lifetime_boundary_is_exact(lifetime: float, attempts: int) -> None:
     # The MX never answers. Attempt 2 fails at 630.202 (queue run 600, lookup 0.202,
-    # connect timeout 30) when the message, queued at 100.388, is 529.814 s old. With
-    # maximal_queue_lifetime exactly that age it bounces there (age >= lifetime); half a
-    # second more and it is deferred again (due 1160.016), fails at 1230.202 and bounces.
+    # connect timeout 30) when the message, queued at 100.388, is 529.814 s old; Postfix
+    # counts whole seconds (qmgr_active.c: event_time() - create_time), 630 - 100 = 530.
+    # With maximal_queue_lifetime 530 it bounces there (age >= lifetime); with 530.5 or
+    # 531 it is deferred again (due 630 + 530 = 1160, taken at the run of 1200), fails
+    # at 1230.202 (age 1130) and bounces. (Before the whole-second rule the boundary lay
+    # at the exact age, 529.814.)
     data = tiny_data(duration=150, drain=5000)
-    age = (600 + 0.202 + 30) - (100 + 9 * 0.042 + 0.01)
     down = {"hook": lambda model: model.node("mx").set_up(False)}
     probe = run(parse_scenario(data), trace=True, **down)
     assert probe.attempts is not None
     fails = probe.attempts[probe.attempts["hop"] == 1]["end"].tolist()
-    queued = probe.messages.loc[0, "submitted"]
-    assert fails[1] - queued == pytest.approx(age, abs=1e-9)
-    # The lifetime set to the age exactly as the model computes it (no rounding).
-    node(data, "mta")["maximal_queue_lifetime"] = (fails[1] - queued) + extra
+    assert fails[:2] == pytest.approx([130.59, 630.202], abs=1e-9)
+    assert probe.messages.loc[0, "submitted"] == pytest.approx(100 + 9 * 0.042 + 0.01, abs=1e-9)
+    node(data, "mta")["maximal_queue_lifetime"] = lifetime
     row = run(parse_scenario(data), **down).messages.loc[0]
     assert row["status"] == "bounced" and row["reason"] == "queue lifetime expired"
     assert row["attempts"] == attempts
