@@ -215,6 +215,30 @@ def test_without_whole_seconds_a_scan_takes_only_what_is_due() -> None:
     assert taken == [20]
 
 
+def test_without_a_grid_each_message_goes_at_its_due_time() -> None:
+    """queue_run_delay 0: put at t=0 due 50 and 30, at t=10 due 20 (earlier than every
+    armed alarm), 30 again, and 5 (already past: at once). Released at their own times,
+    ties in id order; one alarm per distinct earliest due time: 50, 30, 20 armed, then
+    re-armed at 30 (still pending: none) and 50 (still pending: none)."""
+    env = simpy.Environment()
+    taken: list[tuple[float, int]] = []
+    queue = DeferredQueue(env, 0, lambda m: taken.append((env.now, m.id)))
+    queue.start()
+    queue.put(Message(0, None, 0, 0, None), 50)
+    queue.put(Message(1, None, 0, 0, None), 30)
+
+    def later() -> Any:
+        yield env.timeout(10)
+        queue.put(Message(2, None, 0, 0, None), 20)
+        queue.put(Message(3, None, 0, 0, None), 30)
+        queue.put(Message(4, None, 0, 0, None), 5)
+
+    env.process(later())
+    env.run()
+    assert taken == [(10, 4), (20, 2), (30, 1), (30, 3), (50, 0)]
+    assert len(queue) == 0 and queue._alarms == []
+
+
 @pytest.mark.parametrize("timeout, retry", [(30, 140.0), (31, 140.0), (32, 150.0)])
 def test_postfix_retries_on_whole_seconds(timeout: float, retry: float) -> None:
     """Backoff fixed at 10 s, scans every 10 s, the MX down until 135.
