@@ -384,3 +384,13 @@ def test_bad_retry_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], retry: dict[str, Any], problem: str
 ) -> None:
     assert error_line(tmp_path, capsys, retry=retry) == f"topology.nodes[mta].{problem}"
+
+
+def test_a_bad_preset_from_set_blames_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, tiny_data())
+    code, out, err = cli(["validate", str(path), "--set", "topology.nodes[mta].retry={rule: 'F,2h'}"], capsys)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"mailflow: --set (on {path}): topology.nodes[mta].retry.rule: "
+        "'F,2h': expected F,<cutoff>,<interval> (got 'F,2h')\n"
+    )
