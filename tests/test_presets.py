@@ -25,7 +25,7 @@ import simpy
 import yaml
 
 from sim import run
-from sim.config import load_scenario, parse_scenario
+from sim.config import apply_overrides, load_scenario, parse_scenario
 from sim.config.presets import PRESETS
 from sim.core.records import Message
 from sim.mail.retry import DeferredQueue, EximRule, Intervals, PostfixBackoff, Quadratic
@@ -394,3 +394,37 @@ def test_a_bad_preset_from_set_blames_set(tmp_path: Path, capsys: pytest.Capture
         f"mailflow: --set (on {path}): topology.nodes[mta].retry.rule: "
         "'F,2h': expected F,<cutoff>,<interval> (got 'F,2h')\n"
     )
+
+
+def test_a_dumped_scenario_can_change_its_preset() -> None:
+    """Sweeps apply --grid to a dumped scenario: a node on a preset is dumped with what it
+    sets differently from the preset (here give_up 6 h), so a new preset takes effect and
+    the node's own change stays; the dump means the same scenario as before."""
+    data = tiny_data()
+    node(data, "mta").update(preset="mailgun", retry={"give_up": "6h"})
+    sc = parse_scenario(data)
+    dumped = sc.model_dump(mode="json")
+    mta = node(dumped, "mta")
+    assert "queue_run_delay" not in mta and mta["retry"] == {"give_up": 21600.0}
+    assert mta["workers"] == 4  # the node's own, not the preset's concern
+    assert parse_scenario(dumped) == sc
+    swept = parse_scenario(apply_overrides(dumped, ["topology.nodes[mta].preset=sparkpost"]))
+    spec = next(n for n in swept.topology.nodes if n.id == "mta")
+    assert spec.retry is not None and (spec.retry.intervals, spec.retry.factor) == ([1200], 2)
+    assert spec.retry.give_up == 21600 and spec.queue_run_delay == 0
+    # Resolved, every key is there (mailflow show).
+    assert node(sc.model_dump(mode="json", context={"resolved": True}), "mta")["queue_run_delay"] == 0
+
+
+@pytest.mark.parametrize("mta", [
+    {"preset": "mailgun", "retry": {"rule": "F,1h,10m"}},  # another shape than the preset's
+    {"preset": "exim", "retry": None},  # back to Postfix's backoff
+    {"preset": "postfix", "retry": {"intervals": [60], "give_up": "1h"}},
+    {"preset": "qmail", "queue_run_delay": 300, "workers": 100},  # a default spelled out
+])
+def test_a_dumped_node_on_a_preset_loads_back_the_same(mta: dict[str, Any]) -> None:
+    data = tiny_data()
+    node(data, "mta").update(mta)
+    sc = parse_scenario(data)
+    assert parse_scenario(sc.model_dump(mode="json")) == sc
+    assert parse_scenario(sc.model_dump(mode="json", context={"resolved": True})) == sc

@@ -5,9 +5,13 @@ simulation registers a component factory for each (``sim.core.component``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from functools import cache
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator, Field, SerializationInfo, SerializerFunctionWrapHandler, field_validator,
+    model_serializer, model_validator,
+)
 
 from .base import MAX_TIME, MAX_WORKERS, Int, NodeId, Num, Strict
 from .distributions import TimeConstant, TimeDistribution, TimeLogNormal
@@ -90,6 +94,27 @@ class MTANode(NodeBase):
         if name is not None and name not in PRESETS:
             raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
         return name
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # A node on a preset is dumped with the keys it sets differently from its preset
+        # only: the dump means the same under that preset, and a preset changed later
+        # (--set or --grid on a dumped scenario, as sweeps do) takes effect instead of
+        # losing to values it had itself supplied. context={"resolved": True} dumps
+        # every key (mailflow show).
+        data = handler(self)
+        if self.preset is None or (info.context or {}).get("resolved"):
+            return data
+        fixed = ("kind", "id", "resolver", "preset")
+        ref = _preset_dump(self.preset, info.mode)
+        out = {}
+        for key, value in data.items():
+            base = ref.get(key)
+            if key in fixed or base != value:
+                if isinstance(value, dict) and isinstance(base, dict):  # retry: key by key
+                    value = {k: v for k, v in value.items() if base.get(k) != v}
+                out[key] = value
+        return out
     # -- end of the presets part --
 
     @model_validator(mode="after")
@@ -97,6 +122,13 @@ class MTANode(NodeBase):
         if self.maximal_backoff_time < self.minimal_backoff_time:
             raise ValueError("maximal_backoff_time is below minimal_backoff_time")
         return self
+
+
+@cache
+def _preset_dump(name: str, mode: str) -> dict[str, Any]:
+    """Every key of an MTA node that has only ``preset: name`` (presets part)."""
+    alone = MTANode(kind="mta", id="-", resolver="-", preset=name)
+    return alone.model_dump(mode=mode, context={"resolved": True})
 
 
 class ResolverNode(NodeBase):

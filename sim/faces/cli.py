@@ -516,7 +516,7 @@ def dump_scenario(sc: Scenario) -> str:
         def ignore_aliases(self, data: object) -> bool:
             return True
 
-    data = sc.model_dump(mode="json")
+    data = sc.model_dump(mode="json", context={"resolved": True})  # a preset's keys too
     # Block style, keys in the schema's order; no anchors, so the output reads alone.
     return yaml.dump(data, Dumper=NoAliasDumper, sort_keys=False, allow_unicode=True)
 
