@@ -241,3 +241,13 @@ def test_dsn_sizes_and_the_sender_person() -> None:
     assert set(people) == set(range(10))  # every person of the domain sends some
     assert people == [sender_person(mid, 10) for mid in range(2000)]  # a pure function
     assert sender_person(5, 0) == 0
+
+
+def test_trace_names_a_dsns_action_and_parent() -> None:
+    from sim.faces.trace import message_line
+
+    res = run(world())
+    assert message_line(res, 1).startswith(
+        "message 1: dsn (failed, about message 0) example.org → example.org, 12,000 B, delivered"
+    )
+    assert message_line(res, 0).startswith("message 0: person example.org → lost.example, 10,000 B, bounced")
