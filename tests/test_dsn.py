@@ -251,3 +251,20 @@ def test_trace_names_a_dsns_action_and_parent() -> None:
         "message 1: dsn (failed, about message 0) example.org → example.org, 12,000 B, delivered"
     )
     assert message_line(res, 0).startswith("message 0: person example.org → lost.example, 10,000 B, bounced")
+
+
+def test_a_negative_delay_warning_time_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import cli
+
+    code, out, err = cli(["show", "--set", "topology.nodes[acme-mail].delay_warning_time=-1"], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.strip().endswith(
+        "topology.nodes[acme-mail].delay_warning_time: Input should be greater than or equal to 0 (got -1)"
+    )
+
+
+def test_delay_warning_time_takes_units_and_is_off_by_default() -> None:
+    sc = sim.load_scenario(overrides=["topology.nodes[acme-mail].delay_warning_time=4h"])
+    nodes = {n.id: n for n in sc.topology.nodes}
+    assert nodes["acme-mail"].delay_warning_time == 4 * 3600  # type: ignore[union-attr]
+    assert nodes["gmail-submit"].delay_warning_time == 0  # type: ignore[union-attr]
