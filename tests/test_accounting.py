@@ -36,6 +36,25 @@ def check_books(m: pd.DataFrame) -> None:
     assert m.loc[m["status"].isin(["delivered", "in_flight"]), "reason"].isna().all()
     bounced = m[m["status"] == "bounced"]
     assert bounced["final_reply"].str.match(r"^([45]\d\d )?[45]\.\d+\.\d+ ").all()
+    check_dsns(m)
+
+
+def check_dsns(m: pd.DataFrame) -> None:
+    """DSN rows (bounces are mail): each about one row that is not a DSN, back to its
+    sender; a failure DSN made when its parent bounced, at most one of each action."""
+    dsn = m[m["kind"] == "dsn"]
+    assert (m["parent_id"].notna() == (m["kind"] == "dsn")).all()
+    assert (m["action"].notna() == (m["kind"] == "dsn")).all()
+    if dsn.empty:
+        return
+    parents = m.loc[dsn["parent_id"].astype(int)]
+    assert (parents["kind"] != "dsn").all()  # never a DSN about a DSN
+    assert (parents["sender_domain"].to_numpy() == dsn["recipient_domain"].to_numpy()).all()
+    assert not dsn.duplicated(["parent_id", "action"]).any()
+    failed = (dsn["action"] == "failed").to_numpy()
+    assert (parents["status"].to_numpy()[failed] == "bounced").all()
+    assert (parents["ended"].to_numpy()[failed] == dsn["created"].to_numpy()[failed]).all()
+    assert (dsn["created"].to_numpy() >= parents["created"].to_numpy()).all()
 
 
 def test_default_scenario_books_balance() -> None:
@@ -45,7 +64,9 @@ def test_default_scenario_books_balance() -> None:
     counts = m["status"].value_counts()
     # Each ending is also counted by the component that caused it.
     stats = res.stats
-    assert counts["delivered"] == sum(b["stored"] for b in stats["mailbox"].values())
+    # A DSN an MTA processes itself (an ESP's bounce processing) ends delivered there.
+    processed = sum(x["bounces_processed"] for x in stats["mta"].values())
+    assert counts["delivered"] == sum(b["stored"] for b in stats["mailbox"].values()) + processed
     assert counts["lost"] == sum(x["discarded"] for x in stats["mx"].values()) > 0
     assert counts["bounced"] == sum(x["bounced"] for x in stats["mta"].values()) > 0
     holding = [x["holding_at_end"] for kind in ("mta", "mx") for x in stats[kind].values()]
@@ -83,6 +104,7 @@ def test_messages_cut_off_by_the_horizon_are_in_flight() -> None:
     instants=st.lists(st.floats(0, 1), min_size=1, max_size=4),
     seed=st.integers(0, 2**32 - 1),
     recipients=st.sampled_from([1.0, 2.5]),
+    warn=st.sampled_from([0, 30]),
 )
 def test_books_balance_for_any_world(
     rate: float,
@@ -99,6 +121,7 @@ def test_books_balance_for_any_world(
     instants: list[float],
     seed: int,
     recipients: float,
+    warn: int,
 ) -> None:
     data = tiny_data(duration=duration, drain=drain, seed=seed)
     src = data["workload"][0]
@@ -109,7 +132,7 @@ def test_books_balance_for_any_world(
     # A destination limit below the worker count parks messages; an outage times
     # sessions out and defers them; loss stretches every dialogue.
     node(data, "mta").update(workers=workers, message_size_limit=size_limit, queue_run_delay=60,
-                    destination_concurrency_limit=dest_limit)
+                    destination_concurrency_limit=dest_limit, delay_warning_time=warn)
     node(data, "mx").update(max_connections=max_connections, processing={"dist": "exponential", "mean": 0.5})
     if outage is not None:
         node(data, "mx")["outages"] = [{"start": outage[0], "end": outage[0] + outage[1]}]
@@ -127,8 +150,10 @@ def test_books_balance_for_any_world(
         assert sum(model.census().values()) == model.recorder.in_flight()
     m = model.recorder.messages()
     check_books(m)
-    assert np.all(m["created"] < duration)
-    assert len(m) == sum(s.created for s in model.sources)
+    sent = m[m["kind"] != "dsn"]  # DSNs are made by the MTA, later too
+    assert np.all(sent["created"] < duration)
+    assert len(sent) == sum(s.created for s in model.sources)
+    assert len(m) - len(sent) == sum(x.notices for x in model.ctx.nodes.values() if hasattr(x, "notices"))
     # A message's rows were made together: its first row's id, time and size.
     first = m.loc[m["message_id"]]
     assert (first.index.to_numpy() <= m.index.to_numpy()).all()
@@ -157,7 +182,14 @@ def test_default_scenario_exercises_every_hop() -> None:
     assert (retried["status"] == "delivered").mean() > 0.9
     assert set(m["reason"]) >= {"unknown recipient", "discarded by content filter"}
     assert m["retrieved"].notna().mean() > 0.9
-    assert set(m["kind"]) == {"person", "transactional", "marketing"}
+    assert set(m["kind"]) == {"person", "transactional", "marketing", "dsn"}
+    # Bounces are mail: each bounce of an accepted row made a DSN; shop.example sends
+    # only, so its DSNs bounce at once.
+    dsn = m[m["kind"] == "dsn"]
+    assert len(dsn) == sum(x["dsn"] for x in res.stats["mta"].values())
+    shop = dsn[dsn["recipient_domain"] == "shop.example"]
+    assert len(shop) > 0 and (shop["reason"] == "domain receives no mail").all()
+    assert (dsn["status"] == "delivered").sum() > 0
 
 
 def test_rows_beyond_the_room_made_are_kept_and_a_released_table_is_read_once() -> None:

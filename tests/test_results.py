@@ -20,7 +20,8 @@ def test_api_returns_messages_and_summary() -> None:
     res = sim.run(tiny(), seed=3)
     m = res.messages
     assert list(m.columns) == [
-        "message_id", "sender_domain", "recipient_domain", "recipient_person", "kind", "size", "created", "submitted",
+        "message_id", "parent_id", "sender_domain", "recipient_domain", "recipient_person", "kind", "action", "size",
+        "created", "submitted",
         "accepted", "delivered", "retrieved", "ended", "status", "attempts", "deferrals", "final_reply", "reason",
         "mx_host", "where",
     ]
@@ -90,8 +91,11 @@ def test_cli_validate(capsys: pytest.CaptureFixture[str]) -> None:
 def test_summary_by_group_matches_the_groups_alone() -> None:
     res = sim.run(sim.load_scenario())
     s = res.summary(by="kind")
-    assert list(s.counts.index) == ["person", "transactional", "marketing"]
-    assert s.counts["created"].sum() == len(res.messages)
+    assert list(s.counts.index) == ["person", "transactional", "marketing"]  # DSNs left out
+    assert s.counts["created"].sum() == (res.messages["kind"] != "dsn").sum() == len(res.messages) - s.dsn_rows
+    with_dsn = res.summary(by="kind", dsn=True)
+    assert list(with_dsn.counts.index) == ["person", "transactional", "marketing", "dsn"]
+    assert with_dsn.counts["created"].sum() == len(res.messages)
     marketing = res.messages[res.messages["kind"] == "marketing"]
     alone = summarize(marketing, horizon=res.scenario.horizon)
     pd.testing.assert_frame_equal(s.times.loc["marketing"], alone.times)

@@ -78,6 +78,10 @@ class MTANode(NodeBase):
     destination_concurrency_limit: Int = Field(
         20, gt=0, le=MAX_WORKERS, description="Postfix default_destination_concurrency_limit"
     )
+    # -- issue 8, part dsn (bounces are mail: sim/mail/dsn.py) --
+    delay_warning_time: Seconds = Field(
+        0, ge=0, le=MAX_TIME, description="Postfix: a delay notice to the sender after this long queued; 0 = off"
+    )
     # -- issue 8, presets part: retry schedules and presets (sim/config/presets.py) --
     preset: str | None = Field(None, description="a real MTA's defaults, applied under the node's keys")
     retry: RetrySpec | None = Field(None, description="a retry schedule; absent: Postfix's backoff")

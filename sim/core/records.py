@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -27,17 +27,22 @@ if TYPE_CHECKING:
     from ..mail.smtp import Reply
 
 __all__ = [
+    "ACTIONS",
     "ATTEMPT_COLUMNS",
     "BOUNCED",
     "Column",
+    "DELAYED",
     "DELIVERED",
     "DISCARDED",
+    "DSN_KIND",
     "EXPIRED",
+    "FAILED",
     "IN_FLIGHT",
     "INTERRUPTED",
     "KINDS",
     "LOST",
     "MESSAGE_COLUMNS",
+    "NO_MAIL",
     "Labels",
     "Message",
     "OUTCOMES",
@@ -50,8 +55,12 @@ __all__ = [
 
 STATUSES = ("in_flight", "delivered", "bounced", "lost")
 IN_FLIGHT, DELIVERED, BOUNCED, LOST = range(4)
-# Kinds of rows (docs/results.md); dsn and reply rows come with later capabilities.
+# Kinds of rows (docs/results.md); reply rows come with a later capability.
 KINDS = ("person", "transactional", "marketing", "spam", "dsn", "reply")
+DSN_KIND = KINDS.index("dsn")
+# What a DSN row reports (RFC 3464 2.3.3 Action): a failure, or a delay warning.
+ACTIONS = ("failed", "delayed")
+FAILED, DELAYED = range(2)
 # What one attempt at one server came to (the attempts table's `outcome`).
 OUTCOMES = ("delivered", "bounced", "try_next", "deferred", "refused", "timeout", "interrupted")
 # Why a message ended other than delivered (the `reason` column).
@@ -60,7 +69,8 @@ UNKNOWN_RECIPIENT = "unknown recipient"
 EXPIRED = "queue lifetime expired"
 DISCARDED = "discarded by content filter"
 INTERRUPTED = "session interrupted"
-REASONS = (TOO_LARGE, UNKNOWN_RECIPIENT, EXPIRED, DISCARDED)
+NO_MAIL = "domain receives no mail"  # a DSN to a domain with no MX (sim.mail.dsn)
+REASONS = (TOO_LARGE, UNKNOWN_RECIPIENT, EXPIRED, DISCARDED, NO_MAIL)
 
 NAN = float("nan")
 
@@ -75,6 +85,9 @@ class Message:
     """
 
     __slots__ = ("id", "domain", "user", "size", "sender", "queued", "attempts")
+    # A class attribute, not a slot: a DSN is a subclass (sim.mail.dsn.Notice) that says
+    # True, so no message in flight pays 8 bytes for the flag.
+    null_sender: ClassVar[bool] = False  # MAIL FROM:<> (a DSN): never bounced again
 
     def __init__(self, id: int, domain: Any, user: int, size: float, sender: Any) -> None:
         self.id = id
@@ -119,15 +132,17 @@ class Column:
     initial: float | int
     values: tuple[str, ...] | str | None = None
     zero_is_missing: bool = True  # for Labels; False where the codes index the names
-    nullable: bool = False  # a number whose 0 means missing (a nullable integer column)
+    nullable: bool = False  # a number whose initial value means missing (a nullable integer column)
 
 
 MESSAGE_COLUMNS = (
     Column("message_id", "q", -1),
+    Column("parent_id", "q", -1, nullable=True),  # a DSN's: the row it reports on
     Column("sender_domain", "I", 0, "domains", zero_is_missing=False),
     Column("recipient_domain", "I", 0, "domains", zero_is_missing=False),
     Column("recipient_person", "I", 0),
     Column("kind", "B", 0, KINDS),
+    Column("action", "b", -1, ACTIONS),  # a DSN's (RFC 3464 Action); -1: missing
     Column("size", "d", NAN),
     Column("created", "d", NAN),
     Column("submitted", "d", NAN),
@@ -203,7 +218,7 @@ class _Table:
             # buffer is read right wherever it was written.
             values = np.frombuffer(a, dtype=np.dtype(c.typecode), count=n)
             if c.values is None and c.nullable:
-                data[c.name] = pd.arrays.IntegerArray(values.copy(), mask=values == 0)
+                data[c.name] = pd.arrays.IntegerArray(values.copy(), mask=values == c.initial)
             elif c.values is None:
                 data[c.name] = values.copy()
             elif isinstance(c.values, tuple):
@@ -288,6 +303,24 @@ class Recorder:
         self._size[mid] = size
         self._created[mid] = t
         return mid
+
+    def notice(self, t: float, parent: int, person: int, size: float, action: int) -> int:
+        """A DSN about row ``parent`` is made at ``t`` (RFC 3464); returns its row id.
+
+        It goes back to the parent's sender: its recipient domain is the parent's sender
+        domain, and so is its sender domain (the reporting MTA is the one that sent the
+        parent for that domain); ``person`` is who sent the parent (sim.mail.dsn).
+        """
+        sender = self._sender[parent]
+        mid = self.created(t, sender, sender, person, DSN_KIND, size)
+        a = self._messages.arrays
+        a["parent_id"][mid] = parent
+        a["action"][mid] = action
+        return mid
+
+    def message_of(self, mid: int) -> int:
+        """The ``message_id`` of row ``mid`` (its first recipient's row)."""
+        return self._mid[mid]
 
     def held(self, mid: int, node: int) -> None:
         """The message is now in the hands of ``node`` (a node code), e.g. waiting to submit."""

@@ -41,12 +41,16 @@ def _reply(reply: Any, enhanced: Any) -> str:
 
 
 def message_line(results: Results, id: int) -> str:
-    """One message's row as one line: kind, domains, size, status, reason, times."""
+    """One message's row as one line: kind (a DSN's action and parent), domains, size,
+    status, reason, times."""
     row = message_row(results, id)
     reason = f" ({row['reason']})" if _present(row.get("reason")) and str(row["reason"]) else ""
     times = ", ".join(f"{name} {_t(row.get(name))}" for name in _TIMES)
+    kind = str(row["kind"])
+    if _present(row.get("parent_id")):
+        kind += f" ({row['action']}, about message {int(row['parent_id'])})"
     return (
-        f"message {id}: {row['kind']} {row['sender_domain']} → {row['recipient_domain']}, "
+        f"message {id}: {kind} {row['sender_domain']} → {row['recipient_domain']}, "
         f"{int(row['size']):,} B, {row['status']}{reason}, attempts {int(row['attempts'])}; {times}"
     )
 

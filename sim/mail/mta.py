@@ -33,11 +33,12 @@ from ..config import MTANode
 from ..core.component import Context, registers
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
-from ..core.records import BOUNCED, EXPIRED, Message
+from ..core.records import BOUNCED, DELAYED, EXPIRED, FAILED, NO_MAIL, Message
 from .dns import Resolver
 from .domains import Domain
 from .policies import Chain, SizeLimit
 from .concurrency import ConcurrencyPolicy, Destination, FixedConcurrency
+from .dsn import NULL_MX, notice
 from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, schedule_for
 from .smtp import ACCEPTED, INTERRUPTED, Outcome, Phase, Reply, SMTPServer
 
@@ -79,6 +80,15 @@ class MTA:
         self.destinations: dict[Domain, Destination] = {}
         self.in_session = 0  # messages a worker holds right now
         self.bounced = 0
+        # Bounces are mail (sim.mail.dsn): DSNs made here, and whether this MTA processes
+        # its bounces itself (an ESP does: the DSN ends here, delivered, at once).
+        self.processes_bounces = False
+        self.notices = 0
+        self.bounces_processed = 0
+        # Delay warnings (Postfix delay_warning_time; 0 = off): the rows warned about, a
+        # set only while on, so that when off a deferral pays one comparison.
+        self.delay_warning_time = spec.delay_warning_time
+        self._warned: set[int] | None = set() if spec.delay_warning_time > 0 else None
         # Which hop of the attempts table this MTA's outbound sessions are (a relay
         # further down the path counts on from the hop that reached it).
         self.hop = RELAY
@@ -414,6 +424,16 @@ class MTA:
         self.recorder.deferred(msg.id)
         if self._deferred_level is not None:
             self._deferred_level.set(now, len(self.deferred.heap))
+        warned = self._warned
+        if warned is not None and now - msg.queued >= self.delay_warning_time:
+            self._warn(msg, now, warned)
+
+    def _warn(self, msg: Message, now: float, warned: set[int]) -> None:
+        """Postfix's delay notice: one DSN (action delayed) per row, the row stays queued."""
+        if msg.id in warned or msg.null_sender:  # never a notice about a DSN (RFC 5321 6.1)
+            return
+        warned.add(msg.id)
+        self._notify(msg, now, DELAYED)
 
     def _bounce(self, msg: Message, now: float, reason: str) -> None:
         """The one way a message this MTA had accepted ends bounced (a 5xx reply from
@@ -421,6 +441,33 @@ class MTA:
         this: the submitting client is told at once and keeps the message."""
         self.recorder.ended(msg.id, BOUNCED, now, reason)
         self.bounced += 1
+        self._notify(msg, now, FAILED)
+
+    def _notify(self, parent: Message, now: float, action: int) -> None:
+        """Make the DSN about ``parent`` (none about a DSN) and queue it here at ``now``.
+
+        From the queue it is delivered like any message. An MTA that processes its
+        bounces ends it delivered here at once; a DSN to a domain that receives no mail
+        ends bounced at once (RFC 7505's 556 5.1.10).
+        """
+        dsn = notice(self.recorder, parent, now, action)
+        if dsn is None:
+            return
+        rec = self.recorder
+        self.notices += 1
+        dsn.queued = now
+        rec.queued(dsn.id, now, self.code)
+        if self.processes_bounces:
+            self.bounces_processed += 1
+            rec.delivered(dsn.id, now)
+        elif not dsn.domain.mx:
+            self.bounced += 1
+            rec.replied(dsn.id, NULL_MX)
+            rec.ended(dsn.id, BOUNCED, now, NO_MAIL)
+        else:
+            self.active.put(dsn)
+            if self._active_level is not None:
+                self._active_level.set(now, len(self.active.items))
 
     # -- the books -------------------------------------------------------------------
 
@@ -432,5 +479,10 @@ class MTA:
         return waiting + self.in_session
 
     def stats(self) -> dict[str, float]:
-        """Messages held at the end and bounced."""
-        return {"holding_at_end": self.holding(), "bounced": self.bounced}
+        """Messages held at the end and bounced; DSNs made, and those processed here."""
+        return {
+            "holding_at_end": self.holding(),
+            "bounced": self.bounced,
+            "dsn": self.notices,
+            "bounces_processed": self.bounces_processed,
+        }

@@ -449,14 +449,15 @@ class Results:
     hook: str | None = None  # describe_hook() of the hook that changed the run, if any
     timeseries: pd.DataFrame | None = None  # sampled levels, when asked (sample_every)
 
-    def summary(self, by: str | None = None, warmup: float = 0.0) -> Summary:
+    def summary(self, by: str | None = None, warmup: float = 0.0, dsn: bool = False) -> Summary:
         """Counts by status and delivery-time statistics per leg, overall or per group.
 
         ``by`` names a column to group by, e.g. ``"kind"`` or ``"recipient_domain"``;
-        ``warmup`` leaves out messages created before it (seconds). Rows still open at
-        the horizon are censored there (docs/results.md, "Statistics").
+        ``warmup`` leaves out messages created before it (seconds); DSN rows (bounces
+        and delay warnings) count only with ``dsn=True``. Rows still open at the
+        horizon are censored there (docs/results.md, "Statistics").
         """
-        return summarize(self.messages, by, horizon=self.scenario.horizon, warmup=warmup)
+        return summarize(self.messages, by, horizon=self.scenario.horizon, warmup=warmup, dsn=dsn)
 
     @property
     def run_id(self) -> str:

@@ -7,6 +7,10 @@ leg began completes it, or ends another way first (bounced, lost: competing even
 or is still open when the run stops (censored at ``horizon - start``). The statistics
 come from the Aalen-Johansen cumulative incidence of completing the leg, so rows cut
 off by the end of the run are counted for as long as they were seen, not dropped.
+
+The headline figures are of people's and applications' mail: DSN rows (bounces and
+delay warnings, ``kind`` dsn) are left out unless asked for (``dsn=True``), so bounces
+travelling back do not mix into the delivery times of the mail that caused them.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import pandas as pd
 from ..core.records import STATUSES
 from .stats import EVENTS, aalen_johansen, percentile, restricted_mean
 
-__all__ = ["FLAGGED", "LEGS", "QUANTILES", "Summary", "leg_outcomes", "leg_times", "summarize"]
+__all__ = ["FLAGGED", "LEGS", "QUANTILES", "Summary", "leg_outcomes", "leg_times", "mail", "summarize"]
 
 # (name, from column, to column): the legs of a message's journey, in order.
 LEGS = (
@@ -60,6 +64,7 @@ class Summary:
     times: pd.DataFrame
     horizon: float = math.nan
     warmup: float = 0.0
+    dsn_rows: int = 0  # DSN rows left out (summarize(..., dsn=False))
 
     def __str__(self) -> str:
         return f"{self.counts.to_string()}\n\n{self.shown_times().to_string()}\n{self.note()}"
@@ -90,6 +95,8 @@ class Summary:
     def note(self) -> str:
         """What the printed times mean: the restriction, "> t", "~" and "n/r"."""
         since = f"messages created from {self.warmup:g} s on; " if self.warmup else ""
+        if self.dsn_rows:
+            since += f"{self.dsn_rows:,} DSN rows (bounces, delay warnings) left out; "
         return (
             f"{since}rmean: mean of the rows completing the leg, restricted to the horizon "
             f"({self.horizon:g} s), ~ if rows still open at the end could change it; "
@@ -104,7 +111,19 @@ class Summary:
             "times": json.loads(self.times.reset_index().to_json(orient="records")),
             "horizon": self.horizon,
             "warmup": self.warmup,
+            "dsn_rows": self.dsn_rows,
         }
+
+
+def mail(messages: pd.DataFrame) -> pd.DataFrame:
+    """The rows of people's and applications' mail: every row but DSNs (``kind`` dsn).
+
+    A table without a ``kind`` column (or without DSN rows) is returned as it is.
+    """
+    if "kind" not in messages.columns:
+        return messages
+    dsn = (messages["kind"] == "dsn").to_numpy(dtype=bool)
+    return messages[~dsn] if dsn.any() else messages
 
 
 def leg_times(messages: pd.DataFrame, leg: str = "delivery") -> pd.Series:
@@ -191,7 +210,12 @@ def _horizon(messages: pd.DataFrame) -> float:
 
 
 def summarize(
-    messages: pd.DataFrame, by: str | None = None, *, horizon: float | None = None, warmup: float = 0.0
+    messages: pd.DataFrame,
+    by: str | None = None,
+    *,
+    horizon: float | None = None,
+    warmup: float = 0.0,
+    dsn: bool = False,
 ) -> Summary:
     """Counts by status and per-leg time statistics of a message table.
 
@@ -200,19 +224,24 @@ def summarize(
     latest time in the table stands in, which censors open rows a little early.
     ``warmup`` leaves out the messages created before it (seconds), e.g. while queues
     fill. With ``by`` (a column such as 'kind' or 'recipient_domain'), counts has one
-    row per group and times is indexed by (group, leg).
+    row per group and times is indexed by (group, leg). DSN rows are left out unless
+    ``dsn`` (:func:`mail`); how many were is ``dsn_rows``.
     """
     if warmup < 0:
         raise ValueError(f"warmup must not be negative, not {warmup}")
     h = _horizon(messages) if horizon is None else float(horizon)
     if warmup:
         messages = messages[messages["created"] >= warmup]
+    left_out = 0
+    if not dsn:
+        kept = mail(messages)
+        left_out, messages = len(messages) - len(kept), kept
     if by is None:
-        return Summary(_counts(messages), _leg_stats(messages, h), h, warmup)
+        return Summary(_counts(messages), _leg_stats(messages, h), h, warmup, left_out)
     if by not in messages.columns:
         raise KeyError(f"no column {by!r} to group by")
     groups = [(g, part) for g, part in messages.groupby(by, observed=True, sort=True)]
     counts = pd.DataFrame({g: _counts(part) for g, part in groups}).T
     counts.index.name = by
     times = pd.concat({g: _leg_stats(part, h) for g, part in groups}, names=[by, "leg"])
-    return Summary(counts, times, h, warmup)
+    return Summary(counts, times, h, warmup, left_out)
