@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 
-from ..core.records import Message
+from ..core.records import Envelope
 
 if TYPE_CHECKING:
     from .concurrency import Destination
@@ -69,7 +69,7 @@ class PostfixBackoff:
 
 
 class DeferredQueue:
-    """Deferred messages by due time, moved back by a runner every ``every`` seconds.
+    """Deferred envelopes by due time, moved back by a runner every ``every`` seconds.
 
     The runner scans at t = k * every (k >= 1). While the queue is empty it sleeps
     instead of waking for nothing; it then resumes at the next tick of the same grid, so
@@ -77,20 +77,25 @@ class DeferredQueue:
     """
 
     def __init__(
-        self, env: simpy.Environment, every: float, release: Callable[[Message], None]
+        self, env: simpy.Environment, every: float, release: Callable[[Envelope], None]
     ) -> None:
         self.env = env
         self.every = every
         self.release = release
-        self.heap: list[tuple[float, int, Message]] = []  # (due, id, message)
+        # (due, id of the envelope's first row, envelope): the id breaks ties in a fixed order
+        self.heap: list[tuple[float, int, Envelope]] = []
         self._idle: simpy.Event | None = None  # the sleeping runner's wake-up
 
     def __len__(self) -> int:
         return len(self.heap)
 
-    def put(self, msg: Message, due: float) -> None:
-        """Hold ``msg`` until the first scan at or after ``due``."""
-        heapq.heappush(self.heap, (due, msg.id, msg))
+    def rows(self) -> int:
+        """Rows (recipients) held: the envelopes' sizes added up (for the books)."""
+        return sum(len(item[2]) for item in self.heap)
+
+    def put(self, envelope: Envelope, due: float) -> None:
+        """Hold ``envelope`` until the first scan at or after ``due``."""
+        heapq.heappush(self.heap, (due, envelope[0].id, envelope))
         if self._idle is not None:
             self._idle.succeed()
             self._idle = None
