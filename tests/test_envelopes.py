@@ -270,3 +270,29 @@ def pd_na(value: Any) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+@pytest.mark.parametrize("edit, key, problem", [
+    (lambda d: node(d, "mx").update(answer="maybe"), "topology.nodes[mx].answer",
+     "Input should be 'none' or 'refuse'"),
+    (lambda d: node(d, "mx").update(outages=[{"start": 1, "end": 2, "answer": "rst"}]),
+     "topology.nodes[mx].outages[0].answer", "Input should be 'none' or 'refuse'"),
+    (lambda d: node(d, "mta").update(default_destination_recipient_limit=0),
+     "topology.nodes[mta].default_destination_recipient_limit", "greater than 0"),
+    (lambda d: node(d, "mta").update(smtp_connection_reuse_count_limit=-1),
+     "topology.nodes[mta].smtp_connection_reuse_count_limit", "greater than or equal to 0"),
+    (lambda d: node(d, "mta").update(smtp_connection_reuse_time_limit=0),
+     "topology.nodes[mta].smtp_connection_reuse_time_limit", "greater than 0"),
+])
+def test_bad_keys_are_one_line_with_exit_2(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], edit: Any, key: str, problem: str
+) -> None:
+    from tests.conftest import cli
+    from tests.test_errors import broken, write
+
+    path = write(tmp_path, broken(edit))
+    code, out, err = cli(["validate", str(path)], capsys)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"mailflow: {path}: {key}: ") and problem in lines[0], lines[0]

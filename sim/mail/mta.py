@@ -5,16 +5,20 @@ Shaped after Postfix 3.x (docs/model.md, docs/sources.md):
 - ``smtpd_workers`` submission sessions take messages from clients (port 587 with
   STARTTLS and AUTH); the MTA answers MAIL FROM through its own policies (a message
   over ``message_size_limit`` is refused, SIZE, RFC 1870) and the sender is told at once;
-- accepted messages join the active queue; ``workers`` delivery agents take them one at
-  a time, as many per recipient domain as the concurrency policy allows
-  (``sim.mail.concurrency``), look the domain's MX records up through the MTA's resolver and
-  try the hosts in preference order (equal preferences in random order, RFC 5321 5.1);
-- each session asks the server for its replies (``sim.mail.smtp.SMTPServer``) and
-  spends the link time up to the reply that decides it: 250 hands the message over, 5xx
-  bounces it, anything else sends the agent to the next host;
-- when every host failed, the retry schedule says when the message is due again (it
-  waits in the deferred queue, ``sim.mail.retry``) or that it has been queued too long
-  and bounces.
+- an accepted message's rows (one per recipient) are split into envelopes, one per
+  recipient domain and at most ``default_destination_recipient_limit`` rows each, and
+  join the active queue; ``workers`` delivery agents take them one at a time, as many
+  per recipient domain as the concurrency policy allows (``sim.mail.concurrency``), look
+  the domain's MX records up through the MTA's resolver and try the hosts in preference
+  order (equal preferences in random order, RFC 5321 5.1);
+- each session is one transaction (MAIL, a RCPT per recipient, DATA): the server's
+  replies (``sim.mail.smtp.SMTPServer``) decide each recipient, and the session spends
+  the link time up to them: 250 hands a recipient over, 5xx bounces it, anything else
+  sends it to the next host; with the connection cache on, the session carries the
+  next envelope waiting for the destination instead of QUIT;
+- the recipients every host failed are deferred together: the retry schedule says when
+  they are due again (they wait in the deferred queue, ``sim.mail.retry``) or that they
+  have been queued too long and bounce.
 
 One process per worker that has had work (workers start on demand), none per message. The MTA knows servers only by id and by the
 ``SMTPServer`` protocol: it imports nothing of the MX.
