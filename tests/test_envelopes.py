@@ -296,3 +296,43 @@ def test_bad_keys_are_one_line_with_exit_2(
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith(f"mailflow: {path}: {key}: ") and problem in lines[0], lines[0]
+
+
+class RefuseData:
+    """A test policy: 554 to the final "." (content refused)."""
+
+    phase = Phase.DATA
+    reply = Reply(554, "5.7.1", "Message content rejected", Phase.DATA)
+
+    def check(self, server: Any, client: str, msg: Any, now: float) -> Reply | None:
+        return self.reply
+
+
+def test_a_data_refusal_applies_to_every_recipient_that_passed_rcpt() -> None:
+    # Users 0 and 1 pass RCPT, user 2 is unknown (550 at the RCPT replies, 10.814); the
+    # body goes once, and the 554 to "." at 10.848 bounces 0 and 1 together.
+    data = world()
+    model = sim.build(parse_scenario(data), trace=True)
+    model.node("mx").add_policy(Refuse(UNKNOWN_USER, {2}))
+    model.node("mx").add_policy(RefuseData())
+    send(model, 10.0, [("example.org", u) for u in range(3)])
+    model.run()
+    m = model.recorder.messages()
+    check_books(m)
+    assert (m["status"] == "bounced").all()
+    assert list(m["final_reply"].str[:9]) == ["554 5.7.1", "554 5.7.1", "550 5.1.1"]
+    assert m["ended"].tolist() == pytest.approx([FIRST, FIRST, 10.590 + 7 * RTT], abs=1e-9)
+    assert model.node("mx").sessions == 1 and model.node("mx").connections == 0
+
+
+def test_a_reused_session_stays_counted_by_the_server_until_quit() -> None:
+    # Two envelopes over one session (10.590 .. 10.914), then QUIT to 10.946.
+    data = world(workers=1, smtp_tls_connection_reuse=True)
+    model = sim.build(parse_scenario(data))
+    send(model, 10.0, [("example.org", 0)])
+    send(model, 10.0, [("example.org", 1)])
+    mx = model.node("mx")
+    for t, open_ in ((10.6, 1), (FIRST + 0.01, 1), (REUSED + 0.01, 1), (REUSED + RTT + 1e-6, 0)):
+        model.run(until=t)
+        assert mx.connections == open_, t
+    assert mx.sessions == 1

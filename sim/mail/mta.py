@@ -27,7 +27,7 @@ One process per worker that has had work (workers start on demand), none per mes
 from __future__ import annotations
 
 import itertools
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -508,17 +508,17 @@ class MTA:
             reply = server.mail(self.id, first, start)
             if reply is not None:  # refused at MAIL FROM: for every recipient
                 yield env.timeout(link.time(pre + 1, 0, gen))
-                outcome = _DEFERRED
                 for m in rows:
-                    outcome = min(outcome, self._answer(m, reply, server, start, order, last))
+                    outcome = self._answer(m, reply, server, start, order, last)  # alike for all
                 left = () if outcome <= _BOUNCED else rows
                 return outcome, left, _SPENT if reply.code == 421 else _RSET
             # PIPELINING sends every RCPT together; without it each waits for its reply.
             extra = cost.per_rcpt * (len(rows) - 1)
-            if len(rows) == 1:
+            refused: Sequence[tuple[Message, Reply]]
+            if len(rows) == 1:  # the common case: no lists made
                 reply = server.rcpt(self.id, first, start)
                 ok: Envelope = rows if reply is None else ()
-                refused: list[tuple[Message, Reply]] = [] if reply is None else [(first, reply)]
+                refused = () if reply is None else ((first, reply),)
             else:
                 refused = []
                 passed: list[Message] = []
@@ -536,7 +536,8 @@ class MTA:
                 again: list[Message] = []
                 for m, reply in refused:
                     answered = self._answer(m, reply, server, start, order, last)
-                    outcome = min(outcome, answered)
+                    if answered < outcome:
+                        outcome = answered
                     if answered > _BOUNCED:
                         again.append(m)
                     if reply.code == 421:
@@ -556,10 +557,14 @@ class MTA:
                 answered = _DEFERRED
                 for m in ok:
                     answered = self._answer(m, reply, server, start, order, last)
-                outcome = min(outcome, answered)
-                state = _SPENT if reply.code == 421 or state == _SPENT else _CLEAN
+                if answered < outcome:
+                    outcome = answered
+                if reply.code == 421:
+                    state = _SPENT
+                elif state != _SPENT:
+                    state = _CLEAN
                 if answered <= _BOUNCED:
-                    left = left[: len(left) - len(ok)]  # the ok rows come last
+                    left = left[: len(left) - len(ok)] if refused else ()  # the ok rows come last
             return outcome, left, state
         except simpy.Interrupt:
             for m in answering:
