@@ -13,12 +13,15 @@ phase                              round trips
 connect                            TCP handshake 1 + 220 greeting 1
 hello                              EHLO 1 [+ STARTTLS 1 + TLS 1-2 + EHLO 1] [+ AUTH 1]
 envelope                           MAIL+RCPT+DATA: 1 with PIPELINING, else 3
+                                   (+1 per further RCPT without PIPELINING)
 data                               body and final "." 1 (+ size / bandwidth)
 quit                               QUIT 1
 =================================  ===========================================
 
 With TLS 1.3 and pipelining a relay session is 9 round trips before transfer time, a
-submission 10; without pipelining 11 and 12.
+submission 10; without pipelining 11 and 12. A further transaction on an open session
+(connection reuse) skips connect and hello, and starts with RSET (1) when the previous
+one ended before DATA.
 """
 
 from __future__ import annotations
