@@ -336,3 +336,35 @@ def test_a_reused_session_stays_counted_by_the_server_until_quit() -> None:
         model.run(until=t)
         assert mx.connections == open_, t
     assert mx.sessions == 1
+
+
+def test_an_interrupted_reused_session_defers_its_envelope_and_closes() -> None:
+    # The agent is interrupted at FIRST + 0.03, inside the second envelope's transaction
+    # over the reused session: that row is deferred at once (no lookup, no other host),
+    # the server's connection is released, and the books balance. Deferred at 10.878,
+    # age 0.49 s: due at 310.878 (the 300 s minimum), taken at the queue run of t = 600;
+    # the MX answer (TTL 150 s from 10.590) has expired: lookup to 600.202, then a
+    # whole new session.
+    data = world(workers=1, smtp_tls_connection_reuse=True)
+    model = sim.build(parse_scenario(data), trace=True)
+    send(model, 10.0, [("example.org", 0)])
+    send(model, 10.0, [("example.org", 1)])
+    model.at(FIRST + 0.03, lambda: model.node("mta").workers[0].interrupt("fault"))
+    model.run(until=FIRST + 0.031)
+    assert model.node("mx").connections == 0
+    # Row 0 is at the MX (being scanned), row 1 back in the MTA's deferred queue.
+    assert model.census() == {"mta": 1, "mx": 1, "client": 0, "router": 0, "resolver": 0,
+                              "mailbox": 0}
+    assert model.recorder.in_flight() == 2
+    model.run()
+    m = model.recorder.messages()
+    a = model.recorder.attempts()
+    check_books(m)
+    relay = a[(a["id"] == 1) & (a["hop"] == 1)]
+    assert list(zip(relay["attempt"], relay["host_order"], relay["outcome"])) == [
+        (1, 1, "interrupted"), (2, 1, "delivered"),
+    ]
+    assert relay["end"].iloc[0] == pytest.approx(FIRST + 0.03, abs=1e-9)
+    assert FIRST + 0.03 == pytest.approx(10.878, abs=1e-9)
+    assert m.loc[1, "accepted"] == pytest.approx(600.202 + 8 * RTT + BODY, abs=1e-9)
+    assert model.node("mx").sessions == 2

@@ -368,7 +368,7 @@ class MTA:
                                 kept = server
                     else:
                         server.close(self.id)
-                if pending:
+                if pending and (order == 0 or outcome != _INTERRUPTED):  # not cut short
                     rtt = self.network.link(self.id, resolver.id).rtt
                     answer = yield from resolver.lookup(domain, rtt)
                     hosts = (answer[0][1],) if len(answer) == 1 else self._order(answer)
