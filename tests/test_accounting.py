@@ -105,6 +105,9 @@ def test_messages_cut_off_by_the_horizon_are_in_flight() -> None:
     seed=st.integers(0, 2**32 - 1),
     recipients=st.sampled_from([1.0, 2.5]),
     warn=st.sampled_from([0, 30]),
+    recipient_limit=st.integers(1, 3),
+    tls=st.booleans(),
+    answer=st.sampled_from(["none", "refuse"]),
 )
 def test_books_balance_for_any_world(
     rate: float,
@@ -122,8 +125,14 @@ def test_books_balance_for_any_world(
     seed: int,
     recipients: float,
     warn: int,
+    recipient_limit: int,
+    tls: bool,
+    answer: str,
 ) -> None:
     data = tiny_data(duration=duration, drain=drain, seed=seed)
+    # Without TLS the connection cache reuses sessions (envelopes parked or queued for
+    # the destination go over an open one); small recipient limits split messages.
+    data["smtp"] = {"tls": tls}
     src = data["workload"][0]
     src.pop("interarrival")
     src["rate"] = rate
@@ -132,10 +141,12 @@ def test_books_balance_for_any_world(
     # A destination limit below the worker count parks messages; an outage times
     # sessions out and defers them; loss stretches every dialogue.
     node(data, "mta").update(workers=workers, message_size_limit=size_limit, queue_run_delay=60,
-                    destination_concurrency_limit=dest_limit, delay_warning_time=warn)
+                    destination_concurrency_limit=dest_limit, delay_warning_time=warn,
+                    default_destination_recipient_limit=recipient_limit)
     node(data, "mx").update(max_connections=max_connections, processing={"dist": "exponential", "mean": 0.5})
     if outage is not None:
         node(data, "mx")["outages"] = [{"start": outage[0], "end": outage[0] + outage[1]}]
+        node(data, "mx")["answer"] = answer
     for edge in data["topology"]["edges"]:
         edge["loss"] = loss
     data["domains"][0].update(unknown_recipient_rate=unknown, discard_rate=discard, users=50)

@@ -196,9 +196,9 @@ def test_a_scan_takes_what_is_due_within_the_next_second() -> None:
     """Scans at 10, 20: whole-second time stamps 10 and 11 go at 10, 12 waits for 20."""
     env = simpy.Environment()
     taken: list[tuple[float, int]] = []
-    queue = DeferredQueue(env, 10, lambda m: taken.append((env.now, m.id)), whole_seconds=True)
+    queue = DeferredQueue(env, 10, lambda e: taken.append((env.now, e[0].id)), whole_seconds=True)
     for i, due in enumerate([10, 11, 12]):
-        queue.put(Message(i, None, 0, 0, None), due)
+        queue.put((Message(i, None, 0, 0, None),), due)
     queue.start()
     env.run(until=25)
     assert taken == [(10, 0), (10, 1), (20, 2)]
@@ -208,8 +208,8 @@ def test_without_whole_seconds_a_scan_takes_only_what_is_due() -> None:
     """The other queue runners (Exim, sendmail): due 10.0008 misses the scan at 10."""
     env = simpy.Environment()
     taken: list[float] = []
-    queue = DeferredQueue(env, 10, lambda m: taken.append(env.now))
-    queue.put(Message(0, None, 0, 0, None), 10.0008)
+    queue = DeferredQueue(env, 10, lambda e: taken.append(env.now))
+    queue.put((Message(0, None, 0, 0, None),), 10.0008)
     queue.start()
     env.run(until=25)
     assert taken == [20]
@@ -222,16 +222,16 @@ def test_without_a_grid_each_message_goes_at_its_due_time() -> None:
     re-armed at 30 (still pending: none) and 50 (still pending: none)."""
     env = simpy.Environment()
     taken: list[tuple[float, int]] = []
-    queue = DeferredQueue(env, 0, lambda m: taken.append((env.now, m.id)))
+    queue = DeferredQueue(env, 0, lambda e: taken.append((env.now, e[0].id)))
     queue.start()
-    queue.put(Message(0, None, 0, 0, None), 50)
-    queue.put(Message(1, None, 0, 0, None), 30)
+    queue.put((Message(0, None, 0, 0, None),), 50)
+    queue.put((Message(1, None, 0, 0, None),), 30)
 
     def later() -> Any:
         yield env.timeout(10)
-        queue.put(Message(2, None, 0, 0, None), 20)
-        queue.put(Message(3, None, 0, 0, None), 30)
-        queue.put(Message(4, None, 0, 0, None), 5)
+        queue.put((Message(2, None, 0, 0, None),), 20)
+        queue.put((Message(3, None, 0, 0, None),), 30)
+        queue.put((Message(4, None, 0, 0, None),), 5)
 
     env.process(later())
     env.run()

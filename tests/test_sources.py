@@ -183,7 +183,8 @@ def test_exemptions_are_real_defaults() -> None:
 def test_replies_are_sourced() -> None:
     section = section_of(TEXT, "Reply")
     assert section is not None
-    for name in ("ACCEPTED", "UNKNOWN_USER", "TOO_BIG", "BUSY", "NO_ANSWER", "INTERRUPTED"):
+    for name in ("ACCEPTED", "UNKNOWN_USER", "TOO_BIG", "BUSY", "NO_ANSWER", "CONNECTION_REFUSED",
+                 "INTERRUPTED"):
         reply = getattr(smtp, name)
         status = f"{reply.code} {reply.enhanced}" if reply.code else reply.enhanced
         assert f"`{status}` {reply.text}" in section, name

@@ -28,6 +28,7 @@ __all__ = [
 
 MAX_LATENCY = 10.0  # seconds, one way per link
 MAX_SIZE = 10**15  # bytes, like message sizes (sim.mail.senders.MAX_SIZE)
+MAX_COUNT = 10**9  # counts a scenario may set (recipients per envelope, reuses): finite
 
 # DNS lookup time at a resolver that misses its cache: log-normal fitted to the measured
 # mean 152 ms and 90th percentile 275 ms (Brandhorst & Pras; docs/sources.md, DNS lookup time).
@@ -78,6 +79,23 @@ class MTANode(NodeBase):
     destination_concurrency_limit: Int = Field(
         20, gt=0, le=MAX_WORKERS, description="Postfix default_destination_concurrency_limit"
     )
+    # -- issue 8, envelopes: recipients per delivery and the connection cache (postconf(5)).
+    default_destination_recipient_limit: Int = Field(
+        50, gt=0, le=MAX_COUNT, description="Postfix: recipients per envelope (per delivery)"
+    )
+    smtp_connection_cache_on_demand: bool = Field(
+        True, description="Postfix: reuse a session for the next envelope waiting for its destination"
+    )
+    smtp_connection_reuse_time_limit: Seconds = Field(
+        300, gt=0, le=MAX_TIME, description="Postfix: no reuse of a session open this long"
+    )
+    smtp_connection_reuse_count_limit: Int = Field(
+        0, ge=0, le=MAX_COUNT, description="Postfix: reuses of one session at most (0: no limit)"
+    )
+    smtp_tls_connection_reuse: bool = Field(
+        False, description="Postfix 3.4+: reuse TLS sessions too (off: with TLS, no reuse)"
+    )
+    # -- end of envelopes' keys
     # -- issue 8, part dsn (bounces are mail: sim/mail/dsn.py) --
     delay_warning_time: Seconds = Field(
         0, ge=0, le=MAX_TIME, description="Postfix: a delay notice to the sender after this long queued; 0 = off"
@@ -147,11 +165,17 @@ class ResolverNode(NodeBase):
     max_ttl: Seconds = Field(86400, ge=0, le=MAX_TIME, description="Unbound cache-max-ttl")
 
 
+Answer = Literal["none", "refuse"]
+
+
 class Outage(Strict):
-    """A time when a host does not answer at all."""
+    """A time when a host is down: it does not answer at all, or refuses connections."""
 
     start: Seconds = Field(ge=0, le=MAX_TIME)
     end: Seconds = Field(ge=0, le=MAX_TIME)
+    answer: Answer | None = Field(
+        None, description="none: no answer (connect timeout); refuse: TCP reset; default: the host's"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Outage:
@@ -174,6 +198,9 @@ class MXNode(NodeBase):
     )
     processing: TimeDistribution = Field(default=CONTENT_SCAN, description="content scan time")
     outages: list[Outage] = Field(default_factory=list, description="when the host is down")
+    answer: Answer = Field(
+        "none", description="how the host answers while down: none (connect timeout) or refuse"
+    )
 
     @model_validator(mode="after")
     def _outages_apart(self) -> MXNode:

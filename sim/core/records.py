@@ -36,6 +36,7 @@ __all__ = [
     "DISCARDED",
     "DSN_KIND",
     "EXPIRED",
+    "Envelope",
     "FAILED",
     "IN_FLIGHT",
     "INTERRUPTED",
@@ -97,6 +98,12 @@ class Message:
         self.sender = sender
         self.queued = NAN
         self.attempts = 0
+
+
+# The sending MTA's unit of work: the rows (recipients) of one message for one
+# destination, at most its recipient limit; one SMTP transaction with a RCPT each. A
+# plain tuple: a one-recipient message costs one small tuple, nothing more.
+Envelope = tuple[Message, ...]
 
 
 class Labels:

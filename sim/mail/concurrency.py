@@ -11,20 +11,20 @@ from __future__ import annotations
 from collections import deque
 from typing import Protocol
 
-from ..core.records import Message
+from ..core.records import Envelope
 from .smtp import Outcome
 
 __all__ = ["ConcurrencyPolicy", "Destination", "FixedConcurrency"]
 
 
 class Destination:
-    """A sending MTA's state for one recipient domain: attempts running, messages waiting."""
+    """A sending MTA's state for one recipient domain: attempts running, envelopes waiting."""
 
     __slots__ = ("busy", "parked")
 
     def __init__(self) -> None:
         self.busy = 0  # attempts in progress
-        self.parked: deque[Message] = deque()  # waiting for a free slot, oldest first
+        self.parked: deque[Envelope] = deque()  # waiting for a free slot, oldest first
 
 
 class ConcurrencyPolicy(Protocol):

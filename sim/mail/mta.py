@@ -5,16 +5,20 @@ Shaped after Postfix 3.x (docs/model.md, docs/sources.md):
 - ``smtpd_workers`` submission sessions take messages from clients (port 587 with
   STARTTLS and AUTH); the MTA answers MAIL FROM through its own policies (a message
   over ``message_size_limit`` is refused, SIZE, RFC 1870) and the sender is told at once;
-- accepted messages join the active queue; ``workers`` delivery agents take them one at
-  a time, as many per recipient domain as the concurrency policy allows
-  (``sim.mail.concurrency``), look the domain's MX records up through the MTA's resolver and
-  try the hosts in preference order (equal preferences in random order, RFC 5321 5.1);
-- each session asks the server for its replies (``sim.mail.smtp.SMTPServer``) and
-  spends the link time up to the reply that decides it: 250 hands the message over, 5xx
-  bounces it, anything else sends the agent to the next host;
-- when every host failed, the retry schedule says when the message is due again (it
-  waits in the deferred queue, ``sim.mail.retry``) or that it has been queued too long
-  and bounces.
+- an accepted message's rows (one per recipient) are split into envelopes, one per
+  recipient domain and at most ``default_destination_recipient_limit`` rows each, and
+  join the active queue; ``workers`` delivery agents take them one at a time, as many
+  per recipient domain as the concurrency policy allows (``sim.mail.concurrency``), look
+  the domain's MX records up through the MTA's resolver and try the hosts in preference
+  order (equal preferences in random order, RFC 5321 5.1);
+- each session is one transaction (MAIL, a RCPT per recipient, DATA): the server's
+  replies (``sim.mail.smtp.SMTPServer``) decide each recipient, and the session spends
+  the link time up to them: 250 hands a recipient over, 5xx bounces it, anything else
+  sends it to the next host; with the connection cache on, the session carries the
+  next envelope waiting for the destination instead of QUIT;
+- the recipients every host failed are deferred together: the retry schedule says when
+  they are due again (they wait in the deferred queue, ``sim.mail.retry``) or that they
+  have been queued too long and bounce.
 
 One process per worker that has had work (workers start on demand), none per message. The MTA knows servers only by id and by the
 ``SMTPServer`` protocol: it imports nothing of the MX.
@@ -23,7 +27,7 @@ One process per worker that has had work (workers start on demand), none per mes
 from __future__ import annotations
 
 import itertools
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,20 +37,24 @@ from ..config import MTANode
 from ..core.component import Context, registers
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
-from ..core.records import BOUNCED, DELAYED, EXPIRED, FAILED, NO_MAIL, Message
+from ..core.records import BOUNCED, DELAYED, EXPIRED, FAILED, NO_MAIL, Envelope, Message
 from .dns import Resolver
 from .domains import Domain
 from .policies import Chain, SizeLimit
 from .concurrency import ConcurrencyPolicy, Destination, FixedConcurrency
 from .dsn import NULL_MX, notice
 from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, schedule_for
-from .smtp import ACCEPTED, INTERRUPTED, Outcome, Phase, Reply, SMTPServer
+from .smtp import ACCEPTED, INTERRUPTED, NO_ANSWER, Outcome, Phase, Reply, SMTPServer
 
 __all__ = ["MTA"]
 
 SUBMISSION, RELAY = 0, 1  # hops of the attempts table (an MTA's own sessions: self.hop)
 # Outcomes as plain module constants: compared on every attempt.
 _DELIVERED, _BOUNCED, _TRY_NEXT, _DEFERRED, _REFUSED, _TIMEOUT, _INTERRUPTED = tuple(Outcome)
+# A session's state after a transaction: closed (refused or broken); open but not to be
+# reused (a 421 said the server is closing); open, a RSET first (the transaction ended
+# before DATA); open and clean (after the reply to "."). _NEW: not connected yet.
+_CLOSED, _SPENT, _RSET, _CLEAN, _NEW = range(5)
 
 
 @registers(MTANode)
@@ -66,6 +74,7 @@ class MTA:
         self._loss = ctx.streams.generator("mta", spec.id, "loss")
         # The MTA's own answers to submitting clients, and its send-side policies.
         self.up = True
+        self.down_reply = NO_ANSWER  # (the policies' view of a server: never down today)
         self.connections = 0  # submission sessions open
         self.inbound = Chain([SizeLimit(spec.message_size_limit)])
         self.retry: RetrySchedule = schedule_for(spec)  # the preset's, the node's or Postfix's
@@ -73,12 +82,20 @@ class MTA:
         # A submission: the message, the client's node, and the message's further
         # recipients (one row each) that share its SMTP transaction.
         self.incoming: WorkQueue[tuple[Message, str, tuple[Message, ...]]] = WorkQueue(ctx.env)
-        self.active: WorkQueue[Message] = WorkQueue(ctx.env)
+        self.active: WorkQueue[Envelope] = WorkQueue(ctx.env)
         self.deferred = DeferredQueue(
             ctx.env, spec.queue_run_delay, self.active.put, isinstance(self.retry, PostfixBackoff)
         )
         self.destinations: dict[Domain, Destination] = {}
-        self.in_session = 0  # messages a worker holds right now
+        self.in_session = 0  # rows (recipients) a worker holds right now
+        # Connection reuse (Postfix's connection cache, on demand): on, and its time and
+        # count limits. Postfix reuses a TLS session only with smtp_tls_connection_reuse.
+        tls = ctx.dialogues.settings.tls
+        self._reuse = (
+            spec.smtp_connection_cache_on_demand and (spec.smtp_tls_connection_reuse or not tls),
+            spec.smtp_connection_reuse_time_limit,
+            spec.smtp_connection_reuse_count_limit,
+        )
         self.bounced = 0
         # Bounces are mail (sim.mail.dsn): DSNs made here, and whether this MTA processes
         # its bounces itself (an ESP does: the DSN ends here, delivered, at once).
@@ -113,9 +130,9 @@ class MTA:
         self._parked_level = monitors.level(self.id, "parked")
         self.deferred.release = self._release
 
-    def _release(self, msg: Message) -> None:
-        """The deferred queue's runner moves ``msg`` back to the active queue (monitored)."""
-        self.active.put(msg)
+    def _release(self, envelope: Envelope) -> None:
+        """The deferred queue's runner moves ``envelope`` back to the active queue (monitored)."""
+        self.active.put(envelope)
         now = self.env.now
         assert self._active_level is not None and self._deferred_level is not None
         self._active_level.set(now, len(self.active.items))
@@ -222,7 +239,11 @@ class MTA:
                             src = rec.nodes.code(client)
                             rec.attempt(m.id, SUBMISSION, 1, 1, src, self.code, start, env.now,
                                         ACCEPTED, Outcome.DELIVERED, final=False)
-                        self.active.put(m)
+                    if cc:
+                        for envelope in self._split(rows):
+                            self.active.put(envelope)
+                    else:
+                        self.active.put(rows)
                     if active is not None:
                         active.set(env.now, len(self.active.items))
                 held = False
@@ -255,33 +276,57 @@ class MTA:
             hosts += names
         return tuple(hosts)
 
-    def _deliver(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
-        """A delivery agent: one attempt at a time, as the destination's policy allows.
+    def _split(self, rows: tuple[Message, ...]) -> list[Envelope]:
+        """A message's envelopes: its rows per destination domain (in the order the
+        domains first appear), at most ``default_destination_recipient_limit`` each."""
+        by_domain: dict[Domain, list[Message]] = {}
+        for m in rows:
+            group = by_domain.get(m.domain)
+            if group is None:
+                by_domain[m.domain] = [m]
+            else:
+                group.append(m)
+        limit = self.spec.default_destination_recipient_limit
+        return [
+            tuple(group[i:i + limit]) for group in by_domain.values() for i in range(0, len(group), limit)
+        ]
 
-        An attempt looks the MX hosts up and tries them in order until one settles the
-        message (delivered or bounced); otherwise the message is deferred. A message
-        whose destination is at its limit is parked with it; the agent that finishes an
-        attempt there takes the longest-parked message next. Every counter the attempt
-        holds is released on every path, an interrupt included. The agent is hired with
-        the event that hands it its first message.
+    def _deliver(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
+        """A delivery agent: one envelope at a time, as the destination's policy allows.
+
+        An attempt looks the MX hosts up and tries them in order until every recipient
+        of the envelope is settled (delivered or bounced); the rest are deferred
+        together. An envelope whose destination is at its limit is parked with it; the
+        agent that finishes an attempt there takes the longest-parked envelope next.
+        With the connection cache on, an agent whose session is still good and finds
+        another envelope waiting for the destination (parked, or at the head of the
+        active queue) sends it over the same session (connection reuse): no QUIT, no
+        lookup, no connect, greeting, EHLO or TLS. Every counter the attempt holds is
+        released on every path, an interrupt included. The agent is hired with the
+        event that hands it its first envelope.
         """
         assert self.resolver is not None  # started
         env, rec, nodes, resolver = self.env, self.recorder, self.ctx.nodes, self.resolver
         active, destinations, policy = self.active, self.destinations, self.concurrency
         queue_level, sessions, parked_level = self._active_level, self._sessions_level, self._parked_level
-        msg: Message | None = None
+        reuse, reuse_time, reuse_count = self._reuse
+        envelope: Envelope | None = None
         waiting: simpy.Event | None = first
+        # The session kept open for the envelope in hand (connection reuse): its server,
+        # when it was opened, how many transactions it has carried, its state.
+        held: SMTPServer | None = None
+        opened, uses, state = 0.0, 0, _CLEAN
         while True:
-            if msg is None:
+            if envelope is None:
                 if waiting is None and active.items:
-                    msg = active.items.popleft()
+                    envelope = active.items.popleft()
                     if queue_level is not None:
                         queue_level.set(env.now, len(active.items))
                 else:
                     if waiting is None:
                         waiting = active.wait()
                     try:
-                        msg = yield waiting
+                        envelope = yield waiting
                     except simpy.Interrupt:  # interrupted while idle: nothing was held
                         active.cancel(waiting)
                         waiting = None
@@ -289,144 +334,301 @@ class MTA:
                             queue_level.set(env.now, len(active.items))
                         continue
                     waiting = None
-            dest = destinations.get(msg.domain)
+            assert envelope is not None
+            domain = envelope[0].domain
+            dest = destinations.get(domain)
             if dest is None:
-                dest = destinations[msg.domain] = Destination()
+                dest = destinations[domain] = Destination()
             if not policy.allows(dest):
                 if dest.busy:
-                    dest.parked.append(msg)  # the next attempt there to finish takes it
+                    dest.parked.append(envelope)  # the next attempt there to finish takes it
                     if parked_level is not None:
                         parked_level.add(env.now, 1)
                 else:
                     # Nothing in progress would ever take it: a destination the policy
                     # closed (a dead one, say) defers its mail at once, as Postfix does.
-                    self._defer(msg, dest)
-                msg = None
+                    self._defer(envelope, dest)
+                envelope = None
+                if held is not None:  # kept for it, but the policy said no: QUIT
+                    server, held = held, None
+                    yield from self._quit(server)
                 continue
             dest.busy += 1
-            self.in_session += 1
+            self.in_session += len(envelope)
             if sessions is not None:
                 sessions.set(env.now, self.in_session)
-            msg.attempts += 1
-            rec.attempting(msg.id, msg.attempts)
+            for m in envelope:
+                m.attempts += 1
+                rec.attempting(m.id, m.attempts)
+            pending: Envelope = envelope
             outcome = _INTERRUPTED
+            kept: SMTPServer | None = None  # the session still open when the attempt ends
+            order = 0
             try:
-                rtt = self.network.link(self.id, resolver.id).rtt
-                answer = yield from resolver.lookup(msg.domain, rtt)
-                hosts = (answer[0][1],) if len(answer) == 1 else self._order(answer)
-                last = len(hosts)
-                for order, host in enumerate(hosts, 1):
-                    server: SMTPServer = nodes[host]  # type: ignore[assignment]
-                    outcome = yield from self._session(msg, server, order, order == last)
-                    if outcome <= _BOUNCED or outcome == _INTERRUPTED:
-                        break
+                if held is not None:
+                    server, held = held, None
+                    if server.up:  # Postfix checks a cached session is alive before use
+                        order = 1
+                        outcome, pending, state = yield from self._session(
+                            pending, server, 1, False, state
+                        )
+                        uses += 1
+                        if state != _CLOSED:
+                            if pending:  # left over: the MX hosts in order, from the start
+                                yield from self._quit(server)
+                            else:
+                                kept = server
+                    else:
+                        server.close(self.id)
+                if pending and (order == 0 or outcome != _INTERRUPTED):  # not cut short
+                    rtt = self.network.link(self.id, resolver.id).rtt
+                    answer = yield from resolver.lookup(domain, rtt)
+                    hosts = (answer[0][1],) if len(answer) == 1 else self._order(answer)
+                    last = len(hosts)
+                    for i, host in enumerate(hosts, 1):
+                        server = nodes[host]  # type: ignore[assignment]
+                        order += 1
+                        opened = env.now
+                        outcome, pending, state = yield from self._session(
+                            pending, server, order, i == last, _NEW
+                        )
+                        uses = 1
+                        if state != _CLOSED:
+                            if pending and i < last:
+                                yield from self._quit(server)  # then the next host
+                            else:
+                                kept = server
+                        if not pending or outcome == _INTERRUPTED:
+                            break
             except simpy.Interrupt:
                 outcome = _INTERRUPTED
-            finally:
+            following: Envelope | None = None
+            if (
+                kept is not None and reuse and state != _SPENT
+                and env.now - opened < reuse_time and (not reuse_count or uses <= reuse_count)
+                and (dest.parked or (active.items and active.items[0][0].domain is domain))
+            ):
+                # Connection reuse: the attempt is over (its slot freed) and the envelope
+                # waiting for the destination takes the session over.
                 dest.busy -= 1
-            policy.finished(dest, outcome)
-            if outcome > _BOUNCED:  # not settled: still ours
-                self.in_session -= 1
+                policy.finished(dest, outcome)
+                if policy.allows(dest):
+                    following = self._waiting(dest, domain)
+                if following is not None:
+                    held, kept = kept, None
+                else:
+                    yield from self._quit(kept)
+                    kept = None
+            else:
+                if kept is not None:
+                    yield from self._quit(kept)  # the attempt holds its slot until QUIT ends
+                    kept = None
+                dest.busy -= 1
+                policy.finished(dest, outcome)
+            if pending:  # not settled: still ours
+                self.in_session -= len(pending)
                 if sessions is not None:
                     sessions.set(env.now, self.in_session)
-                self._defer(msg, dest)
+                self._defer(pending, dest)
+            if following is not None:
+                envelope = following
+                continue
             parked = dest.parked
             if parked:
-                msg = parked.popleft()
+                envelope = parked.popleft()
                 if parked_level is not None:
                     parked_level.add(env.now, -1)
             else:
-                msg = None
+                envelope = None
+
+    def _waiting(self, dest: Destination, domain: Domain) -> Envelope | None:
+        """The next envelope waiting for ``dest``: the longest parked, else the active
+        queue's head if it goes there (the queue is not searched: FIFO order holds)."""
+        if dest.parked:
+            if self._parked_level is not None:
+                self._parked_level.add(self.env.now, -1)
+            return dest.parked.popleft()
+        items = self.active.items
+        if items and items[0][0].domain is domain:
+            envelope = items.popleft()
+            if self._active_level is not None:
+                self._active_level.set(self.env.now, len(items))
+            return envelope
+        return None
+
+    def _quit(self, server: SMTPServer) -> Generator[simpy.Event, Any, None]:
+        """QUIT and close a session (the agent is busy until QUIT ends)."""
+        link = self.network.link(self.id, server.id)
+        quit = link.time(self.dialogues.relay.quit, 0, self._loss if link.loss > 0.0 else None)
+        try:
+            if quit > 0.0:  # a QUIT over a zero-latency link takes no time: no event
+                yield self.env.timeout(quit)
+        except simpy.Interrupt:
+            pass  # only the QUIT was cut: what the session settled stays settled
+        finally:
+            server.close(self.id)
 
     def _session(
-        self, msg: Message, server: SMTPServer, order: int, last: bool
-    ) -> Generator[simpy.Event, Any, Outcome]:
-        """One SMTP session with ``server``; its outcome.
+        self, rows: Envelope, server: SMTPServer, order: int, last: bool, state: int
+    ) -> Generator[simpy.Event, Any, tuple[Outcome, Envelope, int]]:
+        """One SMTP transaction for the envelope ``rows`` with ``server``: (outcome,
+        rows left unsettled, the session's state afterwards).
 
-        The server answers each phase at once (plain calls); the session spends the link
-        time up to the reply that decided it, in one timeout. A settled message leaves
-        this MTA's hands at that reply: it is the server's (or bounced) while the agent
-        finishes the session with QUIT.
+        ``state`` is ``_NEW`` to connect first (connect, greeting, EHLO, TLS), else the
+        state of an open session being reused (``_RSET``: a RSET round trip first). The
+        server answers MAIL once and RCPT once per recipient at once (plain calls);
+        the transaction spends the link time up to the RCPT replies when some were
+        refused, and up to the reply to "." when some passed: at most two timeouts.
+        Each recipient ends in its own state with its own attempt row. A session that
+        is still open comes back open (the caller QUITs or reuses it); ``_CLOSED`` when
+        the connection was refused or broke.
         """
         env, rec, cost = self.env, self.recorder, self.dialogues.relay
-        mid = msg.id
         link = self.network.link(self.id, server.id)
         gen = self._loss if link.loss > 0.0 else None
         start = env.now
-        refusal = server.connect(self.id, start)
-        if refusal is not None:
-            try:
-                if refusal.silent:
-                    yield env.timeout(self.spec.smtp_connect_timeout)
+        if state == _NEW:
+            refusal = server.connect(self.id, start)
+            if refusal is not None:
+                try:
+                    if refusal.silent:
+                        yield env.timeout(self.spec.smtp_connect_timeout)
+                    else:
+                        # No code: the TCP connection itself was refused (a reset to the
+                        # SYN, one round trip); else a greeting (421) after the handshake.
+                        trips = cost.connect if refusal.code else 1
+                        yield env.timeout(link.time(trips, 0, gen))
+                except simpy.Interrupt:
+                    refusal, outcome = INTERRUPTED, _INTERRUPTED
                 else:
-                    yield env.timeout(link.time(cost.connect, 0, gen))
-            except simpy.Interrupt:
-                refusal, outcome = INTERRUPTED, _INTERRUPTED
-            else:
-                # Postfix skips a host that greets with 5xx too (smtp_skip_5xx_greeting),
-                # so a refusal at connect never bounces the message by itself.
-                outcome = _DEFERRED if last else _TIMEOUT if refusal.silent else _REFUSED
-            rec.attempt(mid, self.hop, msg.attempts, order, self.code, server.code, start, env.now,
-                        refusal, outcome)
-            return outcome
-        rec.session(mid, server.code)
-        settled = False
+                    # Postfix skips a host that greets with 5xx too (smtp_skip_5xx_greeting),
+                    # so a refusal at connect never bounces the message by itself.
+                    outcome = _DEFERRED if last else _TIMEOUT if refusal.silent else _REFUSED
+                for m in rows:
+                    rec.attempt(m.id, self.hop, m.attempts, order, self.code, server.code, start,
+                                env.now, refusal, outcome)
+                return outcome, rows, _CLOSED
+            pre = cost.setup
+        else:
+            pre = 1 if state == _RSET else 0
+        first = rows[0]
+        for m in rows:
+            rec.session(m.id, server.code)
+        left = rows  # not settled yet
+        answering = rows  # waiting for their replies (what an interrupt cuts off)
         try:
-            reply: Reply | None = server.mail(self.id, msg, start) or server.rcpt(self.id, msg, start)
-            try:
-                if reply is None:
-                    yield env.timeout(link.time(cost.to_accept, msg.size, gen))
-                    reply = server.data(self.id, msg, env.now)
-                    if reply.code < 400:
-                        rec.accepted(mid, env.now, server.code)
-                else:
-                    yield env.timeout(link.time(cost.to(reply.phase), 0, gen))
-            except simpy.Interrupt:
-                rec.attempt(mid, self.hop, msg.attempts, order, self.code, server.code, start,
+            reply = server.mail(self.id, first, start)
+            if reply is not None:  # refused at MAIL FROM: for every recipient
+                yield env.timeout(link.time(pre + 1, 0, gen))
+                for m in rows:
+                    outcome = self._answer(m, reply, server, start, order, last)  # alike for all
+                left = () if outcome <= _BOUNCED else rows
+                return outcome, left, _SPENT if reply.code == 421 else _RSET
+            # PIPELINING sends every RCPT together; without it each waits for its reply.
+            extra = cost.per_rcpt * (len(rows) - 1)
+            refused: Sequence[tuple[Message, Reply]]
+            if len(rows) == 1:  # the common case: no lists made
+                reply = server.rcpt(self.id, first, start)
+                ok: Envelope = rows if reply is None else ()
+                refused = () if reply is None else ((first, reply),)
+            else:
+                refused = []
+                passed: list[Message] = []
+                for m in rows:
+                    reply = server.rcpt(self.id, m, start)
+                    if reply is None:
+                        passed.append(m)
+                    else:
+                        refused.append((m, reply))
+                ok = tuple(passed)
+            outcome, state, done = _DEFERRED, _CLEAN, 0
+            if refused:  # their replies arrive with the RCPT replies
+                done = pre + cost.rcpt + extra
+                yield env.timeout(link.time(done, 0, gen))
+                again: list[Message] = []
+                for m, reply in refused:
+                    answered = self._answer(m, reply, server, start, order, last)
+                    if answered < outcome:
+                        outcome = answered
+                    if answered > _BOUNCED:
+                        again.append(m)
+                    if reply.code == 421:
+                        state = _SPENT
+                if state != _SPENT:
+                    state = _RSET  # no DATA: the transaction ended early
+                left = (*again, *ok) if again else ok
+                answering = ok
+            if ok:
+                size = first.size
+                yield env.timeout(link.time(pre + cost.accept + extra - done, size, gen))
+                now = env.now
+                reply = server.data(self.id, ok, now)
+                if reply.code < 400:
+                    for m in ok:
+                        rec.accepted(m.id, now, server.code)
+                answered = _DEFERRED
+                for m in ok:
+                    answered = self._answer(m, reply, server, start, order, last)
+                if answered < outcome:
+                    outcome = answered
+                if reply.code == 421:
+                    state = _SPENT
+                elif state != _SPENT:
+                    state = _CLEAN
+                if answered <= _BOUNCED:
+                    left = left[: len(left) - len(ok)] if refused else ()  # the ok rows come last
+            return outcome, left, state
+        except simpy.Interrupt:
+            for m in answering:
+                rec.attempt(m.id, self.hop, m.attempts, order, self.code, server.code, start,
                             env.now, INTERRUPTED, _INTERRUPTED)
-                return _INTERRUPTED
-            if reply.code < 400:
-                outcome = _DELIVERED
-            elif reply.code >= 500:
-                outcome = _BOUNCED
-                self._bounce(msg, env.now, reply.reason)
-            else:
-                outcome = _DEFERRED if last else _TRY_NEXT
-            if rec.tracing:
-                rec.attempt(mid, self.hop, msg.attempts, order, self.code, server.code, start,
-                            env.now, reply, outcome)
-            else:
-                rec.replied(mid, reply)
-            if outcome <= _BOUNCED:
-                settled = True
-                self.in_session -= 1
-                if self._sessions_level is not None:
-                    self._sessions_level.set(env.now, self.in_session)
-            quit = link.time(cost.quit, 0, gen)
-            try:
-                if quit > 0.0:  # a QUIT over a zero-latency link takes no time: no event
-                    yield env.timeout(quit)
-            except simpy.Interrupt:
-                if not settled:
-                    return _INTERRUPTED
-        finally:
             server.close(self.id)
+            return _INTERRUPTED, left, _CLOSED
+
+    def _answer(
+        self, msg: Message, reply: Reply, server: SMTPServer, start: float, order: int, last: bool
+    ) -> Outcome:
+        """Act on the reply that decides one recipient's attempt at ``server``: 2xx
+        delivered, 5xx bounced, 4xx the next host (or deferred at the last)."""
+        rec, now = self.recorder, self.env.now
+        code = reply.code
+        if code < 400:
+            outcome = _DELIVERED
+        elif code >= 500:
+            outcome = _BOUNCED
+            self._bounce(msg, now, reply.reason)
+        else:
+            outcome = _DEFERRED if last else _TRY_NEXT
+        if rec.tracing:
+            rec.attempt(msg.id, self.hop, msg.attempts, order, self.code, server.code, start, now,
+                        reply, outcome)
+        else:
+            rec.replied(msg.id, reply)
+        if outcome <= _BOUNCED:  # the row left this MTA's hands at this reply
+            self.in_session -= 1
+            if self._sessions_level is not None:
+                self._sessions_level.set(now, self.in_session)
         return outcome
 
-    def _defer(self, msg: Message, dest: Destination) -> None:
-        """Every host failed: due again when the schedule says, or bounce as expired."""
+    def _defer(self, envelope: Envelope, dest: Destination) -> None:
+        """Every host failed for these rows: due again together when the schedule says
+        (their message's age and attempts), or each bounces as expired."""
         now = self.env.now
-        due = self.retry.next_due(msg.queued, msg.attempts, now, dest)
+        first = envelope[0]
+        due = self.retry.next_due(first.queued, first.attempts, now, dest)
         if due is None:
-            self._bounce(msg, now, EXPIRED)
+            for m in envelope:
+                self._bounce(m, now, EXPIRED)
             return
-        self.deferred.put(msg, due)
-        self.recorder.deferred(msg.id)
+        self.deferred.put(envelope, due)
+        for m in envelope:
+            self.recorder.deferred(m.id)
         if self._deferred_level is not None:
             self._deferred_level.set(now, len(self.deferred.heap))
         warned = self._warned
-        if warned is not None and now - msg.queued >= self.delay_warning_time:
-            self._warn(msg, now, warned)
+        if warned is not None and now - first.queued >= self.delay_warning_time:
+            for m in envelope:
+                self._warn(m, now, warned)
 
     def _warn(self, msg: Message, now: float, warned: set[int]) -> None:
         """Postfix's delay notice: one DSN (action delayed) per row, the row stays queued."""
@@ -465,17 +667,18 @@ class MTA:
             rec.replied(dsn.id, NULL_MX)
             rec.ended(dsn.id, BOUNCED, now, NO_MAIL)
         else:
-            self.active.put(dsn)
+            self.active.put((dsn,))  # an envelope of one
             if self._active_level is not None:
                 self._active_level.set(now, len(self.active.items))
 
     # -- the books -------------------------------------------------------------------
 
     def holding(self) -> int:
-        """Messages this MTA holds: waiting to submit, queued, deferred or in a session."""
+        """Rows (recipients) this MTA holds: waiting to submit, queued, deferred, parked
+        or in a session."""
         waiting = sum(1 + len(cc) for _, _, cc in self.incoming.items)
-        waiting += len(self.active) + len(self.deferred)
-        waiting += sum(len(d.parked) for d in self.destinations.values())
+        waiting += sum(len(e) for e in self.active.items) + self.deferred.rows()
+        waiting += sum(len(e) for d in self.destinations.values() for e in d.parked)
         return waiting + self.in_session
 
     def stats(self) -> dict[str, float]:

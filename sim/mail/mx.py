@@ -23,11 +23,13 @@ from ..core.queues import WorkQueue
 from ..core.records import DISCARDED, LOST, Message
 from .policies import Chain, ConnectionLimit, Down, SizeLimit, UnknownUsers
 from .server import PolicyServer
-from .smtp import ACCEPTED, Outcome
+from .smtp import ACCEPTED, CONNECTION_REFUSED, NO_ANSWER, Outcome, Reply
 
 __all__ = ["MX"]
 
 LMTP_HOP = 2  # the hand-off to the store, after submission (0) and the relay (1)
+# How a down host answers a connect (the scenario's `answer`).
+_ANSWERS: dict[str, Reply] = {"none": NO_ANSWER, "refuse": CONNECTION_REFUSED}
 
 
 @registers(MXNode)
@@ -54,6 +56,7 @@ class MX(PolicyServer):
         self.recorder = ctx.recorder
         self.network = ctx.network
         self.lmtp = ctx.dialogues.lmtp
+        self.answer = _ANSWERS[spec.answer]
         self.discarded = 0
         self.in_work = 0  # messages a scanner holds right now
         self._filter = streams.uniform("mx", spec.id, "filter")
@@ -81,14 +84,19 @@ class MX(PolicyServer):
         self.started = True
         self.queue.staff(self.spec.workers, self._hire)
         if self.spec.outages:
-            spans = sorted((o.start, o.end) for o in self.spec.outages)
+            spans = sorted(
+                (o.start, o.end, _ANSWERS[o.answer] if o.answer else self.answer)
+                for o in self.spec.outages
+            )
             self.env.process(self._outages(spans))
 
-    def _outages(self, spans: list[tuple[float, float]]) -> Generator[simpy.Event, Any, None]:
+    def _outages(
+        self, spans: list[tuple[float, float, Reply]]
+    ) -> Generator[simpy.Event, Any, None]:
         env = self.env
-        for start, end in spans:
+        for start, end, answer in spans:
             yield env.timeout(start - env.now)
-            self.set_up(False, "outage")
+            self.set_up(False, "outage", answer)
             yield env.timeout(end - env.now)
             self.set_up(True, "outage")
 

@@ -11,7 +11,8 @@ checks join here as policies of their own.
 ================  =======  =================================================
 policy            phase    reply
 ================  =======  =================================================
-``Down``          connect  none at all: the client waits out its connect timeout
+``Down``          connect  none at all (the client waits out its connect timeout), or
+                           a TCP reset (the host's or the outage's ``answer``)
 ``ConnectionLimit`` connect  421 4.3.2 when ``max_connections`` sessions are open
 ``SizeLimit``     MAIL     552 5.3.4 when the message exceeds ``message_size_limit``
                            (SIZE, RFC 1870)
@@ -25,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from .smtp import BUSY, NO_ANSWER, TOO_BIG, UNKNOWN_USER, Phase, Reply
+from .smtp import BUSY, TOO_BIG, UNKNOWN_USER, Phase, Reply
 
 if TYPE_CHECKING:
     from ..core.records import Message
@@ -39,6 +40,7 @@ class ServerState(Protocol):
 
     up: bool
     connections: int
+    down_reply: Reply  # what the host answers a connect while down
 
 
 class Policy(Protocol):
@@ -58,15 +60,15 @@ class Policy(Protocol):
 
 
 class Down:
-    """A host that is down does not answer at all."""
+    """A host that is down does not answer at all, or refuses the connection."""
 
     phase = Phase.CONNECT
 
     def check(
         self, server: ServerState, client: str, msg: Message | None, now: float
     ) -> Reply | None:
-        """No answer while the server is down."""
-        return None if server.up else NO_ANSWER
+        """No answer (or a refused connection) while the server is down."""
+        return None if server.up else server.down_reply
 
 
 class ConnectionLimit:

@@ -32,7 +32,7 @@ import simpy
 
 from ..config import MTANode
 from ..config.schedules import EximSegment, parse_exim_rule
-from ..core.records import Message
+from ..core.records import Envelope
 
 if TYPE_CHECKING:
     from .concurrency import Destination
@@ -222,7 +222,7 @@ def schedule_for(spec: MTANode) -> RetrySchedule:
 
 
 class DeferredQueue:
-    """Deferred messages by due time, moved back to the active queue when due.
+    """Deferred envelopes by due time, moved back to the active queue when due.
 
     With ``every > 0`` a runner scans at t = k * every (k >= 1) and takes the messages
     due by then; with ``whole_seconds`` (Postfix's qmgr, src/qmgr/qmgr_active.c) it takes
@@ -241,23 +241,28 @@ class DeferredQueue:
         self,
         env: simpy.Environment,
         every: float,
-        release: Callable[[Message], None],
+        release: Callable[[Envelope], None],
         whole_seconds: bool = False,
     ) -> None:
         self.env = env
         self.every = every
         self.release = release
         self.whole_seconds = whole_seconds
-        self.heap: list[tuple[float, int, Message]] = []  # (due, id, message)
+        # (due, id of the envelope's first row, envelope): the id breaks ties in a fixed order
+        self.heap: list[tuple[float, int, Envelope]] = []
         self._idle: simpy.Event | None = None  # the sleeping runner's wake-up
         self._alarms: list[float] = []  # without a grid: the times of timeouts armed
 
     def __len__(self) -> int:
         return len(self.heap)
 
-    def put(self, msg: Message, due: float) -> None:
-        """Hold ``msg`` until the first scan that takes it (or its due time, no grid)."""
-        heapq.heappush(self.heap, (due, msg.id, msg))
+    def rows(self) -> int:
+        """Rows (recipients) held: the envelopes' sizes added up (for the books)."""
+        return sum(len(item[2]) for item in self.heap)
+
+    def put(self, envelope: Envelope, due: float) -> None:
+        """Hold ``envelope`` until the first scan that takes it (or its due time, no grid)."""
+        heapq.heappush(self.heap, (due, envelope[0].id, envelope))
         if self.every == 0.0:
             if not self._alarms or self._alarms[0] > due:
                 self._arm(due)

@@ -9,11 +9,13 @@ no SimPy event; the client spends the dialogue's time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..core.component import Context
 from ..core.monitors import Level
 from ..core.records import Message
 from .policies import Chain, Policy
-from .smtp import ACCEPTED, Phase, Reply
+from .smtp import ACCEPTED, NO_ANSWER, Phase, Reply
 
 __all__ = ["PolicyServer"]
 
@@ -27,7 +29,10 @@ class PolicyServer:
         self.id = node_id
         self.code = ctx.recorder.nodes.code(node_id)
         self.up = True
-        self._down: set[str] = set()  # why the host is down (a scheduled outage, a hook, ...)
+        # Why the host is down (a scheduled outage, a hook, ...) and how it answers then.
+        self._down: dict[str, Reply] = {}
+        self.answer = NO_ANSWER  # what a down host answers unless told otherwise
+        self.down_reply = NO_ANSWER  # what it answers now while down
         self.connections = 0  # sessions open now
         self.sessions = 0  # sessions ever opened
         self.refused = 0  # connections refused with a reply (e.g. 421 when full)
@@ -44,8 +49,14 @@ class PolicyServer:
     def _use(self, chain: Chain) -> None:
         self.chain = chain
 
-    def set_up(self, up: bool, reason: str | None = None) -> None:
-        """Take the host down, or bring it up (a down host does not answer at all).
+    def set_up(self, up: bool, reason: str | None = None, answer: Reply | None = None) -> None:
+        """Take the host down, or bring it up.
+
+        A down host answers a connect with ``answer`` (default: the host's own
+        ``answer``): ``NO_ANSWER`` (the machine is unreachable: the client waits out its
+        connect timeout) or ``CONNECTION_REFUSED`` (the port is closed: a reset after
+        one round trip). While several reasons hold it down, a silent one wins: a
+        machine that is off refuses nothing.
 
         Reasons add up: the host is up when no reason holds it down, so the end of a
         scheduled outage (reason ``"outage"``) does not undo a hook's or a fault's.
@@ -54,12 +65,15 @@ class PolicyServer:
         that one.
         """
         if not up:
-            self._down.add(reason or "manual")
+            self._down[reason or "manual"] = answer or self.answer
         elif reason is None:
             self._down.clear()
         else:
-            self._down.discard(reason)
+            self._down.pop(reason, None)
         self.up = not self._down
+        if self._down:
+            replies = self._down.values()
+            self.down_reply = next((r for r in replies if r.silent), next(iter(replies)))
 
     def connect(self, client: str, now: float) -> Reply | None:
         """A client connects: None opens a session (close it later), else the refusal."""
@@ -84,12 +98,14 @@ class PolicyServer:
         """RCPT TO: None accepts, else the refusal."""
         return self.chain.answer(_RCPT, self, client, msg, now)
 
-    def data(self, client: str, msg: Message, now: float) -> Reply:
-        """The final "." has arrived at ``now``: 250 (and the message is ours) or a refusal."""
-        reply = self.chain.answer(_DATA, self, client, msg, now)
+    def data(self, client: str, rows: Sequence[Message], now: float) -> Reply:
+        """The final "." has arrived at ``now`` for the recipients ``rows`` (those whose
+        RCPT passed; one message): 250 (and each row is ours) or a refusal for all."""
+        reply = self.chain.answer(_DATA, self, client, rows[0], now)
         if reply is not None:
             return reply
-        self.take(msg, now)
+        for msg in rows:
+            self.take(msg, now)
         return ACCEPTED
 
     def close(self, client: str) -> None:

@@ -13,17 +13,21 @@ phase                              round trips
 connect                            TCP handshake 1 + 220 greeting 1
 hello                              EHLO 1 [+ STARTTLS 1 + TLS 1-2 + EHLO 1] [+ AUTH 1]
 envelope                           MAIL+RCPT+DATA: 1 with PIPELINING, else 3
+                                   (+1 per further RCPT without PIPELINING)
 data                               body and final "." 1 (+ size / bandwidth)
 quit                               QUIT 1
 =================================  ===========================================
 
 With TLS 1.3 and pipelining a relay session is 9 round trips before transfer time, a
-submission 10; without pipelining 11 and 12.
+submission 10; without pipelining 11 and 12. A further transaction on an open session
+(connection reuse) skips connect and hello, and starts with RSET (1) when the previous
+one ended before DATA.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..config import SMTPSettings
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACCEPTED",
     "BUSY",
+    "CONNECTION_REFUSED",
     "DialogueCost",
     "Dialogues",
     "INTERRUPTED",
@@ -107,6 +112,10 @@ BUSY = Reply(421, "4.3.2", "Service not available: too many connections", Phase.
 # A host that does not answer: the client waits out its connect timeout and records the
 # failure as Postfix does (dsn=4.4.1, "Connection timed out"); there is no reply code.
 NO_ANSWER = Reply(0, "4.4.1", "Connection timed out", Phase.CONNECT, silent=True)
+# A host whose SMTP port is closed (the service stopped, the machine up): the TCP SYN is
+# answered by a reset after one round trip; Postfix logs dsn=4.4.1 "Connection refused".
+# No SMTP reply code either.
+CONNECTION_REFUSED = Reply(0, "4.4.1", "Connection refused", Phase.CONNECT)
 INTERRUPTED = Reply(421, "4.4.2", "Connection lost during the session", Phase.DATA)
 
 
@@ -120,7 +129,7 @@ class Outcome(IntEnum):
     BOUNCED = 1  # a 5xx reply: the recipient is bounced
     TRY_NEXT = 2  # a 4xx reply within the session; another host comes next
     DEFERRED = 3  # any temporary failure at the attempt's last host: the message is deferred
-    REFUSED = 4  # the server refused the connection (421 at the greeting); another host next
+    REFUSED = 4  # the connection was refused (a TCP reset, or 421 at the greeting); another host next
     TIMEOUT = 5  # no answer within the connect timeout; another host next
     INTERRUPTED = 6  # the session was cut short
 
@@ -135,12 +144,15 @@ class SMTPServer(Protocol):
 
     ``connect`` answers None when the client may go on; otherwise a refusal (or
     ``NO_ANSWER``) and no connection is held. After a successful connect the client
-    must ``close()``, on every path. ``data`` is asked when the final "." arrives: a
-    positive reply means the server has taken the message.
+    must ``close()``, on every path; between the two it may run several transactions
+    (MAIL, a RCPT per recipient, DATA: connection reuse). ``data`` is asked when the
+    final "." arrives, for the recipients whose RCPT passed: a positive reply means the
+    server has taken the message for all of them.
     """
 
     id: str
     code: int  # the server's node code in the recorder
+    up: bool  # a client about to reuse an open session checks it is still alive
 
     def connect(self, client: str, now: float) -> Reply | None: ...
 
@@ -148,7 +160,7 @@ class SMTPServer(Protocol):
 
     def rcpt(self, client: str, msg: Message, now: float) -> Reply | None: ...
 
-    def data(self, client: str, msg: Message, now: float) -> Reply: ...
+    def data(self, client: str, rows: Sequence[Message], now: float) -> Reply: ...
 
     def close(self, client: str) -> None: ...
 
@@ -161,7 +173,8 @@ class DialogueCost:
     """
 
     __slots__ = (
-        "connect", "hello", "envelope", "data", "quit", "to_accept", "to_mail", "to_rcpt", "per_rcpt"
+        "connect", "hello", "envelope", "data", "quit", "to_accept", "to_mail", "to_rcpt", "per_rcpt",
+        "setup", "rcpt", "accept",
     )
 
     def __init__(self, connect: int, hello: int, envelope: int, data: int, quit: int) -> None:
@@ -181,6 +194,11 @@ class DialogueCost:
         # Each further recipient of one transaction: its RCPT TO is a round trip of its
         # own without PIPELINING, and travels with the others with it (RFC 2920).
         self.per_rcpt = 0 if envelope == 1 else 1
+        # A transaction on an open session (connection reuse) costs what follows the
+        # setup: to the RCPT replies ``rcpt``, to the reply to "." ``accept``.
+        self.setup = connect + hello
+        self.rcpt = min(envelope, 2)
+        self.accept = envelope + data
 
     def to(self, phase: Phase) -> int:
         """Round trips from connecting until the reply at ``phase`` arrives."""
