@@ -37,7 +37,7 @@ from ..core.records import BOUNCED, EXPIRED, Message
 from .dns import Resolver
 from .domains import Domain
 from .policies import Chain, SizeLimit
-from .concurrency import ConcurrencyPolicy, Destination, FixedConcurrency
+from .concurrency import DEAD, SUSPENDED, ConcurrencyPolicy, Destination, Feedback, PostfixConcurrency
 from .retry import DeferredQueue, PostfixBackoff, RetrySchedule
 from .smtp import ACCEPTED, INTERRUPTED, Outcome, Phase, Reply, SMTPServer
 
@@ -70,7 +70,15 @@ class MTA:
         self.retry: RetrySchedule = PostfixBackoff(
             spec.minimal_backoff_time, spec.maximal_backoff_time, spec.maximal_queue_lifetime
         )
-        self.concurrency: ConcurrencyPolicy = FixedConcurrency(spec.destination_concurrency_limit)
+        self.concurrency: ConcurrencyPolicy = PostfixConcurrency(
+            spec.initial_destination_concurrency,
+            spec.destination_concurrency_limit,
+            Feedback(spec.destination_concurrency_positive_feedback),
+            Feedback(spec.destination_concurrency_negative_feedback),
+            spec.destination_concurrency_failed_cohort_limit,
+            spec.minimal_backoff_time,  # Postfix revives a dead destination after it
+            spec.destination_rate_delay,
+        )
         # A submission: the message, the client's node, and the message's further
         # recipients (one row each) that share its SMTP transaction.
         self.incoming: WorkQueue[tuple[Message, str, tuple[Message, ...]]] = WorkQueue(ctx.env)
@@ -256,7 +264,7 @@ class MTA:
         assert self.resolver is not None  # started
         env, rec, nodes, resolver = self.env, self.recorder, self.ctx.nodes, self.resolver
         active, destinations, policy = self.active, self.destinations, self.concurrency
-        queue_level, sessions, parked_level = self._active_level, self._sessions_level, self._parked_level
+        queue_level, sessions = self._active_level, self._sessions_level
         msg: Message | None = None
         waiting: simpy.Event | None = first
         while True:
@@ -279,19 +287,15 @@ class MTA:
                     waiting = None
             dest = destinations.get(msg.domain)
             if dest is None:
-                dest = destinations[msg.domain] = Destination()
-            if not policy.allows(dest):
-                if dest.busy:
-                    dest.parked.append(msg)  # the next attempt there to finish takes it
-                    if parked_level is not None:
-                        parked_level.add(env.now, 1)
-                else:
-                    # Nothing in progress would ever take it: a destination the policy
-                    # closed (a dead one, say) defers its mail at once, as Postfix does.
-                    self._defer(msg, dest)
+                dest = destinations[msg.domain] = policy.destination()
+            if dest.reserved:
+                dest.reserved -= 1  # a slot was held for this destination's mail (_next)
+            elif policy.allows(dest, env.now):
+                dest.busy += 1
+            else:
+                self._hold(msg, dest)
                 msg = None
                 continue
-            dest.busy += 1
             self.in_session += 1
             if sessions is not None:
                 sessions.set(env.now, self.in_session)
@@ -312,19 +316,14 @@ class MTA:
                 outcome = _INTERRUPTED
             finally:
                 dest.busy -= 1
-            policy.finished(dest, outcome)
+            if policy.finished(dest, outcome, env.now):
+                self._defer_parked(dest)
             if outcome > _BOUNCED:  # not settled: still ours
                 self.in_session -= 1
                 if sessions is not None:
                     sessions.set(env.now, self.in_session)
                 self._defer(msg, dest)
-            parked = dest.parked
-            if parked:
-                msg = parked.popleft()
-                if parked_level is not None:
-                    parked_level.add(env.now, -1)
-            else:
-                msg = None
+            msg = self._next(dest) if dest.parked else None
 
     def _session(
         self, msg: Message, server: SMTPServer, order: int, last: bool
@@ -353,9 +352,11 @@ class MTA:
             else:
                 # Postfix skips a host that greets with 5xx too (smtp_skip_5xx_greeting),
                 # so a refusal at connect never bounces the message by itself.
-                outcome = _DEFERRED if last else _TIMEOUT if refusal.silent else _REFUSED
+                outcome = _TIMEOUT if refusal.silent else _REFUSED
+            # At the last host the message is deferred (the attempts table says so); the
+            # agent still hears that the session failed (the concurrency feedback).
             rec.attempt(mid, self.hop, msg.attempts, order, self.code, server.code, start, env.now,
-                        refusal, outcome)
+                        refusal, _DEFERRED if last and outcome != _INTERRUPTED else outcome)
             return outcome
         rec.session(mid, server.code)
         settled = False
@@ -412,6 +413,74 @@ class MTA:
         self.recorder.deferred(msg.id)
         if self._deferred_level is not None:
             self._deferred_level.set(now, len(self.deferred.heap))
+
+    # -- the destination's concurrency (sim.mail.concurrency) ----------------------------
+
+    def _hold(self, msg: Message, dest: Destination) -> None:
+        """The policy does not let ``msg`` start now: park it with its destination, or
+        defer it at once when nothing would ever take it from there (a dead
+        destination, as Postfix's "delivery temporarily suspended")."""
+        if dest.window == DEAD or not (dest.busy or dest.window == SUSPENDED):
+            self._defer(msg, dest)
+            return
+        dest.parked.append(msg)  # the next attempt there to finish takes it
+        if self._parked_level is not None:
+            self._parked_level.add(self.env.now, 1)
+        if dest.window == SUSPENDED and not dest.timer:
+            self._wake_at(dest)
+
+    def _defer_parked(self, dest: Destination) -> None:
+        """The destination has just died: the mail parked there is deferred at once."""
+        parked = dest.parked
+        if self._parked_level is not None:
+            self._parked_level.add(self.env.now, -len(parked))
+        while parked:
+            self._defer(parked.popleft(), dest)
+
+    def _next(self, dest: Destination) -> Message | None:
+        """An agent finished an attempt at ``dest`` where mail is parked: it takes the
+        longest-parked message if the policy allows, and hands any further free slots
+        (a window that grew) to idle agents through the active queue."""
+        now = self.env.now
+        if not self.concurrency.allows(dest, now):
+            if dest.window == SUSPENDED and not dest.timer:
+                self._wake_at(dest)
+            return None
+        msg = dest.parked.popleft()
+        dest.busy += 1
+        dest.reserved += 1
+        if self._parked_level is not None:
+            self._parked_level.add(now, -1)
+        if dest.parked:
+            self._wake(dest)
+        return msg
+
+    def _wake(self, dest: Destination) -> None:
+        """Parked mail for every slot the policy now allows goes first in the active
+        queue, each with its slot held (``reserved``) so that no one else takes it."""
+        policy, parked, now = self.concurrency, dest.parked, self.env.now
+        woken = 0
+        while parked and policy.allows(dest, now):
+            dest.busy += 1
+            dest.reserved += 1
+            self.active.requeue(parked.popleft())
+            woken += 1
+        if woken:
+            if self._parked_level is not None:
+                self._parked_level.add(now, -woken)
+            if self._active_level is not None:
+                self._active_level.set(now, len(self.active.items))
+
+    def _wake_at(self, dest: Destination) -> None:
+        """A suspended destination (``destination_rate_delay``) with parked mail: one
+        timer wakes it when the pause is over (the only event rate delay adds)."""
+        dest.timer = True
+        timer = self.env.timeout(dest.until - self.env.now)
+        timer.callbacks.append(lambda _: self._resume(dest))
+
+    def _resume(self, dest: Destination) -> None:
+        dest.timer = False
+        self._wake(dest)
 
     def _bounce(self, msg: Message, now: float, reason: str) -> None:
         """The one way a message this MTA had accepted ends bounced (a 5xx reply from
