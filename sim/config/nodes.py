@@ -44,18 +44,18 @@ def parse_feedback(text: str) -> tuple[float, str]:
     match = _FEEDBACK.match(text)
     if match is None:
         raise ValueError(
-            f"'{text}' is not a feedback value: write a number in (0, 1], a fraction like "
-            "1/8, N/concurrency or N/sqrt_concurrency"
+            "not a feedback value: write a number in (0, 1], a fraction like 1/8, "
+            "N/concurrency or N/sqrt_concurrency"
         )
     number, divisor = match.groups()
     base = float(number)
     index = divisor if divisor in ("concurrency", "sqrt_concurrency") else ""
     if divisor and not index:
         if float(divisor) == 0:
-            raise ValueError(f"'{text}' divides by zero")
+            raise ValueError("the feedback divides by zero")
         base /= float(divisor)
     if not 0 < base <= 1:
-        raise ValueError(f"'{text}': the feedback must be above 0 and at most 1")
+        raise ValueError("the feedback must be above 0 and at most 1")
     return base, index
 
 
