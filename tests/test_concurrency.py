@@ -395,3 +395,32 @@ def test_bad_concurrency_keys_are_one_line_errors(
     code, out, err = cli(["validate", str(file)], capsys)
     assert (code, out) == (2, "")
     assert err.strip().splitlines() == [f"mailflow: {file}: {path}: {info.value.problem}"]
+
+
+def test_mail_for_a_dead_destination_is_deferred_on_arrival_and_tried_when_due() -> None:
+    """The only MX never answers; ten agents. Five messages at t=10 (queued 10.388) fail
+    together at 10.388 + 0.202 + 30 = 40.59 (windows 4, 4, 4, 3, then dead) until
+    40.59 + 300 = 340.59. Message 5 (t=100, queued 100.388) is deferred on arrival with
+    no attempt: due 100.388 + 300, taken at the queue run of 600 behind 0-4 (due 340.59).
+    At 600 the destination is open again at the initial 5: 0-4 start (lookup 0.202 s, the
+    answer's TTL of 150 s ran out), 5 waits. At 630.202 they fail: after the first the
+    window is 4 with 4 running (5 still waits), after the second 4 with 3: 5 starts (the
+    answer cached, 0.002 s) at 630.204; the fifth failure kills it again. 5 fails at
+    660.204, changing nothing: two deferrals, one attempt.
+    """
+    data = tiny_data(duration=150, drain=1150)
+    src = data["workload"][0]
+    src.pop("interarrival")
+    src["batches"] = [{"at": 10, "count": 5}, {"at": 100, "count": 1}]
+    node(data, "mta")["workers"] = 10
+    res = run(parse_scenario(data), trace=True, hook=lambda model: model.node("mx").set_up(False))
+    m, tries = res.messages, res.attempts
+    assert list(m["attempts"]) == [2, 2, 2, 2, 2, 1]
+    assert list(m["deferrals"]) == [2] * 6
+    assert (m["status"] == "in_flight").all() and (m["where"] == "mta").all()
+    relay = tries[tries["hop"] == 1]
+    five = relay[relay["id"] == 5]
+    assert (list(five["start"]), list(five["end"])) == (
+        pytest.approx([630.204], abs=1e-9), pytest.approx([660.204], abs=1e-9)
+    )
+    assert sorted(relay.loc[relay["id"] < 5, "end"]) == pytest.approx([40.59] * 5 + [630.202] * 5, abs=1e-9)
