@@ -455,10 +455,13 @@ class MTA:
             self._wake(dest)
         return msg
 
-    def _wake(self, dest: Destination) -> None:
-        """Parked mail for every slot the policy now allows goes first in the active
-        queue, each with its slot held (``reserved``) so that no one else takes it."""
-        policy, parked, now = self.concurrency, dest.parked, self.env.now
+    def _wake(self, dest: Destination, now: float | None = None) -> None:
+        """Parked mail for every slot the policy allows at ``now`` (default: the present)
+        goes first in the active queue, each with its slot held (``reserved``) so that
+        no one else takes it."""
+        policy, parked = self.concurrency, dest.parked
+        if now is None:
+            now = self.env.now
         woken = 0
         while parked and policy.allows(dest, now):
             dest.busy += 1
@@ -480,7 +483,9 @@ class MTA:
 
     def _resume(self, dest: Destination) -> None:
         dest.timer = False
-        self._wake(dest)
+        # The timer fires at now + (until - now), which rounding may put an ulp before
+        # ``until``: the pause is over, whatever the last bit says.
+        self._wake(dest, max(self.env.now, dest.until))
 
     def _bounce(self, msg: Message, now: float, reason: str) -> None:
         """The one way a message this MTA had accepted ends bounced (a 5xx reply from
