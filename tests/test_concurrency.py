@@ -424,3 +424,24 @@ def test_mail_for_a_dead_destination_is_deferred_on_arrival_and_tried_when_due()
         pytest.approx([630.204], abs=1e-9), pytest.approx([660.204], abs=1e-9)
     )
     assert sorted(relay.loc[relay["id"] < 5, "end"]) == pytest.approx([40.59] * 5 + [630.202] * 5, abs=1e-9)
+
+
+def test_421_at_the_greeting_of_the_last_host_is_a_failed_session() -> None:
+    """An MX that takes one session at a time; ten messages, ten agents. Q = 10.388.
+
+    Message 0 gets the session (accepted 10.848); 1-4 hear 421 at connect (2 round trips
+    of 0.032: 10.654) at their only host, each a failed session: windows 4 (none taken),
+    4 (5 starts), 4 (6 starts), 3. 5 and 6 (cached answer, 0.002 s) hear 421 at 10.72:
+    cohorts 0.95 + 1/3 >= 1, dead: 7-9 are deferred at 10.72 untried.
+    """
+    data = burst(tiny_data(duration=150, drain=300), 10)
+    node(data, "mta")["workers"] = 10
+    node(data, "mx")["max_connections"] = 1
+    res = run(parse_scenario(data), trace=True)
+    m, tries = res.messages, res.attempts
+    relay = tries[tries["hop"] == 1].set_index("id").sort_index()
+    assert list(relay.index) == list(range(7))
+    assert list(relay["end"]) == pytest.approx([10.848] + [10.654] * 4 + [10.72] * 2, abs=1e-9)
+    assert list(relay["outcome"]) == ["delivered"] + ["deferred"] * 6
+    assert list(m["attempts"]) == [1] * 7 + [0] * 3
+    assert list(m["deferrals"]) == [0] + [1] * 9
