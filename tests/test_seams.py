@@ -15,6 +15,7 @@ from sim.config.nodes import NODE_KINDS, NODE_TYPES, MXNode
 from sim.core.component import REGISTRY, registers
 from sim.core.counting import CountingEnvironment
 from sim.core.records import Message
+from sim.mail.concurrency import Destination
 from sim.mail.retry import PostfixBackoff
 from sim.mail.smtp import Phase, Reply
 from tests.conftest import node, tiny, tiny_data
@@ -315,11 +316,14 @@ def test_an_interrupted_scanner_gives_the_message_back() -> None:
 class Closed:
     """A concurrency policy that allows nothing (a destination it considers dead)."""
 
-    def allows(self, dest: Any) -> bool:
+    def destination(self) -> Destination:
+        return Destination()
+
+    def allows(self, dest: Any, now: float) -> bool:
         return False
 
-    def finished(self, dest: Any, outcome: Any) -> None:
-        pass
+    def finished(self, dest: Any, outcome: Any, now: float) -> bool:
+        return False
 
 
 def test_a_closed_destination_defers_its_mail_instead_of_parking_it() -> None:

@@ -5,12 +5,13 @@ simulation registers a component factory for each (``sim.core.component``)."""
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    AfterValidator, Field, SerializationInfo, SerializerFunctionWrapHandler, field_validator,
-    model_serializer, model_validator,
+    AfterValidator, BeforeValidator, Field, SerializationInfo, SerializerFunctionWrapHandler,
+    field_validator, model_serializer, model_validator,
 )
 
 from .base import MAX_TIME, MAX_WORKERS, Int, NodeId, Num, Strict
@@ -22,7 +23,7 @@ from .units import Bytes, Seconds
 
 __all__ = [
     "ClientNode", "Edge", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES", "Node",
-    "MAX_LATENCY", "NodeBase", "Outage", "ResolverNode", "RouterNode", "Topology",
+    "MAX_LATENCY", "NodeBase", "Outage", "ResolverNode", "RouterNode", "Topology", "parse_feedback",
 ]
 
 
@@ -36,6 +37,44 @@ DNS_LOOKUP = TimeLogNormal(dist="lognormal", median=0.1265, sigma=0.606)
 # Receiving-side content scan (rspamd + ClamAV on 50 KB): p50 78 ms, p95 200 ms
 # (docs/sources.md, content scan time), log-normal through both points.
 CONTENT_SCAN = TimeLogNormal(dist="lognormal", median=0.078, sigma=0.572)
+
+
+_FEEDBACK = re.compile(
+    r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*(concurrency|sqrt_concurrency|\d+(?:\.\d*)?|\.\d+)\s*)?$"
+)
+
+
+def parse_feedback(text: str) -> tuple[float, str]:
+    """A Postfix feedback value as ``(base, index)``: ``1/concurrency`` is ``(1.0,
+    "concurrency")``, ``1/sqrt_concurrency`` ``(1.0, "sqrt_concurrency")``, a number
+    or a fraction (``1/8``) ``(0.125, "")``; postconf(5), qmgr_feedback.c."""
+    match = _FEEDBACK.match(text)
+    if match is None:
+        raise ValueError(
+            "not a feedback value: write a number in (0, 1], a fraction like 1/8, "
+            "N/concurrency or N/sqrt_concurrency"
+        )
+    number, divisor = match.groups()
+    base = float(number)
+    index = divisor if divisor in ("concurrency", "sqrt_concurrency") else ""
+    if divisor and not index:
+        if float(divisor) == 0:
+            raise ValueError("the feedback divides by zero")
+        base /= float(divisor)
+    if not 0 < base <= 1:
+        raise ValueError("the feedback must be above 0 and at most 1")
+    return base, index
+
+
+def _feedback_text(value: object) -> str:
+    """A feedback value checked, kept as its text (a number read from YAML too)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError("Input should be a feedback value such as 1/concurrency")
+    parse_feedback(str(value))
+    return str(value).strip()
+
+
+FeedbackText = Annotated[str, BeforeValidator(_feedback_text)]
 
 
 class NodeBase(Strict):
@@ -76,8 +115,26 @@ class MTANode(NodeBase):
     maximal_backoff_time: Seconds = Field(4000, ge=0, le=MAX_TIME, description="Postfix")
     maximal_queue_lifetime: Seconds = Field(5 * 86400, gt=0, le=MAX_TIME, description="Postfix: 5 d")
     smtp_connect_timeout: Seconds = Field(30, gt=0, le=MAX_TIME, description="Postfix")
+    # -- issue 8, part "concurrency": Postfix's per-destination scheduler (SCHEDULER_README;
+    # sim/mail/concurrency.py). Postfix's names without their "default_" prefix (one transport).
     destination_concurrency_limit: Int = Field(
         20, gt=0, le=MAX_WORKERS, description="Postfix default_destination_concurrency_limit"
+    )
+    initial_destination_concurrency: Int = Field(
+        5, gt=0, le=MAX_WORKERS, description="Postfix initial_destination_concurrency"
+    )
+    destination_concurrency_positive_feedback: FeedbackText = Field(
+        "1/concurrency", description="Postfix default_destination_concurrency_positive_feedback"
+    )
+    destination_concurrency_negative_feedback: FeedbackText = Field(
+        "1/concurrency", description="Postfix default_destination_concurrency_negative_feedback"
+    )
+    destination_concurrency_failed_cohort_limit: Int = Field(
+        1, ge=0, le=MAX_WORKERS,
+        description="Postfix default_destination_concurrency_failed_cohort_limit (0: never dead)",
+    )
+    destination_rate_delay: Seconds = Field(
+        0, ge=0, le=MAX_TIME, description="Postfix default_destination_rate_delay (0: off)"
     )
     # -- issue 8, envelopes: recipients per delivery and the connection cache (postconf(5)).
     default_destination_recipient_limit: Int = Field(
@@ -143,6 +200,20 @@ class MTANode(NodeBase):
     def _backoff_ordered(self) -> MTANode:
         if self.maximal_backoff_time < self.minimal_backoff_time:
             raise ValueError("maximal_backoff_time is below minimal_backoff_time")
+        return self
+
+    @model_validator(mode="after")
+    def _concurrency_ordered(self) -> MTANode:
+        # Postfix caps the initial window at the limit (qmgr_queue_create): a node that
+        # lowers the limit alone needs no second key; one that sets both must agree.
+        if (
+            "initial_destination_concurrency" in self.model_fields_set
+            and self.initial_destination_concurrency > self.destination_concurrency_limit
+        ):
+            raise ValueError(
+                f"initial_destination_concurrency ({self.initial_destination_concurrency}) is "
+                f"above destination_concurrency_limit ({self.destination_concurrency_limit})"
+            )
         return self
 
 

@@ -41,7 +41,7 @@ from ..core.records import BOUNCED, DELAYED, EXPIRED, FAILED, NO_MAIL, Envelope,
 from .dns import Resolver
 from .domains import Domain
 from .policies import Chain, SizeLimit
-from .concurrency import ConcurrencyPolicy, Destination, FixedConcurrency
+from .concurrency import DEAD, SUSPENDED, ConcurrencyPolicy, Destination, Feedback, PostfixConcurrency
 from .dsn import NULL_MX, notice
 from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, schedule_for
 from .smtp import ACCEPTED, INTERRUPTED, NO_ANSWER, Outcome, Phase, Reply, SMTPServer
@@ -78,7 +78,15 @@ class MTA:
         self.connections = 0  # submission sessions open
         self.inbound = Chain([SizeLimit(spec.message_size_limit)])
         self.retry: RetrySchedule = schedule_for(spec)  # the preset's, the node's or Postfix's
-        self.concurrency: ConcurrencyPolicy = FixedConcurrency(spec.destination_concurrency_limit)
+        self.concurrency: ConcurrencyPolicy = PostfixConcurrency(
+            spec.initial_destination_concurrency,
+            spec.destination_concurrency_limit,
+            Feedback(spec.destination_concurrency_positive_feedback),
+            Feedback(spec.destination_concurrency_negative_feedback),
+            spec.destination_concurrency_failed_cohort_limit,
+            spec.minimal_backoff_time,  # Postfix revives a dead destination after it
+            spec.destination_rate_delay,
+        )
         # A submission: the message, the client's node, and the message's further
         # recipients (one row each) that share its SMTP transaction.
         self.incoming: WorkQueue[tuple[Message, str, tuple[Message, ...]]] = WorkQueue(ctx.env)
@@ -308,7 +316,7 @@ class MTA:
         assert self.resolver is not None  # started
         env, rec, nodes, resolver = self.env, self.recorder, self.ctx.nodes, self.resolver
         active, destinations, policy = self.active, self.destinations, self.concurrency
-        queue_level, sessions, parked_level = self._active_level, self._sessions_level, self._parked_level
+        queue_level, sessions = self._active_level, self._sessions_level
         reuse, reuse_time, reuse_count = self._reuse
         envelope: Envelope | None = None
         waiting: simpy.Event | None = first
@@ -338,22 +346,18 @@ class MTA:
             domain = envelope[0].domain
             dest = destinations.get(domain)
             if dest is None:
-                dest = destinations[domain] = Destination()
-            if not policy.allows(dest):
-                if dest.busy:
-                    dest.parked.append(envelope)  # the next attempt there to finish takes it
-                    if parked_level is not None:
-                        parked_level.add(env.now, 1)
-                else:
-                    # Nothing in progress would ever take it: a destination the policy
-                    # closed (a dead one, say) defers its mail at once, as Postfix does.
-                    self._defer(envelope, dest)
+                dest = destinations[domain] = policy.destination()
+            if dest.reserved:
+                dest.reserved -= 1  # a slot was held for this destination's mail (_next)
+            elif policy.allows(dest, env.now):
+                dest.busy += 1
+            else:
+                self._hold(envelope, dest)
                 envelope = None
                 if held is not None:  # kept for it, but the policy said no: QUIT
                     server, held = held, None
                     yield from self._quit(server)
                 continue
-            dest.busy += 1
             self.in_session += len(envelope)
             if sessions is not None:
                 sessions.set(env.now, self.in_session)
@@ -411,8 +415,9 @@ class MTA:
                 # Connection reuse: the attempt is over (its slot freed) and the envelope
                 # waiting for the destination takes the session over.
                 dest.busy -= 1
-                policy.finished(dest, outcome)
-                if policy.allows(dest):
+                if policy.finished(dest, outcome, env.now):
+                    self._defer_parked(dest)  # it has just died: its waiting mail too
+                elif policy.allows(dest, env.now):
                     following = self._waiting(dest, domain)
                 if following is not None:
                     held, kept = kept, None
@@ -424,7 +429,8 @@ class MTA:
                     yield from self._quit(kept)  # the attempt holds its slot until QUIT ends
                     kept = None
                 dest.busy -= 1
-                policy.finished(dest, outcome)
+                if policy.finished(dest, outcome, env.now):
+                    self._defer_parked(dest)
             if pending:  # not settled: still ours
                 self.in_session -= len(pending)
                 if sessions is not None:
@@ -433,13 +439,7 @@ class MTA:
             if following is not None:
                 envelope = following
                 continue
-            parked = dest.parked
-            if parked:
-                envelope = parked.popleft()
-                if parked_level is not None:
-                    parked_level.add(env.now, -1)
-            else:
-                envelope = None
+            envelope = self._next(dest) if dest.parked else None
 
     def _waiting(self, dest: Destination, domain: Domain) -> Envelope | None:
         """The next envelope waiting for ``dest``: the longest parked, else the active
@@ -503,10 +503,13 @@ class MTA:
                 else:
                     # Postfix skips a host that greets with 5xx too (smtp_skip_5xx_greeting),
                     # so a refusal at connect never bounces the message by itself.
-                    outcome = _DEFERRED if last else _TIMEOUT if refusal.silent else _REFUSED
+                    outcome = _TIMEOUT if refusal.silent else _REFUSED
+                # At the last host the rows are deferred (the attempts table says so); the
+                # agent still hears that the session failed (the concurrency feedback).
+                recorded = _DEFERRED if last and outcome != _INTERRUPTED else outcome
                 for m in rows:
                     rec.attempt(m.id, self.hop, m.attempts, order, self.code, server.code, start,
-                                env.now, refusal, outcome)
+                                env.now, refusal, recorded)
                 return outcome, rows, _CLOSED
             pre = cost.setup
         else:
@@ -636,6 +639,79 @@ class MTA:
             return
         warned.add(msg.id)
         self._notify(msg, now, DELAYED)
+
+    # -- the destination's concurrency (sim.mail.concurrency) ----------------------------
+
+    def _hold(self, envelope: Envelope, dest: Destination) -> None:
+        """The policy does not let ``envelope`` start now: park it with its destination, or
+        defer it at once when nothing would ever take it from there (a dead
+        destination, as Postfix's "delivery temporarily suspended")."""
+        if dest.window == DEAD or not (dest.busy or dest.window == SUSPENDED):
+            self._defer(envelope, dest)
+            return
+        dest.parked.append(envelope)  # the next attempt there to finish takes it
+        if self._parked_level is not None:
+            self._parked_level.add(self.env.now, 1)
+        if dest.window == SUSPENDED and not dest.timer:
+            self._wake_at(dest)
+
+    def _defer_parked(self, dest: Destination) -> None:
+        """The destination has just died: the mail parked there is deferred at once."""
+        parked = dest.parked
+        if self._parked_level is not None:
+            self._parked_level.add(self.env.now, -len(parked))
+        while parked:
+            self._defer(parked.popleft(), dest)
+
+    def _next(self, dest: Destination) -> Envelope | None:
+        """An agent finished an attempt at ``dest`` where mail is parked: it takes the
+        longest-parked envelope if the policy allows, and hands any further free slots
+        (a window that grew) to idle agents through the active queue."""
+        now = self.env.now
+        if not self.concurrency.allows(dest, now):
+            if dest.window == SUSPENDED and not dest.timer:
+                self._wake_at(dest)
+            return None
+        envelope = dest.parked.popleft()
+        dest.busy += 1
+        dest.reserved += 1
+        if self._parked_level is not None:
+            self._parked_level.add(now, -1)
+        if dest.parked:
+            self._wake(dest)
+        return envelope
+
+    def _wake(self, dest: Destination, now: float | None = None) -> None:
+        """Parked mail for every slot the policy allows at ``now`` (default: the present)
+        goes first in the active queue, each with its slot held (``reserved``) so that
+        no one else takes it."""
+        policy, parked = self.concurrency, dest.parked
+        if now is None:
+            now = self.env.now
+        woken = 0
+        while parked and policy.allows(dest, now):
+            dest.busy += 1
+            dest.reserved += 1
+            self.active.requeue(parked.popleft())
+            woken += 1
+        if woken:
+            if self._parked_level is not None:
+                self._parked_level.add(now, -woken)
+            if self._active_level is not None:
+                self._active_level.set(now, len(self.active.items))
+
+    def _wake_at(self, dest: Destination) -> None:
+        """A suspended destination (``destination_rate_delay``) with parked mail: one
+        timer wakes it when the pause is over (the only event rate delay adds)."""
+        dest.timer = True
+        timer = self.env.timeout(dest.until - self.env.now)
+        timer.callbacks.append(lambda _: self._resume(dest))
+
+    def _resume(self, dest: Destination) -> None:
+        dest.timer = False
+        # The timer fires at now + (until - now), which rounding may put an ulp before
+        # ``until``: the pause is over, whatever the last bit says.
+        self._wake(dest, max(self.env.now, dest.until))
 
     def _bounce(self, msg: Message, now: float, reason: str) -> None:
         """The one way a message this MTA had accepted ends bounced (a 5xx reply from
