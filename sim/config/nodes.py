@@ -15,13 +15,15 @@ from .units import Bytes, Seconds
 
 
 __all__ = [
-    "ClientNode", "Edge", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES", "Node",
+    "ClientNode", "Edge", "EspNode", "MTANode", "RelayNode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES", "Node",
     "MAX_LATENCY", "NodeBase", "Outage", "ResolverNode", "RouterNode", "Topology",
 ]
 
 
 MAX_LATENCY = 10.0  # seconds, one way per link
 MAX_SIZE = 10**15  # bytes, like message sizes (sim.mail.senders.MAX_SIZE)
+MAX_IPS = 65_536  # sending IPs of one node (a /16)
+MAX_HOPS = 250  # the attempts table keeps a hop in one byte
 
 # DNS lookup time at a resolver that misses its cache: log-normal fitted to the measured
 # mean 152 ms and 90th percentile 275 ms (Brandhorst & Pras; docs/sources.md, DNS lookup time).
@@ -71,11 +73,25 @@ class MTANode(NodeBase):
     destination_concurrency_limit: Int = Field(
         20, gt=0, le=MAX_WORKERS, description="Postfix default_destination_concurrency_limit"
     )
+    # -- issue 8, relay-esp: sending IPs and the smart host --------------------------
+    ips: Annotated[Int, Field(gt=0, le=MAX_IPS)] | Annotated[
+        list[NodeId], Field(min_length=1, max_length=MAX_IPS)
+    ] = Field(1, description="sending IPs: a count, or their names; sessions use them in turn")
+    relayhost: NodeId | None = Field(
+        None, description="Postfix relayhost ([host] form): a relay node that takes all mail"
+    )
 
     @model_validator(mode="after")
     def _backoff_ordered(self) -> MTANode:
         if self.maximal_backoff_time < self.minimal_backoff_time:
             raise ValueError("maximal_backoff_time is below minimal_backoff_time")
+        return self
+
+    @model_validator(mode="after")
+    def _ips_distinct(self) -> MTANode:
+        if isinstance(self.ips, list) and len(set(self.ips)) < len(self.ips):
+            twice = next(ip for i, ip in enumerate(self.ips) if ip in self.ips[:i])
+            raise ValueError(f"ips: {twice!r} is listed twice")
         return self
 
 
@@ -121,10 +137,61 @@ class MXNode(NodeBase):
 
     @model_validator(mode="after")
     def _outages_apart(self) -> MXNode:
-        spans = sorted((o.start, o.end) for o in self.outages)
-        for (_, end), (start, _) in zip(spans, spans[1:]):
-            if start < end:
-                raise ValueError(f"outages overlap (one starts at {start} before {end})")
+        _apart(self.outages)
+        return self
+
+
+def _apart(outages: list[Outage]) -> None:
+    spans = sorted((o.start, o.end) for o in outages)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        if start < end:
+            raise ValueError(f"outages overlap (one starts at {start} before {end})")
+
+
+# -- issue 8, relay-esp: relays and ESPs are MTAs (every MTA key, presets included) ----
+
+
+class RelayNode(MTANode):
+    """A relay (a backup MX, a smart host): an SMTP server that accepts any recipient,
+    queues what it accepts and delivers it on as an MTA does."""
+
+    kind: Literal["relay"]  # type: ignore[assignment]
+    max_connections: Int = Field(100, gt=0, description="Postfix default_process_limit")
+    hopcount_limit: Int = Field(
+        50, gt=0, le=MAX_HOPS, description="Postfix: bounce a message that took more hops"
+    )
+    outages: list[Outage] = Field(default_factory=list, description="when the host is down")
+
+    @model_validator(mode="after")
+    def _relay_keys(self) -> RelayNode:
+        _apart(self.outages)
+        if "smtpd_workers" in self.model_fields_set:
+            raise ValueError("smtpd_workers: a relay takes no submissions (it takes mail over SMTP "
+                             "from other servers, up to max_connections)")
+        return self
+
+
+class EspNode(MTANode):
+    """An email service provider: an MTA whose customers submit by HTTP API."""
+
+    kind: Literal["esp"]  # type: ignore[assignment]
+    api_rate: Num | None = Field(
+        None, gt=0, le=1e9, description="API requests/s per account (token bucket); None: no limit"
+    )
+    api_burst: Int | None = Field(
+        None, gt=0, le=10**9, description="the bucket's size; default: one second of api_rate"
+    )
+    send_rate: Num | None = Field(
+        None, gt=0, le=1e9, description="messages/s a campaign is released at; None: at once"
+    )
+    max_msg_rate: Num | None = Field(
+        None, gt=0, le=1e12, description="campaign messages/h per recipient domain (PowerMTA)"
+    )
+
+    @model_validator(mode="after")
+    def _burst_needs_rate(self) -> EspNode:
+        if self.api_burst is not None and self.api_rate is None:
+            raise ValueError("api_burst without api_rate: give the rate the bucket refills at")
         return self
 
 
@@ -138,11 +205,11 @@ class MailboxNode(NodeBase):
 
 
 Node = Annotated[
-    Union[ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode],
+    Union[ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode, RelayNode, EspNode],
     Field(discriminator="kind"),
 ]
-NODE_TYPES = (ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode)
-NODE_KINDS = ("client", "router", "mta", "resolver", "mx", "mailbox")
+NODE_TYPES = (ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode, RelayNode, EspNode)
+NODE_KINDS = ("client", "router", "mta", "resolver", "mx", "mailbox", "relay", "esp")
 
 
 def _earthly(latency: float) -> float:

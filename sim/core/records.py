@@ -70,11 +70,13 @@ class Message:
 
     ``domain`` and ``sender`` are the recipient's and the sender's runtime domain
     objects (``sim.mail.domains.Domain``); ``attempts`` counts delivery attempts by the
-    sending MTA; ``queued`` is when that MTA first queued it (its queue lifetime counts
-    from there).
+    sending server that holds it (the MTA, or a relay further on); ``queued`` is when
+    that server first queued it (its queue lifetime counts from there); ``hop`` is the
+    attempts-table hop by which it reached that server (0: submitted to its MTA), so
+    that server's own sessions are hop ``hop + 1`` however deep it sits in a chain.
     """
 
-    __slots__ = ("id", "domain", "user", "size", "sender", "queued", "attempts")
+    __slots__ = ("id", "domain", "user", "size", "sender", "queued", "attempts", "hop")
 
     def __init__(self, id: int, domain: Any, user: int, size: float, sender: Any) -> None:
         self.id = id
@@ -84,6 +86,7 @@ class Message:
         self.sender = sender
         self.queued = NAN
         self.attempts = 0
+        self.hop = 0
 
 
 class Labels:

@@ -41,11 +41,23 @@ from .concurrency import ConcurrencyPolicy, Destination, FixedConcurrency
 from .retry import DeferredQueue, PostfixBackoff, RetrySchedule
 from .smtp import ACCEPTED, INTERRUPTED, Outcome, Phase, Reply, SMTPServer
 
-__all__ = ["MTA"]
+__all__ = ["LOOPS_BACK", "MTA", "sending_ips"]
 
-SUBMISSION, RELAY = 0, 1  # hops of the attempts table (an MTA's own sessions: self.hop)
+SUBMISSION = 0  # the attempts table's hop of a submission; a server's own sessions are msg.hop + 1
+# RFC 5321 5.1: a relay that finds no MX host better than itself must return the message
+# as undeliverable; Postfix words it so (dsn 5.4.6).
+LOOPS_BACK = Reply(554, "5.4.6", "mail loops back to myself", Phase.CONNECT,
+                   reason="mail loops back to myself")
 # Outcomes as plain module constants: compared on every attempt.
 _DELIVERED, _BOUNCED, _TRY_NEXT, _DEFERRED, _REFUSED, _TIMEOUT, _INTERRUPTED = tuple(Outcome)
+
+
+def sending_ips(node: str, ips: int | list[str]) -> tuple[str, ...] | None:
+    """A node's sending IPs by name: ``ips`` names them, or counts them (named
+    ``node#1``, ``node#2``, ...); None for a single IP, which is the node itself."""
+    if isinstance(ips, int):
+        return None if ips == 1 else tuple(f"{node}#{k}" for k in range(1, ips + 1))
+    return tuple(ips)
 
 
 @registers(MTANode)
@@ -76,12 +88,19 @@ class MTA:
         self.incoming: WorkQueue[tuple[Message, str, tuple[Message, ...]]] = WorkQueue(ctx.env)
         self.active: WorkQueue[Message] = WorkQueue(ctx.env)
         self.deferred = DeferredQueue(ctx.env, spec.queue_run_delay, self.active.put)
-        self.destinations: dict[Domain, Destination] = {}
+        self.destinations: dict[Domain | tuple[str, ...], Destination] = {}
         self.in_session = 0  # messages a worker holds right now
         self.bounced = 0
-        # Which hop of the attempts table this MTA's outbound sessions are (a relay
-        # further down the path counts on from the hop that reached it).
-        self.hop = RELAY
+        # What a submitting client's session costs (an ESP's HTTP API costs less).
+        self.submission_cost = ctx.dialogues.submission
+        # -- relay-esp: sending IPs and the smart host ------------------------------
+        # Sessions go out from the sending IPs in turn; with one IP (the default) the
+        # client a server sees is the node id and nothing is counted (_client).
+        self.ips: tuple[str, ...] | None = sending_ips(spec.id, spec.ips)
+        self._ip_turn = 0
+        # Postfix relayhost in its [host] form: every message goes there, no MX lookup,
+        # and the smart host is the one destination the concurrency policy sees.
+        self.relayhost: tuple[str, ...] | None = (spec.relayhost,) if spec.relayhost else None
         self.resolver: Resolver | None = None
         self.started = False
         self.workers: list[simpy.Process] = []  # delivery agents started so far
@@ -150,9 +169,15 @@ class MTA:
             self.recorder.held(other.id, self.code)
         self.incoming.put((msg, client, cc))
 
+    def campaign(self, rows: list[tuple[Message, tuple[Message, ...]]], client: str) -> None:
+        """A batch of messages from ``client``: each submitted on its own, in order (an
+        ESP takes a campaign in one API call instead: ``sim.mail.esp``)."""
+        for msg, cc in rows:
+            self.submit(msg, client, cc)
+
     def _smtpd(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
         """A submission worker, hired with the event that hands it its first session."""
-        env, rec, cost, incoming = self.env, self.recorder, self.dialogues.submission, self.incoming
+        env, rec, cost, incoming = self.env, self.recorder, self.submission_cost, self.incoming
         inbound, mail_phase = self.inbound, Phase.MAIL  # the MTA answers MAIL FROM itself
         sessions, active = self._sessions_level, self._active_level
         waiting: simpy.Event | None = first
@@ -243,6 +268,21 @@ class MTA:
             hosts += names
         return tuple(hosts)
 
+    def _hosts(self, answer: tuple[tuple[int, str], ...]) -> tuple[str, ...]:
+        """The hosts to try for a domain whose MX answer is ``answer`` (a relay keeps
+        only the hosts better than itself)."""
+        return (answer[0][1],) if len(answer) == 1 else self._order(answer)
+
+    def _client(self) -> str:
+        """The sending IP the next session goes out from: the IPs in turn (one IP: the
+        node id, as a server has always seen it)."""
+        ips = self.ips
+        if ips is None:
+            return self.id
+        turn = self._ip_turn
+        self._ip_turn = turn + 1
+        return ips[turn % len(ips)]
+
     def _deliver(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
         """A delivery agent: one attempt at a time, as the destination's policy allows.
 
@@ -257,6 +297,7 @@ class MTA:
         env, rec, nodes, resolver = self.env, self.recorder, self.ctx.nodes, self.resolver
         active, destinations, policy = self.active, self.destinations, self.concurrency
         queue_level, sessions, parked_level = self._active_level, self._sessions_level, self._parked_level
+        relayhost = self.relayhost
         msg: Message | None = None
         waiting: simpy.Event | None = first
         while True:
@@ -277,9 +318,11 @@ class MTA:
                             queue_level.set(env.now, len(active.items))
                         continue
                     waiting = None
-            dest = destinations.get(msg.domain)
+            # The destination is the next hop: the recipient's domain, or the smart host.
+            key = msg.domain if relayhost is None else relayhost
+            dest = destinations.get(key)
             if dest is None:
-                dest = destinations[msg.domain] = Destination()
+                dest = destinations[key] = Destination()
             if not policy.allows(dest):
                 if dest.busy:
                     dest.parked.append(msg)  # the next attempt there to finish takes it
@@ -299,9 +342,14 @@ class MTA:
             rec.attempting(msg.id, msg.attempts)
             outcome = _INTERRUPTED
             try:
-                rtt = self.network.link(self.id, resolver.id).rtt
-                answer = yield from resolver.lookup(msg.domain, rtt)
-                hosts = (answer[0][1],) if len(answer) == 1 else self._order(answer)
+                if relayhost is None:
+                    rtt = self.network.link(self.id, resolver.id).rtt
+                    answer = yield from resolver.lookup(msg.domain, rtt)
+                    hosts = self._hosts(answer)
+                    if not hosts:
+                        outcome = self._loops_back(msg)
+                else:
+                    hosts = relayhost
                 last = len(hosts)
                 for order, host in enumerate(hosts, 1):
                     server: SMTPServer = nodes[host]  # type: ignore[assignment]
@@ -337,11 +385,13 @@ class MTA:
         finishes the session with QUIT.
         """
         env, rec, cost = self.env, self.recorder, self.dialogues.relay
-        mid = msg.id
+        # Read before the server may take the message (and count on from them).
+        mid, hop, attempt = msg.id, msg.hop + 1, msg.attempts
         link = self.network.link(self.id, server.id)
         gen = self._loss if link.loss > 0.0 else None
         start = env.now
-        refusal = server.connect(self.id, start)
+        client = self.id if self.ips is None else self._client()
+        refusal = server.connect(client, start)
         if refusal is not None:
             try:
                 if refusal.silent:
@@ -354,23 +404,23 @@ class MTA:
                 # Postfix skips a host that greets with 5xx too (smtp_skip_5xx_greeting),
                 # so a refusal at connect never bounces the message by itself.
                 outcome = _DEFERRED if last else _TIMEOUT if refusal.silent else _REFUSED
-            rec.attempt(mid, self.hop, msg.attempts, order, self.code, server.code, start, env.now,
+            rec.attempt(mid, hop, attempt, order, self.code, server.code, start, env.now,
                         refusal, outcome)
             return outcome
         rec.session(mid, server.code)
         settled = False
         try:
-            reply: Reply | None = server.mail(self.id, msg, start) or server.rcpt(self.id, msg, start)
+            reply: Reply | None = server.mail(client, msg, start) or server.rcpt(client, msg, start)
             try:
                 if reply is None:
                     yield env.timeout(link.time(cost.to_accept, msg.size, gen))
-                    reply = server.data(self.id, msg, env.now)
+                    reply = server.data(client, msg, env.now)
                     if reply.code < 400:
                         rec.accepted(mid, env.now, server.code)
                 else:
                     yield env.timeout(link.time(cost.to(reply.phase), 0, gen))
             except simpy.Interrupt:
-                rec.attempt(mid, self.hop, msg.attempts, order, self.code, server.code, start,
+                rec.attempt(mid, hop, attempt, order, self.code, server.code, start,
                             env.now, INTERRUPTED, _INTERRUPTED)
                 return _INTERRUPTED
             if reply.code < 400:
@@ -381,7 +431,7 @@ class MTA:
             else:
                 outcome = _DEFERRED if last else _TRY_NEXT
             if rec.tracing:
-                rec.attempt(mid, self.hop, msg.attempts, order, self.code, server.code, start,
+                rec.attempt(mid, hop, attempt, order, self.code, server.code, start,
                             env.now, reply, outcome)
             else:
                 rec.replied(mid, reply)
@@ -398,7 +448,7 @@ class MTA:
                 if not settled:
                     return _INTERRUPTED
         finally:
-            server.close(self.id)
+            server.close(client)
         return outcome
 
     def _defer(self, msg: Message, dest: Destination) -> None:
@@ -412,6 +462,15 @@ class MTA:
         self.recorder.deferred(msg.id)
         if self._deferred_level is not None:
             self._deferred_level.set(now, len(self.deferred.heap))
+
+    def _loops_back(self, msg: Message) -> Outcome:
+        """No host is better than this server (RFC 5321 5.1): the message bounces."""
+        self.recorder.replied(msg.id, LOOPS_BACK)
+        self._bounce(msg, self.env.now, LOOPS_BACK.reason)
+        self.in_session -= 1  # settled without a session
+        if self._sessions_level is not None:
+            self._sessions_level.set(self.env.now, self.in_session)
+        return _BOUNCED
 
     def _bounce(self, msg: Message, now: float, reason: str) -> None:
         """The one way a message this MTA had accepted ends bounced (a 5xx reply from

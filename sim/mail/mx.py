@@ -27,8 +27,6 @@ from .smtp import ACCEPTED, Outcome
 
 __all__ = ["MX"]
 
-LMTP_HOP = 2  # the hand-off to the store, after submission (0) and the relay (1)
-
 
 @registers(MXNode)
 class MX(PolicyServer):
@@ -80,17 +78,7 @@ class MX(PolicyServer):
         scheduled outages."""
         self.started = True
         self.queue.staff(self.spec.workers, self._hire)
-        if self.spec.outages:
-            spans = sorted((o.start, o.end) for o in self.spec.outages)
-            self.env.process(self._outages(spans))
-
-    def _outages(self, spans: list[tuple[float, float]]) -> Generator[simpy.Event, Any, None]:
-        env = self.env
-        for start, end in spans:
-            yield env.timeout(start - env.now)
-            self.set_up(False, "outage")
-            yield env.timeout(end - env.now)
-            self.set_up(True, "outage")
+        self.schedule_outages([(o.start, o.end) for o in self.spec.outages])
 
     def take(self, msg: Message, now: float) -> None:
         """A message whose DATA was just answered 250 joins the scan queue."""
@@ -179,7 +167,9 @@ class MX(PolicyServer):
                     queue_level.set(env.now, len(queue.items))
                 continue
             if rec.tracing:
-                rec.attempt(msg.id, LMTP_HOP, 1, 1, self.code, store.code, start, env.now,
+                # The hand-off to the store is one hop on from the one that brought
+                # the message here (2 after submission and one relay; more via relays).
+                rec.attempt(msg.id, msg.hop + 1, 1, 1, self.code, store.code, start, env.now,
                             ACCEPTED, Outcome.DELIVERED, final=False)
             self.in_work -= 1
             if busy is not None:

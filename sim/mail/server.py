@@ -9,6 +9,11 @@ no SimPy event; the client spends the dialogue's time.
 
 from __future__ import annotations
 
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import simpy
+
 from ..core.component import Context
 from ..core.monitors import Level
 from ..core.records import Message
@@ -61,6 +66,20 @@ class PolicyServer:
             self._down.discard(reason)
         self.up = not self._down
 
+    def schedule_outages(self, spans: Sequence[tuple[float, float]]) -> None:
+        """Take the host down (reason ``"outage"``) for each ``(start, end)``, in time
+        order (one process for them all; none without outages)."""
+        if spans:
+            self._env.process(self._outages(sorted(spans)))
+
+    def _outages(self, spans: list[tuple[float, float]]) -> Generator[simpy.Event, Any, None]:
+        env = self._env
+        for start, end in spans:
+            yield env.timeout(start - env.now)
+            self.set_up(False, "outage")
+            yield env.timeout(end - env.now)
+            self.set_up(True, "outage")
+
     def connect(self, client: str, now: float) -> Reply | None:
         """A client connects: None opens a session (close it later), else the refusal."""
         reply = self.chain.answer(_CONNECT, self, client, None, now)
@@ -89,6 +108,9 @@ class PolicyServer:
         reply = self.chain.answer(_DATA, self, client, msg, now)
         if reply is not None:
             return reply
+        # The message reached this server by one more hop: what this server does with it
+        # next (relay it on, hand it to the store) counts on from here.
+        msg.hop += 1
         self.take(msg, now)
         return ACCEPTED
 
