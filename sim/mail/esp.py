@@ -13,10 +13,12 @@ Customers hand mail over by the ESP's HTTP API, not by SMTP submission:
 - **a campaign** (a ``batches`` source): every recipient in one API call (one request,
   one token, one round trip plus one message body), accepted at once and released to
   the delivery agents at ``send_rate`` messages a second, a message being one
-  recipient (as Amazon SES counts its sending rate): recipient k (0, 1, ...) of a
-  campaign accepted at T is released at ``max(T + k / send_rate, slot)``, where
-  ``slot`` is its recipient domain's next free slot under ``max_msg_rate`` (messages
-  an hour per domain, PowerMTA's directive: slots ``3600 / max_msg_rate`` s apart).
+  recipient (as Amazon SES counts its sending rate). The account's slots are
+  ``B + n / send_rate`` (n = 0, 1, ...; B is when a campaign found no slot left in
+  the future); campaign recipients take them in order, and one is released at
+  ``max(its slot, its domain's next slot)`` under ``max_msg_rate`` (messages an hour
+  per recipient domain, PowerMTA's directive: a domain's slots ``3600 / max_msg_rate``
+  s apart). A recipient waiting for its domain does not hold back the ones behind it.
   Transactional mail is never held behind a campaign.
 
 Delivery is the MTA's (``sim.mail.mta.MTA``, extended here): an ESP node takes every
@@ -38,7 +40,7 @@ import simpy
 
 from ..config import EspNode
 from ..core.component import Context, registers
-from ..core.records import BOUNCED, Message
+from ..core.records import BOUNCED, TOO_LARGE, Message
 from .mta import MTA, SUBMISSION
 from .smtp import Outcome, Phase, Reply
 
@@ -49,7 +51,7 @@ API_ACCEPTED = Reply(202, "", "Accepted", Phase.DATA)
 TOO_MANY_REQUESTS = Reply(429, "", "Too Many Requests", Phase.DATA)
 # A message over the ESP's size limit is refused as a request too large (RFC 9110
 # 15.5.14); the enhanced code says why, as the SMTP refusal would.
-PAYLOAD_TOO_LARGE = Reply(413, "5.3.4", "Content Too Large", Phase.DATA)
+PAYLOAD_TOO_LARGE = Reply(413, "5.3.4", "Content Too Large", Phase.DATA, reason=TOO_LARGE)
 
 _DELIVERED, _DEFERRED, _BOUNCED = Outcome.DELIVERED, Outcome.DEFERRED, Outcome.BOUNCED
 
@@ -113,6 +115,10 @@ class ESP(MTA):
         self._tokens = self._burst
         self._filled = 0.0  # when the bucket was last topped up
         self._slots: dict[Any, float] = {}  # each recipient domain's next free slot
+        # The send rate's slots, account-wide: slot n is base + n / send_rate (computed
+        # from the base, never summed, so that slot k is exactly k / send_rate on).
+        self._base = 0.0
+        self._taken = 0
         self.pending = 0  # rows in an API request, waiting to retry it, or to be released
         self.requests = 0
         self.throttled = 0  # 429 answers
@@ -209,13 +215,23 @@ class ESP(MTA):
             self._active_level.set(now, len(active.items))
 
     def _pace(self, rows: Rows, start: float) -> None:
-        """Release a campaign's rows at the send rate and each domain's hourly limit."""
+        """Release a campaign's rows at the send rate and each domain's hourly limit.
+
+        Rows take the account's send-rate slots in order (after any earlier campaign's);
+        a row whose domain's next slot is later waits for it, without holding back the
+        rows behind it (each domain is a queue of its own, as in PowerMTA)."""
         rate, hourly = self.spec.send_rate, self.spec.max_msg_rate
         gap = 3600.0 / hourly if hourly is not None else 0.0
         slots, at = self._slots, self.timeline.at
         self.pending += len(rows)
-        for k, m in enumerate(rows):
-            t = start + k / rate if rate is not None else start
+        if rate is not None and self._base + self._taken / rate <= start:
+            self._base, self._taken = start, 0  # the slots had run out: start afresh
+        for m in rows:
+            if rate is None:
+                t = start
+            else:
+                t = self._base + self._taken / rate
+                self._taken += 1
             if hourly is not None:
                 t = max(t, slots.get(m.domain, t))
                 slots[m.domain] = t + gap
