@@ -234,8 +234,6 @@ def test_trace_shows_the_relay_hops(tmp_path: Any, capsys: pytest.CaptureFixture
          "'nowhere' is not a node of the topology"),
         (lambda d: node(d, "relay1").update(relayhost="relay1"), "topology.nodes[relay1].relayhost",
          "'relay1' names itself as its relayhost"),
-        (lambda d: node(d, "relay1").update(smtpd_workers=5), "topology.nodes[relay1]",
-         "smtpd_workers: a relay takes no submissions"),
         (lambda d: d["domains"][0]["mx"].append({"host": "dns", "preference": 50}),
          "domains[example.org].mx[1].host", "'dns' is a resolver node, not a mx or relay"),
         (lambda d: node(d, "mta").update(ips=["a", "b", "a"]), "topology.nodes[mta]",

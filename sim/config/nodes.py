@@ -153,7 +153,8 @@ def _apart(outages: list[Outage]) -> None:
 
 class RelayNode(MTANode):
     """A relay (a backup MX, a smart host): an SMTP server that accepts any recipient,
-    queues what it accepts and delivers it on as an MTA does."""
+    queues what it accepts and delivers it on as an MTA does. It takes no submissions:
+    ``smtpd_workers`` means nothing here (``max_connections`` limits its sessions)."""
 
     kind: Literal["relay"]  # type: ignore[assignment]
     max_connections: Int = Field(100, gt=0, description="Postfix default_process_limit")
@@ -165,14 +166,12 @@ class RelayNode(MTANode):
     @model_validator(mode="after")
     def _relay_keys(self) -> RelayNode:
         _apart(self.outages)
-        if "smtpd_workers" in self.model_fields_set:
-            raise ValueError("smtpd_workers: a relay takes no submissions (it takes mail over SMTP "
-                             "from other servers, up to max_connections)")
         return self
 
 
 class EspNode(MTANode):
-    """An email service provider: an MTA whose customers submit by HTTP API."""
+    """An email service provider: an MTA whose customers submit by HTTP API (no SMTP
+    submission: ``smtpd_workers`` means nothing here; ``api_rate`` limits requests)."""
 
     kind: Literal["esp"]  # type: ignore[assignment]
     api_rate: Num | None = Field(
