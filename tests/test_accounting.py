@@ -84,6 +84,7 @@ def test_messages_cut_off_by_the_horizon_are_in_flight() -> None:
     instants=st.lists(st.floats(0, 1), min_size=1, max_size=4),
     seed=st.integers(0, 2**32 - 1),
     recipients=st.sampled_from([1.0, 2.5]),
+    backup=st.booleans(),
 )
 def test_books_balance_for_any_world(
     rate: float,
@@ -100,6 +101,7 @@ def test_books_balance_for_any_world(
     instants: list[float],
     seed: int,
     recipients: float,
+    backup: bool,
 ) -> None:
     data = tiny_data(duration=duration, drain=drain, seed=seed)
     src = data["workload"][0]
@@ -114,14 +116,22 @@ def test_books_balance_for_any_world(
     node(data, "mx").update(max_connections=max_connections, processing={"dist": "exponential", "mean": 0.5})
     if outage is not None:
         node(data, "mx")["outages"] = [{"start": outage[0], "end": outage[0] + outage[1]}]
+    if backup:
+        # A backup MX relay that holds what it accepts while mx is down or full.
+        data["topology"]["nodes"].append(
+            {"id": "backup", "kind": "relay", "resolver": "dns", "workers": workers,
+             "max_connections": max_connections, "queue_run_delay": 60}
+        )
+        data["topology"]["edges"].append({"a": "r", "b": "backup", "latency": 0.004})
+        data["domains"][0]["mx"].append({"host": "backup", "preference": 20})
     for edge in data["topology"]["edges"]:
         edge["loss"] = loss
     data["domains"][0].update(unknown_recipient_rate=unknown, discard_rate=discard, users=50)
     model = build(parse_scenario(data))
     horizon = model.scenario.horizon
     # The books balance against the components at any instant, not only at the end:
-    # every message in flight is held by an MTA or an MX (queued, parked, deferred, in a
-    # session or being scanned).
+    # every message in flight is held by an MTA, a relay or an MX (queued, parked,
+    # deferred, in a session or being scanned).
     for t in sorted(instants) + [1.0]:
         if t * horizon > model.env.now:
             model.run(until=t * horizon)
