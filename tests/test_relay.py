@@ -236,8 +236,14 @@ def test_trace_shows_the_relay_hops(tmp_path: Any, capsys: pytest.CaptureFixture
          "'relay1' names itself as its relayhost"),
         (lambda d: d["domains"][0]["mx"].append({"host": "dns", "preference": 50}),
          "domains[example.org].mx[1].host", "'dns' is a resolver node, not a mx or relay"),
-        (lambda d: node(d, "mta").update(ips=["a", "b", "a"]), "topology.nodes[mta]",
-         "ips: 'a' is listed twice"),
+        (lambda d: node(d, "mta").update(ips=["a", "b", "a"]), "topology.nodes[mta].ips",
+         "'a' is listed twice"),
+        (lambda d: node(d, "mta").update(ips=[]), "topology.nodes[mta].ips",
+         "give 1 to 65536 sending IPs, got 0"),
+        (lambda d: node(d, "mta").update(ips=0), "topology.nodes[mta].ips",
+         "a count of sending IPs must be 1 to 65536 (got 0)"),
+        (lambda d: node(d, "mta").update(ips=True), "topology.nodes[mta].ips",
+         "give a count or a list of names (got True)"),
     ],
 )
 def test_bad_relay_input_is_one_clear_error(change: Any, path: str, problem: str) -> None:

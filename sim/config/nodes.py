@@ -5,9 +5,9 @@ simulation registers a component factory for each (``sim.core.component``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .base import MAX_TIME, MAX_WORKERS, Int, NodeId, Num, Strict
 from .distributions import TimeConstant, TimeDistribution, TimeLogNormal
@@ -74,9 +74,9 @@ class MTANode(NodeBase):
         20, gt=0, le=MAX_WORKERS, description="Postfix default_destination_concurrency_limit"
     )
     # -- issue 8, relay-esp: sending IPs and the smart host --------------------------
-    ips: Annotated[Int, Field(gt=0, le=MAX_IPS)] | Annotated[
-        list[NodeId], Field(min_length=1, max_length=MAX_IPS)
-    ] = Field(1, description="sending IPs: a count, or their names; sessions use them in turn")
+    ips: int | list[str] = Field(
+        1, description="sending IPs: a count, or their names; sessions use them in turn"
+    )
     relayhost: NodeId | None = Field(
         None, description="Postfix relayhost ([host] form): a relay node that takes all mail"
     )
@@ -87,12 +87,26 @@ class MTANode(NodeBase):
             raise ValueError("maximal_backoff_time is below minimal_backoff_time")
         return self
 
-    @model_validator(mode="after")
-    def _ips_distinct(self) -> MTANode:
-        if isinstance(self.ips, list) and len(set(self.ips)) < len(self.ips):
-            twice = next(ip for i, ip in enumerate(self.ips) if ip in self.ips[:i])
-            raise ValueError(f"ips: {twice!r} is listed twice")
-        return self
+    @field_validator("ips", mode="before")
+    @classmethod
+    def _ips(cls, ips: Any) -> int | list[str]:
+        # One check with one plain message, instead of pydantic's per-branch union errors.
+        if isinstance(ips, int) and not isinstance(ips, bool):
+            if not 1 <= ips <= MAX_IPS:
+                raise ValueError(f"a count of sending IPs must be 1 to {MAX_IPS}")
+            return ips
+        if isinstance(ips, list):
+            if not 1 <= len(ips) <= MAX_IPS:
+                raise ValueError(f"give 1 to {MAX_IPS} sending IPs, got {len(ips)}")
+            seen: set[str] = set()
+            for ip in ips:
+                if not isinstance(ip, str) or not ip:
+                    raise ValueError(f"a sending IP is a non-empty name, got {ip!r}")
+                if ip in seen:
+                    raise ValueError(f"{ip!r} is listed twice")
+                seen.add(ip)
+            return ips
+        raise ValueError("give a count or a list of names")
 
 
 class ResolverNode(NodeBase):
