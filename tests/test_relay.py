@@ -128,8 +128,8 @@ def test_a_message_in_the_relays_queue_is_in_flight_there() -> None:
 
 
 def test_a_backup_mx_tries_only_better_hosts() -> None:
-    """The relay at preference 20 never tries itself or ``other`` at 30, only mx (10);
-    with mx refusing with 5xx... the rule shows in the hosts it tries: none but mx."""
+    """The relay at preference 20 never tries itself or ``other`` (an MX at 30, which
+    is up): only mx (10), three times, however long mx is down (RFC 5321 5.1)."""
     data = backup_world()
     add(data, {"id": "other", "kind": "mx"}, {"a": "r", "b": "other", "latency": 0.001})
     data["domains"][0]["mx"].append({"host": "other", "preference": 30})

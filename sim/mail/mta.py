@@ -91,8 +91,6 @@ class MTA:
         self.destinations: dict[Domain | tuple[str, ...], Destination] = {}
         self.in_session = 0  # messages a worker holds right now
         self.bounced = 0
-        # What a submitting client's session costs (an ESP's HTTP API costs less).
-        self.submission_cost = ctx.dialogues.submission
         # -- relay-esp: sending IPs and the smart host ------------------------------
         # Sessions go out from the sending IPs in turn; with one IP (the default) the
         # client a server sees is the node id and nothing is counted (_client).
@@ -177,7 +175,7 @@ class MTA:
 
     def _smtpd(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
         """A submission worker, hired with the event that hands it its first session."""
-        env, rec, cost, incoming = self.env, self.recorder, self.submission_cost, self.incoming
+        env, rec, cost, incoming = self.env, self.recorder, self.dialogues.submission, self.incoming
         inbound, mail_phase = self.inbound, Phase.MAIL  # the MTA answers MAIL FROM itself
         sessions, active = self._sessions_level, self._active_level
         waiting: simpy.Event | None = first
