@@ -85,6 +85,7 @@ def test_messages_cut_off_by_the_horizon_are_in_flight() -> None:
     seed=st.integers(0, 2**32 - 1),
     recipients=st.sampled_from([1.0, 2.5]),
     backup=st.booleans(),
+    esp=st.booleans(),
 )
 def test_books_balance_for_any_world(
     rate: float,
@@ -102,6 +103,7 @@ def test_books_balance_for_any_world(
     seed: int,
     recipients: float,
     backup: bool,
+    esp: bool,
 ) -> None:
     data = tiny_data(duration=duration, drain=drain, seed=seed)
     src = data["workload"][0]
@@ -116,6 +118,12 @@ def test_books_balance_for_any_world(
     node(data, "mx").update(max_connections=max_connections, processing={"dist": "exponential", "mean": 0.5})
     if outage is not None:
         node(data, "mx")["outages"] = [{"start": outage[0], "end": outage[0] + outage[1]}]
+    if esp:
+        # The sender an ESP: API requests over a small account rate get 429s and are
+        # retried by the client; a campaign is released slowly (rows wait their slot).
+        node(data, "mta").update(kind="esp", api_rate=0.5, send_rate=2.0, max_msg_rate=3600)
+        data["workload"].append({"name": "news", "kind": "marketing", "client": "home",
+                                 "domain": "example.org", "batches": [{"at": 10, "count": 20}]})
     if backup:
         # A backup MX relay that holds what it accepts while mx is down or full.
         data["topology"]["nodes"].append(
