@@ -22,14 +22,17 @@ from .units import Bytes, Seconds
 
 
 __all__ = [
-    "ClientNode", "Edge", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES", "Node",
-    "MAX_LATENCY", "NodeBase", "Outage", "ResolverNode", "RouterNode", "Topology", "parse_feedback",
+    "ClientNode", "Edge", "EspNode", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES",
+    "Node", "MAX_LATENCY", "NodeBase", "Outage", "RelayNode", "ResolverNode", "RouterNode", "Topology",
+    "parse_feedback",
 ]
 
 
 MAX_LATENCY = 10.0  # seconds, one way per link
 MAX_SIZE = 10**15  # bytes, like message sizes (sim.mail.senders.MAX_SIZE)
 MAX_COUNT = 10**9  # counts a scenario may set (recipients per envelope, reuses): finite
+MAX_IPS = 65_536  # sending IPs of one node (a /16)
+MAX_HOPS = 250  # the attempts table keeps a hop in one byte
 
 # DNS lookup time at a resolver that misses its cache: log-normal fitted to the measured
 # mean 152 ms and 90th percentile 275 ms (Brandhorst & Pras; docs/sources.md, DNS lookup time).
@@ -195,6 +198,34 @@ class MTANode(NodeBase):
                 out[key] = value
         return out
     # -- end of the presets part --
+    # -- issue 8, relay-esp: sending IPs and the smart host --------------------------
+    ips: int | list[str] = Field(
+        1, description="sending IPs: a count, or their names; sessions use them in turn"
+    )
+    relayhost: NodeId | None = Field(
+        None, description="Postfix relayhost ([host] form): a relay node that takes all mail"
+    )
+
+    @field_validator("ips", mode="before")
+    @classmethod
+    def _ips(cls, ips: Any) -> int | list[str]:
+        # One check with one plain message, instead of pydantic's per-branch union errors.
+        if isinstance(ips, int) and not isinstance(ips, bool):
+            if not 1 <= ips <= MAX_IPS:
+                raise ValueError(f"a count of sending IPs must be 1 to {MAX_IPS}")
+            return ips
+        if isinstance(ips, list):
+            if not 1 <= len(ips) <= MAX_IPS:
+                raise ValueError(f"give 1 to {MAX_IPS} sending IPs, got {len(ips)}")
+            seen: set[str] = set()
+            for ip in ips:
+                if not isinstance(ip, str) or not ip:
+                    raise ValueError(f"a sending IP is a non-empty name, got {ip!r}")
+                if ip in seen:
+                    raise ValueError(f"{ip!r} is listed twice")
+                seen.add(ip)
+            return ips
+        raise ValueError("give a count or a list of names")
 
     @model_validator(mode="after")
     def _backoff_ordered(self) -> MTANode:
@@ -275,10 +306,60 @@ class MXNode(NodeBase):
 
     @model_validator(mode="after")
     def _outages_apart(self) -> MXNode:
-        spans = sorted((o.start, o.end) for o in self.outages)
-        for (_, end), (start, _) in zip(spans, spans[1:]):
-            if start < end:
-                raise ValueError(f"outages overlap (one starts at {start} before {end})")
+        _apart(self.outages)
+        return self
+
+
+def _apart(outages: list[Outage]) -> None:
+    spans = sorted((o.start, o.end) for o in outages)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        if start < end:
+            raise ValueError(f"outages overlap (one starts at {start} before {end})")
+
+
+# -- issue 8, relay-esp: relays and ESPs are MTAs (every MTA key, presets included) ----
+
+
+class RelayNode(MTANode):
+    """A relay (a backup MX, a smart host): an SMTP server that accepts any recipient,
+    queues what it accepts and delivers it on as an MTA does. It takes no submissions:
+    ``smtpd_workers`` means nothing here (``max_connections`` limits its sessions)."""
+
+    kind: Literal["relay"]  # type: ignore[assignment]
+    max_connections: Int = Field(100, gt=0, description="Postfix default_process_limit")
+    hopcount_limit: Int = Field(
+        50, gt=0, le=MAX_HOPS, description="Postfix: bounce a message that took more hops"
+    )
+    outages: list[Outage] = Field(default_factory=list, description="when the host is down")
+
+    @model_validator(mode="after")
+    def _relay_keys(self) -> RelayNode:
+        _apart(self.outages)
+        return self
+
+
+class EspNode(MTANode):
+    """An email service provider: an MTA whose customers submit by HTTP API (no SMTP
+    submission: ``smtpd_workers`` means nothing here; ``api_rate`` limits requests)."""
+
+    kind: Literal["esp"]  # type: ignore[assignment]
+    api_rate: Num | None = Field(
+        None, gt=0, le=1e9, description="API requests/s per account (token bucket); None: no limit"
+    )
+    api_burst: Int | None = Field(
+        None, gt=0, le=10**9, description="the bucket's size; default: one second of api_rate"
+    )
+    send_rate: Num | None = Field(
+        None, gt=0, le=1e9, description="messages/s a campaign is released at; None: at once"
+    )
+    max_msg_rate: Num | None = Field(
+        None, gt=0, le=1e12, description="campaign messages/h per recipient domain (PowerMTA)"
+    )
+
+    @model_validator(mode="after")
+    def _burst_needs_rate(self) -> EspNode:
+        if self.api_burst is not None and self.api_rate is None:
+            raise ValueError("api_burst without api_rate: give the rate the bucket refills at")
         return self
 
 
@@ -292,11 +373,11 @@ class MailboxNode(NodeBase):
 
 
 Node = Annotated[
-    Union[ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode],
+    Union[ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode, RelayNode, EspNode],
     Field(discriminator="kind"),
 ]
-NODE_TYPES = (ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode)
-NODE_KINDS = ("client", "router", "mta", "resolver", "mx", "mailbox")
+NODE_TYPES = (ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode, RelayNode, EspNode)
+NODE_KINDS = ("client", "router", "mta", "resolver", "mx", "mailbox", "relay", "esp")
 
 
 def _earthly(latency: float) -> float:

@@ -57,7 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # ESPs: their published retry windows. SendGrid and SES publish only the give-up
     # time: gaps from 5 min doubling up to 1 h are an assumption (docs/sources.md).
-    # The ESPs' many sending IPs: `ips:` (issue 8, relay-esp part) goes here once it exists.
+    # The ESPs send from many IPs, but how many is each account's own: a node sets `ips`.
     "sendgrid": {
         "queue_run_delay": 0,
         "retry": {"intervals": ["5m"], "factor": 2, "max_interval": "1h", "give_up": "72h"},
@@ -76,10 +76,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The big providers' outbound MTAs as measured from the receiving side (Pagani et
     # al., DSN 2016): the gaps between the measured retry times; what follows them and
-    # the give-up times are assumptions (docs/sources.md). Their retries come from
-    # several sending IPs (gmail: 7): `ips:` goes here once it exists.
+    # the give-up times are assumptions (docs/sources.md). Gmail's retries came from 7
+    # addresses; the others' counts were not reported (one unless a node sets `ips`).
     "gmail": {
         "queue_run_delay": 0,
+        "ips": 7,
         # retries at 6:02, 29:02, 56:36, 98:44 after the first attempt
         "retry": {"intervals": [362, 1380, 1654, 2528], "factor": 1.5, "give_up": "2d"},
     },

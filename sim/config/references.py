@@ -25,15 +25,22 @@ def check_references(sc: Scenario) -> None:
             raise ScenarioError(f"topology.nodes[{i}].id", f"duplicate node id {node.id!r}")
         kinds[node.id] = node.kind
 
-    def need(path: str, node_id: str, kind: str) -> None:
+    def need(path: str, node_id: str, kind: str, *others: str) -> None:
         if node_id not in kinds:
             raise ScenarioError(path, f"{node_id!r} is not a node of the topology")
-        if kinds[node_id] != kind:
-            raise ScenarioError(path, f"{node_id!r} is a {kinds[node_id]} node, not a {kind}")
+        if kinds[node_id] != kind and kinds[node_id] not in others:
+            wanted = " or ".join((kind, *others))
+            raise ScenarioError(path, f"{node_id!r} is a {kinds[node_id]} node, not a {wanted}")
 
     for i, node in enumerate(sc.topology.nodes):
-        if isinstance(node, MTANode):
+        if isinstance(node, MTANode):  # relays and ESPs too
             need(f"topology.nodes[{i}].resolver", node.resolver, "resolver")
+            if node.relayhost is not None:
+                need(f"topology.nodes[{i}].relayhost", node.relayhost, "relay")
+                if node.relayhost == node.id:
+                    raise ScenarioError(
+                        f"topology.nodes[{i}].relayhost", f"{node.id!r} names itself as its relayhost"
+                    )
     links: set[frozenset[str]] = set()
     for i, edge in enumerate(sc.topology.edges):
         for end in ("a", "b"):
@@ -70,9 +77,9 @@ def check_references(sc: Scenario) -> None:
             raise ScenarioError(f"{p}.name", f"duplicate domain {dom.name!r}")
         names[dom.name] = dom
         if dom.outbound is not None:
-            need(f"{p}.outbound", dom.outbound, "mta")
+            need(f"{p}.outbound", dom.outbound, "mta", "esp")
         for j, rec in enumerate(dom.mx):
-            need(f"{p}.mx[{j}].host", rec.host, "mx")
+            need(f"{p}.mx[{j}].host", rec.host, "mx", "relay")
             if any(r.host == rec.host for r in dom.mx[:j]):
                 raise ScenarioError(f"{p}.mx[{j}].host", f"{rec.host!r} is listed twice")
         if dom.host is not None:
@@ -112,7 +119,7 @@ def check_references(sc: Scenario) -> None:
                 f"{p}.local_share", f"domain {src.domain!r} has no users to write to locally"
             )
         if src.mta is not None:
-            need(f"{p}.mta", src.mta, "mta")
+            need(f"{p}.mta", src.mta, "mta", "esp")
         elif names[src.domain].outbound is None:
             raise ScenarioError(
                 f"{p}.mta", f"no MTA: give one here or an outbound MTA for {src.domain!r}"

@@ -81,11 +81,13 @@ class Message:
 
     ``domain`` and ``sender`` are the recipient's and the sender's runtime domain
     objects (``sim.mail.domains.Domain``); ``attempts`` counts delivery attempts by the
-    sending MTA; ``queued`` is when that MTA first queued it (its queue lifetime counts
-    from there).
+    sending server that holds it (the MTA, or a relay further on); ``queued`` is when
+    that server first queued it (its queue lifetime counts from there); ``hop`` is the
+    attempts-table hop by which it reached that server (0: submitted to its MTA), so
+    that server's own sessions are hop ``hop + 1`` however deep it sits in a chain.
     """
 
-    __slots__ = ("id", "domain", "user", "size", "sender", "queued", "attempts")
+    __slots__ = ("id", "domain", "user", "size", "sender", "queued", "attempts", "hop")
     # A class attribute, not a slot: a DSN is a subclass (sim.mail.dsn.Notice) that says
     # True, so no message in flight pays 8 bytes for the flag.
     null_sender: ClassVar[bool] = False  # MAIL FROM:<> (a DSN): never bounced again
@@ -98,6 +100,7 @@ class Message:
         self.sender = sender
         self.queued = NAN
         self.attempts = 0
+        self.hop = 0
 
 
 # The sending MTA's unit of work: the rows (recipients) of one message for one

@@ -53,6 +53,8 @@ NODE_STYLE = {
     "resolver": ("tab:purple", "D"),
     "mx": ("tab:green", "p"),
     "mailbox": ("tab:brown", "h"),
+    "relay": ("tab:olive", "v"),
+    "esp": ("tab:red", "*"),
 }
 SMALL_GRAPH = 40  # nodes: below this, topology() labels nodes and edge latencies
 

@@ -1,7 +1,8 @@
 """The mail model, in the message's order.
 
 ``senders`` (traffic sources) -> ``smtp`` (replies, phases, dialogue costs) -> ``mta``
-(submission, delivery agents) with ``retry`` (schedules, concurrency, the deferred
+(submission, delivery agents; ``esp``: an MTA taking mail by HTTP API; ``relay``: one
+that takes mail over SMTP and delivers it on) with ``retry`` (schedules, concurrency, the deferred
 queue) -> ``dns`` (caching resolvers) -> ``server`` and ``policies`` (how a receiving
 server answers) -> ``mx`` -> ``mailbox`` -> ``devices`` (retrieval). ``domains`` holds
 each domain's facts in one object.
@@ -9,16 +10,20 @@ each domain's facts in one object.
 Importing this package registers every node kind's component.
 """
 
-from . import devices, dns, domains, mailbox, mta, mx, policies, retry, senders, server, smtp
+from . import (
+    devices, dns, domains, esp, mailbox, mta, mx, policies, relay, retry, senders, server, smtp,
+)
 
 __all__ = [
     "devices",
     "dns",
     "domains",
+    "esp",
     "mailbox",
     "mta",
     "mx",
     "policies",
+    "relay",
     "retry",
     "senders",
     "server",

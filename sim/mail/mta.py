@@ -46,15 +46,27 @@ from .dsn import NULL_MX, notice
 from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, schedule_for
 from .smtp import ACCEPTED, INTERRUPTED, NO_ANSWER, Outcome, Phase, Reply, SMTPServer
 
-__all__ = ["MTA"]
+__all__ = ["LOOPS_BACK", "MTA", "sending_ips"]
 
-SUBMISSION, RELAY = 0, 1  # hops of the attempts table (an MTA's own sessions: self.hop)
+SUBMISSION = 0  # the attempts table's hop of a submission; a server's own sessions are msg.hop + 1
+# RFC 5321 5.1: a relay that finds no MX host better than itself must return the message
+# as undeliverable; Postfix words it so (dsn 5.4.6).
+LOOPS_BACK = Reply(554, "5.4.6", "mail loops back to myself", Phase.CONNECT,
+                   reason="mail loops back to myself")
 # Outcomes as plain module constants: compared on every attempt.
 _DELIVERED, _BOUNCED, _TRY_NEXT, _DEFERRED, _REFUSED, _TIMEOUT, _INTERRUPTED = tuple(Outcome)
 # A session's state after a transaction: closed (refused or broken); open but not to be
 # reused (a 421 said the server is closing); open, a RSET first (the transaction ended
 # before DATA); open and clean (after the reply to "."). _NEW: not connected yet.
 _CLOSED, _SPENT, _RSET, _CLEAN, _NEW = range(5)
+
+
+def sending_ips(node: str, ips: int | list[str]) -> tuple[str, ...] | None:
+    """A node's sending IPs by name: ``ips`` names them, or counts them (named
+    ``node#1``, ``node#2``, ...); None for a single IP, which is the node itself."""
+    if isinstance(ips, int):
+        return None if ips == 1 else tuple(f"{node}#{k}" for k in range(1, ips + 1))
+    return tuple(ips)
 
 
 @registers(MTANode)
@@ -94,7 +106,7 @@ class MTA:
         self.deferred = DeferredQueue(
             ctx.env, spec.queue_run_delay, self.active.put, isinstance(self.retry, PostfixBackoff)
         )
-        self.destinations: dict[Domain, Destination] = {}
+        self.destinations: dict[Domain | tuple[str, ...], Destination] = {}
         self.in_session = 0  # rows (recipients) a worker holds right now
         # Connection reuse (Postfix's connection cache, on demand): on, and its time and
         # count limits. Postfix reuses a TLS session only with smtp_tls_connection_reuse.
@@ -114,9 +126,14 @@ class MTA:
         # set only while on, so that when off a deferral pays one comparison.
         self.delay_warning_time = spec.delay_warning_time
         self._warned: set[int] | None = set() if spec.delay_warning_time > 0 else None
-        # Which hop of the attempts table this MTA's outbound sessions are (a relay
-        # further down the path counts on from the hop that reached it).
-        self.hop = RELAY
+        # -- relay-esp: sending IPs and the smart host ------------------------------
+        # Sessions go out from the sending IPs in turn; with one IP (the default) the
+        # client a server sees is the node id and nothing is counted (_client).
+        self.ips: tuple[str, ...] | None = sending_ips(spec.id, spec.ips)
+        self._ip_turn = 0
+        # Postfix relayhost in its [host] form: every message goes there, no MX lookup,
+        # and the smart host is the one destination the concurrency policy sees.
+        self.relayhost: tuple[str, ...] | None = (spec.relayhost,) if spec.relayhost else None
         self.resolver: Resolver | None = None
         self.started = False
         self.workers: list[simpy.Process] = []  # delivery agents started so far
@@ -186,6 +203,12 @@ class MTA:
         for other in cc:
             self.recorder.held(other.id, self.code)
         self.incoming.put((msg, client, cc))
+
+    def campaign(self, rows: list[tuple[Message, tuple[Message, ...]]], client: str) -> None:
+        """A batch of messages from ``client``: each submitted on its own, in order (an
+        ESP takes a campaign in one API call instead: ``sim.mail.esp``)."""
+        for msg, cc in rows:
+            self.submit(msg, client, cc)
 
     def _smtpd(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
         """A submission worker, hired with the event that hands it its first session."""
@@ -299,6 +322,22 @@ class MTA:
             tuple(group[i:i + limit]) for group in by_domain.values() for i in range(0, len(group), limit)
         ]
 
+    def _hosts(self, answer: tuple[tuple[int, str], ...]) -> tuple[str, ...]:
+        """The hosts to try for a domain whose MX answer is ``answer`` (a relay keeps
+        only the hosts better than itself)."""
+        return (answer[0][1],) if len(answer) == 1 else self._order(answer)
+
+    def _client(self) -> str:
+        """The sending IP the next session goes out from: the IPs in turn (one IP: the
+        node id, as a server has always seen it)."""
+        ips = self.ips
+        if ips is None:
+            return self.id
+        turn = self._ip_turn
+        self._ip_turn = turn + 1
+        return ips[turn % len(ips)]
+
+
     def _deliver(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
         """A delivery agent: one envelope at a time, as the destination's policy allows.
 
@@ -318,11 +357,14 @@ class MTA:
         active, destinations, policy = self.active, self.destinations, self.concurrency
         queue_level, sessions = self._active_level, self._sessions_level
         reuse, reuse_time, reuse_count = self._reuse
+        relayhost = self.relayhost
         envelope: Envelope | None = None
         waiting: simpy.Event | None = first
         # The session kept open for the envelope in hand (connection reuse): its server,
-        # when it was opened, how many transactions it has carried, its state.
+        # the sending IP it went out from, when it was opened, how many transactions it
+        # has carried, its state.
         held: SMTPServer | None = None
+        held_client = kept_client = self.id
         opened, uses, state = 0.0, 0, _CLEAN
         while True:
             if envelope is None:
@@ -344,9 +386,11 @@ class MTA:
                     waiting = None
             assert envelope is not None
             domain = envelope[0].domain
-            dest = destinations.get(domain)
+            # The destination is the next hop: the recipients' domain, or the smart host.
+            key = domain if relayhost is None else relayhost
+            dest = destinations.get(key)
             if dest is None:
-                dest = destinations[domain] = policy.destination()
+                dest = destinations[key] = policy.destination()
             if dest.reserved:
                 dest.reserved -= 1  # a slot was held for this destination's mail (_next)
             elif policy.allows(dest, env.now):
@@ -356,7 +400,7 @@ class MTA:
                 envelope = None
                 if held is not None:  # kept for it, but the policy said no: QUIT
                     server, held = held, None
-                    yield from self._quit(server)
+                    yield from self._quit(server, held_client)
                 continue
             self.in_session += len(envelope)
             if sessions is not None:
@@ -373,35 +417,42 @@ class MTA:
                     server, held = held, None
                     if server.up:  # Postfix checks a cached session is alive before use
                         order = 1
+                        client = held_client
                         outcome, pending, state = yield from self._session(
-                            pending, server, 1, False, state
+                            pending, server, 1, False, state, client
                         )
                         uses += 1
                         if state != _CLOSED:
                             if pending:  # left over: the MX hosts in order, from the start
-                                yield from self._quit(server)
+                                yield from self._quit(server, client)
                             else:
-                                kept = server
+                                kept, kept_client = server, client
                     else:
-                        server.close(self.id)
+                        server.close(held_client)
                 if pending and (order == 0 or outcome != _INTERRUPTED):  # not cut short
-                    rtt = self.network.link(self.id, resolver.id).rtt
-                    answer = yield from resolver.lookup(domain, rtt)
-                    hosts = (answer[0][1],) if len(answer) == 1 else self._order(answer)
+                    if relayhost is None:
+                        rtt = self.network.link(self.id, resolver.id).rtt
+                        answer = yield from resolver.lookup(domain, rtt)
+                        hosts = self._hosts(answer)
+                        if not hosts:  # a relay with no better host (RFC 5321 5.1)
+                            outcome, pending = self._loops_back(pending), ()
+                    else:
+                        hosts = relayhost
                     last = len(hosts)
                     for i, host in enumerate(hosts, 1):
                         server = nodes[host]  # type: ignore[assignment]
                         order += 1
                         opened = env.now
+                        client = self.id if self.ips is None else self._client()
                         outcome, pending, state = yield from self._session(
-                            pending, server, order, i == last, _NEW
+                            pending, server, order, i == last, _NEW, client
                         )
                         uses = 1
                         if state != _CLOSED:
                             if pending and i < last:
-                                yield from self._quit(server)  # then the next host
+                                yield from self._quit(server, client)  # then the next host
                             else:
-                                kept = server
+                                kept, kept_client = server, client
                         if not pending or outcome == _INTERRUPTED:
                             break
             except simpy.Interrupt:
@@ -420,13 +471,13 @@ class MTA:
                 elif policy.allows(dest, env.now):
                     following = self._waiting(dest, domain)
                 if following is not None:
-                    held, kept = kept, None
+                    held, held_client, kept = kept, kept_client, None
                 else:
-                    yield from self._quit(kept)
+                    yield from self._quit(kept, kept_client)
                     kept = None
             else:
                 if kept is not None:
-                    yield from self._quit(kept)  # the attempt holds its slot until QUIT ends
+                    yield from self._quit(kept, kept_client)  # its slot is held until QUIT ends
                     kept = None
                 dest.busy -= 1
                 if policy.finished(dest, outcome, env.now):
@@ -456,8 +507,9 @@ class MTA:
             return envelope
         return None
 
-    def _quit(self, server: SMTPServer) -> Generator[simpy.Event, Any, None]:
-        """QUIT and close a session (the agent is busy until QUIT ends)."""
+    def _quit(self, server: SMTPServer, client: str) -> Generator[simpy.Event, Any, None]:
+        """QUIT and close the session ``client`` (a sending IP) holds with ``server``
+        (the agent is busy until QUIT ends)."""
         link = self.network.link(self.id, server.id)
         quit = link.time(self.dialogues.relay.quit, 0, self._loss if link.loss > 0.0 else None)
         try:
@@ -466,13 +518,14 @@ class MTA:
         except simpy.Interrupt:
             pass  # only the QUIT was cut: what the session settled stays settled
         finally:
-            server.close(self.id)
+            server.close(client)
 
     def _session(
-        self, rows: Envelope, server: SMTPServer, order: int, last: bool, state: int
+        self, rows: Envelope, server: SMTPServer, order: int, last: bool, state: int, client: str
     ) -> Generator[simpy.Event, Any, tuple[Outcome, Envelope, int]]:
-        """One SMTP transaction for the envelope ``rows`` with ``server``: (outcome,
-        rows left unsettled, the session's state afterwards).
+        """One SMTP transaction for the envelope ``rows`` with ``server``, from the
+        sending IP ``client``: (outcome, rows left unsettled, the session's state
+        afterwards).
 
         ``state`` is ``_NEW`` to connect first (connect, greeting, EHLO, TLS), else the
         state of an open session being reused (``_RSET``: a RSET round trip first). The
@@ -484,11 +537,15 @@ class MTA:
         the connection was refused or broke.
         """
         env, rec, cost = self.env, self.recorder, self.dialogues.relay
+        first = rows[0]
+        # Read before the server may take the rows (a relay counts them on from here);
+        # an envelope's rows share their path and their attempts.
+        hop, attempt = first.hop + 1, first.attempts
         link = self.network.link(self.id, server.id)
         gen = self._loss if link.loss > 0.0 else None
         start = env.now
         if state == _NEW:
-            refusal = server.connect(self.id, start)
+            refusal = server.connect(client, start)
             if refusal is not None:
                 try:
                     if refusal.silent:
@@ -508,37 +565,36 @@ class MTA:
                 # agent still hears that the session failed (the concurrency feedback).
                 recorded = _DEFERRED if last and outcome != _INTERRUPTED else outcome
                 for m in rows:
-                    rec.attempt(m.id, self.hop, m.attempts, order, self.code, server.code, start,
+                    rec.attempt(m.id, hop, attempt, order, self.code, server.code, start,
                                 env.now, refusal, recorded)
                 return outcome, rows, _CLOSED
             pre = cost.setup
         else:
             pre = 1 if state == _RSET else 0
-        first = rows[0]
         for m in rows:
             rec.session(m.id, server.code)
         left = rows  # not settled yet
         answering = rows  # waiting for their replies (what an interrupt cuts off)
         try:
-            reply = server.mail(self.id, first, start)
+            reply = server.mail(client, first, start)
             if reply is not None:  # refused at MAIL FROM: for every recipient
                 yield env.timeout(link.time(pre + 1, 0, gen))
                 for m in rows:
-                    outcome = self._answer(m, reply, server, start, order, last)  # alike for all
+                    outcome = self._answer(m, reply, server, start, order, last, hop, attempt)  # alike for all
                 left = () if outcome <= _BOUNCED else rows
                 return outcome, left, _SPENT if reply.code == 421 else _RSET
             # PIPELINING sends every RCPT together; without it each waits for its reply.
             extra = cost.per_rcpt * (len(rows) - 1)
             refused: Sequence[tuple[Message, Reply]]
             if len(rows) == 1:  # the common case: no lists made
-                reply = server.rcpt(self.id, first, start)
+                reply = server.rcpt(client, first, start)
                 ok: Envelope = rows if reply is None else ()
                 refused = () if reply is None else ((first, reply),)
             else:
                 refused = []
                 passed: list[Message] = []
                 for m in rows:
-                    reply = server.rcpt(self.id, m, start)
+                    reply = server.rcpt(client, m, start)
                     if reply is None:
                         passed.append(m)
                     else:
@@ -550,7 +606,7 @@ class MTA:
                 yield env.timeout(link.time(done, 0, gen))
                 again: list[Message] = []
                 for m, reply in refused:
-                    answered = self._answer(m, reply, server, start, order, last)
+                    answered = self._answer(m, reply, server, start, order, last, hop, attempt)
                     if answered < outcome:
                         outcome = answered
                     if answered > _BOUNCED:
@@ -565,13 +621,13 @@ class MTA:
                 size = first.size
                 yield env.timeout(link.time(pre + cost.accept + extra - done, size, gen))
                 now = env.now
-                reply = server.data(self.id, ok, now)
+                reply = server.data(client, ok, now)
                 if reply.code < 400:
                     for m in ok:
                         rec.accepted(m.id, now, server.code)
                 answered = _DEFERRED
                 for m in ok:
-                    answered = self._answer(m, reply, server, start, order, last)
+                    answered = self._answer(m, reply, server, start, order, last, hop, attempt)
                 if answered < outcome:
                     outcome = answered
                 if reply.code == 421:
@@ -583,16 +639,18 @@ class MTA:
             return outcome, left, state
         except simpy.Interrupt:
             for m in answering:
-                rec.attempt(m.id, self.hop, m.attempts, order, self.code, server.code, start,
+                rec.attempt(m.id, hop, attempt, order, self.code, server.code, start,
                             env.now, INTERRUPTED, _INTERRUPTED)
-            server.close(self.id)
+            server.close(client)
             return _INTERRUPTED, left, _CLOSED
 
     def _answer(
-        self, msg: Message, reply: Reply, server: SMTPServer, start: float, order: int, last: bool
+        self, msg: Message, reply: Reply, server: SMTPServer, start: float, order: int,
+        last: bool, hop: int, attempt: int,
     ) -> Outcome:
-        """Act on the reply that decides one recipient's attempt at ``server``: 2xx
-        delivered, 5xx bounced, 4xx the next host (or deferred at the last)."""
+        """Act on the reply that decides one recipient's attempt at ``server`` (hop
+        ``hop``, its ``attempt``-th there): 2xx delivered, 5xx bounced, 4xx the next
+        host (or deferred at the last)."""
         rec, now = self.recorder, self.env.now
         code = reply.code
         if code < 400:
@@ -603,7 +661,7 @@ class MTA:
         else:
             outcome = _DEFERRED if last else _TRY_NEXT
         if rec.tracing:
-            rec.attempt(msg.id, self.hop, msg.attempts, order, self.code, server.code, start, now,
+            rec.attempt(msg.id, hop, attempt, order, self.code, server.code, start, now,
                         reply, outcome)
         else:
             rec.replied(msg.id, reply)
@@ -712,6 +770,17 @@ class MTA:
         # The timer fires at now + (until - now), which rounding may put an ulp before
         # ``until``: the pause is over, whatever the last bit says.
         self._wake(dest, max(self.env.now, dest.until))
+
+    def _loops_back(self, rows: Envelope) -> Outcome:
+        """No host is better than this server (RFC 5321 5.1): the rows bounce."""
+        now = self.env.now
+        for msg in rows:
+            self.recorder.replied(msg.id, LOOPS_BACK)
+            self._bounce(msg, now, LOOPS_BACK.reason)
+        self.in_session -= len(rows)  # settled without a session
+        if self._sessions_level is not None:
+            self._sessions_level.set(self.env.now, self.in_session)
+        return _BOUNCED
 
     def _bounce(self, msg: Message, now: float, reason: str) -> None:
         """The one way a message this MTA had accepted ends bounced (a 5xx reply from

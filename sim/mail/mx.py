@@ -22,14 +22,10 @@ from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import DISCARDED, LOST, Message
 from .policies import Chain, ConnectionLimit, Down, SizeLimit, UnknownUsers
-from .server import PolicyServer
-from .smtp import ACCEPTED, CONNECTION_REFUSED, NO_ANSWER, Outcome, Reply
+from .server import DOWN_ANSWERS, PolicyServer
+from .smtp import ACCEPTED, Outcome
 
 __all__ = ["MX"]
-
-LMTP_HOP = 2  # the hand-off to the store, after submission (0) and the relay (1)
-# How a down host answers a connect (the scenario's `answer`).
-_ANSWERS: dict[str, Reply] = {"none": NO_ANSWER, "refuse": CONNECTION_REFUSED}
 
 
 @registers(MXNode)
@@ -56,7 +52,7 @@ class MX(PolicyServer):
         self.recorder = ctx.recorder
         self.network = ctx.network
         self.lmtp = ctx.dialogues.lmtp
-        self.answer = _ANSWERS[spec.answer]
+        self.answer = DOWN_ANSWERS[spec.answer]
         self.discarded = 0
         self.in_work = 0  # messages a scanner holds right now
         self._filter = streams.uniform("mx", spec.id, "filter")
@@ -83,22 +79,10 @@ class MX(PolicyServer):
         scheduled outages."""
         self.started = True
         self.queue.staff(self.spec.workers, self._hire)
-        if self.spec.outages:
-            spans = sorted(
-                (o.start, o.end, _ANSWERS[o.answer] if o.answer else self.answer)
-                for o in self.spec.outages
-            )
-            self.env.process(self._outages(spans))
-
-    def _outages(
-        self, spans: list[tuple[float, float, Reply]]
-    ) -> Generator[simpy.Event, Any, None]:
-        env = self.env
-        for start, end, answer in spans:
-            yield env.timeout(start - env.now)
-            self.set_up(False, "outage", answer)
-            yield env.timeout(end - env.now)
-            self.set_up(True, "outage")
+        self.schedule_outages(
+            [(o.start, o.end, DOWN_ANSWERS[o.answer] if o.answer else self.answer)
+             for o in self.spec.outages]
+        )
 
     def take(self, msg: Message, now: float) -> None:
         """A message whose DATA was just answered 250 joins the scan queue."""
@@ -187,7 +171,9 @@ class MX(PolicyServer):
                     queue_level.set(env.now, len(queue.items))
                 continue
             if rec.tracing:
-                rec.attempt(msg.id, LMTP_HOP, 1, 1, self.code, store.code, start, env.now,
+                # The hand-off to the store is one hop on from the one that brought
+                # the message here (2 after submission and one relay; more via relays).
+                rec.attempt(msg.id, msg.hop + 1, 1, 1, self.code, store.code, start, env.now,
                             ACCEPTED, Outcome.DELIVERED, final=False)
             self.in_work -= 1
             if busy is not None:

@@ -17,7 +17,7 @@ sharing the first row's ``message_id``; a recipient is someone at the sender's o
 domain (``local_share``), one of the sender's regular correspondents (``contacts``) or
 anyone, by users (the run's one shared table, ``Directory.anyone``). Each message is
 submitted over SMTP from the source's client node to its MTA, all its recipients in one
-transaction.
+transaction (to an ESP: by its HTTP API; a batch in one call, ``sim.mail.esp``).
 """
 
 from __future__ import annotations
@@ -130,6 +130,12 @@ class TrafficSource:
         return domain, int(self._person() * domain.users)
 
     def _emit(self) -> None:
+        first, cc = self._make()
+        assert self.mta is not None
+        self.mta.submit(first, self.spec.client, cc)
+
+    def _make(self) -> tuple[Message, tuple[Message, ...]]:
+        """A new message: its first recipient's row and its further recipients' rows."""
         size = float(min(max(1, round(self._size())), MAX_SIZE))  # whole bytes, never empty
         sender = 0
         if self._sender_person is not None:
@@ -146,8 +152,7 @@ class TrafficSource:
             n = min(int(self._count()), MAX_RECIPIENTS)
             if n > 1:
                 cc = self._more(mid, n - 1, {(domain.index, user)}, sender, size)
-        assert self.mta is not None
-        self.mta.submit(first, self.spec.client, cc)
+        return first, cc
 
     def _more(
         self, mid: int, extra: int, taken: set[tuple[int, int]], sender: int, size: float
@@ -205,5 +210,7 @@ class TrafficSource:
         for at, i in times:
             if at > env.now:
                 yield env.timeout(at - env.now)
-            for _ in range(batches[i].count):
-                self._emit()
+            # One hand-over: an MTA takes each message as its own submission, an ESP
+            # the whole batch in one API call (MTA.campaign).
+            assert self.mta is not None
+            self.mta.campaign([self._make() for _ in range(batches[i].count)], self.spec.client)

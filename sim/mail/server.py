@@ -9,15 +9,21 @@ no SimPy event; the client spends the dialogue's time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import simpy
 
 from ..core.component import Context
 from ..core.monitors import Level
 from ..core.records import Message
 from .policies import Chain, Policy
-from .smtp import ACCEPTED, NO_ANSWER, Phase, Reply
+from .smtp import ACCEPTED, CONNECTION_REFUSED, NO_ANSWER, Phase, Reply
 
-__all__ = ["PolicyServer"]
+__all__ = ["DOWN_ANSWERS", "PolicyServer"]
+
+# How a down host answers a connect (the scenario's `answer`, per host and per outage).
+DOWN_ANSWERS: dict[str, Reply] = {"none": NO_ANSWER, "refuse": CONNECTION_REFUSED}
 
 _CONNECT, _MAIL, _RCPT, _DATA = Phase.CONNECT, Phase.MAIL, Phase.RCPT, Phase.DATA
 
@@ -75,6 +81,21 @@ class PolicyServer:
             replies = self._down.values()
             self.down_reply = next((r for r in replies if r.silent), next(iter(replies)))
 
+    def schedule_outages(self, spans: Sequence[tuple[float, float, Reply]]) -> None:
+        """Take the host down (reason ``"outage"``) for each ``(start, end, answer)``, in
+        time order, answering connects with ``answer`` meanwhile (one process for them
+        all; none without outages)."""
+        if spans:
+            self._env.process(self._outages(sorted(spans, key=lambda span: span[:2])))
+
+    def _outages(self, spans: list[tuple[float, float, Reply]]) -> Generator[simpy.Event, Any, None]:
+        env = self._env
+        for start, end, answer in spans:
+            yield env.timeout(start - env.now)
+            self.set_up(False, "outage", answer)
+            yield env.timeout(end - env.now)
+            self.set_up(True, "outage")
+
     def connect(self, client: str, now: float) -> Reply | None:
         """A client connects: None opens a session (close it later), else the refusal."""
         reply = self.chain.answer(_CONNECT, self, client, None, now)
@@ -104,8 +125,11 @@ class PolicyServer:
         reply = self.chain.answer(_DATA, self, client, rows[0], now)
         if reply is not None:
             return reply
+        # The message reached this server by one more hop: what this server does with it
+        # next (relay it on, hand it to the store) counts on from here.
         for msg in rows:
-            self.take(msg, now)
+            msg.hop += 1
+        self.take_rows(rows, now)
         return ACCEPTED
 
     def close(self, client: str) -> None:
@@ -117,3 +141,9 @@ class PolicyServer:
     def take(self, msg: Message, now: float) -> None:
         """Take responsibility for an accepted message (each kind of server defines it)."""
         raise NotImplementedError
+
+    def take_rows(self, rows: Sequence[Message], now: float) -> None:
+        """Take the recipients of one accepted transaction (one message, one domain):
+        each on its own unless the kind of server keeps them together (a relay)."""
+        for msg in rows:
+            self.take(msg, now)

@@ -1,0 +1,259 @@
+"""An email service provider (ESP): an MTA that sends for its customers.
+
+Customers hand mail over by the ESP's HTTP API, not by SMTP submission:
+
+- **transactional mail** (a ``rate`` or ``interarrival`` source): one HTTPS request per
+  message on a kept-alive connection: one round trip plus the body's transfer, no
+  SMTP session. The account may make ``api_rate`` requests a second, a token bucket
+  of ``api_burst`` tokens (default: one second's worth) decided when the request is
+  made. Over the rate the ESP answers ``429 Too Many Requests`` with ``Retry-After``
+  in whole seconds (RFC 6585 4, RFC 9110 10.2.3): the time until the bucket holds a
+  token again, rounded up, at least 1 s; the client waits that long once the answer
+  has arrived and sends the request again.
+- **a campaign** (a ``batches`` source): every recipient in one API call (one request,
+  one token, one round trip plus one message body), accepted at once and released to
+  the delivery agents at ``send_rate`` messages a second, a message being one
+  recipient (as Amazon SES counts its sending rate). The account's slots are
+  ``B + n / send_rate`` (n = 0, 1, ...; B is when a campaign found no slot left in
+  the future); campaign recipients take them in order, and one is released at
+  ``max(its slot, its domain's next slot)`` under ``max_msg_rate`` (messages an hour
+  per recipient domain, PowerMTA's directive: a domain's slots ``3600 / max_msg_rate``
+  s apart). A recipient waiting for its domain does not hold back the ones behind it.
+  Transactional mail is never held behind a campaign.
+
+Delivery is the MTA's (``sim.mail.mta.MTA``, extended here): an ESP node takes every
+MTA key, so presets, retry schedules, concurrency limits and sending IPs apply. Timed
+hand-overs (an API answer arriving, a client's retry, a campaign's releases) are data
+in one heap with one runner (:class:`Timeline`): one event a distinct time, none per
+message waiting.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Callable, Generator
+from typing import Any
+
+import simpy
+
+from ..config import EspNode
+from ..core.component import Context, registers
+from ..core.records import BOUNCED, TOO_LARGE, Message
+from .mta import MTA, SUBMISSION
+from .smtp import Outcome, Phase, Reply
+
+__all__ = ["API_ACCEPTED", "ESP", "PAYLOAD_TOO_LARGE", "TOO_MANY_REQUESTS", "Timeline"]
+
+# HTTP answers of the API (the attempts table's hop 0 for mail handed to an ESP).
+API_ACCEPTED = Reply(202, "", "Accepted", Phase.DATA)
+TOO_MANY_REQUESTS = Reply(429, "", "Too Many Requests", Phase.DATA)
+# A message over the ESP's size limit is refused as a request too large (RFC 9110
+# 15.5.14); the enhanced code says why, as the SMTP refusal would.
+PAYLOAD_TOO_LARGE = Reply(413, "5.3.4", "Content Too Large", Phase.DATA, reason=TOO_LARGE)
+
+_DELIVERED, _DEFERRED, _BOUNCED = Outcome.DELIVERED, Outcome.DEFERRED, Outcome.BOUNCED
+
+Rows = tuple[Message, ...]  # one API request's recipients (one row each)
+
+
+class Timeline:
+    """Actions at exact times: a heap and one runner that sleeps while it is empty."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.heap: list[tuple[float, int, Callable[[Any], None], Any]] = []
+        self._seq = itertools.count()
+        self._idle: simpy.Event | None = None
+        self._until = math.inf  # when the sleeping runner wakes
+        self._started = False
+
+    def __len__(self) -> int:
+        return len(self.heap)
+
+    def at(self, t: float, action: Callable[[Any], None], arg: Any) -> None:
+        """Call ``action(arg)`` at time ``t`` (equal times in the order given)."""
+        heapq.heappush(self.heap, (t, next(self._seq), action, arg))
+        if not self._started:
+            self._started = True
+            self.env.process(self._run())
+        elif t < self._until and self._idle is not None and not self._idle.triggered:
+            self._idle.succeed()  # sooner than the runner meant to wake
+
+    def _run(self) -> Generator[simpy.Event, Any, None]:
+        env, heap = self.env, self.heap
+        while True:
+            if not heap:
+                self._idle = env.event()
+                yield self._idle
+                self._idle = None
+                continue
+            due = heap[0][0]
+            if due > env.now:
+                # Something sooner may be added while this sleeps: wake for it too.
+                self._idle, self._until = env.event(), due
+                yield env.timeout(due - env.now) | self._idle
+                self._idle, self._until = None, math.inf
+                continue
+            _, _, action, arg = heapq.heappop(heap)
+            action(arg)
+
+
+@registers(EspNode)
+class ESP(MTA):
+    """An MTA for customers: HTTP API in, campaigns paced, many sending IPs."""
+
+    def __init__(self, ctx: Context, spec: EspNode) -> None:
+        super().__init__(ctx, spec)
+        self.spec: EspNode = spec
+        # dsn part: an ESP ends bounces at its bounce processing instead of mailing them.
+        self.processes_bounces = True
+        self.timeline = Timeline(ctx.env)
+        rate = spec.api_rate
+        self._burst = float(spec.api_burst or (math.ceil(rate) if rate is not None else 0))
+        self._tokens = self._burst
+        self._filled = 0.0  # when the bucket was last topped up
+        self._slots: dict[Any, float] = {}  # each recipient domain's next free slot
+        # The send rate's slots, account-wide: slot n is base + n / send_rate (computed
+        # from the base, never summed, so that slot k is exactly k / send_rate on).
+        self._base = 0.0
+        self._taken = 0
+        self.pending = 0  # rows in an API request, waiting to retry it, or to be released
+        self.requests = 0
+        self.throttled = 0  # 429 answers
+        self.campaigns = 0
+
+    # -- the API --------------------------------------------------------------------
+
+    def submit(self, msg: Message, client: str, cc: tuple[Message, ...] = ()) -> None:
+        """One API request for ``msg`` (and its further recipients ``cc``)."""
+        self._request(((msg, *cc), client, False))
+
+    def campaign(self, rows: list[tuple[Message, tuple[Message, ...]]], client: str) -> None:
+        """One API call hands the whole campaign over."""
+        every = tuple(m for msg, cc in rows for m in (msg, *cc))
+        if every:
+            self.campaigns += 1
+            self._request((every, client, True))
+
+    def _admit(self, now: float) -> float:
+        """Take a token: 0 when there was one, else the Retry-After (whole seconds)."""
+        rate = self.spec.api_rate
+        if rate is None:
+            return 0.0
+        tokens = min(self._burst, self._tokens + (now - self._filled) * rate)
+        self._filled = now
+        if tokens >= 1.0:
+            self._tokens = tokens - 1.0
+            return 0.0
+        self._tokens = tokens
+        return max(1.0, math.ceil((1.0 - tokens) / rate))
+
+    def _request(self, req: tuple[Rows, str, bool]) -> None:
+        rows, client, campaign = req
+        env, rec = self.env, self.recorder
+        now = env.now
+        first = rows[0]
+        if first.attempts == 0:  # a new request, not a retry: the rows are the ESP's now
+            self.pending += len(rows)
+        first.attempts += 1
+        self.requests += 1
+        for m in rows:
+            rec.held(m.id, self.code)
+        link = self.network.link(client, self.id)
+        gen = self._loss if link.loss > 0.0 else None
+        # One round trip on the kept-alive connection, with the body (a campaign's
+        # template once; the recipient list is small beside it).
+        end = now + link.time(1, first.size, gen)
+        wait = self._admit(now)
+        if wait:
+            self.throttled += 1
+            self.timeline.at(end, self._throttled, (rows, client, campaign, now, wait))
+        else:
+            self.timeline.at(end, self._answered, (rows, client, campaign, now))
+
+    def _throttled(self, arg: tuple[Rows, str, bool, float, float]) -> None:
+        """The 429 has arrived: the client holds the rows and tries again later."""
+        rows, client, campaign, start, wait = arg
+        rec, now = self.recorder, self.env.now
+        src = rec.nodes.code(client)
+        for m in rows:
+            rec.attempt(m.id, SUBMISSION, rows[0].attempts, 1, src, self.code, start, now,
+                        TOO_MANY_REQUESTS, _DEFERRED, final=False)
+            rec.held(m.id, src)
+        self.timeline.at(now + wait, self._request, (rows, client, campaign))
+
+    def _answered(self, arg: tuple[Rows, str, bool, float]) -> None:
+        """The request is answered: 202 and the rows are queued (or refused as too large)."""
+        rows, client, campaign, start = arg
+        rec, now, active = self.recorder, self.env.now, self.active
+        src = rec.nodes.code(client)
+        tries = rows[0].attempts
+        self.pending -= len(rows)
+        if rows[0].size > self.spec.message_size_limit:
+            for m in rows:
+                rec.attempt(m.id, SUBMISSION, tries, 1, src, self.code, start, now,
+                            PAYLOAD_TOO_LARGE, _BOUNCED, final=True)
+                rec.ended(m.id, BOUNCED, now, PAYLOAD_TOO_LARGE.reason)
+            self.bounced += len(rows)
+            return
+        for m in rows:
+            m.queued = now
+            m.attempts = 0  # delivery attempts count from here
+            rec.queued(m.id, now, self.code)
+            if rec.tracing:
+                rec.attempt(m.id, SUBMISSION, tries, 1, src, self.code, start, now,
+                            API_ACCEPTED, _DELIVERED, final=False)
+        spec = self.spec
+        if not campaign or (spec.send_rate is None and spec.max_msg_rate is None):
+            for envelope in (self._split(rows) if not campaign else ((m,) for m in rows)):
+                active.put(envelope)
+        else:
+            self._pace(rows, now)
+        if self._active_level is not None:
+            self._active_level.set(now, len(active.items))
+
+    def _pace(self, rows: Rows, start: float) -> None:
+        """Release a campaign's rows at the send rate and each domain's hourly limit.
+
+        Rows take the account's send-rate slots in order (after any earlier campaign's);
+        a row whose domain's next slot is later waits for it, without holding back the
+        rows behind it (each domain is a queue of its own, as in PowerMTA)."""
+        rate, hourly = self.spec.send_rate, self.spec.max_msg_rate
+        gap = 3600.0 / hourly if hourly is not None else 0.0
+        slots, at = self._slots, self.timeline.at
+        self.pending += len(rows)
+        if rate is not None and self._base + self._taken / rate <= start:
+            self._base, self._taken = start, 0  # the slots had run out: start afresh
+        for m in rows:
+            if rate is None:
+                t = start
+            else:
+                t = self._base + self._taken / rate
+                self._taken += 1
+            if hourly is not None:
+                t = max(t, slots.get(m.domain, t))
+                slots[m.domain] = t + gap
+            at(t, self._release_row, m)
+
+    def _release_row(self, msg: Message) -> None:
+        self.pending -= 1
+        self.active.put((msg,))  # a campaign row is a message of its own
+        if self._active_level is not None:
+            self._active_level.set(self.env.now, len(self.active.items))
+
+    # -- the books -------------------------------------------------------------------
+
+    def holding(self) -> int:
+        """The MTA's messages and those in API requests, retries and campaign releases."""
+        return super().holding() + self.pending
+
+    def stats(self) -> dict[str, float]:
+        """The MTA's counters and the API's."""
+        return {
+            **super().stats(),
+            "api_requests": self.requests,
+            "throttled": self.throttled,
+            "campaigns": self.campaigns,
+        }
