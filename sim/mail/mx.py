@@ -79,10 +79,7 @@ class MX(PolicyServer):
         scheduled outages."""
         self.started = True
         self.queue.staff(self.spec.workers, self._hire)
-        self.schedule_outages(
-            [(o.start, o.end, DOWN_ANSWERS[o.answer] if o.answer else self.answer)
-             for o in self.spec.outages]
-        )
+        self.schedule_outages(self.spec.outages)
 
     def take(self, msg: Message, now: float) -> None:
         """A message whose DATA was just answered 250 joins the scan queue."""
@@ -97,9 +94,7 @@ class MX(PolicyServer):
     def stats(self) -> dict[str, float]:
         """Sessions, refusals, discards and what is held at the end."""
         return {
-            "sessions": self.sessions,
-            "refused": self.refused,
-            "unanswered": self.unanswered,
+            **self.session_stats(),
             "discarded": self.discarded,
             "holding_at_end": self.holding(),
         }

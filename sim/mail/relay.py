@@ -29,7 +29,7 @@ from ..core.monitors import Monitors
 from ..core.records import Message
 from .mta import MTA
 from .policies import Chain, ConnectionLimit, Down, ServerState, SizeLimit
-from .server import DOWN_ANSWERS, PolicyServer
+from .server import PolicyServer
 from .smtp import Phase, Reply
 
 __all__ = ["HopLimit", "Relay", "TOO_MANY_HOPS"]
@@ -83,10 +83,7 @@ class Relay(MTA, PolicyServer):
     def start(self) -> None:
         """Start the delivery machinery and the scheduled outages."""
         MTA.start(self)
-        self.schedule_outages(
-            [(o.start, o.end, DOWN_ANSWERS[o.answer] if o.answer else self.answer)
-             for o in self.spec.outages]
-        )
+        self.schedule_outages(self.spec.outages)
 
     def take(self, msg: Message, now: float) -> None:
         """One accepted recipient: queued here afresh, an envelope of its own."""
@@ -121,7 +118,5 @@ class Relay(MTA, PolicyServer):
         return {
             **MTA.stats(self),
             "relayed": self.relayed,
-            "sessions": self.sessions,
-            "refused": self.refused,
-            "unanswered": self.unanswered,
+            **self.session_stats(),
         }

@@ -14,6 +14,7 @@ from typing import Any
 
 import simpy
 
+from ..config import Outage
 from ..core.component import Context
 from ..core.monitors import Level
 from ..core.records import Message
@@ -81,12 +82,16 @@ class PolicyServer:
             replies = self._down.values()
             self.down_reply = next((r for r in replies if r.silent), next(iter(replies)))
 
-    def schedule_outages(self, spans: Sequence[tuple[float, float, Reply]]) -> None:
-        """Take the host down (reason ``"outage"``) for each ``(start, end, answer)``, in
-        time order, answering connects with ``answer`` meanwhile (one process for them
-        all; none without outages)."""
-        if spans:
-            self._env.process(self._outages(sorted(spans, key=lambda span: span[:2])))
+    def schedule_outages(self, outages: Sequence[Outage]) -> None:
+        """Take the host down (reason ``"outage"``) for each scheduled outage, in time
+        order, answering connects as the outage says (its ``answer``, else the host's)
+        meanwhile: one process for them all, none without outages."""
+        if outages:
+            spans = sorted(
+                ((o.start, o.end, DOWN_ANSWERS[o.answer] if o.answer else self.answer) for o in outages),
+                key=lambda span: span[:2],
+            )
+            self._env.process(self._outages(spans))
 
     def _outages(self, spans: list[tuple[float, float, Reply]]) -> Generator[simpy.Event, Any, None]:
         env = self._env
@@ -137,6 +142,10 @@ class PolicyServer:
         self.connections -= 1
         if self._connections_level is not None:
             self._connections_level.set(self._env.now, self.connections)
+
+    def session_stats(self) -> dict[str, float]:
+        """Sessions opened, connections refused with a reply, and left unanswered."""
+        return {"sessions": self.sessions, "refused": self.refused, "unanswered": self.unanswered}
 
     def take(self, msg: Message, now: float) -> None:
         """Take responsibility for an accepted message (each kind of server defines it)."""
