@@ -84,7 +84,8 @@ class _NoSource:
 def one(path: str, simulate: bool, sources: bool = True, start: bool = True) -> dict[str, Any]:
     """Read, validate, build and start the world in ``path`` in this process."""
     import sim
-    from sim.config.loading import _yaml, parse_scenario
+    from sim.config.loading import parse_scenario
+    from sim.config.yamlfile import read_yaml
     from sim.mail import senders
     from sim.world.network import Network
 
@@ -93,7 +94,7 @@ def one(path: str, simulate: bool, sources: bool = True, start: bool = True) -> 
     t = cpu()
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    data = _yaml(text, "file")
+    data = read_yaml(text, "file")
     del text
     out["parse_s"], out["parse_mb"] = cpu() - t, _peak_mb()
     t = cpu()

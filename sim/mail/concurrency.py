@@ -188,6 +188,16 @@ class PostfixConcurrency:
 
     def finished(self, dest: Destination, outcome: Outcome, now: float) -> bool:
         """Feedback from one attempt; True when the destination has just died."""
+        if (
+            outcome < _FAILED_SESSION and dest.busy == 0 and dest.window > 0
+            and not dest.parked and not self.rate_delay
+        ):
+            # The common case under light load: an answered attempt leaves the destination
+            # idle, so its queue is discarded whatever the feedback would have changed
+            # (the end of this method, taken at once).
+            dest.window = self.initial
+            dest.success = dest.failure = dest.cohorts = 0.0
+            return False
         busy = dest.busy + 1  # Postfix's busy_refcount still counts the attempt that ended
         if dest.window <= 0 and now >= dest.until:
             self._reopen(dest, busy)

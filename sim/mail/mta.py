@@ -134,6 +134,7 @@ class MTA:
         # Postfix relayhost in its [host] form: every message goes there, no MX lookup,
         # and the smart host is the one destination the concurrency policy sees.
         self.relayhost: tuple[str, ...] | None = (spec.relayhost,) if spec.relayhost else None
+        self._quits: dict[str, float] = {}  # QUIT time to each server over a loss-free link
         self.resolver: Resolver | None = None
         self.started = False
         self.workers: list[simpy.Process] = []  # delivery agents started so far
@@ -358,6 +359,7 @@ class MTA:
         queue_level, sessions = self._active_level, self._sessions_level
         reuse, reuse_time, reuse_count = self._reuse
         relayhost = self.relayhost
+        plain = type(self)._hosts is MTA._hosts  # no filter on the MX answer (not a relay)
         envelope: Envelope | None = None
         waiting: simpy.Event | None = first
         # The session kept open for the envelope in hand (connection reuse): its server,
@@ -433,7 +435,7 @@ class MTA:
                     if relayhost is None:
                         rtt = self.network.link(self.id, resolver.id).rtt
                         answer = yield from resolver.lookup(domain, rtt)
-                        hosts = self._hosts(answer)
+                        hosts = (answer[0][1],) if len(answer) == 1 and plain else self._hosts(answer)
                         if not hosts:  # a relay with no better host (RFC 5321 5.1)
                             outcome, pending = self._loops_back(pending), ()
                     else:
@@ -476,8 +478,15 @@ class MTA:
                     yield from self._quit(kept, kept_client)
                     kept = None
             else:
-                if kept is not None:
-                    yield from self._quit(kept, kept_client)  # its slot is held until QUIT ends
+                if kept is not None:  # the slot is held until QUIT ends (self._quit, inlined)
+                    quit = self._quit_time(kept)
+                    try:
+                        if quit > 0.0:  # a QUIT over a zero-latency link takes no time: no event
+                            yield env.timeout(quit)
+                    except simpy.Interrupt:
+                        pass  # only the QUIT was cut: what the session settled stays settled
+                    finally:
+                        kept.close(kept_client)
                     kept = None
                 dest.busy -= 1
                 if policy.finished(dest, outcome, env.now):
@@ -507,11 +516,20 @@ class MTA:
             return envelope
         return None
 
+    def _quit_time(self, server: SMTPServer) -> float:
+        """How long a QUIT to ``server`` takes (drawn afresh over a lossy link)."""
+        quit = self._quits.get(server.id)
+        if quit is None:
+            link = self.network.link(self.id, server.id)
+            if link.loss > 0.0:
+                return link.time(self.dialogues.relay.quit, 0, self._loss)
+            quit = self._quits[server.id] = link.time(self.dialogues.relay.quit, 0, None)
+        return quit
+
     def _quit(self, server: SMTPServer, client: str) -> Generator[simpy.Event, Any, None]:
         """QUIT and close the session ``client`` (a sending IP) holds with ``server``
         (the agent is busy until QUIT ends)."""
-        link = self.network.link(self.id, server.id)
-        quit = link.time(self.dialogues.relay.quit, 0, self._loss if link.loss > 0.0 else None)
+        quit = self._quit_time(server)
         try:
             if quit > 0.0:  # a QUIT over a zero-latency link takes no time: no event
                 yield self.env.timeout(quit)
