@@ -9,8 +9,10 @@ from ``seed``:
   shares of people (Gmail 39 %, Microsoft 35 %, Yahoo 18 %), each on its own domains
   sharing its MX hosts, resolver and store; a Zipf tail of other domains: regional ISPs,
   companies hosted at an ISP or on a big provider's infrastructure, and companies with
-  their own server (some with a backup MX at their ISP); ESPs sending transactional
-  mail and scheduled campaigns for client domains; regions on a sphere with latencies
+  their own server (some with a backup MX at their ISP: a relay that holds their mail
+  while their server is away); ESPs (``esp`` nodes on the ESP presets) sending
+  transactional mail by API and scheduled campaigns for client domains; the providers'
+  outbound MTAs on their measured presets; regions on a sphere with latencies
   from great-circle distances (:mod:`.regions`). Every node carries its ``region``.
   docs/generate.md describes it; docs/sources.md cites its figures.
 - :func:`internet`: the older uniform mesh (every domain with its own five nodes and one
@@ -106,6 +108,12 @@ ISP_EVERY = 200  # one regional ISP per this many tail domains, at least one per
 ESP_EVERY = 1000  # one ESP per this many domains, one to MAX_ESPS
 MAX_ESPS = 5
 ESP_CLIENT_SHARE = 0.05  # company domains that send through an ESP (assumption)
+# Each ESP behaves as one of the real ones (their retry presets, docs/sources.md), in
+# turn; it sends from several IPs and releases campaigns at a set rate, both set per
+# account in reality (assumptions: as the default scenario's ESP).
+ESP_PRESETS = ("sendgrid", "mailgun", "sparkpost", "ses")
+ESP_IPS = 4
+ESP_SEND_RATE = 300  # messages/s
 CAMPAIGN_HOURS = (9, 17)  # UTC; marketing sends peak at 09:00 and 17:00 UTC
 # People's traffic (docs/sources.md, Workload): the office day in their own time zone,
 # 1.66 recipients a message on average, most of them among regular correspondents, and
@@ -399,7 +407,10 @@ def _provider(
     edge = sites[home.name]
     dns = b.host(edge, f"{p.org}-dns", "resolver", home)
     sessions = _capacity(out_rate, SESSION_S, 10)
-    mta = b.host(edge, f"{p.org}-mta", "mta", home, resolver=dns, workers=sessions, smtpd_workers=sessions)
+    # The provider's outbound MTA retries as measured from the receiving side (its preset).
+    mta = b.host(
+        edge, f"{p.org}-mta", "mta", home, preset=p.org, resolver=dns, workers=sessions, smtpd_workers=sessions,
+    )
     store = b.host(edge, f"{p.org}-store", "mailbox", home, concurrency=_capacity(in_rate, SESSION_S, 32))
     # The lowest preference takes the traffic; equal preferences share it.
     first = [x for x in p.mx_preferences if x == min(p.mx_preferences)]
@@ -433,6 +444,7 @@ def _server(b: _Builder, org: str, r: Region, rate_out: float, rate_in: float, r
     sessions = _capacity(rate_out, SESSION_S, 10)
     return {
         "dns": dns,
+        "edge": edge,
         "mta": b.host(edge, f"{org}-mta", "mta", r, resolver=dns, workers=sessions, smtpd_workers=sessions),
         "mx": b.host(
             edge, f"{org}-mx1", "mx", r,
@@ -440,6 +452,16 @@ def _server(b: _Builder, org: str, r: Region, rate_out: float, rate_in: float, r
         ),
         "store": b.host(edge, f"{org}-store", "mailbox", r, concurrency=_capacity(rate_in, SESSION_S, 8)),
     }
+
+
+def _backup(b: _Builder, isp: dict[str, str], org: str, r: Region) -> str:
+    """The ISP's backup MX for its customers' own servers: a relay that holds their mail
+    while their server does not answer and delivers it when it is back (one per ISP)."""
+    if "backup" not in isp:
+        isp["backup"] = b.host(
+            isp["edge"], f"{org}-backup-mx", "relay", r, resolver=isp["dns"], max_connections=MX_SESSIONS_MIN,
+        )
+    return isp["backup"]
 
 
 def _tail(
@@ -474,7 +496,7 @@ def _tail(
         elif how == "own":
             s = _server(b, f"org{plan.isps + c + 1}", r, per_person * users, spec.rate * users / total, isps[j]["dns"])
             mta, store = s["mta"], s["store"]
-            mx = [(s["mx"], 10)] + ([(isps[j]["mx"], 20)] if plan.backup[c] else [])
+            mx = [(s["mx"], 10)] + ([(_backup(b, isps[j], f"isp{j + 1}", r), 20)] if plan.backup[c] else [])
         else:  # at its ISP (and when the provider it would use is not in a tiny world)
             mta, store, mx = isps[j]["mta"], isps[j]["store"], [(isps[j]["mx"], 10)]
         b.domains.append(domain_entry(name, users, r, mta, mx, store))
@@ -504,7 +526,10 @@ def _esps(b: _Builder, plan: _Tail, spec: GenerateSpec, esps: int, legitimate: f
         dns = b.host(edge, f"{org}-dns", "resolver", r)
         my_rate = scale * sum(weights[k : k + len(mine)])
         sessions = max(200, _capacity(my_rate, SESSION_S, 10))
-        b.host(edge, f"{org}-mta", "mta", r, resolver=dns, workers=sessions, smtpd_workers=sessions)
+        b.host(
+            edge, f"{org}-mta", "esp", r, preset=ESP_PRESETS[e % len(ESP_PRESETS)], resolver=dns,
+            workers=sessions, ips=ESP_IPS, send_rate=ESP_SEND_RATE,
+        )
         names = [f"org{plan.isps + int(c) + 1}.example" for c in mine]
         if trans_rate > 0:
             for name in names:
