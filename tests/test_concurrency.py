@@ -216,6 +216,25 @@ def test_slow_start_from_5_to_20_deliveries_a_second() -> None:
     assert list(per_second) == [*range(5, 20), 20]
 
 
+def test_connection_reuse_does_not_hold_the_window_back() -> None:
+    """The same 200 messages with sessions reused (TLS reuse on): each finishing agent
+    carries the next envelope over its session, and every slot the window gains goes to
+    an idle agent, which opens a session of its own. The window grows 5 -> 20 as
+    without reuse, so the MX sees exactly 20 sessions (5, then one per slot gained),
+    each reused until the backlog is gone; were the gained slots lost to reuse, it would
+    stay at 5 or 6."""
+    data = one_second_world(200)
+    node(data, "mta")["smtp_tls_connection_reuse"] = True
+    res = run(parse_scenario(data))
+    m = res.messages
+    assert (m["status"] == "delivered").all() and (m["attempts"] == 1).all()
+    assert res.stats["mx"]["mx"]["sessions"] == 20
+    # A reused transaction is 2 round trips and the body (0.125 + 0.4375 s) instead of
+    # 8 and the body (0.9375 s): the backlog ends sooner than its last acceptance
+    # without reuse, Q + 0.25 + 15 + 0.9375 (the test above).
+    assert m["accepted"].max() - m["submitted"].min() < 0.25 + 15 + 0.9375 - 4
+
+
 def test_with_the_old_fixed_limit_there_is_no_slow_start() -> None:
     # The same world with FixedConcurrency(20): ten rounds of 20 from the start.
     data = one_second_world(200)

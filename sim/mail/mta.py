@@ -474,8 +474,16 @@ class MTA:
                     following = self._waiting(dest, domain)
                 if following is not None:
                     held, held_client, kept = kept, kept_client, None
+                    # Its slot, taken at the top of the loop (as _next does); a window
+                    # that grew hands its further slots to idle agents, as without reuse.
+                    dest.busy += 1
+                    dest.reserved += 1
+                    if dest.parked:
+                        self._wake(dest)
                 else:
+                    dest.busy += 1  # the slot is held until QUIT ends, as without reuse
                     yield from self._quit(kept, kept_client)
+                    dest.busy -= 1
                     kept = None
             else:
                 if kept is not None:  # the slot is held until QUIT ends (self._quit, inlined)
