@@ -421,6 +421,11 @@ def test_a_dumped_scenario_can_change_its_preset() -> None:
     {"preset": "exim", "retry": None},  # back to Postfix's backoff
     {"preset": "postfix", "retry": {"intervals": [60], "give_up": "1h"}},
     {"preset": "qmail", "queue_run_delay": 300, "workers": 100},  # a default spelled out
+    # The same shape with some keys as the preset's (found in review: the keys equal to
+    # the preset's were dropped from the dump, and the block replaced the preset's whole
+    # on loading: an error, or a flat schedule instead of a doubling one).
+    {"preset": "mailgun", "retry": {"intervals": ["10m", "20m"], "give_up": "8h"}},
+    {"preset": "sendgrid", "retry": {"intervals": ["10m"], "factor": 2, "max_interval": "1h", "give_up": "24h"}},
 ])
 def test_a_dumped_node_on_a_preset_loads_back_the_same(mta: dict[str, Any]) -> None:
     data = tiny_data()

@@ -16,7 +16,7 @@ from pydantic import (
 
 from .base import MAX_TIME, MAX_WORKERS, Int, NodeId, Num, Strict
 from .distributions import TimeConstant, TimeDistribution, TimeLogNormal
-from .presets import PRESETS, with_preset
+from .presets import PRESETS, RETRY_SHAPES, with_preset
 from .schedules import RetrySpec
 from .units import Bytes, Seconds
 
@@ -193,8 +193,16 @@ class MTANode(NodeBase):
         for key, value in data.items():
             base = ref.get(key)
             if key in fixed or base != value:
-                if isinstance(value, dict) and isinstance(base, dict):  # retry: key by key
-                    value = {k: v for k, v in value.items() if base.get(k) != v}
+                if isinstance(value, dict) and isinstance(base, dict):
+                    # retry: the keys that differ from the preset's, merged back under
+                    # it on loading (so a new preset still takes effect); but when the
+                    # shape differs the block replaces the preset's whole on loading,
+                    # so it is written whole (found in review: keys equal to the
+                    # preset's were lost, and a sweep ran another schedule).
+                    diff = {k: v for k, v in value.items() if base.get(k) != v}
+                    if any(k in RETRY_SHAPES for k in diff):
+                        diff = {k: v for k, v in value.items() if v is not None}
+                    value = diff
                 out[key] = value
         return out
     # -- end of the presets part --

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PRESETS", "with_preset"]
+__all__ = ["PRESETS", "RETRY_SHAPES", "with_preset"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Postfix 3.x defaults (postconf(5)); the backoff rule is src/qmgr/qmgr_active.c.
@@ -96,7 +96,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-_SHAPES = ("rule", "intervals", "quadratic")
+RETRY_SHAPES = ("rule", "intervals", "quadratic")  # a retry block with one of these has its own shape
 
 
 def with_preset(data: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +109,7 @@ def with_preset(data: dict[str, Any]) -> dict[str, Any]:
     for key, value in data.items():
         base = merged.get(key)
         if isinstance(base, dict) and isinstance(value, dict):
-            own_shape = any(value.get(shape) is not None for shape in _SHAPES)
+            own_shape = any(value.get(shape) is not None for shape in RETRY_SHAPES)
             merged[key] = value if own_shape else {**base, **value}
         else:
             merged[key] = value
