@@ -366,6 +366,21 @@ def test_unknown_preset_lists_the_known_ones(tmp_path: Path, capsys: pytest.Capt
     )
 
 
+@pytest.mark.parametrize("mta, problem", [
+    ({"preset": "gmail", "maximal_queue_lifetime": "1d"},
+     "maximal_queue_lifetime is not read with a retry schedule (preset gmail): set retry.give_up"),
+    ({"retry": {"intervals": [60], "give_up": "1h"}, "maximal_backoff_time": 600},
+     "maximal_backoff_time is not read with a retry schedule (the retry block): "
+     "set retry.intervals or retry.max_interval"),
+])
+def test_postfix_keys_a_retry_schedule_would_ignore_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mta: dict[str, Any], problem: str
+) -> None:
+    # Found in review: a Postfix admin setting the familiar key on a preset node got
+    # nothing back. The defaults themselves (as `mailflow show` prints them) still load.
+    assert error_line(tmp_path, capsys, **mta) == f"topology.nodes[mta]: {problem}"
+
+
 @pytest.mark.parametrize("retry, problem", [
     ({"rule": "F,2h,15m; X,4d,6h"},
      "retry.rule: 'X,4d,6h': a segment starts with F (fixed) or G (geometric) (got 'F,2h,15m; X,4d,6h')"),

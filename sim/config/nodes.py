@@ -239,6 +239,16 @@ class MTANode(NodeBase):
     def _backoff_ordered(self) -> MTANode:
         if self.maximal_backoff_time < self.minimal_backoff_time:
             raise ValueError("maximal_backoff_time is below minimal_backoff_time")
+        if self.retry is not None:
+            # A retry schedule (the node's or its preset's) decides the gaps and when to
+            # give up: Postfix's own keys would be silently ignored (found in review).
+            for key, fix in (("maximal_queue_lifetime", "retry.give_up"),
+                             ("maximal_backoff_time", "retry.intervals or retry.max_interval")):
+                if getattr(self, key) != MTANode.model_fields[key].default:
+                    raise ValueError(
+                        f"{key} is not read with a retry schedule "
+                        f"({'preset ' + self.preset if self.preset else 'the retry block'}): set {fix}"
+                    )
         return self
 
     @model_validator(mode="after")
