@@ -325,3 +325,20 @@ def test_one_ip_changes_nothing() -> None:
     b = run(parse_scenario(data), trace=True)
     pd.testing.assert_frame_equal(a.messages, b.messages)
     pd.testing.assert_frame_equal(a.attempts, b.attempts)
+
+
+def test_a_relay_that_is_down_refuses_connections_when_told_to() -> None:
+    """A relay takes the host-level `answer` an MX takes. mx and backup are both down
+    (mx from 50 to 400; backup for good, `answer: refuse`): the MTA waits out mx's
+    30 s connect timeout, then backup resets the connection at once (one round trip of
+    2 * 0.005 s): refused, not a timeout, and the message is deferred."""
+    data = backup_world()
+    node(data, "backup").update(answer="refuse", outages=[{"start": 0, "end": 5000}])
+    res = run(parse_scenario(data), trace=True)
+    first = attempts_of(res)
+    first = first[(first["hop"] == 1) & (first["attempt"] == 1)]
+    assert list(first["dst"]) == ["mx", "backup"]
+    assert first.iloc[0]["end"] - first.iloc[0]["start"] == pytest.approx(30.0, abs=1e-9)
+    assert first.iloc[1]["end"] - first.iloc[1]["start"] == pytest.approx(0.010, abs=1e-9)
+    assert pd.isna(first.iloc[1]["reply"]) and first.iloc[1]["enhanced"] == "4.4.1"
+    assert first.iloc[1]["outcome"] == "deferred"  # the last host of the attempt

@@ -349,6 +349,9 @@ class RelayNode(MTANode):
         50, gt=0, le=MAX_HOPS, description="Postfix: bounce a message that took more hops"
     )
     outages: list[Outage] = Field(default_factory=list, description="when the host is down")
+    answer: Answer = Field(
+        "none", description="how the host answers while down: none (connect timeout) or refuse"
+    )
 
     @model_validator(mode="after")
     def _relay_keys(self) -> RelayNode:
