@@ -43,7 +43,7 @@ from .domains import Domain
 from .policies import Chain, SizeLimit
 from .concurrency import DEAD, SUSPENDED, ConcurrencyPolicy, Destination, Feedback, PostfixConcurrency
 from .dsn import NULL_MX, notice
-from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, schedule_for
+from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, first_gap, schedule_for
 from .smtp import ACCEPTED, INTERRUPTED, NO_ANSWER, Outcome, Phase, Reply, SMTPServer
 
 __all__ = ["LOOPS_BACK", "MTA", "sending_ips"]
@@ -96,7 +96,9 @@ class MTA:
             Feedback(spec.destination_concurrency_positive_feedback),
             Feedback(spec.destination_concurrency_negative_feedback),
             spec.destination_concurrency_failed_cohort_limit,
-            spec.minimal_backoff_time,  # Postfix revives a dead destination after it
+            # Postfix revives a dead destination after minimal_backoff_time, its
+            # shortest retry gap; under another schedule, that schedule's first gap.
+            first_gap(self.retry, spec.minimal_backoff_time),
             spec.destination_rate_delay,
         )
         # A submission: the message, the client's node, and the message's further

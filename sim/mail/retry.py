@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from .concurrency import Destination
 
 __all__ = [
-    "DeferredQueue", "EximRule", "Intervals", "PostfixBackoff", "Quadratic", "RetrySchedule", "schedule_for",
+    "DeferredQueue", "EximRule", "Intervals", "PostfixBackoff", "Quadratic", "RetrySchedule", "first_gap",
+    "schedule_for",
 ]
 
 
@@ -219,6 +220,23 @@ def schedule_for(spec: MTANode) -> RetrySchedule:
         return Quadratic(retry.quadratic, retry.give_up)
     assert retry.intervals is not None
     return Intervals(tuple(retry.intervals), retry.factor, retry.max_interval, retry.give_up)
+
+
+def first_gap(schedule: RetrySchedule, minimal: float) -> float:
+    """The wait after a first failure under ``schedule`` (``minimal``, Postfix's
+    ``minimal_backoff_time``, for Postfix's backoff or a schedule of a hook's own).
+
+    Postfix closes a dead destination for ``minimal_backoff_time``, its shortest retry
+    gap, so that the mail deferred when it died finds it open again when it comes due;
+    under another schedule its first gap plays that part.
+    """
+    if isinstance(schedule, Intervals):
+        return schedule.gap(1)
+    if isinstance(schedule, Quadratic):
+        return schedule.step
+    if isinstance(schedule, EximRule):
+        return schedule.segments[0].interval
+    return minimal
 
 
 class DeferredQueue:
