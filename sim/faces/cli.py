@@ -312,7 +312,8 @@ def run_command(
             line = f"mailflow: run of {sc.name} interrupted by {name}; nothing was written to {folder}"
         raise _Reported(line, 128 + signum) from None
     out.print(
-        f"{len(results.messages):,} messages in {results.wall_time:.2f} s wall; "
+        f"{len(results.messages):,} rows (recipient deliveries, DSNs included) in "
+        f"{results.wall_time:.2f} s wall; "
         f"results in {folder}/ (messages.parquet, {'attempts.parquet, ' if trace else ''}"
         f"{'timeseries.parquet, ' if sample_every is not None else ''}run.json)",
         soft_wrap=True,
