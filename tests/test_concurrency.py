@@ -464,3 +464,20 @@ def test_421_at_the_greeting_of_the_last_host_is_a_failed_session() -> None:
     assert list(relay["outcome"]) == ["delivered"] + ["deferred"] * 6
     assert list(m["attempts"]) == [1] * 7 + [0] * 3
     assert list(m["deferrals"]) == [0] + [1] * 9
+
+
+@pytest.mark.parametrize("workers", [3, 4])
+def test_reused_sessions_leave_no_slot_held_once_the_mail_is_gone(workers: int) -> None:
+    """Found in review: an agent reusing its session could take, from the head of the
+    active queue, an envelope that a grown window had woken with a slot held for it,
+    and hold a second slot for it; one was never given back (busy 1, reserved 1 with
+    nothing left), so the destination never went idle. After the run every
+    destination's counters are back to zero."""
+    data = one_second_world(120)
+    node(data, "mta").update(workers=workers, initial_destination_concurrency=1,
+                             smtp_tls_connection_reuse=True)
+    model = build(parse_scenario(data))
+    model.run()
+    assert model.recorder.in_flight() == 0
+    for dest in model.node("mta").destinations.values():
+        assert (dest.busy, dest.reserved, len(dest.parked)) == (0, 0, 0)

@@ -472,14 +472,17 @@ class MTA:
                 dest.busy -= 1
                 if policy.finished(dest, outcome, env.now):
                     self._defer_parked(dest)  # it has just died: its waiting mail too
-                elif policy.allows(dest, env.now):
+                elif dest.reserved or policy.allows(dest, env.now):
                     following = self._waiting(dest, domain)
                 if following is not None:
                     held, held_client, kept = kept, kept_client, None
-                    # Its slot, taken at the top of the loop (as _next does); a window
-                    # that grew hands its further slots to idle agents, as without reuse.
-                    dest.busy += 1
-                    dest.reserved += 1
+                    # Its slot, used at the top of the loop: one already held for this
+                    # destination's woken mail (whichever envelope of it comes first
+                    # takes it), else a new one, as _next takes it. A window that grew
+                    # hands its further slots to idle agents, as without reuse.
+                    if not dest.reserved:
+                        dest.busy += 1
+                        dest.reserved += 1
                     if dest.parked:
                         self._wake(dest)
                 else:
