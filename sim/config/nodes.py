@@ -112,13 +112,13 @@ class MTANode(NodeBase):
     smtpd_workers: Int = Field(100, gt=0, le=MAX_WORKERS, description="concurrent submission sessions")
     workers: Int = Field(100, gt=0, le=MAX_WORKERS, description="concurrent outbound delivery sessions")
     message_size_limit: Bytes = Field(10_240_000, gt=0, le=MAX_SIZE, description="Postfix default")
-    # 0: no scan grid, each deferred message is taken at its own due time (presets part).
+    # 0: no scan grid, each deferred envelope is taken at its own due time.
     queue_run_delay: Seconds = Field(300, ge=0, le=MAX_TIME, description="Postfix: deferred-queue scan")
     minimal_backoff_time: Seconds = Field(300, ge=0, le=MAX_TIME, description="Postfix")
     maximal_backoff_time: Seconds = Field(4000, ge=0, le=MAX_TIME, description="Postfix")
     maximal_queue_lifetime: Seconds = Field(5 * 86400, gt=0, le=MAX_TIME, description="Postfix: 5 d")
     smtp_connect_timeout: Seconds = Field(30, gt=0, le=MAX_TIME, description="Postfix")
-    # -- issue 8, part "concurrency": Postfix's per-destination scheduler (SCHEDULER_README;
+    # Postfix's per-destination scheduler (SCHEDULER_README;
     # sim/mail/concurrency.py). Postfix's names without their "default_" prefix (one transport).
     destination_concurrency_limit: Int = Field(
         20, gt=0, le=MAX_WORKERS, description="Postfix default_destination_concurrency_limit"
@@ -139,7 +139,7 @@ class MTANode(NodeBase):
     destination_rate_delay: Seconds = Field(
         0, ge=0, le=MAX_TIME, description="Postfix default_destination_rate_delay (0: off)"
     )
-    # -- issue 8, envelopes: recipients per delivery and the connection cache (postconf(5)).
+    # Recipients per delivery and the connection cache (postconf(5)).
     default_destination_recipient_limit: Int = Field(
         50, gt=0, le=MAX_COUNT, description="Postfix: recipients per envelope (per delivery)"
     )
@@ -155,12 +155,11 @@ class MTANode(NodeBase):
     smtp_tls_connection_reuse: bool = Field(
         False, description="Postfix 3.4+: reuse TLS sessions too (off: with TLS, no reuse)"
     )
-    # -- end of envelopes' keys
-    # -- issue 8, part dsn (bounces are mail: sim/mail/dsn.py) --
+    # Bounces are mail (sim/mail/dsn.py): delay notices.
     delay_warning_time: Seconds = Field(
         0, ge=0, le=MAX_TIME, description="Postfix: a delay notice to the sender after this long queued; 0 = off"
     )
-    # -- issue 8, presets part: retry schedules and presets (sim/config/presets.py) --
+    # Retry schedules and presets (sim/config/presets.py).
     preset: str | None = Field(None, description="a real MTA's defaults, applied under the node's keys")
     retry: RetrySpec | None = Field(None, description="a retry schedule; absent: Postfix's backoff")
 
@@ -205,8 +204,7 @@ class MTANode(NodeBase):
                     value = diff
                 out[key] = value
         return out
-    # -- end of the presets part --
-    # -- issue 8, relay-esp: sending IPs and the smart host --------------------------
+    # Sending IPs and the smart host.
     ips: int | list[str] = Field(
         1, description="sending IPs: a count, or their names; sessions use them in turn"
     )
@@ -268,7 +266,7 @@ class MTANode(NodeBase):
 
 @cache
 def _preset_dump(name: str, mode: str) -> dict[str, Any]:
-    """Every key of an MTA node that has only ``preset: name`` (presets part)."""
+    """Every key of an MTA node that has only ``preset: name``."""
     alone = MTANode(kind="mta", id="-", resolver="-", preset=name)
     return alone.model_dump(mode=mode, context={"resolved": True})
 
@@ -335,7 +333,7 @@ def _apart(outages: list[Outage]) -> None:
             raise ValueError(f"outages overlap (one starts at {start} before {end})")
 
 
-# -- issue 8, relay-esp: relays and ESPs are MTAs (every MTA key, presets included) ----
+# Relays and ESPs are MTAs (every MTA key, presets included).
 
 
 class RelayNode(MTANode):

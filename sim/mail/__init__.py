@@ -2,8 +2,9 @@
 
 ``senders`` (traffic sources) -> ``smtp`` (replies, phases, dialogue costs) -> ``mta``
 (submission, delivery agents; ``esp``: an MTA taking mail by HTTP API; ``relay``: one
-that takes mail over SMTP and delivers it on) with ``retry`` (schedules, concurrency, the deferred
-queue) -> ``dns`` (caching resolvers) -> ``server`` and ``policies`` (how a receiving
+that takes mail over SMTP and delivers it on) with ``retry`` (schedules, the deferred
+queue), ``concurrency`` (how many attempts a destination gets) and ``dsn`` (bounces as
+mail) -> ``dns`` (caching resolvers) -> ``server`` and ``policies`` (how a receiving
 server answers) -> ``mx`` -> ``mailbox`` -> ``devices`` (retrieval). ``domains`` holds
 each domain's facts in one object.
 

@@ -1,9 +1,10 @@
-"""How many delivery attempts a destination (a recipient domain) gets at once.
+"""How many delivery attempts a destination (a recipient domain, or the smart host)
+gets at once.
 
 A **concurrency policy** is data an MTA is given: it decides whether one more attempt
 to a destination may start, and hears how each attempt ended (feedback for adaptive
 rules such as Postfix's slow start). A :class:`Destination` is the MTA's state for one
-recipient domain: attempts in progress, messages parked until a slot frees, and the
+destination: attempts in progress, envelopes parked until a slot frees, and the
 window an adaptive policy keeps there.
 
 :class:`PostfixConcurrency` is Postfix's per-destination scheduler (SCHEDULER_README,

@@ -107,7 +107,7 @@ class ESP(MTA):
     def __init__(self, ctx: Context, spec: EspNode) -> None:
         super().__init__(ctx, spec)
         self.spec: EspNode = spec
-        # dsn part: an ESP ends bounces at its bounce processing instead of mailing them.
+        # An ESP ends bounces at its bounce processing instead of mailing them (sim.mail.dsn).
         self.processes_bounces = True
         self.timeline = Timeline(ctx.env)
         rate = spec.api_rate

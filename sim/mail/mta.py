@@ -30,7 +30,6 @@ import itertools
 from collections.abc import Generator, Sequence
 from typing import Any
 
-import numpy as np
 import simpy
 
 from ..config import MTANode
@@ -128,7 +127,7 @@ class MTA:
         # set only while on, so that when off a deferral pays one comparison.
         self.delay_warning_time = spec.delay_warning_time
         self._warned: set[int] | None = set() if spec.delay_warning_time > 0 else None
-        # -- relay-esp: sending IPs and the smart host ------------------------------
+        # Sending IPs and the smart host.
         # Sessions go out from the sending IPs in turn; with one IP (the default) the
         # client a server sees is the node id and nothing is counted (_client).
         self.ips: tuple[str, ...] | None = sending_ips(spec.id, spec.ips)

@@ -5,10 +5,10 @@ Send-side policies are data an MTA is given, not code inside it:
 - a **retry schedule** decides when a deferred message is due again, from its history
   (when it was queued, how many attempts it had) and the time of the failure, or that
   it has been queued too long and bounces;
-- the **deferred queue** holds deferred messages as data (a heap by due time) and one
-  queue runner per MTA moves due messages back to the active queue on its scan grid,
-  as Postfix's queue manager does. A million deferred messages are a million tuples,
-  not a million sleeping processes.
+- the **deferred queue** holds deferred envelopes (a message's recipients for one
+  destination) as data (a heap by due time) and one queue runner per MTA moves due
+  ones back to the active queue on its scan grid, as Postfix's queue manager does. A
+  million deferred envelopes are a million tuples, not a million sleeping processes.
 
 Each rule lives in a class named after it (docs/model.md gives every formula,
 docs/sources.md every source): :class:`PostfixBackoff` (the default, in whole seconds as
@@ -242,14 +242,14 @@ def first_gap(schedule: RetrySchedule, minimal: float) -> float:
 class DeferredQueue:
     """Deferred envelopes by due time, moved back to the active queue when due.
 
-    With ``every > 0`` a runner scans at t = k * every (k >= 1) and takes the messages
+    With ``every > 0`` a runner scans at t = k * every (k >= 1) and takes the envelopes
     due by then; with ``whole_seconds`` (Postfix's qmgr, src/qmgr/qmgr_active.c) it takes
     those due by ``floor(t) + 1``, as the scan takes a queue file whose time stamp is at
     most one second in the future. While the queue is empty the runner sleeps instead of
     waking for nothing; it then resumes at the next tick of the same grid, so the
     schedule is exactly that of a runner that never slept.
 
-    With ``every == 0`` there is no grid: each message is released at its own due time
+    With ``every == 0`` there is no grid: each envelope is released at its own due time
     (qmail, the ESPs). One timeout is armed for the earliest due time only, and re-armed
     when an earlier one arrives: a timeout per distinct due time at most, none per
     message waiting behind it.
