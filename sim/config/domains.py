@@ -10,12 +10,25 @@ from .base import MAX_TIME, MAX_USERS, Int, NodeId, Num, Strict
 from .units import Seconds
 
 
-__all__ = ["Device", "Domain", "MXRecord", "Retrieval"]
+__all__ = ["DNSFailure", "Device", "Domain", "MXRecord", "Retrieval"]
 
 
 class MXRecord(Strict):
     host: NodeId
     preference: Int = Field(ge=0, le=65535)
+
+
+class DNSFailure(Strict):
+    """A window of time during which resolutions of a domain's MX records SERVFAIL."""
+
+    start: Seconds = Field(ge=0, le=MAX_TIME)
+    end: Seconds = Field(ge=0, le=MAX_TIME)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DNSFailure:
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
 
 
 class Device(Strict):
@@ -76,8 +89,37 @@ class Domain(Strict):
     utc_offset: Num = Field(
         0, ge=-12, le=14, description="hours ahead of UTC of its people's clocks (daily profiles)"
     )
+    # DNS answers that are not MX records (issue 9, part dns; docs/model.md#dns).
+    exists: bool = Field(True, description="false: the name does not exist (NXDOMAIN)")
+    null_mx: bool = Field(False, description="publishes MX 0 . (RFC 7505): receives no mail")
+    negative_ttl: Seconds = Field(
+        3600, ge=0, le=MAX_TIME, description="SOA minimum: how long an NXDOMAIN is cached (RFC 2308)"
+    )
+    dns_failures: list[DNSFailure] = Field(
+        default_factory=list, description="windows in which its MX lookups SERVFAIL"
+    )
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> Domain:
+        # A name that does not exist, or publishes a null MX, has no other records.
+        what = "exists: false" if not self.exists else "null_mx: true" if self.null_mx else None
+        if what is not None:
+            if self.mx:
+                raise ValueError(f"a domain with {what} has no MX records")
+            if self.host is not None:
+                raise ValueError(f"a domain with {what} has no host")
+            if self.users:
+                raise ValueError(f"a domain with {what} has no users")
+            if not self.exists and self.null_mx:
+                raise ValueError("a domain with exists: false publishes no null MX")
+        return self
 
     @property
     def receives(self) -> bool:
         """Whether the domain can receive mail at all (MX records or an A record)."""
         return bool(self.mx) or self.host is not None
+
+    @property
+    def undeliverable(self) -> bool:
+        """Whether mail to it bounces at lookup: the name does not exist or has null MX."""
+        return not self.exists or self.null_mx

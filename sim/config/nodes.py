@@ -281,6 +281,9 @@ class ResolverNode(NodeBase):
     )
     cache: bool = True
     max_ttl: Seconds = Field(86400, ge=0, le=MAX_TIME, description="Unbound cache-max-ttl")
+    max_negative_ttl: Seconds = Field(
+        3600, ge=0, le=MAX_TIME, description="Unbound cache-max-negative-ttl"
+    )
 
 
 Answer = Literal["none", "refuse"]

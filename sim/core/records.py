@@ -32,6 +32,7 @@ __all__ = [
     "BOUNCED",
     "Column",
     "DELAYED",
+    "DOMAIN_NOT_FOUND",
     "DELIVERED",
     "DISCARDED",
     "DSN_KIND",
@@ -71,7 +72,8 @@ EXPIRED = "queue lifetime expired"
 DISCARDED = "discarded by content filter"
 INTERRUPTED = "session interrupted"
 NO_MAIL = "domain receives no mail"  # a DSN to a domain with no MX (sim.mail.dsn)
-REASONS = (TOO_LARGE, UNKNOWN_RECIPIENT, EXPIRED, DISCARDED, NO_MAIL)
+DOMAIN_NOT_FOUND = "domain not found"  # NXDOMAIN for the recipient's domain (sim.mail.dns)
+REASONS = (TOO_LARGE, UNKNOWN_RECIPIENT, EXPIRED, DISCARDED, NO_MAIL, DOMAIN_NOT_FOUND)
 
 NAN = float("nan")
 

@@ -20,10 +20,12 @@ import simpy
 from ..config import ResolverNode
 from ..core.component import Context, registers
 from .domains import Domain
+from .smtp import SERVFAIL, Reply
 
 __all__ = ["MXAnswer", "Resolver"]
 
 MXAnswer = tuple[tuple[int, str], ...]  # ((preference, host), ...) sorted by preference
+Answer = MXAnswer | Reply  # the records, or NXDOMAIN / NULL_MX / SERVFAIL
 
 
 @registers(ResolverNode)
@@ -35,6 +37,7 @@ class Resolver:
         self.id = spec.id
         self.caching = spec.cache
         self.max_ttl = spec.max_ttl
+        self.max_negative_ttl = spec.max_negative_ttl
         self._draw = ctx.streams.sampler(spec.lookup, "resolver", spec.id, "lookup")
         self._cache: dict[int, float] = {}  # domain index -> expiry time
         self._pending: dict[int, simpy.Timeout] = {}
@@ -52,7 +55,7 @@ class Resolver:
         """Queries and cache hits."""
         return {"queries": self.queries, "cache_hits": self.hits}
 
-    def lookup(self, domain: Domain, rtt: float) -> Generator[simpy.Event, Any, MXAnswer]:
+    def lookup(self, domain: Domain, rtt: float) -> Generator[simpy.Event, Any, Answer]:
         """Ask for ``domain``'s MX records from a client ``rtt`` away; returns the answer."""
         env = self.env
         key = domain.index
@@ -62,21 +65,32 @@ class Resolver:
             self.hits += 1
             if rtt > 0.0:  # a resolver on the same host answers at once: no event
                 yield env.timeout(rtt)
-            return domain.mx
+            return domain.answer
         pending = self._pending.get(key)
         if pending is None:
             # The resolution belongs to the resolver, not to the worker that asked first:
             # one timeout that caches the answer when it fires, which every asker waits
             # on. An interrupted asker stops waiting; the resolution goes on.
-            pending = self._pending[key] = env.timeout(self._draw())
-            pending.callbacks.append(lambda _: self._resolved(domain))
-        yield pending
+            # Its value: None, or SERVFAIL when it starts in a failure window (decided
+            # here, so that every asker gets the same answer).
+            failed = domain.failures and self._failing(domain.failures, env.now)
+            pending = self._pending[key] = env.timeout(self._draw(), SERVFAIL if failed else None)
+            pending.callbacks.append(lambda event: self._resolved(domain, event.value))
+        failure = yield pending
         if rtt > 0.0:
             yield env.timeout(rtt)
-        return domain.mx
+        return domain.answer if failure is None else failure
 
-    def _resolved(self, domain: Domain) -> None:
+    @staticmethod
+    def _failing(windows: tuple[tuple[float, float], ...], now: float) -> bool:
+        return any(start <= now < end for start, end in windows)
+
+    def _resolved(self, domain: Domain, failure: Reply | None) -> None:
         key = domain.index
-        if self.caching:
-            self._cache[key] = self.env.now + min(domain.mx_ttl, self.max_ttl)
+        if self.caching and failure is None:
+            if domain.negative is not None:
+                ttl = min(domain.negative, self.max_negative_ttl)
+            else:
+                ttl = min(domain.mx_ttl, self.max_ttl)
+            self._cache[key] = self.env.now + ttl
         del self._pending[key]

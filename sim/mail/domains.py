@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Domain as DomainSpec
 
+from .dsn import NULL_MX
+from .smtp import NXDOMAIN
 from .traffic import Receivers
 
 if TYPE_CHECKING:
@@ -34,6 +36,9 @@ class Domain:
         "discard_rate",
         "mx",
         "mx_ttl",
+        "answer",
+        "negative",
+        "failures",
         "mailbox",
         "readers",
     )
@@ -52,6 +57,16 @@ class Domain:
             records = [(0, spec.host)]
         self.mx: tuple[tuple[int, str], ...] = tuple(sorted(records))
         self.mx_ttl = spec.mx_ttl
+        # What the resolver answers (sim.mail.dns): the records above, or a reply the
+        # sending MTA acts on (NXDOMAIN, null MX); ``negative`` caches it for the SOA
+        # minimum instead of the MX TTL (RFC 2308); ``failures``: SERVFAIL windows.
+        self.answer: Any = self.mx
+        self.negative: float | None = None
+        if not spec.exists:
+            self.answer, self.negative = NXDOMAIN, spec.negative_ttl
+        elif spec.null_mx:
+            self.answer = NULL_MX
+        self.failures = tuple((w.start, w.end) for w in spec.dns_failures)
         self.mailbox: Any = None  # the mailbox store component, set when the world is built
         self.readers: Readers | None = None  # who reads its mail, set when built
 

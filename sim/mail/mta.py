@@ -36,14 +36,14 @@ from ..config import MTANode
 from ..core.component import Context, registers
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
-from ..core.records import BOUNCED, DELAYED, EXPIRED, FAILED, NO_MAIL, Envelope, Message
+from ..core.records import BOUNCED, DELAYED, EXPIRED, FAILED, Envelope, Message
 from .dns import Resolver
 from .domains import Domain
 from .policies import Chain, SizeLimit
 from .concurrency import DEAD, SUSPENDED, ConcurrencyPolicy, Destination, Feedback, PostfixConcurrency
 from .dsn import NULL_MX, notice
 from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, first_gap, schedule_for
-from .smtp import ACCEPTED, INTERRUPTED, NO_ANSWER, Outcome, Phase, Reply, SMTPServer
+from .smtp import ACCEPTED, INTERRUPTED, NO_ANSWER, NXDOMAIN, Outcome, Phase, Reply, SMTPServer
 
 __all__ = ["LOOPS_BACK", "MTA", "sending_ips"]
 
@@ -436,9 +436,15 @@ class MTA:
                     if relayhost is None:
                         rtt = self.network.link(self.id, resolver.id).rtt
                         answer = yield from resolver.lookup(domain, rtt)
-                        hosts = (answer[0][1],) if len(answer) == 1 and plain else self._hosts(answer)
-                        if not hosts:  # a relay with no better host (RFC 5321 5.1)
-                            outcome, pending = self._loops_back(pending), ()
+                        if type(answer) is tuple:
+                            hosts = (answer[0][1],) if len(answer) == 1 and plain else self._hosts(answer)
+                            if not hosts:  # a relay with no better host (RFC 5321 5.1)
+                                outcome, pending = self._settle(pending, LOOPS_BACK), ()
+                        else:  # NXDOMAIN, null MX (bounce) or SERVFAIL (defer): sim.mail.dns
+                            hosts = ()
+                            outcome = self._settle(pending, answer)  # type: ignore[arg-type]
+                            if outcome == _BOUNCED:
+                                pending = ()
                     else:
                         hosts = relayhost
                     last = len(hosts)
@@ -801,12 +807,19 @@ class MTA:
         # ``until``: the pause is over, whatever the last bit says.
         self._wake(dest, max(self.env.now, dest.until))
 
-    def _loops_back(self, rows: Envelope) -> Outcome:
-        """No host is better than this server (RFC 5321 5.1): the rows bounce."""
+    def _settle(self, rows: Envelope, reply: Reply) -> Outcome:
+        """The MTA's own ``reply`` for the rows, no session held: a permanent one bounces
+        them (no host is better than this server, RFC 5321 5.1; NXDOMAIN; null MX); a
+        temporary one (SERVFAIL) is recorded and leaves them to be deferred."""
         now = self.env.now
+        rec = self.recorder
+        if not reply.permanent:
+            for msg in rows:
+                rec.replied(msg.id, reply)
+            return _DEFERRED
         for msg in rows:
-            self.recorder.replied(msg.id, LOOPS_BACK)
-            self._bounce(msg, now, LOOPS_BACK.reason)
+            rec.replied(msg.id, reply)
+            self._bounce(msg, now, reply.reason)
         self.in_session -= len(rows)  # settled without a session
         if self._sessions_level is not None:
             self._sessions_level.set(self.env.now, self.in_session)
@@ -837,10 +850,11 @@ class MTA:
         if self.processes_bounces:
             self.bounces_processed += 1
             rec.delivered(dsn.id, now)
-        elif not dsn.domain.mx:
+        elif not dsn.domain.mx:  # no records, a null MX or no such name: no lookup needed
             self.bounced += 1
-            rec.replied(dsn.id, NULL_MX)
-            rec.ended(dsn.id, BOUNCED, now, NO_MAIL)
+            reply = NXDOMAIN if dsn.domain.answer is NXDOMAIN else NULL_MX
+            rec.replied(dsn.id, reply)
+            rec.ended(dsn.id, BOUNCED, now, reply.reason)
         else:
             self.active.put((dsn,))  # an envelope of one
             if self._active_level is not None:

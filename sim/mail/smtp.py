@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..config import SMTPSettings
-from ..core.records import TOO_LARGE, UNKNOWN_RECIPIENT
+from ..core.records import DOMAIN_NOT_FOUND, TOO_LARGE, UNKNOWN_RECIPIENT
 
 if TYPE_CHECKING:
     from ..core.records import Message
@@ -117,6 +117,12 @@ NO_ANSWER = Reply(0, "4.4.1", "Connection timed out", Phase.CONNECT, silent=True
 # No SMTP reply code either.
 CONNECTION_REFUSED = Reply(0, "4.4.1", "Connection refused", Phase.CONNECT)
 INTERRUPTED = Reply(421, "4.4.2", "Connection lost during the session", Phase.DATA)
+# DNS answers the sending MTA turns into a reply of its own (no server spoke): the
+# domain does not exist (permanent), or its servers failed to answer (temporary).
+NXDOMAIN = Reply(
+    550, "5.1.2", "Host or domain name not found", Phase.CONNECT, reason=DOMAIN_NOT_FOUND
+)
+SERVFAIL = Reply(451, "4.4.3", "Host or domain name not found, try again", Phase.CONNECT)
 
 
 class Outcome(IntEnum):
