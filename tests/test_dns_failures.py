@@ -206,3 +206,24 @@ def test_a_domain_that_exists_with_no_users_is_still_refused_as_recipients() -> 
         parse_scenario(world({"users": 0, "host": "mx2"}))
     assert info.value.path == "workload[people].recipients.there"
     assert "has no users to receive mail" in info.value.problem
+
+
+def test_typo_recipients_bounce_and_the_books_balance() -> None:
+    """A share of the mail to a typo domain: every such row bounces at lookup, the rest
+    is delivered, each row ends once (check_books), and the run repeats exactly."""
+    data = world({"users": 2, "host": "mx2", "mailbox": "store"}, duration=3000)
+    data["domains"].append({"name": "thre", "exists": False, "negative_ttl": 600})
+    data["workload"][0]["recipients"] = {"there": 3, "thre": 1}
+    data["workload"][0]["interarrival"] = {"dist": "exponential", "mean": 20}
+    res = run(data)
+    m = res.messages
+    parents = m[m["kind"] != "dsn"]
+    typo = parents["recipient_domain"] == "thre"
+    assert 0 < typo.sum() < len(parents)
+    assert set(parents[typo]["status"]) == {"bounced"}
+    assert set(parents[typo]["final_reply"]) == {NXDOMAIN_LINE}
+    assert set(parents[~typo]["status"]) == {"delivered"}
+    dsns = m[m["kind"] == "dsn"]
+    assert len(dsns) == typo.sum() and set(dsns["parent_id"]) == set(parents[typo]["message_id"])
+    again = run(data).messages
+    assert again.equals(m)
