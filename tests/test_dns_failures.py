@@ -227,3 +227,17 @@ def test_typo_recipients_bounce_and_the_books_balance() -> None:
     assert len(dsns) == typo.sum() and set(dsns["parent_id"]) == set(parents[typo]["message_id"])
     again = run(data).messages
     assert again.equals(m)
+
+
+def test_a_servfail_is_a_failed_session_for_the_destination() -> None:
+    """As Postfix's smtp_sess_fail: with an initial window of 1 the one SERVFAIL is a
+    failed cohort (c = 1/1 reaches the limit 1): the destination is dead from 100.590
+    until 100.590 + minimal_backoff_time 300 = 400.590. The retry due at 400 finds it
+    dead and is deferred at once (no attempt): due floor(400) + age (400 - 100 = 300)
+    = 700, when the destination reopens: a miss (nothing cached), session at 700.202,
+    accepted 700.460, delivered 700.827; final_reply 451 4.4.3 until then."""
+    res = run(world(SERVFAIL_WORLD, initial_destination_concurrency=1, **RETRY))
+    row = res.messages.loc[0]
+    assert row["status"] == "delivered" and row["attempts"] == 2
+    assert row["accepted"] == pytest.approx(700.460, abs=1e-9)
+    assert row["delivered"] == pytest.approx(700.827, abs=1e-9)

@@ -810,13 +810,15 @@ class MTA:
     def _settle(self, rows: Envelope, reply: Reply) -> Outcome:
         """The MTA's own ``reply`` for the rows, no session held: a permanent one bounces
         them (no host is better than this server, RFC 5321 5.1; NXDOMAIN; null MX); a
-        temporary one (SERVFAIL) is recorded and leaves them to be deferred."""
+        temporary one (SERVFAIL) is recorded and leaves them to be deferred, a failed
+        session for the destination's feedback (Postfix's smtp reports a DNS failure
+        as a site failure: ``smtp_sess_fail``, the queue throttled)."""
         now = self.env.now
         rec = self.recorder
         if not reply.permanent:
             for msg in rows:
                 rec.replied(msg.id, reply)
-            return _DEFERRED
+            return _REFUSED
         for msg in rows:
             rec.replied(msg.id, reply)
             self._bounce(msg, now, reply.reason)
