@@ -241,3 +241,14 @@ def test_a_servfail_is_a_failed_session_for_the_destination() -> None:
     assert row["status"] == "delivered" and row["attempts"] == 2
     assert row["accepted"] == pytest.approx(700.460, abs=1e-9)
     assert row["delivered"] == pytest.approx(700.827, abs=1e-9)
+
+
+@pytest.mark.parametrize("start, end, fails", [(0, 100.3, False), (0, 100.5, True), (100.4, 200, False)])
+def test_the_window_holds_when_the_resolution_starts(start: float, end: float, fails: bool) -> None:
+    """The resolution starts at 100.388 and ends at 100.588: it fails when its start is
+    in [start, end), whenever it ends (a window opening at 100.4, mid-resolution, is
+    not seen). Delivered at once (accepted 100.848) or after the retry at 400 (400.460)."""
+    there = dict(SERVFAIL_WORLD, dns_failures=[{"start": start, "end": end}])
+    row = run(world(there, **RETRY)).messages.loc[0]
+    assert row["status"] == "delivered"
+    assert row["accepted"] == pytest.approx(400.460 if fails else 100.848, abs=1e-9)
