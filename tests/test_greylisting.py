@@ -244,3 +244,29 @@ def test_bad_greylisting_keys_are_refused(grey: dict[str, Any], problem: str) ->
     with pytest.raises(ScenarioError) as err:
         parse_scenario(greylisted_world(None, grey))
     assert problem in str(err.value)
+
+
+def test_the_greylisting_scenario_tells_the_story_of_docs_greylisting_md() -> None:
+    """topologies/greylisting.yaml (docs/greylisting.md): every row ends; gmail's tail
+    (its IPs in turn) is longer than postfix's slowest; auto-whitelisting ends most
+    greylisting in the last 4 hours; the second MX host greylists the attempts the first
+    refused."""
+    from pathlib import Path
+
+    from sim import load_scenario
+
+    result = run(load_scenario(Path(__file__).resolve().parent.parent / "topologies" / "greylisting.yaml"))
+    m = result.messages
+    check_books(m)
+    assert (m["status"] != "in_flight").all()
+    people = m[m["kind"] == "person"]
+    t = people["delivered"] - people["created"]
+    by = t.groupby(people["sender_domain"], observed=True)
+    assert by.quantile(0.99)["gmail.example"] > by.max()["postfix.example"]
+    late = people[people["created"] >= 4 * 3600]
+    share = (late["deferrals"] > 0).groupby(late["sender_domain"], observed=True).mean()
+    assert (share < 0.05).all()
+    early = people[people["created"] < 4 * 3600]
+    assert ((early["deferrals"] > 0).groupby(early["sender_domain"], observed=True).mean() > 0.5).all()
+    stats = result.stats["mx"]["big-mx2"]
+    assert stats["greylisted"] > 0.9 * stats["sessions"]
