@@ -270,3 +270,18 @@ def test_the_greylisting_scenario_tells_the_story_of_docs_greylisting_md() -> No
     assert ((early["deferrals"] > 0).groupby(early["sender_domain"], observed=True).mean() > 0.5).all()
     stats = result.stats["mx"]["big-mx2"]
     assert stats["greylisted"] > 0.9 * stats["sessions"]
+
+
+def test_a_bad_greylisting_key_is_one_line_and_exit_2(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from tests.conftest import cli
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(greylisted_world(None, {"retry_window": "soon"})))
+    code, out, err = cli(["validate", str(path)], capsys)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"mailflow: {path}: topology.nodes[mx].greylisting.retry_window: Input should be a valid "
+        "number of seconds, optionally with a unit (ms, s, m, h or d) (got 'soon')\n"
+    )
