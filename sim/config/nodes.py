@@ -22,7 +22,7 @@ from .units import Bytes, Seconds
 
 
 __all__ = [
-    "ClientNode", "Edge", "EspNode", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES",
+    "ClientNode", "Edge", "EspNode", "Greylisting", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES",
     "Node", "MAX_LATENCY", "NodeBase", "Outage", "RelayNode", "ResolverNode", "RouterNode", "Topology",
     "parse_feedback",
 ]
@@ -305,6 +305,19 @@ class Outage(Strict):
         return self
 
 
+class Greylisting(Strict):
+    """postgrey's greylisting on an MX (its option names, without the dashes)."""
+
+    delay: Seconds = Field(300, ge=0, le=MAX_TIME, description="a new triplet passes this long after it was first seen")
+    retry_window: Seconds = Field(
+        172_800, gt=0, le=MAX_TIME, description="a first retry later than this is greylisted as new"
+    )
+    max_age: Seconds = Field(3_024_000, gt=0, le=MAX_TIME, description="a triplet not seen this long is forgotten")
+    auto_whitelist_clients: Int = Field(
+        5, ge=0, le=MAX_COUNT, description="a client passing this often (hours apart) is whitelisted; 0: never"
+    )
+
+
 class MXNode(NodeBase):
     """An inbound mail server of one or more domains."""
 
@@ -322,6 +335,8 @@ class MXNode(NodeBase):
     answer: Answer = Field(
         "none", description="how the host answers while down: none (connect timeout) or refuse"
     )
+    # Issue 9, greylisting (part "grey").
+    greylisting: Greylisting | None = Field(None, description="postgrey's greylisting; absent: off")
 
     @model_validator(mode="after")
     def _outages_apart(self) -> MXNode:

@@ -21,7 +21,7 @@ from ..core.component import Context, registers
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import DISCARDED, LOST, Message
-from .policies import Chain, ConnectionLimit, Down, SizeLimit, UnknownUsers
+from .policies import Chain, ConnectionLimit, Down, Greylist, Policy, SizeLimit, UnknownUsers
 from .server import DOWN_ANSWERS, PolicyServer
 from .smtp import ACCEPTED, Outcome
 
@@ -34,18 +34,20 @@ class MX(PolicyServer):
 
     def __init__(self, ctx: Context, spec: MXNode) -> None:
         streams = ctx.streams
-        super().__init__(
-            ctx,
-            spec.id,
-            Chain(
-                [
-                    Down(),
-                    ConnectionLimit(spec.max_connections),
-                    SizeLimit(spec.message_size_limit),
-                    UnknownUsers(streams.uniform("mx", spec.id, "recipients")),
-                ]
-            ),
+        policies: list[Policy] = [
+            Down(),
+            ConnectionLimit(spec.max_connections),
+            SizeLimit(spec.message_size_limit),
+            UnknownUsers(streams.uniform("mx", spec.id, "recipients")),
+        ]
+        grey = spec.greylisting
+        # After UnknownUsers, as postgrey sits after Postfix's own recipient checks.
+        self.greylist = None if grey is None else Greylist(
+            grey.delay, grey.retry_window, grey.max_age, grey.auto_whitelist_clients
         )
+        if self.greylist is not None:
+            policies.append(self.greylist)
+        super().__init__(ctx, spec.id, Chain(policies))
         self.ctx = ctx
         self.env = ctx.env
         self.spec = spec
@@ -93,11 +95,16 @@ class MX(PolicyServer):
 
     def stats(self) -> dict[str, float]:
         """Sessions, refusals, discards and what is held at the end."""
-        return {
+        stats = {
             **self.session_stats(),
             "discarded": self.discarded,
             "holding_at_end": self.holding(),
         }
+        if self.greylist is not None:
+            stats["greylisted"] = self.greylist.greylisted
+            stats["greylist_passed"] = self.greylist.passed
+            stats["greylist_triplets"] = len(self.greylist.triplets)
+        return stats
 
     def _hire(self, first: simpy.Event) -> None:
         self.scanners.append(self.env.process(self._worker(first)))

@@ -18,6 +18,9 @@ policy            phase    reply
                            (SIZE, RFC 1870)
 ``UnknownUsers``  RCPT     550 5.1.1 for a share of recipients (the recipient domain's
                            ``unknown_recipient_rate``)
+``Greylist``      RCPT     450 4.7.1 for a (client, sender, recipient) triplet not seen
+                           at least ``delay`` ago (postgrey's rules; the MX's
+                           ``greylisting`` block)
 ================  =======  =================================================
 """
 
@@ -26,13 +29,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from .smtp import BUSY, TOO_BIG, UNKNOWN_USER, Phase, Reply
+from .smtp import BUSY, GREYLISTED, TOO_BIG, UNKNOWN_USER, Phase, Reply
 
 if TYPE_CHECKING:
     from ..core.records import Message
     from ..core.rng import Sampler
 
-__all__ = ["Chain", "ConnectionLimit", "Down", "Policy", "ServerState", "SizeLimit", "UnknownUsers"]
+__all__ = ["Chain", "ConnectionLimit", "Down", "Greylist", "Policy", "ServerState", "SizeLimit", "UnknownUsers"]
 
 
 class ServerState(Protocol):
@@ -116,6 +119,71 @@ class UnknownUsers:
         assert msg is not None
         rate: float = msg.domain.unknown_rate
         return UNKNOWN_USER if rate > 0.0 and self._draw() < rate else None
+
+
+# postgrey counts a client towards its auto-whitelist at most once an hour.
+AWL_INTERVAL = 3600.0
+
+
+class Greylist:
+    """postgrey's greylisting of (client IP, sender, recipient) triplets at RCPT.
+
+    A triplet first seen at ``first`` passes when ``now - first >= delay``; before,
+    450 4.7.1. A triplet that never passed and is retried ``retry_window`` or more after
+    ``first`` starts again as new (first = now); one not seen for ``max_age`` is
+    forgotten (postgrey drops it at its daily clean-up; here when next asked). A client
+    whose triplets passed on ``auto_whitelist_clients`` occasions at least an hour apart
+    passes every triplet from then on (0: no auto-whitelisting).
+
+    The client is the sending IP the server sees; the sender is the message's sender
+    domain (the model has no sender person); the recipient is (domain, person). The
+    time is the session's start, when the server is asked (``PolicyServer.rcpt``).
+    """
+
+    phase = Phase.RCPT
+    __slots__ = ("delay", "retry_window", "max_age", "awl", "triplets", "clients",
+                 "greylisted", "passed")
+
+    def __init__(self, delay: float, retry_window: float, max_age: float, auto_whitelist_clients: int) -> None:
+        self.delay = delay
+        self.retry_window = retry_window
+        self.max_age = max_age
+        self.awl = auto_whitelist_clients
+        # (client, sender domain, recipient domain, person) -> (first seen, last seen):
+        # references to objects the run holds anyway and two floats per triplet.
+        self.triplets: dict[tuple[str, object, object, int], tuple[float, float]] = {}
+        self.clients: dict[str, tuple[int, float]] = {}  # client -> (passes counted, last counted)
+        self.greylisted = 0  # RCPTs answered 450
+        self.passed = 0  # RCPTs let through (whitelisted clients included)
+
+    def check(
+        self, server: ServerState, client: str, msg: Message | None, now: float
+    ) -> Reply | None:
+        """450 4.7.1 unless the triplet was first seen ``delay`` ago (or the client is
+        auto-whitelisted); records what it saw."""
+        assert msg is not None
+        awl = self.awl
+        counted = self.clients.get(client) if awl else None
+        if counted is not None and counted[0] >= awl:
+            self.passed += 1
+            return None
+        key = (client, msg.sender, msg.domain, msg.user)
+        seen = self.triplets.get(key)
+        first = now
+        if seen is not None:
+            first, last = seen
+            if now - last >= self.max_age:
+                first = now
+            elif last - first < self.delay and now - first >= self.retry_window:
+                first = now  # the first retry came too late: greylisted as new
+        self.triplets[key] = (first, now)
+        if now - first < self.delay:
+            self.greylisted += 1
+            return GREYLISTED
+        self.passed += 1
+        if awl and (counted is None or now >= counted[1] + AWL_INTERVAL):
+            self.clients[client] = (1 if counted is None else counted[0] + 1, now)
+        return None
 
 
 _PHASES = tuple(Phase)  # iterating an enum class is slow: once per server adds up at scale

@@ -42,6 +42,7 @@ __all__ = [
     "CONNECTION_REFUSED",
     "DialogueCost",
     "Dialogues",
+    "GREYLISTED",
     "INTERRUPTED",
     "NO_ANSWER",
     "Outcome",
@@ -108,6 +109,8 @@ UNKNOWN_USER = Reply(
     550, "5.1.1", "Recipient address rejected: User unknown", Phase.RCPT, reason=UNKNOWN_RECIPIENT
 )
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed limit", Phase.MAIL, reason=TOO_LARGE)
+# postgrey's answer (DEFER_IF_PERMIT "Greylisted, see <url>") as Postfix's smtpd words it.
+GREYLISTED = Reply(450, "4.7.1", "Recipient address rejected: Greylisted", Phase.RCPT)
 BUSY = Reply(421, "4.3.2", "Service not available: too many connections", Phase.CONNECT)
 # A host that does not answer: the client waits out its connect timeout and records the
 # failure as Postfix does (dsn=4.4.1, "Connection timed out"); there is no reply code.
