@@ -136,6 +136,8 @@ class MTA:
         # and the smart host is the one destination the concurrency policy sees.
         self.relayhost: tuple[str, ...] | None = (spec.relayhost,) if spec.relayhost else None
         self._quits: dict[str, float] = {}  # QUIT time to each server over a loss-free link
+        # Each MX answer's hosts by preference: their order when there are no ties.
+        self._groups: dict[tuple[tuple[int, str], ...], tuple[Any, ...]] = {}
         self.resolver: Resolver | None = None
         self.started = False
         self.workers: list[simpy.Process] = []  # delivery agents started so far
@@ -301,10 +303,22 @@ class MTA:
 
     def _order(self, answer: tuple[tuple[int, str], ...]) -> tuple[str, ...]:
         """MX hosts in the order to try: by preference, ties shuffled (RFC 5321 5.1)."""
+        groups = self._groups.get(answer)
+        if groups is None:
+            # An answer's preference groups are worked out once (answers are a domain's
+            # records, shared); one without ties is its order, kept as it is.
+            grouped = tuple(
+                tuple(host for _, host in group)
+                for _, group in itertools.groupby(answer, key=lambda record: record[0])
+            )
+            fixed = all(len(names) == 1 for names in grouped)
+            groups = self._groups[answer] = tuple(h for (h,) in grouped) if fixed else grouped
+        if type(groups[0]) is str:  # no ties: nothing to draw
+            return groups
         hosts: list[str] = []
-        for _, group in itertools.groupby(answer, key=lambda record: record[0]):
-            names = [host for _, host in group]
+        for names in groups:
             if len(names) > 1:
+                names = list(names)
                 self._shuffle.shuffle(names)
             hosts += names
         return tuple(hosts)
