@@ -41,6 +41,7 @@ import simpy
 from ..config import EspNode
 from ..core.component import Context, registers
 from ..core.records import BOUNCED, TOO_LARGE, Message
+from .domains import Domain
 from .mta import MTA, SUBMISSION
 from .smtp import Outcome, Phase, Reply
 
@@ -68,9 +69,6 @@ class Timeline:
         self._idle: simpy.Event | None = None
         self._until = math.inf  # when the sleeping runner wakes
         self._started = False
-
-    def __len__(self) -> int:
-        return len(self.heap)
 
     def at(self, t: float, action: Callable[[Any], None], arg: Any) -> None:
         """Call ``action(arg)`` at time ``t`` (equal times in the order given)."""
@@ -114,7 +112,7 @@ class ESP(MTA):
         self._burst = float(spec.api_burst or (math.ceil(rate) if rate is not None else 0))
         self._tokens = self._burst
         self._filled = 0.0  # when the bucket was last topped up
-        self._slots: dict[Any, float] = {}  # each recipient domain's next free slot
+        self._slots: dict[Domain, float] = {}  # each recipient domain's next free slot
         # The send rate's slots, account-wide: slot n is base + n / send_rate (computed
         # from the base, never summed, so that slot k is exactly k / send_rate on).
         self._base = 0.0

@@ -343,12 +343,9 @@ class MTA:
         only the hosts better than itself)."""
         return (answer[0][1],) if len(answer) == 1 else self._order(answer)
 
-    def _client(self) -> str:
-        """The sending IP the next session goes out from: the IPs in turn (one IP: the
-        node id, as a server has always seen it)."""
-        ips = self.ips
-        if ips is None:
-            return self.id
+    def _client(self, ips: tuple[str, ...]) -> str:
+        """The sending IP the next session goes out from, of several: the IPs in turn
+        (with one IP the client is the node id, as a server has always seen it)."""
         turn = self._ip_turn
         self._ip_turn = turn + 1
         return ips[turn % len(ips)]
@@ -466,7 +463,7 @@ class MTA:
                         server = nodes[host]  # type: ignore[assignment]
                         order += 1
                         opened = env.now
-                        client = self.id if self.ips is None else self._client()
+                        client = self.id if self.ips is None else self._client(self.ips)
                         outcome, pending, state = yield from self._session(
                             pending, server, order, i == last, _NEW, client
                         )
@@ -672,11 +669,11 @@ class MTA:
                 yield env.timeout(link.time(pre + cost.accept + extra - done, size, gen))
                 now = env.now
                 reply = server.data(client, ok, now)
-                if reply.code < 400:
-                    for m in ok:
-                        rec.accepted(m.id, now, server.code)
+                taken = reply.code < 400
                 answered = _DEFERRED
                 for m in ok:
+                    if taken:
+                        rec.accepted(m.id, now, server.code)
                     answered = self._answer(m, reply, server, start, order, last, hop, attempt)
                 if answered < outcome:
                     outcome = answered

@@ -22,7 +22,7 @@ from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import DISCARDED, LOST, Message
 from .policies import Chain, ConnectionLimit, Down, Greylist, Policy, SizeLimit, UnknownUsers
-from .server import DOWN_ANSWERS, PolicyServer
+from .server import PolicyServer
 from .smtp import ACCEPTED, Outcome
 
 __all__ = ["MX"]
@@ -47,14 +47,13 @@ class MX(PolicyServer):
         )
         if self.greylist is not None:
             policies.append(self.greylist)
-        super().__init__(ctx, spec.id, Chain(policies))
+        super().__init__(ctx, spec.id, Chain(policies), spec.answer)
         self.ctx = ctx
         self.env = ctx.env
         self.spec = spec
         self.recorder = ctx.recorder
         self.network = ctx.network
         self.lmtp = ctx.dialogues.lmtp
-        self.answer = DOWN_ANSWERS[spec.answer]
         self.discarded = 0
         self.in_work = 0  # messages a scanner holds right now
         self._filter = streams.uniform("mx", spec.id, "filter")

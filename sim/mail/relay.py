@@ -29,7 +29,7 @@ from ..core.monitors import Monitors
 from ..core.records import Message
 from .mta import MTA
 from .policies import Chain, ConnectionLimit, Down, ServerState, SizeLimit
-from .server import DOWN_ANSWERS, PolicyServer
+from .server import PolicyServer
 from .smtp import Phase, Reply
 
 __all__ = ["HopLimit", "Relay", "TOO_MANY_HOPS"]
@@ -68,9 +68,9 @@ class Relay(MTA, PolicyServer):
                 SizeLimit(spec.message_size_limit),
                 HopLimit(spec.hopcount_limit),
             ]),
+            spec.answer,
         )
         self.spec: RelayNode = spec
-        self.answer = DOWN_ANSWERS[spec.answer]  # how it answers while down
         self.relayed = 0  # messages accepted to deliver on
         # The MX answers this relay's own domain records filtered once per answer
         # (resolver answers are shared tuples; a relay sees few distinct domains).

@@ -32,13 +32,13 @@ _CONNECT, _MAIL, _RCPT, _DATA = Phase.CONNECT, Phase.MAIL, Phase.RCPT, Phase.DAT
 class PolicyServer:
     """The answering side of SMTP, shared by every kind of receiving server."""
 
-    def __init__(self, ctx: Context, node_id: str, chain: Chain) -> None:
+    def __init__(self, ctx: Context, node_id: str, chain: Chain, answer: str = "none") -> None:
         self.id = node_id
         self.code = ctx.recorder.nodes.code(node_id)
         self.up = True
         # Why the host is down (a scheduled outage, a hook, ...) and how it answers then.
         self._down: dict[str, Reply] = {}
-        self.answer = NO_ANSWER  # what a down host answers unless told otherwise
+        self.answer = DOWN_ANSWERS[answer]  # what a down host answers unless told otherwise
         self.down_reply = NO_ANSWER  # what it answers now while down
         self.connections = 0  # sessions open now
         self.sessions = 0  # sessions ever opened
