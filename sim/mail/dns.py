@@ -39,8 +39,8 @@ class Resolver:
         self.max_ttl = spec.max_ttl
         self.max_negative_ttl = spec.max_negative_ttl
         self._draw = ctx.streams.sampler(spec.lookup, "resolver", spec.id, "lookup")
-        self._cache: dict[int, float] = {}  # domain index -> expiry time
-        self._pending: dict[int, simpy.Timeout] = {}
+        self._cache: dict[int, tuple[float, Answer]] = {}  # domain index -> (expiry, answer)
+        self._pending: dict[int, simpy.Event] = {}
         self.queries = 0
         self.hits = 0
 
@@ -60,37 +60,46 @@ class Resolver:
         env = self.env
         key = domain.index
         self.queries += 1
-        expiry = self._cache.get(key)
-        if expiry is not None and expiry > env.now:
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > env.now:
             self.hits += 1
             if rtt > 0.0:  # a resolver on the same host answers at once: no event
                 yield env.timeout(rtt)
-            return domain.answer
+            return cached[1]
         pending = self._pending.get(key)
         if pending is None:
             # The resolution belongs to the resolver, not to the worker that asked first:
-            # one timeout that caches the answer when it fires, which every asker waits
+            # one event that caches the answer when it fires, which every asker waits
             # on. An interrupted asker stops waiting; the resolution goes on.
-            # Its value: None, or SERVFAIL when it starts in a failure window (decided
-            # here, so that every asker gets the same answer).
-            failed = domain.failures and self._failing(domain.failures, env.now)
-            pending = self._pending[key] = env.timeout(self._draw(), SERVFAIL if failed else None)
+            pending = self._pending[key] = self._resolve(domain)
             pending.callbacks.append(lambda event: self._resolved(domain, event.value))
-        failure = yield pending
+        answer = yield pending
         if rtt > 0.0:
             yield env.timeout(rtt)
-        return domain.answer if failure is None else failure
+        return answer
+
+    def _resolve(self, domain: Domain) -> simpy.Event:
+        """Resolve ``domain`` (a cache miss): an event whose value is the answer.
+
+        The zone's answer as it stands when the resolution starts, or SERVFAIL when it
+        starts in one of the domain's failure windows (decided here, so that every
+        asker gets the same answer), after a lookup time drawn from ``lookup``.
+        """
+        failed = domain.failures and self._failing(domain.failures, self.env.now)
+        return self.env.timeout(self._draw(), SERVFAIL if failed else domain.answer)
 
     @staticmethod
     def _failing(windows: tuple[tuple[float, float], ...], now: float) -> bool:
         return any(start <= now < end for start, end in windows)
 
-    def _resolved(self, domain: Domain, failure: Reply | None) -> None:
+    def _resolved(self, domain: Domain, answer: Answer) -> None:
+        """Cache a resolution's answer: records for min(TTL, max_ttl), a negative
+        answer for min(SOA minimum, max_negative_ttl) (RFC 2308), a failure not at all."""
         key = domain.index
-        if self.caching and failure is None:
+        if self.caching and answer is not SERVFAIL:
             if domain.negative is not None:
                 ttl = min(domain.negative, self.max_negative_ttl)
             else:
                 ttl = min(domain.mx_ttl, self.max_ttl)
-            self._cache[key] = self.env.now + ttl
+            self._cache[key] = (self.env.now + ttl, answer)
         del self._pending[key]
