@@ -285,3 +285,46 @@ def test_a_bad_greylisting_key_is_one_line_and_exit_2(tmp_path: Any, capsys: pyt
         f"mailflow: {path}: topology.nodes[mx].greylisting.retry_window: Input should be a valid "
         "number of seconds, optionally with a unit (ms, s, m, h or d) (got 'soon')\n"
     )
+
+
+def shared_world(where: str) -> dict[str, Any]:
+    """Two MX hosts (10: mx, 20: mx2, alike), postfix sender; mx2 refuses connections
+    (a TCP reset) until 200 and mx from 500 on. Greylisting with postgrey's defaults
+    either per host (``where="hosts"``) or as the domain's one table (``"domain"``)."""
+    data = greylisted_world("postfix")
+    nodes = data["topology"]["nodes"]
+    mx = node(data, "mx")
+    del mx["greylisting"]
+    nodes.append({**mx, "id": "mx2", "outages": [{"start": 0, "end": 200, "answer": "refuse"}]})
+    mx["outages"] = [{"start": 500, "end": 10_000, "answer": "refuse"}]
+    data["topology"]["edges"].append({"a": "r", "b": "mx2", "latency": 0.015, "bandwidth": 5.0e6})
+    data["domains"][0]["mx"].append({"host": "mx2", "preference": 20})
+    if where == "hosts":
+        mx["greylisting"] = node(data, "mx2")["greylisting"] = {}
+    else:
+        data["domains"][0]["greylisting"] = {}
+    return data
+
+
+def test_a_domain_table_is_shared_by_its_mx_hosts() -> None:
+    """The 1st attempt: mx answers 450 at 100.814 (triplet first seen at 100.59), QUIT
+    until 100.846; mx2 resets the connection (one round trip) at 100.878: deferred.
+    Postfix: whole-second age 0 -> due 400 -> the scan at 600; look-up until 600.202;
+    mx is down now: reset at 600.234; mx2's session starts at 600.234. With the
+    domain's one table the triplet was seen at 100.59, 499.644 s ago: accepted at
+    600.234 + 8 * 0.032 + 0.002 = 600.492. With a table per host, mx2 never saw it:
+    450 again (deferred; the next scan, 1200, is past this test's point)."""
+    result = run(parse_scenario(shared_world("domain")), trace=True)
+    check_books(result.messages)
+    tries = result.attempts[(result.attempts["id"] == 0) & (result.attempts["hop"] == 1)]
+    assert list(tries["dst"]) == ["mx", "mx2", "mx", "mx2"]
+    assert list(tries["start"]) == pytest.approx([Q + LOOKUP, 100.846, 600.202, 600.234], abs=1e-9)
+    assert list(tries["reply"].fillna(0)) == [450, 0, 0, 250]
+    assert result.messages.loc[0, "accepted"] == pytest.approx(600.492, abs=1e-9)
+    tables = result.stats["domain"]
+    assert tables == {"example.org": {"greylisted": 1, "greylist_passed": 1, "greylist_triplets": 1}}
+
+    per_host = run(parse_scenario(shared_world("hosts")), trace=True)
+    tries = per_host.attempts[(per_host.attempts["id"] == 0) & (per_host.attempts["hop"] == 1)]
+    assert list(tries["reply"].fillna(0))[:4] == [450, 0, 0, 450]
+    assert "domain" not in per_host.stats

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from .base import MAX_TIME, MAX_USERS, Int, NodeId, Num, Strict
+from .nodes import Greylisting
 from .units import Seconds
 
 
@@ -97,6 +98,11 @@ class Domain(Strict):
     )
     dns_failures: list[DNSFailure] = Field(
         default_factory=list, description="windows in which its MX lookups SERVFAIL"
+    )
+    # One greylisting table for the domain, whichever of its MX hosts is asked, as the
+    # large providers share theirs between hosts (docs/greylisting.md).
+    greylisting: Greylisting | None = Field(
+        None, description="postgrey's rules with one table shared by the domain's MX hosts; absent: off"
     )
 
     @model_validator(mode="after")

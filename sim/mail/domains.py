@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Domain as DomainSpec
 
 from .dsn import NULL_MX
+from .policies import Greylist
 from .smtp import NXDOMAIN
 from .traffic import Receivers
 
@@ -39,6 +40,7 @@ class Domain:
         "answer",
         "negative",
         "failures",
+        "greylist",
         "mailbox",
         "readers",
     )
@@ -67,6 +69,11 @@ class Domain:
         elif spec.null_mx:
             self.answer = NULL_MX
         self.failures = tuple((w.start, w.end) for w in spec.dns_failures)
+        grey = spec.greylisting
+        # The domain's own greylisting table, shared by every MX host that receives for it.
+        self.greylist = None if grey is None else Greylist(
+            grey.delay, grey.retry_window, grey.max_age, grey.auto_whitelist_clients
+        )
         self.mailbox: Any = None  # the mailbox store component, set when the world is built
         self.readers: Readers | None = None  # who reads its mail, set when built
 
@@ -80,6 +87,8 @@ class Directory:
     def __init__(self, specs: Sequence[DomainSpec]) -> None:
         self.all = [Domain(i, spec) for i, spec in enumerate(specs)]
         self.by_name = {d.name: d for d in self.all}
+        # Whether any domain greylists with a table of its own: MX hosts then ask it.
+        self.greylisting = any(d.greylist is not None for d in self.all)
         self._anyone: Receivers | None = None
 
     @property

@@ -21,7 +21,7 @@ from ..core.component import Context, registers
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import DISCARDED, LOST, Message
-from .policies import Chain, ConnectionLimit, Down, Greylist, Policy, SizeLimit, UnknownUsers
+from .policies import Chain, ConnectionLimit, DomainGreylist, Down, Greylist, Policy, SizeLimit, UnknownUsers
 from .server import PolicyServer
 from .smtp import ACCEPTED, Outcome
 
@@ -47,6 +47,8 @@ class MX(PolicyServer):
         )
         if self.greylist is not None:
             policies.append(self.greylist)
+        if ctx.domains.greylisting:  # some domain keeps a table of its own
+            policies.append(DomainGreylist())
         super().__init__(ctx, spec.id, Chain(policies), spec.answer)
         self.ctx = ctx
         self.env = ctx.env
@@ -100,9 +102,7 @@ class MX(PolicyServer):
             "holding_at_end": self.holding(),
         }
         if self.greylist is not None:
-            stats["greylisted"] = self.greylist.greylisted
-            stats["greylist_passed"] = self.greylist.passed
-            stats["greylist_triplets"] = len(self.greylist.triplets)
+            stats.update(self.greylist.stats())
         return stats
 
     def _hire(self, first: simpy.Event) -> None:

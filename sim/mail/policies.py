@@ -21,6 +21,8 @@ policy            phase    reply
 ``Greylist``      RCPT     450 4.7.1 for a (client, sender, recipient) triplet not seen
                            at least ``delay`` ago (postgrey's rules; the MX's
                            ``greylisting`` block)
+``DomainGreylist`` RCPT    the same, by the recipient domain's own table (the domain's
+                           ``greylisting`` block), shared by all its MX hosts
 ================  =======  =================================================
 """
 
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from ..core.records import Message
     from ..core.rng import Sampler
 
-__all__ = ["Chain", "ConnectionLimit", "Down", "Greylist", "Policy", "ServerState", "SizeLimit", "UnknownUsers"]
+__all__ = ["Chain", "ConnectionLimit", "DomainGreylist", "Down", "Greylist", "Policy", "ServerState", "SizeLimit", "UnknownUsers"]
 
 
 class ServerState(Protocol):
@@ -156,6 +158,11 @@ class Greylist:
         self.greylisted = 0  # RCPTs answered 450
         self.passed = 0  # RCPTs let through (whitelisted clients included)
 
+    def stats(self) -> dict[str, float]:
+        """RCPTs greylisted and passed, and the triplets in the table now."""
+        return {"greylisted": self.greylisted, "greylist_passed": self.passed,
+                "greylist_triplets": len(self.triplets)}
+
     def check(
         self, server: ServerState, client: str, msg: Message | None, now: float
     ) -> Reply | None:
@@ -184,6 +191,24 @@ class Greylist:
         if awl and (counted is None or now >= counted[1] + AWL_INTERVAL):
             self.clients[client] = (1 if counted is None else counted[0] + 1, now)
         return None
+
+
+class DomainGreylist:
+    """Greylisting by the recipient domain's own table (its ``greylisting`` block): one
+    table for all of the domain's MX hosts, as large providers share theirs. A host
+    asks it for every recipient when any domain of the world greylists; a domain
+    without a table passes."""
+
+    phase = Phase.RCPT
+    __slots__ = ()
+
+    def check(
+        self, server: ServerState, client: str, msg: Message | None, now: float
+    ) -> Reply | None:
+        """The recipient domain's table decides (None when it has none)."""
+        assert msg is not None
+        grey: Greylist | None = msg.domain.greylist
+        return None if grey is None else grey.check(server, client, msg, now)
 
 
 _PHASES = tuple(Phase)  # iterating an enum class is slow: once per server adds up at scale

@@ -148,12 +148,15 @@ class Model:
         return counts
 
     def stats(self) -> dict[str, dict[str, dict[str, float]]]:
-        """Each component's counters, by node kind and id (kinds with none left out)."""
+        """Each component's counters, by node kind and id (kinds with none left out), and
+        under ``domain`` the counters of domains' own greylisting tables."""
         out: dict[str, dict[str, dict[str, float]]] = {}
         for node in self.scenario.topology.nodes:
             counters = self.ctx.nodes[node.id].stats()
             if counters:
                 out.setdefault(node.kind, {})[node.id] = counters
+        if self.ctx.domains.greylisting:  # the domains' own greylisting tables
+            out["domain"] = {d.name: d.greylist.stats() for d in self.ctx.domains if d.greylist is not None}
         return out
 
 
