@@ -41,6 +41,9 @@ class Domain:
         "failures",
         "mailbox",
         "readers",
+        "dmarc",
+        "auth_failure_rate",
+        "txt_ttl",
     )
 
     def __init__(self, index: int, spec: DomainSpec) -> None:
@@ -67,6 +70,10 @@ class Domain:
         elif spec.null_mx:
             self.answer = NULL_MX
         self.failures = tuple((w.start, w.end) for w in spec.dns_failures)
+        # What receivers' SPF/DKIM/DMARC checks find for mail in its name (sim.mail.content).
+        self.dmarc = spec.dmarc
+        self.auth_failure_rate = spec.auth_failure_rate
+        self.txt_ttl = spec.txt_ttl
         self.mailbox: Any = None  # the mailbox store component, set when the world is built
         self.readers: Readers | None = None  # who reads its mail, set when built
 
