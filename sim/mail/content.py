@@ -131,7 +131,8 @@ class ContentChecks:
         refusal for every row, or None (the rows are accepted; junked ones marked so)."""
         first = rows[0]
         junk = False
-        if self.authentication:
+        if self.authentication and not first.null_sender:
+            # A DSN comes from the sender domain's own MTA: it authenticates.
             sender = first.sender
             rate = sender.auth_failure_rate
             if rate > 0.0 and sender.dmarc != "none" and self._draw() < rate:
