@@ -79,6 +79,15 @@ def test_a_greeting_beyond_the_senders_timeout_is_given_up() -> None:
     assert row["deferrals"] >= 1 and row["status"] == "in_flight"
     assert GREETING_TIMEOUT.line == "4.4.2 timed out while receiving the initial server greeting"
     assert res.stats["mx"]["mx"]["sessions"] >= 1
+    # The connection the client gave up on is closed: none open a second later.
+    seen: list[int] = []
+
+    def hook(model: Any) -> None:
+        mx = model.node("mx")
+        model.at(S + RTT + 301, lambda: seen.append(mx.connections))
+
+    run(parse_scenario(slow({"greet_pause": 300})), hook=hook)
+    assert seen == [0]
 
 
 def test_the_sender_tries_the_next_host_after_giving_up() -> None:
