@@ -112,3 +112,25 @@ def test_an_ehlo_reply_beyond_the_timeout_is_given_up_after_the_greeting() -> No
     _, tries = traced(slow({"reply_delay": 400}, smtp_helo_timeout=120))
     assert tries["end"].iloc[0] == pytest.approx(S + 2 * RTT + 120, abs=1e-9)
     assert HELO_TIMEOUT.enhanced == "4.4.2"
+
+
+def test_a_reused_session_pays_a_delay_per_reply_and_no_greeting() -> None:
+    """Without TLS the connection cache reuses sessions. Two messages submitted together
+    (t=100), one attempt at a time to the domain (destination_concurrency_limit 1):
+    message 0's session (look-up 0.202; connect 2, EHLO 1, envelope 1, "." 1 round
+    trips and 0.002 s of transfer; greet_pause 3 and reply_delay 1 on 5 replies: EHLO,
+    MAIL, RCPT, DATA, ".") is accepted at submitted + 0.202 + 5 * 0.032 + 0.002 + 3 + 5;
+    message 1, parked, takes the session over at once: envelope and "." (2 round trips,
+    0.002 s) and 4 delayed replies, no greeting: accepted 0.066 + 4 s later."""
+    data = slow({"greet_pause": 3, "reply_delay": 1}, destination_concurrency_limit=1)
+    data["smtp"] = {"tls": False}
+    data["workload"][0].pop("interarrival")
+    data["workload"][0]["batches"] = [{"at": 100, "count": 2}]
+    res = run(parse_scenario(data), trace=True)
+    check_books(res.messages)
+    m = res.messages
+    submitted = m.loc[0, "submitted"]
+    assert m.loc[1, "submitted"] == submitted
+    first = submitted + 0.202 + 5 * RTT + 0.002 + 3 + 5
+    assert m.loc[0, "accepted"] == pytest.approx(first, abs=1e-9)
+    assert m.loc[1, "accepted"] == pytest.approx(first + 2 * RTT + 0.002 + 4, abs=1e-9)
