@@ -648,7 +648,7 @@ class MTA:
         try:
             reply = server.mail(client, first, start)
             if reply is not None:  # refused at MAIL FROM: for every recipient
-                yield env.timeout(link.time(pre + 1, 0, gen) + (lag + pause if checks is not None else 0.0))
+                yield env.timeout(link.time(pre + 1, 0, gen) + lag + pause)
                 for m in rows:
                     outcome = self._answer(m, reply, server, start, order, last, hop, attempt)  # alike for all
                 left = () if outcome <= _BOUNCED else rows
