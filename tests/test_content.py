@@ -223,3 +223,52 @@ def test_bad_content_keys_are_one_clear_error(keys: dict[str, Any], problem: str
         parse_scenario(world(keys))
     assert problem in str(info.value)
     assert "topology.nodes" in str(info.value)
+
+
+def _records_resolver(**keys: Any) -> Any:
+    """The tiny world's MX resolver (lookup 0.2 s), built but not run."""
+    from sim.simulation.build import build
+
+    data = world()
+    node(data, "mxdns").update(keys)
+    return build(parse_scenario(data)).node("mxdns")
+
+
+def test_record_cache_hits_joins_and_expiry() -> None:
+    """Resolver.records, lookup 0.2: a miss at 0 resolves until 0.2 and is cached for
+    100 s; a query at 0.1 joins it (0.1 left); at 0.2 and until 100.2 a hit (0); at
+    100.2 it has expired: a miss. Another record is cached on its own. A query earlier
+    than a recorded resolution's start resolves on its own and, finishing first, is kept."""
+    r = _records_resolver()
+    assert r.records(1, 100, 0.0) == pytest.approx(0.2)
+    assert r.records(1, 100, 0.1) == pytest.approx(0.1)
+    assert r.records(1, 100, 0.2) == 0.0
+    assert r.records(1, 100, 100.19) == 0.0
+    assert r.records(2, 100, 50.0) == pytest.approx(0.2)
+    assert r.records(1, 100, 100.2) == pytest.approx(0.2)
+    assert (r.record_queries, r.record_hits) == (6, 2)
+    assert r.records(3, 100, 5.0) == pytest.approx(0.2)
+    assert r.records(3, 100, 1.0) == pytest.approx(0.2)  # before the one recorded: its own
+    assert r.records(3, 100, 1.1) == pytest.approx(0.1)  # joins the earlier one
+    assert r.records(3, 100, 1.2) == 0.0
+
+
+def test_record_ttl_is_capped_and_caching_can_be_off() -> None:
+    """max_ttl 10 caps a 100 s TTL: cached 0.2 to 10.2. With cache off every query resolves."""
+    r = _records_resolver(max_ttl=10)
+    r.records(1, 100, 0.0)
+    assert r.records(1, 100, 10.1) == 0.0
+    assert r.records(1, 100, 10.2) == pytest.approx(0.2)
+    off = _records_resolver(cache=False)
+    assert [off.records(1, 100, t) for t in (0.0, 0.5, 1.0)] == pytest.approx([0.2] * 3)
+
+
+def test_content_checks_are_deterministic() -> None:
+    """Same scenario and seed, with draws (false positives 0.5, DMARC failures 0.5): the
+    same rows, folders and replies."""
+    data = world({"content_filter": "before_queue", "authentication": True, "resolver": "mxdns",
+                  "spam_filter": {"false_positive_rate": 0.5, "action": "junk"}},
+                 duration=2000, dmarc="reject", auth_failure_rate=0.5)
+    a, b = (run(parse_scenario(data)).messages for _ in range(2))
+    assert a.equals(b)
+    assert set(a["folder"].dropna()) == {"inbox", "junk"} and (a["reason"] == "DMARC policy").any()
