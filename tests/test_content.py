@@ -272,3 +272,25 @@ def test_content_checks_are_deterministic() -> None:
     a, b = (run(parse_scenario(data)).messages for _ in range(2))
     assert a.equals(b)
     assert set(a["folder"].dropna()) == {"inbox", "junk"} and (a["reason"] == "DMARC policy").any()
+
+
+def test_the_content_checks_scenario() -> None:
+    """topologies/content-checks.yaml (docs/content.md): every row ends; spam is refused
+    5.7.1 before queue, a DMARC p=reject share refused 5.7.26, a p=quarantine share junked,
+    and the sender waits for the scan (the relay leg's median above the 1 s scan)."""
+    from pathlib import Path
+
+    from sim.config import load_scenario
+
+    res = run(load_scenario(Path(__file__).resolve().parent.parent / "topologies" / "content-checks.yaml"))
+    m = res.messages
+    check_books(m)
+    assert (m["status"] != "in_flight").all()
+    spam_rows = m[m["kind"] == "spam"]
+    assert (spam_rows["reason"] == "rejected as spam").mean() > 0.99
+    partner = m[m["sender_domain"] == "partner.example"]
+    assert 0.01 < (partner["reason"] == "DMARC policy").mean() < 0.03
+    news = m[m["sender_domain"] == "news.example"]
+    assert (news["folder"] == "junk").sum() > 0
+    person = m[m["kind"] == "person"]
+    assert (person["accepted"] - person["submitted"]).median() > 1.0
