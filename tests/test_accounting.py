@@ -36,6 +36,8 @@ def check_books(m: pd.DataFrame) -> None:
     assert m.loc[m["status"].isin(["delivered", "in_flight"]), "reason"].isna().all()
     bounced = m[m["status"] == "bounced"]
     assert bounced["final_reply"].str.match(r"^([45]\d\d )?[45]\.\d+\.\d+ ").all()
+    # A row has a folder (inbox or junk) exactly when it was delivered.
+    assert (m["folder"].notna() == m["delivered"].notna()).all()
     check_dsns(m)
 
 
@@ -112,6 +114,7 @@ def test_messages_cut_off_by_the_horizon_are_in_flight() -> None:
     answer=st.sampled_from(["none", "refuse"]),
     backup=st.booleans(),
     esp=st.booleans(),
+    content=st.sampled_from([None, "before_queue", "after_queue"]),
 )
 def test_books_balance_for_any_world(
     rate: float,
@@ -134,6 +137,7 @@ def test_books_balance_for_any_world(
     answer: str,
     backup: bool,
     esp: bool,
+    content: str | None,
 ) -> None:
     data = tiny_data(duration=duration, drain=drain, seed=seed)
     # Without TLS the connection cache reuses sessions (envelopes parked or queued for
@@ -167,6 +171,17 @@ def test_books_balance_for_any_world(
         )
         data["topology"]["edges"].append({"a": "r", "b": "backup", "latency": 0.004})
         data["domains"][0]["mx"].append({"host": "backup", "preference": 20})
+    if content is not None:
+        # Content checks and a slow server: sessions that scan and look records up,
+        # spam refused with its DSN, junked or discarded, DMARC refusals.
+        action = "reject" if content == "before_queue" else "discard"
+        node(data, "mx").update(
+            content_filter=content, authentication=True, resolver="dns", greet_pause=0.3, reply_delay=0.05,
+            spam_filter={"detection_rate": 0.7, "false_positive_rate": 0.1, "action": action},
+        )
+        data["domains"][0].update(dmarc="reject", auth_failure_rate=0.1, txt_ttl=30)
+        data["workload"].append({"name": "spam", "kind": "spam", "client": "home",
+                                 "domain": "example.org", "rate": rate / 2})
     for edge in data["topology"]["edges"]:
         edge["loss"] = loss
     data["domains"][0].update(unknown_recipient_rate=unknown, discard_rate=discard, users=50)

@@ -23,9 +23,10 @@ def test_api_returns_messages_and_summary() -> None:
         "message_id", "parent_id", "sender_domain", "recipient_domain", "recipient_person", "kind", "action", "size",
         "created", "submitted",
         "accepted", "delivered", "retrieved", "ended", "status", "attempts", "deferrals", "final_reply", "reason",
-        "mx_host", "where",
+        "mx_host", "where", "folder",
     ]
     assert (m["message_id"] == m.index).all()
+    assert list(m["folder"]) == ["inbox"] * 3  # every delivered row not junked
     s = res.summary()
     assert s.counts.to_dict() == {"created": 3, "in_flight": 0, "delivered": 3, "bounced": 0, "lost": 0}
     row = s.times.loc["delivery"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -104,6 +104,14 @@ class Domain(Strict):
     greylisting: Greylisting | None = Field(
         None, description="postgrey's rules with one table shared by the domain's MX hosts; absent: off"
     )
+    # Issue 9, part content: what a receiver's SPF/DKIM/DMARC checks find (sim/mail/content.py).
+    dmarc: Literal["none", "quarantine", "reject"] = Field(
+        "none", description="its DMARC policy (p=) for mail failing authentication"
+    )
+    auth_failure_rate: Num = Field(
+        0.0, ge=0, le=1, description="share of mail in its name failing SPF and DKIM (spoofed, forwarded)"
+    )
+    txt_ttl: Seconds = Field(3600, ge=0, le=MAX_TIME, description="TTL of its SPF, DKIM and DMARC records")
 
     @model_validator(mode="after")
     def _one_answer(self) -> Domain:

@@ -23,7 +23,8 @@ from .units import Bytes, Seconds
 
 __all__ = [
     "ClientNode", "Edge", "EspNode", "Greylisting", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES",
-    "Node", "MAX_LATENCY", "NodeBase", "Outage", "RelayNode", "ResolverNode", "RouterNode", "Topology",
+    "Node", "MAX_LATENCY", "NodeBase", "Outage", "RelayNode", "ResolverNode", "RouterNode", "SpamFilter",
+    "Topology",
     "parse_feedback",
 ]
 
@@ -204,6 +205,11 @@ class MTANode(NodeBase):
                     value = diff
                 out[key] = value
         return out
+    # Issue 9, part content: how long the client waits for a slow server's greeting and
+    # EHLO reply (a tar-pit) before it gives the session up.
+    smtp_helo_timeout: Seconds = Field(
+        300, gt=0, le=MAX_TIME, description="Postfix: wait for the greeting and the EHLO reply"
+    )
     # Sending IPs and the smart host.
     ips: int | list[str] = Field(
         1, description="sending IPs: a count, or their names; sessions use them in turn"
@@ -318,6 +324,16 @@ class Greylisting(Strict):
     )
 
 
+class SpamFilter(Strict):
+    """What an MX's spam filter catches and does with it (docs/model.md, content checks)."""
+
+    detection_rate: Num = Field(0.999, ge=0, le=1, description="share of spam caught")
+    false_positive_rate: Num = Field(0.0005, ge=0, le=1, description="share of other mail caught")
+    action: Literal["reject", "junk", "discard"] | None = Field(
+        None, description="what caught mail gets; none: reject before queue, junk after queue"
+    )
+
+
 class MXNode(NodeBase):
     """An inbound mail server of one or more domains."""
 
@@ -337,10 +353,35 @@ class MXNode(NodeBase):
     )
     # Issue 9, greylisting (part "grey").
     greylisting: Greylisting | None = Field(None, description="postgrey's greylisting; absent: off")
+    # Issue 9, part content: content checks and tar-pitting (sim/mail/content.py).
+    resolver: NodeId | None = Field(None, description="the resolver the MX's SPF/DKIM/DMARC queries go through")
+    authentication: bool = Field(False, description="SPF at MAIL FROM, DKIM and DMARC after DATA")
+    content_filter: Literal["after_queue", "before_queue"] = Field(
+        "after_queue", description="where the scan runs: after acceptance, or in the session before the reply to '.'"
+    )
+    spam_filter: SpamFilter | None = Field(None, description="the scan's verdicts; absent: nothing is caught")
+    greet_pause: Seconds = Field(0, ge=0, le=MAX_TIME, description="delay before the 220 greeting")
+    reply_delay: Seconds = Field(0, ge=0, le=MAX_TIME, description="delay before each reply after the greeting")
 
     @model_validator(mode="after")
     def _outages_apart(self) -> MXNode:
         _apart(self.outages)
+        return self
+
+    @model_validator(mode="after")
+    def _content_keys(self) -> MXNode:
+        if self.authentication and self.resolver is None:
+            raise ValueError("authentication needs a resolver: name the MX's resolver node")
+        spam = self.spam_filter
+        if spam is not None and self.content_filter == "after_queue" and spam.action == "reject":
+            raise ValueError(
+                "an after-queue filter cannot reject (the message was accepted already): "
+                "use spam_filter.action junk or discard, or content_filter: before_queue"
+            )
+        if spam is not None and self.content_filter == "before_queue" and spam.action == "discard":
+            raise ValueError(
+                "a before-queue filter rejects or junks: discard is for content_filter: after_queue"
+            )
         return self
 
 

@@ -10,7 +10,7 @@ import networkx as nx
 from .base import MAX_MESSAGES
 from .domains import Domain
 from .errors import ScenarioError, key_text
-from .nodes import MTANode
+from .nodes import MTANode, MXNode
 from .scenario import Scenario
 
 
@@ -41,6 +41,8 @@ def check_references(sc: Scenario) -> None:
                     raise ScenarioError(
                         f"topology.nodes[{i}].relayhost", f"{node.id!r} names itself as its relayhost"
                     )
+        elif isinstance(node, MXNode) and node.resolver is not None:  # issue 9, part content
+            need(f"topology.nodes[{i}].resolver", node.resolver, "resolver")
     links: set[frozenset[str]] = set()
     for i, edge in enumerate(sc.topology.edges):
         for end in ("a", "b"):

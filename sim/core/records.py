@@ -39,6 +39,7 @@ __all__ = [
     "EXPIRED",
     "Envelope",
     "FAILED",
+    "FOLDERS",
     "IN_FLIGHT",
     "INTERRUPTED",
     "KINDS",
@@ -73,7 +74,16 @@ DISCARDED = "discarded by content filter"
 INTERRUPTED = "session interrupted"
 NO_MAIL = "domain receives no mail"  # a DSN to a domain with no MX (sim.mail.dsn)
 DOMAIN_NOT_FOUND = "domain not found"  # NXDOMAIN for the recipient's domain (sim.mail.dns)
-REASONS = (TOO_LARGE, UNKNOWN_RECIPIENT, EXPIRED, DISCARDED, NO_MAIL, DOMAIN_NOT_FOUND)
+# Issue 9, part content: refused or dropped by a receiver's content checks (sim.mail.content).
+SPAM_REJECTED = "rejected as spam"
+DMARC_POLICY = "DMARC policy"
+SPAM_DISCARDED = "discarded as spam"
+REASONS = (TOO_LARGE, UNKNOWN_RECIPIENT, EXPIRED, DISCARDED, NO_MAIL, DOMAIN_NOT_FOUND,
+           SPAM_REJECTED, DMARC_POLICY, SPAM_DISCARDED)
+# Where a delivered row went in its mailbox (the `folder` column); JUNK is written when a
+# receiver junks a row, INBOX is every other delivered row (filled in when the table is made).
+FOLDERS = ("inbox", "junk")
+INBOX, JUNK = range(2)
 
 NAN = float("nan")
 
@@ -169,6 +179,7 @@ MESSAGE_COLUMNS = (
     Column("reason", "I", 0, "reasons"),
     Column("mx_host", "I", 0, "nodes"),
     Column("where", "I", 0, "nodes"),
+    Column("folder", "b", -1, FOLDERS),  # a delivered row's; -1: not delivered (issue 9, part content)
 )
 
 ATTEMPT_COLUMNS = (
@@ -410,6 +421,14 @@ class Recorder:
         self._delivered[mid] = t
         self.ended(mid, DELIVERED, t)
 
+    def junk(self, mid: int) -> None:
+        """A receiver's filter put the row in the junk folder (it is delivered there)."""
+        self._messages.arrays["folder"][mid] = JUNK
+
+    def kind_of(self, mid: int) -> int:
+        """Row ``mid``'s kind (an index of ``KINDS``)."""
+        return self._kind[mid]
+
     def retrieved(self, mid: int, t: float) -> None:
         """The recipient's device has the message (NaN: not within the run)."""
         self._retrieved[mid] = t
@@ -461,6 +480,13 @@ class Recorder:
             table.arrays = full
         frame = table.frame(self._labels(), release)
         frame.index.name = "id"
+        # A delivered row not junked is in the inbox: filled in here, not at each delivery.
+        codes = frame["folder"].cat.codes.to_numpy()
+        delivered = frame["delivered"].notna().to_numpy()
+        frame["folder"] = pd.Categorical.from_codes(
+            np.where(delivered, np.where(codes == JUNK, JUNK, INBOX), -1),
+            categories=pd.Index(list(FOLDERS), dtype=object),
+        )
         return frame
 
     def attempts(self, release: bool = False) -> pd.DataFrame | None:

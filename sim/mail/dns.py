@@ -103,3 +103,34 @@ class Resolver:
                 ttl = min(domain.mx_ttl, self.max_ttl)
             self._cache[key] = (self.env.now + ttl, answer)
         del self._pending[key]
+
+    # -- TXT-style records (issue 9, part content): SPF, DKIM keys, DMARC policies ------
+    # Their own cache and counters, made at the first query: a resolver no MX checks
+    # with costs nothing more.
+    _records: dict[int, tuple[float, float, float]] | None = None  # key -> (start, ready, expiry)
+    record_queries = 0
+    record_hits = 0
+
+    def records(self, key: int, ttl: float, at: float) -> float:
+        """How long the resolver takes to answer a query for the record ``key`` asked
+        at ``at`` (now or later in the asking session): 0 from the cache; the rest of a
+        resolution in progress (coalesced); else a ``lookup`` draw, after which the
+        answer is cached for min(``ttl``, ``max_ttl``). The round trip to the resolver
+        is the asker's. No event: the asker adds the time to its own."""
+        self.record_queries += 1
+        cache = self._records
+        if cache is None:
+            cache = self._records = {}
+        entry = cache.get(key)
+        if entry is not None:
+            start, ready, expiry = entry
+            if ready <= at < expiry:
+                self.record_hits += 1
+                return 0.0
+            if start <= at < ready:  # a resolution in progress: wait for it
+                return ready - at
+        took = self._draw()
+        if self.caching and (entry is None or at >= entry[2] or at + took < entry[1]):
+            cache[key] = (at, at + took, at + took + min(ttl, self.max_ttl))
+        return took
+

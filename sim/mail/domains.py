@@ -43,6 +43,9 @@ class Domain:
         "greylist",
         "mailbox",
         "readers",
+        "dmarc",
+        "auth_failure_rate",
+        "txt_ttl",
     )
 
     def __init__(self, index: int, spec: DomainSpec) -> None:
@@ -74,6 +77,10 @@ class Domain:
         self.greylist = None if grey is None else Greylist(
             grey.delay, grey.retry_window, grey.max_age, grey.auto_whitelist_clients
         )
+        # What receivers' SPF/DKIM/DMARC checks find for mail in its name (sim.mail.content).
+        self.dmarc = spec.dmarc
+        self.auth_failure_rate = spec.auth_failure_rate
+        self.txt_ttl = spec.txt_ttl
         self.mailbox: Any = None  # the mailbox store component, set when the world is built
         self.readers: Readers | None = None  # who reads its mail, set when built
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -43,7 +43,13 @@ from .policies import Chain, SizeLimit
 from .concurrency import DEAD, SUSPENDED, ConcurrencyPolicy, Destination, Feedback, PostfixConcurrency
 from .dsn import NULL_MX, notice
 from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, first_gap, schedule_for
-from .smtp import ACCEPTED, INTERRUPTED, NO_ANSWER, NXDOMAIN, Outcome, Phase, Reply, SMTPServer
+from .smtp import (
+    ACCEPTED, GREETING_TIMEOUT, HELO_TIMEOUT, INTERRUPTED, NO_ANSWER, NXDOMAIN, Outcome, Phase, Reply,
+    ServerTime, SMTPServer,
+)
+
+if TYPE_CHECKING:
+    from ..world.links import Link
 
 __all__ = ["LOOPS_BACK", "MTA", "sending_ips"]
 
@@ -136,6 +142,9 @@ class MTA:
         # and the smart host is the one destination the concurrency policy sees.
         self.relayhost: tuple[str, ...] | None = (spec.relayhost,) if spec.relayhost else None
         self._quits: dict[str, float] = {}  # QUIT time to each server over a loss-free link
+        # Replies a new session waits for before MAIL: EHLO, and with TLS STARTTLS and EHLO
+        # again (a tar-pit delays each: sim.mail.content).
+        self._hello_replies = 3 if tls else 1
         # Each MX answer's hosts by preference: their order when there are no ties.
         self._groups: dict[tuple[tuple[int, str], ...], tuple[Any, ...]] = {}
         self.resolver: Resolver | None = None
@@ -618,6 +627,20 @@ class MTA:
             pre = cost.setup
         else:
             pre = 1 if state == _RSET else 0
+        # A slow server (a tar-pit, content checks: sim.mail.content) takes time of its own
+        # before its replies: ``lag`` so far, ``pause`` before each reply. Added to the
+        # timeouts below; nothing to add (no cost) when it has none.
+        checks = server.checks
+        lag = pause = 0.0
+        if checks is not None:
+            pause = checks.reply_delay
+            if state == _NEW:
+                timeout = self.spec.smtp_helo_timeout
+                if checks.greet_pause >= timeout or pause >= timeout:
+                    return (yield from self._give_up(rows, server, checks, client, link, gen, order, last))
+                lag = checks.greet_pause + pause * self._hello_replies
+            elif state == _RSET:
+                lag = pause
         for m in rows:
             rec.session(m.id, server.code)
         left = rows  # not settled yet
@@ -625,7 +648,7 @@ class MTA:
         try:
             reply = server.mail(client, first, start)
             if reply is not None:  # refused at MAIL FROM: for every recipient
-                yield env.timeout(link.time(pre + 1, 0, gen))
+                yield env.timeout(link.time(pre + 1, 0, gen) + lag + pause)
                 for m in rows:
                     outcome = self._answer(m, reply, server, start, order, last, hop, attempt)  # alike for all
                 left = () if outcome <= _BOUNCED else rows
@@ -648,9 +671,11 @@ class MTA:
                         refused.append((m, reply))
                 ok = tuple(passed)
             outcome, state, done = _DEFERRED, _CLEAN, 0
+            if checks is not None:  # the SPF look-up at MAIL FROM, the replies to MAIL and RCPT
+                lag += checks.envelope_delay(first, start) + pause * (1 + len(rows))
             if refused:  # their replies arrive with the RCPT replies
                 done = pre + cost.rcpt + extra
-                yield env.timeout(link.time(done, 0, gen))
+                yield env.timeout(link.time(done, 0, gen) + lag)
                 again: list[Message] = []
                 for m, reply in refused:
                     answered = self._answer(m, reply, server, start, order, last, hop, attempt)
@@ -666,7 +691,11 @@ class MTA:
                 answering = ok
             if ok:
                 size = first.size
-                yield env.timeout(link.time(pre + cost.accept + extra - done, size, gen))
+                wait = link.time(pre + cost.accept + extra - done, size, gen)
+                if checks is not None:  # the replies to DATA and "." and what "." sets off
+                    wait += 2 * pause + (0.0 if refused else lag)
+                    wait += checks.data_delay(ok, env.now + wait)
+                yield env.timeout(wait)
                 now = env.now
                 reply = server.data(client, ok, now)
                 taken = reply.code < 400
@@ -690,6 +719,34 @@ class MTA:
                             env.now, INTERRUPTED, _INTERRUPTED)
             server.close(client)
             return _INTERRUPTED, left, _CLOSED
+
+    def _give_up(
+        self, rows: Envelope, server: SMTPServer, checks: ServerTime, client: str, link: Link,
+        gen: Any, order: int, last: bool,
+    ) -> Generator[simpy.Event, Any, tuple[Outcome, Envelope, int]]:
+        """The server's greeting or its reply to EHLO takes ``smtp_helo_timeout`` or
+        longer (a tar-pit): the client gives the session up when the timer runs out, as
+        a failed connection (status 4.4.2, no reply code), and tries the next host."""
+        env, first = self.env, rows[0]
+        hop, attempt, start = first.hop + 1, first.attempts, env.now
+        timeout = self.spec.smtp_helo_timeout
+        if checks.greet_pause >= timeout:  # waiting for the greeting from the handshake on
+            wait, reply = link.time(1, 0, gen) + timeout, GREETING_TIMEOUT
+        else:  # the greeting came, the reply to EHLO does not
+            wait = link.time(self.dialogues.relay.connect, 0, gen) + checks.greet_pause + timeout
+            reply = HELO_TIMEOUT
+        outcome = _TIMEOUT
+        try:
+            yield env.timeout(wait)
+        except simpy.Interrupt:
+            reply, outcome = INTERRUPTED, _INTERRUPTED
+        finally:
+            server.close(client)
+        recorded = _DEFERRED if last and outcome == _TIMEOUT else outcome
+        for m in rows:
+            self.recorder.attempt(m.id, hop, attempt, order, self.code, server.code, start, env.now,
+                                  reply, recorded)
+        return outcome, rows, _CLOSED
 
     def _answer(
         self, msg: Message, reply: Reply, server: SMTPServer, start: float, order: int,

@@ -20,7 +20,9 @@ from ..config import MXNode
 from ..core.component import Context, registers
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
-from ..core.records import DISCARDED, LOST, Message
+from ..core.records import DISCARDED, LOST, SPAM_DISCARDED, Message
+from .content import DISCARD, ContentChecks
+from .dns import Resolver
 from .policies import Chain, ConnectionLimit, DomainGreylist, Down, Greylist, Policy, SizeLimit, UnknownUsers
 from .server import PolicyServer
 from .smtp import ACCEPTED, Outcome
@@ -61,6 +63,11 @@ class MX(PolicyServer):
         self._filter = streams.uniform("mx", spec.id, "filter")
         self._processing = streams.sampler(spec.processing, "mx", spec.id, "processing")
         self._loss = streams.generator("mx", spec.id, "loss")
+        # Content checks and tar-pit delays (issue 9, part content): None when off.
+        if ContentChecks.wanted(spec):
+            self.checks = ContentChecks(
+                spec, ctx.recorder, self._processing, streams.uniform("mx", spec.id, "content")
+            )
         self.queue: WorkQueue[Message] = WorkQueue(ctx.env)
         self.started = False
         self.scanners: list[simpy.Process] = []  # scanners started so far (on demand)
@@ -81,6 +88,10 @@ class MX(PolicyServer):
         """Staff the scan queue (scanners start when mail arrives) and start the
         scheduled outages."""
         self.started = True
+        if self.checks is not None and self.spec.resolver is not None:
+            resolver = self.ctx.node(self.spec.resolver, Resolver)
+            self.checks.resolver = resolver
+            self.checks.rtt = self.network.link(self.id, resolver.id).rtt
         self.queue.staff(self.spec.workers, self._hire)
         self.schedule_outages(self.spec.outages)
 
@@ -101,6 +112,8 @@ class MX(PolicyServer):
             "discarded": self.discarded,
             "holding_at_end": self.holding(),
         }
+        if self.checks is not None:
+            stats.update(self.checks.stats())
         if self.greylist is not None:
             stats.update(self.greylist.stats())
         return stats
@@ -112,6 +125,11 @@ class MX(PolicyServer):
         """A scanner, hired with the event that hands it its first message."""
         env, rec, cost, queue = self.env, self.recorder, self.lmtp, self.queue
         queue_level, busy = self._queue_level, self._busy_level
+        # Content checks: a before-queue scan was spent in the session (none here); an
+        # after-queue one gives each row its verdict here.
+        checks = self.checks
+        before = checks is not None and checks.before_queue
+        sorting = checks if checks is not None and not before else None
         waiting: simpy.Event | None = first
         free = 0.0  # when the last LMTP session's QUIT ends (the scanner rests until then)
         while True:
@@ -144,13 +162,17 @@ class MX(PolicyServer):
             self.in_work += 1
             if busy is not None:
                 busy.set(env.now, self.in_work)
-            scan = self._processing()
+            scan = 0.0 if before else self._processing()
             rate = msg.domain.discard_rate
             try:
-                if rate > 0.0 and self._filter() < rate:
+                dropped = DISCARDED if rate > 0.0 and self._filter() < rate else None
+                if dropped is None and sorting is not None and sorting.after_queue(msg) == DISCARD:
+                    dropped = SPAM_DISCARDED
+                if dropped is not None:
                     yield env.timeout(scan)
-                    rec.ended(msg.id, LOST, env.now, DISCARDED)
-                    self.discarded += 1
+                    rec.ended(msg.id, LOST, env.now, dropped)
+                    if dropped is DISCARDED:
+                        self.discarded += 1
                     self.in_work -= 1
                     if busy is not None:
                         busy.set(env.now, self.in_work)

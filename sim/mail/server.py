@@ -10,7 +10,7 @@ no SimPy event; the client spends the dialogue's time.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -20,6 +20,9 @@ from ..core.monitors import Level
 from ..core.records import Message
 from .policies import Chain, Policy
 from .smtp import ACCEPTED, CONNECTION_REFUSED, NO_ANSWER, Phase, Reply
+
+if TYPE_CHECKING:
+    from .content import ContentChecks
 
 __all__ = ["DOWN_ANSWERS", "PolicyServer"]
 
@@ -45,6 +48,9 @@ class PolicyServer:
         self.refused = 0  # connections refused with a reply (e.g. 421 when full)
         self.unanswered = 0  # connections that got no answer (the host was down)
         self._env = ctx.env  # the clock, for the connections level
+        # Content checks and tar-pit delays (sim.mail.content; issue 9, part content): None,
+        # unless the kind of server sets them, costs a client nothing.
+        self.checks: ContentChecks | None = None
         self._connections_level: Level | None = None  # set when the run samples levels
         self._use(chain)
 
@@ -128,6 +134,8 @@ class PolicyServer:
         """The final "." has arrived at ``now`` for the recipients ``rows`` (those whose
         RCPT passed; one message): 250 (and each row is ours) or a refusal for all."""
         reply = self.chain.answer(_DATA, self, client, rows[0], now)
+        if reply is None and self.checks is not None:
+            reply = self.checks.verdict(rows)  # DMARC, a before-queue scan
         if reply is not None:
             return reply
         # The message reached this server by one more hop: what this server does with it

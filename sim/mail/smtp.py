@@ -42,13 +42,16 @@ __all__ = [
     "CONNECTION_REFUSED",
     "DialogueCost",
     "Dialogues",
+    "GREETING_TIMEOUT",
     "GREYLISTED",
+    "HELO_TIMEOUT",
     "INTERRUPTED",
     "NO_ANSWER",
     "Outcome",
     "Phase",
     "Reply",
     "SMTPServer",
+    "ServerTime",
     "TOO_BIG",
     "UNKNOWN_USER",
 ]
@@ -115,6 +118,12 @@ BUSY = Reply(421, "4.3.2", "Service not available: too many connections", Phase.
 # A host that does not answer: the client waits out its connect timeout and records the
 # failure as Postfix does (dsn=4.4.1, "Connection timed out"); there is no reply code.
 NO_ANSWER = Reply(0, "4.4.1", "Connection timed out", Phase.CONNECT, silent=True)
+# A server whose greeting, or reply to EHLO, does not come within the client's
+# smtp_helo_timeout (a tar-pit): the client gives up; Postfix's smtp logs these words
+# with dsn=4.4.2. No reply code.
+GREETING_TIMEOUT = Reply(0, "4.4.2", "timed out while receiving the initial server greeting",
+                         Phase.CONNECT, silent=True)
+HELO_TIMEOUT = Reply(0, "4.4.2", "timed out while performing the EHLO handshake", Phase.CONNECT, silent=True)
 # A host whose SMTP port is closed (the service stopped, the machine up): the TCP SYN is
 # answered by a reset after one round trip; Postfix logs dsn=4.4.1 "Connection refused".
 # No SMTP reply code either.
@@ -148,6 +157,18 @@ class Outcome(IntEnum):
         return self <= Outcome.BOUNCED
 
 
+class ServerTime(Protocol):
+    """A slow server's own time (a tar-pit, content checks: ``sim.mail.content``), which
+    the client adds to the link time of its dialogue."""
+
+    greet_pause: float  # before the 220 greeting
+    reply_delay: float  # before each reply after it
+
+    def envelope_delay(self, msg: Message, at: float) -> float: ...
+
+    def data_delay(self, rows: Sequence[Message], at: float) -> float: ...
+
+
 class SMTPServer(Protocol):
     """A server a client can hold a session with (an MX today; relays and ESPs later).
 
@@ -162,6 +183,9 @@ class SMTPServer(Protocol):
     id: str
     code: int  # the server's node code in the recorder
     up: bool  # a client about to reuse an open session checks it is still alive
+
+    @property
+    def checks(self) -> ServerTime | None: ...  # None: no time of its own beyond the link's
 
     def connect(self, client: str, now: float) -> Reply | None: ...
 
