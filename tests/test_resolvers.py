@@ -29,6 +29,7 @@ from sim.config import parse_scenario
 from sim.mail.dns import Resolver, glibc_tries
 from sim.simulation.build import build
 from tests.conftest import cli, node
+from tests.test_accounting import check_books
 from tests.test_dns_failures import HIT, MISS, RETRY, SERVFAIL_LINE, SUBMITTED, run, world
 from tests.test_errors import write
 
@@ -403,3 +404,53 @@ def test_further_servers_cost_nothing_while_the_first_answers() -> None:
         return env.scheduled  # type: ignore[no-any-return]
 
     assert events(resolvers=["dns", "dns2", "dns3"]) == events()
+
+
+def test_neither_resolver_key_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = resolvers_world()
+    del node(data, "mta")["resolver"]
+    path = write(tmp_path, data)
+    code, _, err = cli(["validate", str(path)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"mailflow: {path}: topology.nodes[mta]: ")
+    assert "give resolver (a resolver node) or resolvers (a list)" in err
+
+
+# -- the migration scenario's figures (docs/dns.md) ----------------------------------------
+
+
+MIGRATION = Path(__file__).resolve().parent.parent / "topologies" / "mx-migration.yaml"
+
+
+@pytest.mark.parametrize(
+    "sets, to_old, deferred, unanswered, last_old",
+    [
+        ([], 872, 1274, 125, 8119),
+        (["topology.nodes[old-mx].outages[0].start=9000"], 2017, 0, 0, 8398),
+        (["domains[shop.example].mx_ttl=300"], 59, 0, 0, 5507),
+    ],
+)
+def test_the_migration_figures_in_dns_md(
+    sets: list[str], to_old: int, deferred: int, unanswered: int, last_old: int
+) -> None:
+    """docs/dns.md's table, seed 1: mail accepted at old-mx after the change at 5,400 s,
+    rows deferred, sessions to old-mx unanswered, the last attempt there; every row
+    delivered but the 3 over the size limit; the run repeats exactly."""
+    scenario = sim.load_scenario(MIGRATION, sets)
+    res = sim.run(scenario, trace=True)
+    m = res.messages
+    check_books(m)
+    parents = m[m["kind"] != "dsn"]
+    assert dict(parents["status"].value_counts()) == {"delivered": 21_658, "bounced": 3, "in_flight": 0, "lost": 0}
+    old = parents[parents["mx_host"] == "old-mx"]
+    assert (old["accepted"] >= 5400).sum() == to_old
+    assert (parents["deferrals"] > 0).sum() == deferred
+    a = res.attempts
+    assert a is not None
+    at_old = a[(a["hop"] == 1) & (a["dst"] == "old-mx")]
+    assert (at_old["outcome"] != "delivered").sum() == unanswered
+    assert round(at_old["start"].max()) == last_old
+    assert res.stats["resolver"]["south-dns1"]["timeouts"] == 243
+    if not sets:
+        assert sim.run(scenario, trace=True).messages.equals(m)
+
