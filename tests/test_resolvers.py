@@ -149,6 +149,27 @@ def test_a_failed_lookup_is_a_failed_session_for_the_destination() -> None:
     assert row["accepted"] == pytest.approx(730 + MISS + SESSION, abs=1e-9)
 
 
+def test_a_servfail_sends_the_stub_to_its_next_try_at_once() -> None:
+    """``there`` SERVFAILs from 0 to 150; resolvers [dns, dns2]. Each try is a miss
+    (nothing cached) answered SERVFAIL after 0.202, and glibc moves on at once: dns
+    100.388-100.590, dns2 -100.792, dns -100.994, dns2 -101.196: deferred at 101.196
+    with 451 4.4.3. Due floor(101.196) + 300 = 401: dns resolves, accepted 401.460."""
+    there = dict(THERE, dns_failures=[{"start": 0, "end": 150}])
+    data = resolvers_world(there, resolvers=["dns", "dns2"], **RETRY)
+    del node(data, "mta")["resolver"]
+    res = run(data)
+    row = res.messages.loc[0]
+    assert row["status"] == "delivered" and row["attempts"] == 2 and row["deferrals"] == 1
+    assert row["accepted"] == pytest.approx(401 + MISS + SESSION, abs=1e-9)
+    first, second = stats(res, "dns"), stats(res, "dns2")
+    assert (first["servfails"], first["resolutions"], second["servfails"], second["resolutions"]) == (2, 3, 2, 2)
+    model = build(parse_scenario(data))
+    model.run(until=101.196 - 1e-6)
+    assert model.node("mta").stub.failures == 0 and model.node("mta").deferred.rows() == 0
+    model.run(until=101.196 + 1e-6)
+    assert model.node("mta").stub.failures == 1 and model.node("mta").deferred.rows() == 1
+
+
 # -- outages: a resolution cut short, a cache lost ------------------------------------
 
 

@@ -220,10 +220,12 @@ def glibc_tries(servers: Sequence[Any], timeout: int, attempts: int) -> list[tup
 class Stub:
     """An MTA's stub resolver (glibc's, configured by resolv.conf(5)): the query goes
     to the first server; one that does not answer costs its timeout, then the next is
-    asked, round after round. When no try is answered the lookup fails temporarily
-    (SERVFAIL's 451 4.4.3: Postfix reports a resolver timeout as "Host not found, try
-    again" too). The MTA asks the first server itself (no frame, no event more than a
-    plain lookup) and hands over to :meth:`retry` only when it did not answer."""
+    asked, round after round; one that answers SERVFAIL is left at once for the next
+    try, as glibc's ``send_dg`` does (``next_ns``). When no try brings an answer the
+    lookup fails temporarily (SERVFAIL's 451 4.4.3: Postfix reports a resolver timeout
+    as "Host not found, try again" too). The MTA asks the first server itself (no
+    frame, no event more than a plain lookup) and hands over to :meth:`retry` only
+    when it did not answer or answered SERVFAIL."""
 
     def __init__(
         self, env: simpy.Environment, network: Network, client: str,
@@ -236,20 +238,24 @@ class Stub:
         self.tries = glibc_tries(servers, timeout, attempts)
         self.failures = 0  # lookups no server answered
 
-    def retry(self, domain: Domain, sent: float) -> Generator[simpy.Event, Any, Answer]:
-        """The first server did not answer the query sent at ``sent``: wait out its
-        timeout, then the further tries in turn; the answer, or SERVFAIL when none
-        came."""
+    def retry(
+        self, domain: Domain, sent: float, first: Answer | None
+    ) -> Generator[simpy.Event, Any, Answer]:
+        """The first server answered the query sent at ``sent`` with ``first``: None
+        (no answer: its timeout is waited out) or SERVFAIL (the next try at once); then
+        the further tries in turn. The answer, or SERVFAIL when no try brought one."""
         env, network, client = self.env, self.network, self.client
+        answer = first
         for k, (server, wait) in enumerate(self.tries):
             if k:
                 sent = env.now
                 rtt = network.link(client, server.id).rtt
                 answer = yield from server.lookup(domain, rtt)
-                if answer is not None:
+                if answer is not None and answer is not SERVFAIL:
                     return answer
-            rest = sent + wait - env.now
-            if rest > 0.0:
-                yield env.timeout(rest)
+            if answer is None:
+                rest = sent + wait - env.now
+                if rest > 0.0:
+                    yield env.timeout(rest)
         self.failures += 1
         return SERVFAIL

@@ -43,7 +43,7 @@ from .policies import Chain, SizeLimit
 from .concurrency import DEAD, SUSPENDED, ConcurrencyPolicy, Destination, Feedback, PostfixConcurrency
 from .dsn import notice
 from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, first_gap, schedule_for
-from .smtp import ACCEPTED, INTERRUPTED, NO_ANSWER, Outcome, Phase, Reply, SMTPServer
+from .smtp import ACCEPTED, INTERRUPTED, NO_ANSWER, SERVFAIL, Outcome, Phase, Reply, SMTPServer
 
 __all__ = ["LOOPS_BACK", "MTA", "sending_ips"]
 
@@ -452,8 +452,8 @@ class MTA:
                         rtt = self.network.link(self.id, resolver.id).rtt
                         sent = env.now
                         answer = yield from resolver.lookup(domain, rtt)
-                        if answer is None:  # no answer: the stub's timeouts and other servers
-                            answer = yield from stub.retry(domain, sent)
+                        if answer is None or answer is SERVFAIL:  # the stub's further tries
+                            answer = yield from stub.retry(domain, sent, answer)
                         if type(answer) is tuple:
                             hosts = (answer[0][1],) if len(answer) == 1 and plain else self._hosts(answer)
                             if not hosts:  # a relay with no better host (RFC 5321 5.1)
