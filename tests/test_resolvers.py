@@ -387,12 +387,44 @@ def test_bad_mx_changes_are_one_line(
     assert problem in err
 
 
-def test_a_resolver_outage_takes_no_answer_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = resolvers_world()
-    node(data, "dns")["outages"] = [{"start": 1, "end": 2, "answer": "refuse"}]
-    path = write(tmp_path, data)
-    code, _, err = cli(["validate", str(path)], capsys)
-    assert code == 2 and "a down resolver does not answer" in err and len(err.strip().splitlines()) == 1
+@pytest.mark.parametrize("where", ["node", "outage"])
+def test_a_refusing_first_resolver_costs_a_round_trip(where: str) -> None:
+    """dns is down with its port closed (the node's ``answer: refuse``, or the
+    outage's): the query sent at 100.388 is refused after the round trip (100.390) and
+    glibc asks dns2 at once: a miss, the answer at 100.592, accepted 100.850."""
+    data = resolvers_world(resolvers=["dns", "dns2"])
+    del node(data, "mta")["resolver"]
+    down(data, "dns")
+    if where == "node":
+        node(data, "dns")["answer"] = "refuse"
+    else:
+        node(data, "dns")["outages"][0]["answer"] = "refuse"
+    res = run(data)
+    row = res.messages.loc[0]
+    assert row["status"] == "delivered" and row["attempts"] == 1
+    assert row["accepted"] == pytest.approx(SUBMITTED + HIT + MISS + SESSION, abs=1e-9)
+    assert row["accepted"] == pytest.approx(100.850, abs=1e-9)
+    s = stats(res, "dns")
+    assert (s["queries"], s["refused"], s["timeouts"], s["hit_rate"]) == (1, 1, 0, 0.0)
+
+
+def test_a_refusing_resolver_alone_fails_the_lookup_in_round_trips() -> None:
+    """One resolver, refusing, two attempts: refused at 100.390 and 100.392, then the
+    row is deferred with 451 4.4.3: due floor(100.392) + 300 = 400, when dns is back
+    (outage to 200): a miss, accepted 400.460."""
+    data = resolvers_world(**RETRY)
+    down(data, "dns", 0, 200)
+    node(data, "dns")["answer"] = "refuse"
+    res = run(data)
+    row = res.messages.loc[0]
+    assert row["status"] == "delivered" and row["attempts"] == 2 and row["deferrals"] == 1
+    assert row["accepted"] == pytest.approx(400 + MISS + SESSION, abs=1e-9)
+    assert stats(res, "dns")["refused"] == 2
+    model = build(parse_scenario(data))
+    model.run(until=100.392 - 1e-6)
+    assert model.node("mta").deferred.rows() == 0
+    model.run(until=100.392 + 1e-6)
+    assert model.node("mta").deferred.rows() == 1
 
 
 def test_a_dump_keeps_the_form_given() -> None:

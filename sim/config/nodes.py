@@ -383,17 +383,17 @@ class ResolverNode(NodeBase):
     max_negative_ttl: Seconds = Field(
         3600, ge=0, le=MAX_TIME, description="Unbound cache-max-negative-ttl"
     )
-    # Issue 9, part stub: a bounded cache, and outages (a down resolver answers nothing).
+    # Issue 9, part stub: a bounded cache, and outages.
     cache_size: Int = Field(
         0, ge=0, le=MAX_COUNT, description="answers the cache holds at most, least recently used evicted; 0: no limit"
     )
-    outages: list[Outage] = Field(default_factory=list, description="when the resolver is down (no answer)")
+    outages: list[Outage] = Field(default_factory=list, description="when the resolver is down")
+    answer: Answer = Field(
+        "none", description="how it answers a query while down: none (the stub times out) or refuse (port unreachable)"
+    )
 
     @model_validator(mode="after")
     def _resolver_outages(self) -> ResolverNode:
-        for i, outage in enumerate(self.outages):
-            if outage.answer is not None:
-                raise ValueError(f"outages[{i}]: a down resolver does not answer; answer is for mail hosts")
         _apart(self.outages)
         return self
 

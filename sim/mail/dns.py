@@ -62,13 +62,18 @@ class Resolver:
             self._cache = self._lru = OrderedDict()
         self._pending: dict[int, simpy.Event] = {}
         self.up = True
+        self.refusing = False  # while down: refuse queries (port unreachable), else silence
+        self._refuse = spec.answer == "refuse"  # how it is down unless an outage says
         self._epoch = 0  # times it went down: a resolution from before then answers no one
-        self._outages = sorted((o.start, o.end) for o in spec.outages)
+        self._outages = sorted(
+            (o.start, o.end, self._refuse if o.answer is None else o.answer == "refuse") for o in spec.outages
+        )
         self.queries = 0
         self.hits = 0
         self.negative_hits = 0
         self.servfails = 0
         self.timeouts = 0  # queries unanswered: the resolver was down
+        self.refused = 0  # queries refused: down, with its port closed
         self.evictions = 0
         self._resolutions = array("d")  # how long each resolution (a miss) took
 
@@ -80,21 +85,24 @@ class Resolver:
 
     def _down_times(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
-        for start, end in self._outages:
+        for start, end, refuse in self._outages:
             yield env.timeout(start - env.now)
-            self.set_up(False)
+            self.set_up(False, refuse)
             yield env.timeout(end - env.now)
             self.set_up(True)
 
-    def set_up(self, up: bool) -> None:
-        """Take the resolver down or bring it back. Going down loses what it held in
-        memory: the cache (a restarted Unbound or BIND starts empty) and the
-        resolutions in progress, whose askers get no answer."""
+    def set_up(self, up: bool, refuse: bool | None = None) -> None:
+        """Take the resolver down or bring it back. Down, it answers no query, or with
+        ``refuse`` (default: the node's ``answer``) refuses each: the host answers
+        "port unreachable" after a round trip, and glibc moves to its next server at
+        once. Going down loses what it held in memory: the cache (a restarted Unbound or
+        BIND starts empty) and the resolutions in progress, whose askers get no answer."""
         if self.up and not up:
             self._cache.clear()
             self._pending.clear()
             self._epoch += 1
         self.up = up
+        self.refusing = not up and (self._refuse if refuse is None else refuse)
 
     def holding(self) -> int:
         """A resolver holds no messages."""
@@ -102,9 +110,9 @@ class Resolver:
 
     def stats(self) -> dict[str, float]:
         """Queries, cache hits and their rate (of the queries answered), negative hits,
-        SERVFAILs, queries unanswered (down), evictions, and the resolutions' times (0
-        when there were none)."""
-        answered = self.queries - self.timeouts
+        SERVFAILs, queries unanswered or refused (down), evictions, and the resolutions'
+        times (0 when there were none)."""
+        answered = self.queries - self.timeouts - self.refused
         times = np.frombuffer(self._resolutions, dtype=np.float64) if self._resolutions else None
         out: dict[str, float] = {
             "queries": self.queries,
@@ -113,6 +121,7 @@ class Resolver:
             "negative_hits": self.negative_hits,
             "servfails": self.servfails,
             "timeouts": self.timeouts,
+            "refused": self.refused,
             "evictions": self.evictions,
             "resolutions": len(self._resolutions),
         }
@@ -123,11 +132,18 @@ class Resolver:
 
     def lookup(self, domain: Domain, rtt: float) -> Generator[simpy.Event, Any, Answer | None]:
         """Ask for ``domain``'s MX records from a client ``rtt`` away; returns the
-        answer, or None at once when the resolver is down (the asker's timeout runs)."""
+        answer, or None at once when the resolver is down (the asker's timeout runs),
+        or SERVFAIL after the round trip when it is down refusing (the asker moves on:
+        glibc treats a refused query as a failed server)."""
         env = self.env
         key = domain.index
         self.queries += 1
         if not self.up:
+            if self.refusing:
+                self.refused += 1
+                if rtt > 0.0:
+                    yield env.timeout(rtt)
+                return SERVFAIL
             self.timeouts += 1
             return None
         cached = self._cache.get(key)
