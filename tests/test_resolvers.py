@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sim
 from sim.config import parse_scenario
@@ -265,6 +267,39 @@ def test_the_least_recently_used_answer_is_evicted() -> None:
     assert [t for _, t in seen] == pytest.approx([0.2, 0.4, 0.4, 0.6, 0.8, 1.0], abs=1e-12)
     assert (dns.queries, dns.hits, dns.evictions) == (6, 1, 3)
     assert list(dns._cache) == [directory["b"].index, directory["a"].index]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(size=st.integers(1, 4), names=st.lists(st.sampled_from("abcdef"), min_size=1, max_size=30))
+def test_the_cache_is_a_least_recently_used_list(size: int, names: list[str]) -> None:
+    """Lookups one after another (each miss 0.2 s, TTLs of an hour): the resolver's
+    hits, evictions and final order equal those of a plain LRU list kept by hand."""
+    data = resolvers_world()
+    data["domains"] += [{"name": n, "users": 1, "mx": [{"host": "mx2", "preference": 1}], "mailbox": "store",
+                         "mx_ttl": 3600} for n in "abcdef"]
+    node(data, "dns")["cache_size"] = size
+    model = build(parse_scenario(data))
+    dns: Resolver = model.node("dns")
+    directory = model.ctx.domains
+
+    def asker() -> Any:
+        for name in names:
+            yield from dns.lookup(directory[name], 0.0)
+
+    model.env.process(asker())
+    model.env.run(until=100)
+    order: list[str] = []  # least recently used first
+    hits = evictions = 0
+    for name in names:
+        if name in order:
+            hits += 1
+            order.remove(name)
+        order.append(name)
+        if len(order) > size:
+            order.pop(0)
+            evictions += 1
+    assert (dns.hits, dns.evictions) == (hits, evictions)
+    assert list(dns._cache) == [directory[n].index for n in order]
 
 
 def test_an_unlimited_cache_evicts_nothing() -> None:
