@@ -157,6 +157,10 @@ def test_books_balance_for_any_world(
     if outage is not None:
         node(data, "mx")["outages"] = [{"start": outage[0], "end": outage[0] + outage[1]}]
         node(data, "mx")["answer"] = answer
+        # Then the resolver is down as long (the stub's timeouts defer mail at lookup;
+        # it comes back with an empty cache), and its cache holds one answer.
+        end = outage[0] + outage[1]
+        node(data, "dns").update(outages=[{"start": end, "end": end + outage[1]}], cache_size=1)
     if esp:
         # The sender an ESP: API requests over a small account rate get 429s and are
         # retried by the client; a campaign is released slowly (rows wait their slot).

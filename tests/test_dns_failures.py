@@ -152,9 +152,10 @@ def test_servfail_defers_with_443_recorded() -> None:
 def test_servfail_window_then_the_retry_after_it_delivers() -> None:
     res = run(world(SERVFAIL_WORLD, **RETRY))
     row = res.messages.loc[0]
-    # The resolution starts at 100.388, in the window [0, 150): SERVFAIL at 100.590,
-    # deferred. Postfix's backoff in whole seconds: floor(100.590) + the age (0) clamped
-    # to minimal_backoff_time 300, due at 400. The failure was not cached: a miss
+    # The resolution starts at 100.388, in the window [0, 150): SERVFAIL at 100.590;
+    # the stub's second try (glibc: attempts 2) resolves again from 100.590, SERVFAIL
+    # at 100.792, deferred. Postfix's backoff in whole seconds: floor(100.792) + the age
+    # (0) clamped to minimal_backoff_time 300, due at 400. The failure was not cached: a miss
     # again, session at 400.202; accepted 400.202 + 0.256 + 0.002 = 400.460, delivered
     # + 0.367 (as in the implicit-MX test) = 400.827.
     assert row["status"] == "delivered" and row["attempts"] == 2
@@ -230,9 +231,10 @@ def test_typo_recipients_bounce_and_the_books_balance() -> None:
 
 
 def test_a_servfail_is_a_failed_session_for_the_destination() -> None:
-    """As Postfix's smtp_sess_fail: with an initial window of 1 the one SERVFAIL is a
-    failed cohort (c = 1/1 reaches the limit 1): the destination is dead from 100.590
-    until 100.590 + minimal_backoff_time 300 = 400.590. The retry due at 400 finds it
+    """As Postfix's smtp_sess_fail: with an initial window of 1 the one failed lookup
+    (SERVFAIL twice: the stub's two tries end at 100.792) is a failed cohort (c = 1/1
+    reaches the limit 1): the destination is dead from 100.792 until 100.792 +
+    minimal_backoff_time 300 = 400.792. The retry due at 400 finds it
     dead and is deferred at once (no attempt): due floor(400) + age (400 - 100 = 300)
     = 700, when the destination reopens: a miss (nothing cached), session at 700.202,
     accepted 700.460, delivered 700.827; final_reply 451 4.4.3 until then."""
@@ -243,12 +245,20 @@ def test_a_servfail_is_a_failed_session_for_the_destination() -> None:
     assert row["delivered"] == pytest.approx(700.827, abs=1e-9)
 
 
-@pytest.mark.parametrize("start, end, fails", [(0, 100.3, False), (0, 100.5, True), (100.4, 200, False)])
-def test_the_window_holds_when_the_resolution_starts(start: float, end: float, fails: bool) -> None:
+@pytest.mark.parametrize(
+    "start, end, accepted",
+    [(0, 100.3, 100.848), (0, 100.5, 101.050), (0, 100.6, 400.460), (100.4, 200, 100.848)],
+)
+def test_the_window_holds_when_the_resolution_starts(start: float, end: float, accepted: float) -> None:
     """The resolution starts at 100.388 and ends at 100.588: it fails when its start is
     in [start, end), whenever it ends (a window opening at 100.4, mid-resolution, is
-    not seen). Delivered at once (accepted 100.848) or after the retry at 400 (400.460)."""
+    not seen): accepted at once, 100.848. A SERVFAIL sends glibc's stub to its next try
+    at once (its second round, the same resolver): a second resolution from 100.590 to
+    100.790 (nothing was cached), answered 100.792. It succeeds when 100.590 is past the
+    window's end (accepted 100.792 + 0.258 = 101.050; since the stub's SERVFAIL retry,
+    this case no longer defers), else the row is deferred with 451 4.4.3 and the retry
+    at floor(100.792) + 300 = 400 delivers it (400.460)."""
     there = dict(SERVFAIL_WORLD, dns_failures=[{"start": start, "end": end}])
     row = run(world(there, **RETRY)).messages.loc[0]
     assert row["status"] == "delivered"
-    assert row["accepted"] == pytest.approx(400.460 if fails else 100.848, abs=1e-9)
+    assert row["accepted"] == pytest.approx(accepted, abs=1e-9)

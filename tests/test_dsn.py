@@ -30,7 +30,8 @@ import pytest
 
 import sim
 from sim.config import parse_scenario
-from sim.mail.dsn import NULL_MX, dsn_size, sender_person
+from sim.mail.dsn import dsn_size, sender_person
+from sim.mail.smtp import NODATA
 from sim.core.records import DELAYED, FAILED
 from tests.conftest import node, tiny_data
 from tests.test_accounting import check_books
@@ -166,7 +167,10 @@ def test_a_dsn_to_a_domain_that_receives_no_mail_bounces_at_once() -> None:
     bounced = SESSION + 7 * RELAY_RTT
     assert dsn["status"] == "bounced" and dsn["reason"] == "domain receives no mail"
     assert dsn["created"] == dsn["submitted"] == dsn["ended"] == pytest.approx(bounced, abs=1e-9)
-    assert dsn["final_reply"] == "556 5.1.10 Recipient address has null MX" == NULL_MX.line
+    # example.org publishes neither MX nor address records here: NODATA (Postfix's
+    # 5.4.4 "Host found but no data record"), no longer refused as if it had a null MX.
+    assert dsn["final_reply"] == NODATA.line
+    assert dsn["final_reply"].startswith("550 5.4.4 Host or domain name not found.")
     assert dsn["attempts"] == 0 and pd.isna(dsn["mx_host"])
     assert res.stats["mta"]["mta"]["bounced"] == 2
 

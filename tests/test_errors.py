@@ -76,15 +76,6 @@ CASES = [
         id="recipient-domain-without-mx",
     ),
     pytest.param(
-        lambda d: (
-            d["domains"].append({"name": "void.example"}),
-            d["workload"][0].update(recipients={"void.example": 1}),
-        ),
-        "workload[people].recipients[void.example]",
-        "no MX records and no host",
-        id="named-recipient-without-mx",
-    ),
-    pytest.param(
         lambda d: d["workload"][0].update(rate=2),
         "workload[people]",
         "exactly one of rate, interarrival or batches",

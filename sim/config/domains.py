@@ -11,7 +11,7 @@ from .nodes import Greylisting
 from .units import Seconds
 
 
-__all__ = ["DNSFailure", "Device", "Domain", "MXRecord", "Retrieval"]
+__all__ = ["DNSFailure", "Device", "Domain", "MXChange", "MXRecord", "Retrieval"]
 
 
 class MXRecord(Strict):
@@ -30,6 +30,15 @@ class DNSFailure(Strict):
         if self.end <= self.start:
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")
         return self
+
+
+class MXChange(Strict):
+    """From ``at`` on, the zone answers the domain's MX query with these records (a
+    migration to another provider); resolvers serve what they cached until it expires."""
+
+    at: Seconds = Field(ge=0, le=MAX_TIME)
+    mx: list[MXRecord] = Field(description="the new MX records; [] leaves the host (implicit MX) or nothing")
+    mx_ttl: Seconds | None = Field(None, ge=0, le=MAX_TIME, description="the new records' TTL; default: unchanged")
 
 
 class Device(Strict):
@@ -94,7 +103,7 @@ class Domain(Strict):
     exists: bool = Field(True, description="false: the name does not exist (NXDOMAIN)")
     null_mx: bool = Field(False, description="publishes MX 0 . (RFC 7505): receives no mail")
     negative_ttl: Seconds = Field(
-        3600, ge=0, le=MAX_TIME, description="SOA minimum: how long an NXDOMAIN is cached (RFC 2308)"
+        3600, ge=0, le=MAX_TIME, description="SOA minimum: how long NXDOMAIN and NODATA are cached (RFC 2308)"
     )
     dns_failures: list[DNSFailure] = Field(
         default_factory=list, description="windows in which its MX lookups SERVFAIL"
@@ -112,6 +121,10 @@ class Domain(Strict):
         0.0, ge=0, le=1, description="share of mail in its name failing SPF and DKIM (spoofed, forwarded)"
     )
     txt_ttl: Seconds = Field(3600, ge=0, le=MAX_TIME, description="TTL of its SPF, DKIM and DMARC records")
+    # Issue 9, part stub: the zone changing its MX records during the run.
+    mx_changes: list[MXChange] = Field(
+        default_factory=list, description="times at which the MX records change (a migration)"
+    )
 
     @model_validator(mode="after")
     def _one_answer(self) -> Domain:
@@ -126,14 +139,26 @@ class Domain(Strict):
                 raise ValueError(f"a domain with {what} has no users")
             if not self.exists and self.null_mx:
                 raise ValueError("a domain with exists: false publishes no null MX")
+            if self.mx_changes:
+                raise ValueError(f"a domain with {what} has no MX changes")
+        for before, change in zip(self.mx_changes, self.mx_changes[1:]):
+            if change.at <= before.at:
+                raise ValueError(f"mx_changes are in time order: {change.at} follows {before.at}")
         return self
 
     @property
     def receives(self) -> bool:
-        """Whether the domain can receive mail at all (MX records or an A record)."""
-        return bool(self.mx) or self.host is not None
+        """Whether the domain can receive mail at all (MX records or an A record, now
+        or after one of its MX changes)."""
+        return bool(self.mx) or self.host is not None or any(c.mx for c in self.mx_changes)
+
+    @property
+    def nodata(self) -> bool:
+        """Whether the name exists with neither MX nor address records (NODATA)."""
+        return self.exists and not self.null_mx and not self.receives
 
     @property
     def undeliverable(self) -> bool:
-        """Whether mail to it bounces at lookup: the name does not exist or has null MX."""
-        return not self.exists or self.null_mx
+        """Whether mail to it bounces at lookup: the name does not exist, has null MX, or
+        has no records (NODATA)."""
+        return not self.exists or self.null_mx or self.nodata

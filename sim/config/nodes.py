@@ -34,6 +34,7 @@ MAX_SIZE = 10**15  # bytes, like message sizes (sim.mail.senders.MAX_SIZE)
 MAX_COUNT = 10**9  # counts a scenario may set (recipients per envelope, reuses): finite
 MAX_IPS = 65_536  # sending IPs of one node (a /16)
 MAX_HOPS = 250  # the attempts table keeps a hop in one byte
+MAX_NAMESERVERS = 3  # glibc's MAXNS: nameserver lines read from resolv.conf
 
 # DNS lookup time at a resolver that misses its cache: log-normal fitted to the measured
 # mean 152 ms and 90th percentile 275 ms (Brandhorst & Pras; docs/sources.md, DNS lookup time).
@@ -108,7 +109,18 @@ class MTANode(NodeBase):
 
     kind: Literal["mta"]
     id: NodeId
-    resolver: NodeId = Field(description="the caching resolver this MTA asks for MX records")
+    # Issue 9, part stub: the stub resolver (glibc's, resolv.conf(5)). ``resolver`` is
+    # the one-server form of ``resolvers`` (give one of them); a dump keeps the form given.
+    resolver: NodeId | None = Field(None, description="the caching resolver this MTA asks for MX records")
+    resolvers: list[NodeId] | None = Field(
+        None, description="resolv.conf nameserver lines: resolvers asked in order (at most 3)"
+    )
+    resolver_timeout: Int = Field(
+        5, ge=1, le=30, description="resolv.conf options timeout: seconds the first round waits for a server"
+    )
+    resolver_attempts: Int = Field(
+        2, ge=1, le=5, description="resolv.conf options attempts: rounds over the servers"
+    )
     # Postfix default_process_limit is 100 for both smtpd and smtp(8) agents.
     smtpd_workers: Int = Field(100, gt=0, le=MAX_WORKERS, description="concurrent submission sessions")
     workers: Int = Field(100, gt=0, le=MAX_WORKERS, description="concurrent outbound delivery sessions")
@@ -185,9 +197,12 @@ class MTANode(NodeBase):
         # losing to values it had itself supplied. context={"resolved": True} dumps
         # every key (mailflow show).
         data = handler(self)
+        for key in ("resolver", "resolvers"):  # the one of the two not given
+            if data.get(key, ()) is None:
+                del data[key]
         if self.preset is None or (info.context or {}).get("resolved"):
             return data
-        fixed = ("kind", "id", "resolver", "preset")
+        fixed = ("kind", "id", "resolver", "resolvers", "preset")
         ref = _preset_dump(self.preset, info.mode)
         out = {}
         for key, value in data.items():
@@ -240,6 +255,25 @@ class MTANode(NodeBase):
         raise ValueError("give a count or a list of names")
 
     @model_validator(mode="after")
+    def _one_resolver_key(self) -> MTANode:
+        if (self.resolver is None) == (self.resolvers is None):
+            raise ValueError(
+                "give resolver (one resolver) or resolvers (a list of up to 3), not both"
+                if self.resolver is not None else "give resolver (a resolver node) or resolvers (a list)"
+            )
+        if self.resolvers is not None:
+            if not 1 <= len(self.resolvers) <= MAX_NAMESERVERS:
+                raise ValueError(f"resolvers lists 1 to {MAX_NAMESERVERS} resolvers (glibc's MAXNS)")
+            if len(set(self.resolvers)) < len(self.resolvers):
+                raise ValueError("a resolver is listed twice in resolvers")
+        return self
+
+    @property
+    def nameservers(self) -> list[str]:
+        """The resolvers asked, in order (``resolvers``, or ``resolver`` alone)."""
+        return self.resolvers if self.resolvers is not None else [self.resolver]  # type: ignore[list-item]
+
+    @model_validator(mode="after")
     def _backoff_ordered(self) -> MTANode:
         if self.maximal_backoff_time < self.minimal_backoff_time:
             raise ValueError("maximal_backoff_time is below minimal_backoff_time")
@@ -275,21 +309,6 @@ def _preset_dump(name: str, mode: str) -> dict[str, Any]:
     """Every key of an MTA node that has only ``preset: name``."""
     alone = MTANode(kind="mta", id="-", resolver="-", preset=name)
     return alone.model_dump(mode=mode, context={"resolved": True})
-
-
-class ResolverNode(NodeBase):
-    """A caching DNS resolver shared by the MTAs that name it."""
-
-    kind: Literal["resolver"]
-    id: NodeId
-    lookup: TimeDistribution = Field(
-        default=DNS_LOOKUP, description="time to resolve a name missing from the cache"
-    )
-    cache: bool = True
-    max_ttl: Seconds = Field(86400, ge=0, le=MAX_TIME, description="Unbound cache-max-ttl")
-    max_negative_ttl: Seconds = Field(
-        3600, ge=0, le=MAX_TIME, description="Unbound cache-max-negative-ttl"
-    )
 
 
 Answer = Literal["none", "refuse"]
@@ -390,6 +409,34 @@ def _apart(outages: list[Outage]) -> None:
     for (_, end), (start, _) in zip(spans, spans[1:]):
         if start < end:
             raise ValueError(f"outages overlap (one starts at {start} before {end})")
+
+
+class ResolverNode(NodeBase):
+    """A caching DNS resolver shared by the MTAs that name it."""
+
+    kind: Literal["resolver"]
+    id: NodeId
+    lookup: TimeDistribution = Field(
+        default=DNS_LOOKUP, description="time to resolve a name missing from the cache"
+    )
+    cache: bool = True
+    max_ttl: Seconds = Field(86400, ge=0, le=MAX_TIME, description="Unbound cache-max-ttl")
+    max_negative_ttl: Seconds = Field(
+        3600, ge=0, le=MAX_TIME, description="Unbound cache-max-negative-ttl"
+    )
+    # Issue 9, part stub: a bounded cache, and outages.
+    cache_size: Int = Field(
+        0, ge=0, le=MAX_COUNT, description="answers the cache holds at most, least recently used evicted; 0: no limit"
+    )
+    outages: list[Outage] = Field(default_factory=list, description="when the resolver is down")
+    answer: Answer = Field(
+        "none", description="how it answers a query while down: none (the stub times out) or refuse (port unreachable)"
+    )
+
+    @model_validator(mode="after")
+    def _resolver_outages(self) -> ResolverNode:
+        _apart(self.outages)
+        return self
 
 
 # Relays and ESPs are MTAs (every MTA key, presets included).

@@ -34,7 +34,10 @@ def check_references(sc: Scenario) -> None:
 
     for i, node in enumerate(sc.topology.nodes):
         if isinstance(node, MTANode):  # relays and ESPs too
-            need(f"topology.nodes[{i}].resolver", node.resolver, "resolver")
+            if node.resolvers is None:
+                need(f"topology.nodes[{i}].resolver", node.nameservers[0], "resolver")
+            for j, server in enumerate(node.resolvers or ()):
+                need(f"topology.nodes[{i}].resolvers[{j}]", server, "resolver")
             if node.relayhost is not None:
                 need(f"topology.nodes[{i}].relayhost", node.relayhost, "relay")
                 if node.relayhost == node.id:
@@ -84,6 +87,11 @@ def check_references(sc: Scenario) -> None:
             need(f"{p}.mx[{j}].host", rec.host, "mx", "relay")
             if any(r.host == rec.host for r in dom.mx[:j]):
                 raise ScenarioError(f"{p}.mx[{j}].host", f"{rec.host!r} is listed twice")
+        for k, change in enumerate(dom.mx_changes):
+            for j, rec in enumerate(change.mx):
+                need(f"{p}.mx_changes[{k}].mx[{j}].host", rec.host, "mx", "relay")
+                if any(r.host == rec.host for r in change.mx[:j]):
+                    raise ScenarioError(f"{p}.mx_changes[{k}].mx[{j}].host", f"{rec.host!r} is listed twice")
         if dom.host is not None:
             need(f"{p}.host", dom.host, "mx")
         if dom.mailbox is not None:
@@ -137,10 +145,8 @@ def check_references(sc: Scenario) -> None:
             if name not in names:
                 raise ScenarioError(rp, f"{name!r} is not a domain of the scenario")
             dom = names[name]
-            if dom.undeliverable:  # mail sent there on purpose, to bounce (a typo, a null MX)
+            if dom.undeliverable:  # mail sent there on purpose, to bounce (a typo, a null MX, NODATA)
                 pass
-            elif not dom.receives:
-                raise ScenarioError(rp, f"domain {name!r} has no MX records and no host")
             elif dom.users == 0:
                 raise ScenarioError(rp, f"domain {name!r} has no users to receive mail")
             if not (weight >= 0 and math.isfinite(weight)):

@@ -1,20 +1,30 @@
-"""DNS: caching resolvers answering MX queries from the domains' zone data.
+"""DNS: caching resolvers answering MX queries from the domains' zone data, and the
+stub resolver an MTA asks them through.
 
 A resolver answers from its cache while the record's TTL lasts; otherwise it resolves
 (a lookup time drawn from its distribution), caches the answer for min(TTL, max_ttl)
 and answers. Queries for a name already being resolved wait for that resolution rather
-than starting another, as real resolvers coalesce them.
+than starting another, as real resolvers coalesce them. A cache with a size limit
+(``cache_size``) evicts the least recently used answer, as Unbound's LRU hash tables
+do. A resolver that is down (``outages``) answers nothing and loses its cache and the
+resolutions in progress: it restarts empty.
 
 A lookup is a generator that MTA workers delegate to (``yield from``): no process per
 query. The answer is the domain's MX list sorted by preference, or its A record as an
-implicit MX of preference 0 (RFC 5321 section 5.1); see ``sim.mail.domains``.
+implicit MX of preference 0 (RFC 5321 section 5.1), or a reply (NXDOMAIN, null MX,
+NODATA, SERVFAIL); see ``sim.mail.domains``. ``None`` means no answer came: the
+:class:`Stub` (glibc's resolver in the MTA) then waits out its timeout and asks the next
+server, round after round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any
+from array import array
+from collections import OrderedDict
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import simpy
 
 from ..config import ResolverNode
@@ -22,15 +32,19 @@ from ..core.component import Context, registers
 from .domains import Domain
 from .smtp import SERVFAIL, Reply
 
-__all__ = ["MXAnswer", "Resolver"]
+if TYPE_CHECKING:
+    from ..world.network import Network
+
+__all__ = ["MXAnswer", "Resolver", "Stub", "glibc_tries"]
 
 MXAnswer = tuple[tuple[int, str], ...]  # ((preference, host), ...) sorted by preference
-Answer = MXAnswer | Reply  # the records, or NXDOMAIN / NULL_MX / SERVFAIL
+Answer = MXAnswer | Reply  # the records, or NXDOMAIN / NULL_MX / NODATA / SERVFAIL
 
 
 @registers(ResolverNode)
 class Resolver:
-    """A caching resolver. ``lookup`` spends the query's time and returns the answer."""
+    """A caching resolver. ``lookup`` spends the query's time and returns the answer
+    (None when the resolver is down: no answer comes)."""
 
     def __init__(self, ctx: Context, spec: ResolverNode) -> None:
         self.env = ctx.env
@@ -40,40 +54,126 @@ class Resolver:
         self.max_negative_ttl = spec.max_negative_ttl
         self._draw = ctx.streams.sampler(spec.lookup, "resolver", spec.id, "lookup")
         self._cache: dict[int, tuple[float, Answer]] = {}  # domain index -> (expiry, answer)
+        # With a size limit the cache keeps its use order (an OrderedDict: O(1) touch and
+        # eviction); without one, a plain dict and no bookkeeping.
+        self.cache_size = spec.cache_size
+        self._lru: OrderedDict[int, tuple[float, Answer]] | None = None
+        if spec.cache_size:
+            self._cache = self._lru = OrderedDict()
         self._pending: dict[int, simpy.Event] = {}
+        self.up = True
+        self.refusing = False  # while down: refuse queries (port unreachable), else silence
+        self._refuse = spec.answer == "refuse"  # how it is down unless an outage says
+        self._epoch = 0  # times it went down: a resolution from before then answers no one
+        self._outages = sorted(
+            (o.start, o.end, self._refuse if o.answer is None else o.answer == "refuse") for o in spec.outages
+        )
         self.queries = 0
         self.hits = 0
+        self.negative_hits = 0
+        self.servfails = 0
+        self.timeouts = 0  # queries unanswered: the resolver was down
+        self.refused = 0  # queries refused: down, with its port closed
+        self.evictions = 0
+        self._resolutions = array("d")  # how long each resolution (a miss) took
 
     def start(self) -> None:
-        """Nothing to start: lookups run in the asking worker."""
+        """Schedule the outages (one process for them all, none without); lookups run
+        in the asking worker."""
+        if self._outages:
+            self.env.process(self._down_times())
+
+    def _down_times(self) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        for start, end, refuse in self._outages:
+            yield env.timeout(start - env.now)
+            self.set_up(False, refuse)
+            yield env.timeout(end - env.now)
+            self.set_up(True)
+
+    def set_up(self, up: bool, refuse: bool | None = None) -> None:
+        """Take the resolver down or bring it back. Down, it answers no query, or with
+        ``refuse`` (default: the node's ``answer``) refuses each: the host answers
+        "port unreachable" after a round trip, and glibc moves to its next server at
+        once. Going down loses what it held in memory: the cache (a restarted Unbound or
+        BIND starts empty) and the resolutions in progress, whose askers get no answer."""
+        if self.up and not up:
+            self._cache.clear()
+            self._pending.clear()
+            self._records = None  # the TXT-style records' cache too (part content)
+            self._epoch += 1
+        self.up = up
+        self.refusing = not up and (self._refuse if refuse is None else refuse)
 
     def holding(self) -> int:
         """A resolver holds no messages."""
         return 0
 
     def stats(self) -> dict[str, float]:
-        """Queries and cache hits."""
-        return {"queries": self.queries, "cache_hits": self.hits}
+        """Queries, cache hits and their rate (of the queries answered), negative hits,
+        SERVFAILs, queries unanswered or refused (down), evictions, and the resolutions'
+        times (0 when there were none)."""
+        answered = self.queries - self.timeouts - self.refused
+        times = np.frombuffer(self._resolutions, dtype=np.float64) if self._resolutions else None
+        out: dict[str, float] = {
+            "queries": self.queries,
+            "cache_hits": self.hits,
+            "hit_rate": self.hits / answered if answered else 0.0,
+            "negative_hits": self.negative_hits,
+            "servfails": self.servfails,
+            "timeouts": self.timeouts,
+            "refused": self.refused,
+            "evictions": self.evictions,
+            "resolutions": len(self._resolutions),
+        }
+        if self.record_queries:  # MX hosts' SPF/DKIM/DMARC queries (sim.mail.content)
+            out["record_queries"] = self.record_queries
+            out["record_hits"] = self.record_hits
+        for name, q in (("p50", 50), ("p95", 95), ("p99", 99)):
+            out[f"resolution_{name}"] = float(np.percentile(times, q)) if times is not None else 0.0
+        out["resolution_mean"] = float(times.mean()) if times is not None else 0.0
+        return out
 
-    def lookup(self, domain: Domain, rtt: float) -> Generator[simpy.Event, Any, Answer]:
-        """Ask for ``domain``'s MX records from a client ``rtt`` away; returns the answer."""
+    def lookup(self, domain: Domain, rtt: float) -> Generator[simpy.Event, Any, Answer | None]:
+        """Ask for ``domain``'s MX records from a client ``rtt`` away; returns the
+        answer, or None at once when the resolver is down (the asker's timeout runs),
+        or SERVFAIL after the round trip when it is down refusing (the asker moves on:
+        glibc treats a refused query as a failed server)."""
         env = self.env
         key = domain.index
         self.queries += 1
+        if not self.up:
+            if self.refusing:
+                self.refused += 1
+                if rtt > 0.0:
+                    yield env.timeout(rtt)
+                return SERVFAIL
+            self.timeouts += 1
+            return None
         cached = self._cache.get(key)
         if cached is not None and cached[0] > env.now:
             self.hits += 1
+            if self._lru is not None:
+                self._lru.move_to_end(key)
+            answer = cached[1]
+            if type(answer) is not tuple:
+                self.negative_hits += 1
             if rtt > 0.0:  # a resolver on the same host answers at once: no event
                 yield env.timeout(rtt)
-            return cached[1]
+            return answer
         pending = self._pending.get(key)
         if pending is None:
             # The resolution belongs to the resolver, not to the worker that asked first:
             # one event that caches the answer when it fires, which every asker waits
             # on. An interrupted asker stops waiting; the resolution goes on.
             pending = self._pending[key] = self._resolve(domain)
-            pending.callbacks.append(lambda event: self._resolved(domain, event.value))
+            began = env.now
+            pending.callbacks.append(lambda event: self._resolved(domain, event, began))
+        epoch = self._epoch
         answer = yield pending
+        if self._epoch != epoch:  # it went down meanwhile: the answer never comes
+            self.timeouts += 1
+            return None
         if rtt > 0.0:
             yield env.timeout(rtt)
         return answer
@@ -92,17 +192,36 @@ class Resolver:
     def _failing(windows: tuple[tuple[float, float], ...], now: float) -> bool:
         return any(start <= now < end for start, end in windows)
 
-    def _resolved(self, domain: Domain, answer: Answer) -> None:
+    def _resolved(self, domain: Domain, event: simpy.Event, began: float) -> None:
         """Cache a resolution's answer: records for min(TTL, max_ttl), a negative
-        answer for min(SOA minimum, max_negative_ttl) (RFC 2308), a failure not at all."""
+        answer for min(SOA minimum, max_negative_ttl) (RFC 2308), a failure not at all;
+        nothing when the resolver went down meanwhile (the resolution was lost)."""
         key = domain.index
-        if self.caching and answer is not SERVFAIL:
+        if self._pending.get(key) is not event:
+            return
+        del self._pending[key]
+        now = self.env.now
+        self._resolutions.append(now - began)
+        answer = cast(Answer, event.value)
+        if answer is SERVFAIL:
+            self.servfails += 1
+            return
+        if self.caching:
             if domain.negative is not None:
                 ttl = min(domain.negative, self.max_negative_ttl)
             else:
                 ttl = min(domain.mx_ttl, self.max_ttl)
-            self._cache[key] = (self.env.now + ttl, answer)
-        del self._pending[key]
+            lru = self._lru
+            if lru is None:
+                self._cache[key] = (now + ttl, answer)
+                return
+            # An expired answer still holds its place until it is replaced or evicted
+            # (Unbound's caches keep it too); the new one is the most recently used.
+            lru[key] = (now + ttl, answer)
+            lru.move_to_end(key)
+            if len(lru) > self.cache_size:
+                lru.popitem(last=False)
+                self.evictions += 1
 
     # -- TXT-style records (issue 9, part content): SPF, DKIM keys, DMARC policies ------
     # Their own cache and counters, made at the first query: a resolver no MX checks
@@ -134,3 +253,59 @@ class Resolver:
             cache[key] = (at, at + took, at + took + min(ttl, self.max_ttl))
         return took
 
+
+def glibc_tries(servers: Sequence[Any], timeout: int, attempts: int) -> list[tuple[Any, int]]:
+    """The tries of glibc's stub resolver in order, each (server, seconds to wait for
+    its answer): every server in turn, for ``attempts`` rounds. The first round waits
+    ``timeout`` for each; round r > 0 waits max(1, (timeout << r) // servers), the
+    integer arithmetic of glibc's ``send_dg`` (resolv/res_send.c)."""
+    n = len(servers)
+    return [
+        (server, timeout if r == 0 else max(1, (timeout << r) // n))
+        for r in range(attempts)
+        for server in servers
+    ]
+
+
+class Stub:
+    """An MTA's stub resolver (glibc's, configured by resolv.conf(5)): the query goes
+    to the first server; one that does not answer costs its timeout, then the next is
+    asked, round after round; one that answers SERVFAIL is left at once for the next
+    try, as glibc's ``send_dg`` does (``next_ns``). When no try brings an answer the
+    lookup fails temporarily (SERVFAIL's 451 4.4.3: Postfix reports a resolver timeout
+    as "Host not found, try again" too). The MTA asks the first server itself (no
+    frame, no event more than a plain lookup) and hands over to :meth:`retry` only
+    when it did not answer or answered SERVFAIL."""
+
+    def __init__(
+        self, env: simpy.Environment, network: Network, client: str,
+        servers: Sequence[Resolver], timeout: int, attempts: int,
+    ) -> None:
+        self.env = env
+        self.network = network
+        self.client = client
+        self.first = servers[0]
+        self.tries = glibc_tries(servers, timeout, attempts)
+        self.failures = 0  # lookups no server answered
+
+    def retry(
+        self, domain: Domain, sent: float, first: Answer | None
+    ) -> Generator[simpy.Event, Any, Answer]:
+        """The first server answered the query sent at ``sent`` with ``first``: None
+        (no answer: its timeout is waited out) or SERVFAIL (the next try at once); then
+        the further tries in turn. The answer, or SERVFAIL when no try brought one."""
+        env, network, client = self.env, self.network, self.client
+        answer = first
+        for k, (server, wait) in enumerate(self.tries):
+            if k:
+                sent = env.now
+                rtt = network.link(client, server.id).rtt
+                answer = yield from server.lookup(domain, rtt)
+                if answer is not None and answer is not SERVFAIL:
+                    return answer
+            if answer is None:
+                rest = sent + wait - env.now
+                if rest > 0.0:
+                    yield env.timeout(rest)
+        self.failures += 1
+        return SERVFAIL

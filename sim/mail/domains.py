@@ -9,14 +9,17 @@ stores).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..config import Domain as DomainSpec
+import simpy
+
+from ..config import Domain as DomainSpec, MXRecord
 
 from .dsn import NULL_MX
 from .policies import Greylist
 from .smtp import NXDOMAIN
+from .smtp import NODATA, NXDOMAIN
 from .traffic import Receivers
 
 if TYPE_CHECKING:
@@ -55,22 +58,19 @@ class Domain:
         self.users = spec.users
         self.unknown_rate = spec.unknown_recipient_rate
         self.discard_rate = spec.discard_rate
-        # The zone's answer to an MX query: the MX records sorted by preference, or the
-        # domain's A record as an implicit MX of preference 0 (RFC 5321 5.1), or nothing.
-        records = [(r.preference, r.host) for r in spec.mx]
-        if not records and spec.host is not None:
-            records = [(0, spec.host)]
-        self.mx: tuple[tuple[int, str], ...] = tuple(sorted(records))
-        self.mx_ttl = spec.mx_ttl
-        # What the resolver answers (sim.mail.dns): the records above, or a reply the
-        # sending MTA acts on (NXDOMAIN, null MX); ``negative`` caches it for the SOA
-        # minimum instead of the MX TTL (RFC 2308); ``failures``: SERVFAIL windows.
-        self.answer: Any = self.mx
+        # What the resolver answers (sim.mail.dns): the MX records, or a reply the
+        # sending MTA acts on (NXDOMAIN, null MX, NODATA); ``negative`` caches it for the
+        # SOA minimum instead of the MX TTL (RFC 2308); ``failures``: SERVFAIL windows.
+        self.mx: tuple[tuple[int, str], ...] = ()
+        self.answer: Any = ()
         self.negative: float | None = None
+        self.mx_ttl = spec.mx_ttl
         if not spec.exists:
             self.answer, self.negative = NXDOMAIN, spec.negative_ttl
         elif spec.null_mx:
             self.answer = NULL_MX
+        else:
+            self._publish(spec.mx)
         self.failures = tuple((w.start, w.end) for w in spec.dns_failures)
         grey = spec.greylisting
         # The domain's own greylisting table, shared by every MX host that receives for it.
@@ -83,6 +83,28 @@ class Domain:
         self.txt_ttl = spec.txt_ttl
         self.mailbox: Any = None  # the mailbox store component, set when the world is built
         self.readers: Readers | None = None  # who reads its mail, set when built
+
+    def _publish(self, mx: Sequence[MXRecord]) -> None:
+        """The zone's answer to an MX query from these records: sorted by preference, or
+        the domain's A record as an implicit MX of preference 0 (RFC 5321 5.1), or
+        NODATA (neither), negative for the SOA minimum (RFC 2308 5)."""
+        records = [(r.preference, r.host) for r in mx]
+        if not records and self.spec.host is not None:
+            records = [(0, self.spec.host)]
+        self.mx = tuple(sorted(records))
+        if self.mx:
+            self.answer, self.negative = self.mx, None
+        else:
+            self.answer, self.negative = NODATA, self.spec.negative_ttl
+
+    def _changes(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
+        """The zone's MX changes at their times. What resolvers cached before stays
+        theirs until it expires: only a resolution that starts after a change sees it."""
+        for change in self.spec.mx_changes:
+            yield env.timeout(change.at - env.now)
+            self._publish(change.mx)
+            if change.mx_ttl is not None:
+                self.mx_ttl = change.mx_ttl
 
     def __repr__(self) -> str:
         return f"Domain({self.name!r})"
@@ -97,6 +119,13 @@ class Directory:
         # Whether any domain greylists with a table of its own: MX hosts then ask it.
         self.greylisting = any(d.greylist is not None for d in self.all)
         self._anyone: Receivers | None = None
+
+    def start(self, env: simpy.Environment) -> None:
+        """Start the zone changes: one process per domain with ``mx_changes``, none
+        for the others."""
+        for domain in self.all:
+            if domain.spec.mx_changes:
+                env.process(domain._changes(env))
 
     @property
     def anyone(self) -> Receivers:

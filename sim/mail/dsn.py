@@ -19,9 +19,10 @@ What is never done:
   modelled;
 - a DSN for a refusal at submission: the MTA's own 552 at MAIL FROM is told to the
   client in the session, which keeps the message;
-- a delivery attempt to a domain that receives no mail (no MX and no A record; a
-  send-only domain publishes a null MX, RFC 7505): the DSN ends ``bounced`` at once
-  with the reason "domain receives no mail" and the reply RFC 7505 4.1 prescribes.
+- a delivery attempt to a domain that receives no mail: the DSN ends ``bounced`` at
+  once with the reason "domain receives no mail" and the domain's own answer: NODATA
+  (no MX and no A record: Postfix's 5.4.4), the null MX (a send-only domain that
+  publishes one, RFC 7505 4.1) or NXDOMAIN.
 
 A DSN's ``recipient_person`` is who sent the parent. Rows do not record their sender
 person, so it is a hash (splitmix64) of the parent's ``message_id`` and a fixed key,

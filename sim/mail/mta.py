@@ -37,14 +37,14 @@ from ..core.component import Context, registers
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import BOUNCED, DELAYED, EXPIRED, FAILED, Envelope, Message
-from .dns import Resolver
+from .dns import Resolver, Stub
 from .domains import Domain
 from .policies import Chain, SizeLimit
 from .concurrency import DEAD, SUSPENDED, ConcurrencyPolicy, Destination, Feedback, PostfixConcurrency
-from .dsn import NULL_MX, notice
+from .dsn import notice
 from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, first_gap, schedule_for
 from .smtp import (
-    ACCEPTED, GREETING_TIMEOUT, HELO_TIMEOUT, INTERRUPTED, NO_ANSWER, NXDOMAIN, Outcome, Phase, Reply,
+    ACCEPTED, GREETING_TIMEOUT, HELO_TIMEOUT, INTERRUPTED, NO_ANSWER, SERVFAIL, Outcome, Phase, Reply,
     ServerTime, SMTPServer,
 )
 
@@ -147,7 +147,8 @@ class MTA:
         self._hello_replies = 3 if tls else 1
         # Each MX answer's hosts by preference: their order when there are no ties.
         self._groups: dict[tuple[tuple[int, str], ...], tuple[Any, ...]] = {}
-        self.resolver: Resolver | None = None
+        self.resolver: Resolver | None = None  # the first of resolv.conf's servers
+        self.stub: Stub | None = None  # the stub resolver's timeouts and further servers
         self.started = False
         self.workers: list[simpy.Process] = []  # delivery agents started so far
         self.submission_workers: list[simpy.Process] = []
@@ -191,7 +192,10 @@ class MTA:
 
     def start(self) -> None:
         """Find the resolver; start the submission and delivery workers and the queue runner."""
-        self.resolver = self.ctx.node(self.spec.resolver, Resolver)
+        spec = self.spec
+        servers = [self.ctx.node(name, Resolver) for name in spec.nameservers]
+        self.resolver = servers[0]
+        self.stub = Stub(self.env, self.network, self.id, servers, spec.resolver_timeout, spec.resolver_attempts)
         self.started = True
         # Workers are started when work arrives and none is idle (sim.core.queues).
         self.incoming.staff(self.spec.smtpd_workers, self._hire_smtpd)
@@ -374,8 +378,8 @@ class MTA:
         released on every path, an interrupt included. The agent is hired with the
         event that hands it its first envelope.
         """
-        assert self.resolver is not None  # started
-        env, rec, nodes, resolver = self.env, self.recorder, self.ctx.nodes, self.resolver
+        assert self.resolver is not None and self.stub is not None  # started
+        env, rec, nodes, resolver, stub = self.env, self.recorder, self.ctx.nodes, self.resolver, self.stub
         active, destinations, policy = self.active, self.destinations, self.concurrency
         queue_level, sessions = self._active_level, self._sessions_level
         reuse, reuse_time, reuse_count = self._reuse
@@ -455,12 +459,15 @@ class MTA:
                 if pending and (order == 0 or outcome != _INTERRUPTED):  # not cut short
                     if relayhost is None:
                         rtt = self.network.link(self.id, resolver.id).rtt
+                        sent = env.now
                         answer = yield from resolver.lookup(domain, rtt)
+                        if answer is None or answer is SERVFAIL:  # the stub's further tries
+                            answer = yield from stub.retry(domain, sent, answer)
                         if type(answer) is tuple:
                             hosts = (answer[0][1],) if len(answer) == 1 and plain else self._hosts(answer)
                             if not hosts:  # a relay with no better host (RFC 5321 5.1)
                                 outcome, pending = self._settle(pending, LOOPS_BACK), ()
-                        else:  # NXDOMAIN, null MX (bounce) or SERVFAIL (defer): sim.mail.dns
+                        else:  # NXDOMAIN, null MX, NODATA (bounce) or SERVFAIL (defer): sim.mail.dns
                             hosts = ()
                             outcome = self._settle(pending, answer)  # type: ignore[arg-type]
                             if outcome == _BOUNCED:
@@ -877,7 +884,7 @@ class MTA:
 
     def _settle(self, rows: Envelope, reply: Reply) -> Outcome:
         """The MTA's own ``reply`` for the rows, no session held: a permanent one bounces
-        them (no host is better than this server, RFC 5321 5.1; NXDOMAIN; null MX); a
+        them (no host is better than this server, RFC 5321 5.1; NXDOMAIN; null MX; NODATA); a
         temporary one (SERVFAIL) is recorded and leaves them to be deferred, a failed
         session for the destination's feedback (Postfix's smtp reports a DNS failure
         as a site failure: ``smtp_sess_fail``, the queue throttled)."""
@@ -920,9 +927,9 @@ class MTA:
         if self.processes_bounces:
             self.bounces_processed += 1
             rec.delivered(dsn.id, now)
-        elif not dsn.domain.mx:  # no records, a null MX or no such name: no lookup needed
+        elif not dsn.domain.mx:  # no records (NODATA), a null MX or no such name: no lookup needed
             self.bounced += 1
-            reply = NXDOMAIN if dsn.domain.answer is NXDOMAIN else NULL_MX
+            reply = dsn.domain.answer
             rec.replied(dsn.id, reply)
             rec.ended(dsn.id, BOUNCED, now, reply.reason)
         else:

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..config import SMTPSettings
-from ..core.records import DOMAIN_NOT_FOUND, TOO_LARGE, UNKNOWN_RECIPIENT
+from ..core.records import DOMAIN_NOT_FOUND, NO_MAIL, TOO_LARGE, UNKNOWN_RECIPIENT
 
 if TYPE_CHECKING:
     from ..core.records import Message
@@ -135,6 +135,12 @@ NXDOMAIN = Reply(
     550, "5.1.2", "Host or domain name not found", Phase.CONNECT, reason=DOMAIN_NOT_FOUND
 )
 SERVFAIL = Reply(451, "4.4.3", "Host or domain name not found, try again", Phase.CONNECT)
+# NODATA: the name exists with neither MX nor address records. Postfix then looks the
+# name's A record up, finds none, and bounces with dsn=5.4.4 (its dns_strerror text).
+NODATA = Reply(
+    550, "5.4.4", "Host or domain name not found. Name service error for type=A: "
+    "Host found but no data record of requested type", Phase.CONNECT, reason=NO_MAIL,
+)
 
 
 class Outcome(IntEnum):
