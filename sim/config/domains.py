@@ -98,6 +98,10 @@ class Domain(Strict):
     dns_failures: list[DNSFailure] = Field(
         default_factory=list, description="windows in which its MX lookups SERVFAIL"
     )
+    # Issue 9, part auth: the zone's authoritative servers (RFC 1035 NS records).
+    ns: list[NodeId] = Field(
+        default_factory=list, description="its authoritative name servers; empty: the lookup time stands in"
+    )
 
     @model_validator(mode="after")
     def _one_answer(self) -> Domain:
@@ -112,6 +116,9 @@ class Domain(Strict):
                 raise ValueError(f"a domain with {what} has no users")
             if not self.exists and self.null_mx:
                 raise ValueError("a domain with exists: false publishes no null MX")
+            if not self.exists and self.ns:
+                # Its NXDOMAIN comes from the TLD's servers, which are not modelled.
+                raise ValueError("a domain with exists: false has no name servers (ns)")
         return self
 
     @property

@@ -22,7 +22,7 @@ from .units import Bytes, Seconds
 
 
 __all__ = [
-    "ClientNode", "Edge", "EspNode", "Greylisting", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES",
+    "AuthoritativeNode", "ClientNode", "Edge", "EspNode", "Greylisting", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES",
     "Node", "MAX_LATENCY", "NodeBase", "Outage", "RelayNode", "ResolverNode", "RouterNode", "Topology",
     "parse_feedback",
 ]
@@ -40,6 +40,9 @@ DNS_LOOKUP = TimeLogNormal(dist="lognormal", median=0.1265, sigma=0.606)
 # Receiving-side content scan (rspamd + ClamAV on 50 KB): p50 78 ms, p95 200 ms
 # (docs/sources.md, content scan time), log-normal through both points.
 CONTENT_SCAN = TimeLogNormal(dist="lognormal", median=0.078, sigma=0.572)
+# An authoritative server's time to answer one query from memory (docs/sources.md,
+# authoritative name servers: an assumption well above NSD's and Knot's microseconds).
+AUTH_ANSWER = TimeConstant(dist="constant", value=0.0001)
 
 
 _FEEDBACK = re.compile(
@@ -284,6 +287,13 @@ class ResolverNode(NodeBase):
     max_negative_ttl: Seconds = Field(
         3600, ge=0, le=MAX_TIME, description="Unbound cache-max-negative-ttl"
     )
+    # Issue 9, part auth: walking to authoritative name servers (sim/mail/dns.py).
+    unknown_server_time_limit: Seconds = Field(
+        0.376, gt=0, le=MAX_TIME, description="Unbound: wait for a name server's answer before the next"
+    )
+    infra_host_ttl: Seconds = Field(
+        900, ge=0, le=MAX_TIME, description="Unbound: a server that timed out is tried last this long"
+    )
 
 
 Answer = Literal["none", "refuse"]
@@ -303,6 +313,19 @@ class Outage(Strict):
         if self.end <= self.start:
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")
         return self
+
+
+# Issue 9, part auth: the address records (A/AAAA) of a host that is an MX (MXNode,
+# RelayNode): the servers of the zone its name is in, and their TTL.
+def _zone_servers() -> Any:
+    return Field(
+        default_factory=list,
+        description="authoritative servers of the zone its name is in; empty: the naming domain's",
+    )
+
+
+def _a_ttl() -> Any:
+    return Field(300, ge=0, le=MAX_TIME, description="TTL of its address records (Gmail's MX hosts)")
 
 
 class Greylisting(Strict):
@@ -337,11 +360,19 @@ class MXNode(NodeBase):
     )
     # Issue 9, greylisting (part "grey").
     greylisting: Greylisting | None = Field(None, description="postgrey's greylisting; absent: off")
+    # Issue 9, part auth: its address records.
+    ns: list[NodeId] = _zone_servers()
+    a_ttl: Seconds = _a_ttl()
 
     @model_validator(mode="after")
     def _outages_apart(self) -> MXNode:
         _apart(self.outages)
         return self
+
+
+def _spans_apart(outages: list[Outage]) -> list[Outage]:
+    _apart(outages)
+    return outages
 
 
 def _apart(outages: list[Outage]) -> None:
@@ -368,6 +399,9 @@ class RelayNode(MTANode):
     answer: Answer = Field(
         "none", description="how the host answers while down: none (connect timeout) or refuse"
     )
+    # Issue 9, part auth: its address records.
+    ns: list[NodeId] = _zone_servers()
+    a_ttl: Seconds = _a_ttl()
 
     @model_validator(mode="after")
     def _relay_keys(self) -> RelayNode:
@@ -400,6 +434,19 @@ class EspNode(MTANode):
         return self
 
 
+class AuthoritativeNode(NodeBase):
+    """Issue 9, part auth: an authoritative name server (RFC 1035 NS) of the domains
+    that name it in ``ns:``; resolvers walk to it over the graph on a cache miss."""
+
+    kind: Literal["authoritative"]
+    id: NodeId
+    processing: TimeDistribution = Field(default=AUTH_ANSWER, description="time to answer one query")
+    outages: Annotated[list[Outage], AfterValidator(_spans_apart)] = Field(
+        default_factory=list, description="when the server is down"
+    )
+    answer: Answer = Field("none", description="while down: none (the resolver times out) or refuse")
+
+
 class MailboxNode(NodeBase):
     """A mailbox store: where accepted mail waits for the recipient's devices."""
 
@@ -410,11 +457,14 @@ class MailboxNode(NodeBase):
 
 
 Node = Annotated[
-    Union[ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode, RelayNode, EspNode],
+    Union[ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode, RelayNode, EspNode,
+          AuthoritativeNode],
     Field(discriminator="kind"),
 ]
-NODE_TYPES = (ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode, RelayNode, EspNode)
-NODE_KINDS = ("client", "router", "mta", "resolver", "mx", "mailbox", "relay", "esp")
+NODE_TYPES = (
+    ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode, RelayNode, EspNode, AuthoritativeNode,
+)
+NODE_KINDS = ("client", "router", "mta", "resolver", "mx", "mailbox", "relay", "esp", "authoritative")
 
 
 def _earthly(latency: float) -> float:

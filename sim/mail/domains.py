@@ -39,6 +39,7 @@ class Domain:
         "answer",
         "negative",
         "failures",
+        "ns",
         "mailbox",
         "readers",
     )
@@ -67,6 +68,9 @@ class Domain:
         elif spec.null_mx:
             self.answer = NULL_MX
         self.failures = tuple((w.start, w.end) for w in spec.dns_failures)
+        # Its authoritative servers (node ids): a resolver's miss walks to them over the
+        # graph (sim.mail.dns); empty, the resolver's lookup time stands in for the walk.
+        self.ns = tuple(spec.ns)
         self.mailbox: Any = None  # the mailbox store component, set when the world is built
         self.readers: Readers | None = None  # who reads its mail, set when built
 
