@@ -21,10 +21,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sim
 from sim.config import parse_scenario
+from sim.mail.authoritative import AuthoritativeServer
+from sim.simulation.build import build
 from tests.conftest import cli, node, tiny_data
 from tests.test_accounting import check_books
 from tests.test_errors import write
@@ -304,3 +309,95 @@ def test_bad_name_server_keys_are_one_line(
     assert len(lines) == 1, err
     assert lines[0].startswith(f"mailflow: {path}: {key}: "), lines[0]
     assert problem in lines[0], lines[0]
+
+
+def test_a_lossy_path_loses_queries_and_costs_the_timeout() -> None:
+    # Loss 0.5 on ns1's link (and so on its path): a query or its answer is lost with
+    # probability 1 - 0.5^2 = 0.75, a timeout, then ns2 (loss-free) answers. Each
+    # lookup costs 0.027 (ns1 answered) or 0.376 + 0.065 + 0.002 (lost) exactly.
+    data = world(duration=3000, mx_ttl=0)
+    node(data, "mx")["a_ttl"] = 0
+    node(data, "dns")["infra_host_ttl"] = 0  # every walk asks ns1 first
+    for edge in data["topology"]["edges"]:
+        if edge["b"] == "ns1":
+            edge["loss"] = 0.5
+    res = run(data)
+    m = res.messages.sort_index()
+    lookup = (m["accepted"] - SESSION - (SUBMITTED + 100 * np.arange(len(m)))).to_numpy()
+    cold, lost = NS1 + STUB, TIMEOUT + NS2 + STUB
+    assert np.all(np.isclose(lookup, cold, atol=1e-9) | np.isclose(lookup, lost, atol=1e-9))
+    timeouts = int(np.isclose(lookup, lost, atol=1e-9).sum())
+    stats = res.stats
+    assert stats["resolver"]["dns"]["ns_timeouts"] == timeouts
+    assert stats["authoritative"]["ns2"]["answered"] == timeouts
+    assert stats["authoritative"]["ns1"]["answered"] == len(m) - timeouts
+    assert 0.5 * len(m) < timeouts < 0.95 * len(m)  # 29 walks at 0.75
+    # Same scenario and seed: the same draws.
+    assert run(data).messages.equals(res.messages)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rate=st.floats(0.05, 2.0),
+    duration=st.floats(50, 600),
+    drain=st.floats(0, 600),
+    outages=st.lists(
+        st.tuples(st.sampled_from(["ns1", "ns2", "ns3"]), st.floats(0, 500), st.floats(1, 400),
+                  st.sampled_from(["none", "refuse"])),
+        max_size=4,
+    ),
+    loss=st.floats(0, 0.3),
+    mx_ttl=st.sampled_from([0, 30, 3600]),
+    a_ttl=st.sampled_from([0, 20, 300]),
+    provider=st.booleans(),
+    cache=st.booleans(),
+    instants=st.lists(st.floats(0, 1), min_size=1, max_size=4),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_books_balance_with_name_servers_failing(
+    rate: float, duration: float, drain: float, outages: list[tuple[str, float, float, str]],
+    loss: float, mx_ttl: int, a_ttl: int, provider: bool, cache: bool, instants: list[float], seed: int,
+) -> None:
+    data = world(duration=duration, mx_ttl=mx_ttl, users=20)
+    data.update(drain=drain, seed=seed)
+    src = data["workload"][0]
+    src.pop("interarrival")
+    src["rate"] = rate
+    src["recipients_per_message"] = 1.5
+    data["topology"]["nodes"].append({"id": "ns3", "kind": "authoritative"})
+    data["topology"]["edges"].append({"a": "r", "b": "ns3", "latency": 0.02, "loss": loss})
+    # A second MX host whose name is in a provider's zone (ns3), or in example.org's.
+    data["topology"]["nodes"].append({"id": "mx2", "kind": "mx", "a_ttl": a_ttl,
+                                      "ns": ["ns3"] if provider else []})
+    data["topology"]["edges"].append({"a": "r", "b": "mx2", "latency": 0.015})
+    data["domains"][0]["mx"].append({"host": "mx2", "preference": 20})
+    node(data, "mx")["a_ttl"] = a_ttl
+    node(data, "dns")["cache"] = cache
+    for edge in data["topology"]["edges"]:
+        if edge["b"] in ("ns1", "ns2"):
+            edge["loss"] = loss
+    spans: dict[str, list[tuple[float, float, str]]] = {}
+    for ns, start, length, answer in outages:
+        if all(start >= e or start + length <= s for s, e, _ in spans.get(ns, [])):
+            spans.setdefault(ns, []).append((start, start + length, answer))
+    for ns, items in spans.items():
+        node(data, ns)["outages"] = [{"start": s, "end": e, "answer": a} for s, e, a in items]
+    model = build(parse_scenario(data))
+    horizon = model.scenario.horizon
+    for t in sorted(instants) + [1.0]:
+        if t * horizon > model.env.now:
+            model.run(until=t * horizon)
+        assert sum(model.census().values()) == model.recorder.in_flight()
+    m = model.recorder.messages()
+    check_books(m)
+    # A lookup that failed is recorded on its rows, never a silent deferral.
+    waiting = m[(m["status"] == "in_flight") & m["accepted"].isna() & (m["attempts"] > 0)]
+    assert waiting["final_reply"].notna().all()
+    # Every query a walk sent reached a server or was lost on the way.
+    stats = {c.id: c.stats() for c in model.ctx.nodes.values() if isinstance(c, AuthoritativeServer)}
+    asked = sum(s["answered"] + s["unanswered"] + s["refused"] for s in stats.values())
+    resolver = model.node("dns").stats()
+    assert asked <= resolver["ns_queries"]
+    if loss == 0:
+        assert asked == resolver["ns_queries"]
+        assert resolver["ns_timeouts"] == sum(s["unanswered"] for s in stats.values())
