@@ -216,7 +216,8 @@ def test_relayhost_needs_no_lookup_and_is_one_destination() -> None:
     mta = model.node("mta")
     assert list(mta.destinations) == [("relay1",)]
     # Only relay2 looked the domain up: one query, a miss.
-    assert model.node("dns").stats() == {"queries": 1, "cache_hits": 0}
+    stats = model.node("dns").stats()
+    assert (stats["queries"], stats["cache_hits"]) == (1, 0)
 
 
 def test_trace_shows_the_relay_hops(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -273,6 +273,7 @@ class Resolver:
         expiry = held[0]
         if type(answer) is tuple:
             addresses = self._addresses
-            expiry = min(expiry, *(addresses.get(host, 0.0) for _, host in answer))
+            for _, host in answer:
+                expiry = min(expiry, addresses.get(host, 0.0))
         return max(0.0, expiry - self.env.now)
 
