@@ -165,6 +165,26 @@ def test_without_the_memory_the_silent_server_is_asked_first_again() -> None:
     assert res.stats["authoritative"]["ns1"]["unanswered"] == 2
 
 
+def test_a_hook_takes_a_server_down_and_reasons_add_up() -> None:
+    # ns1 taken down by a hook (refusing) and by its own silent outage: the silent
+    # reason wins (0.376, then ns2); ending the outage leaves the hook's reason.
+    data = world(duration=250)
+    node(data, "ns1")["outages"] = [{"start": 0, "end": 150}]
+    node(data, "dns")["infra_host_ttl"] = 0
+    node(data, "mx")["a_ttl"] = 0
+    data["domains"][0]["mx_ttl"] = 0
+
+    def hook(model: Any) -> None:
+        model.node("ns1").set_up(False, "fault", refuse=True)
+
+    res = sim.run(parse_scenario(data), hook=hook)
+    assert accepted(res) == pytest.approx([
+        SUBMITTED + TIMEOUT + NS2 + STUB + SESSION,  # silent outage and the hook: silent
+        SUBMITTED + 100 + 0.024 + NS2 + STUB + SESSION,  # the hook's alone: refused
+    ], abs=1e-9)
+    assert res.stats["authoritative"]["ns1"] == {"answered": 0, "unanswered": 1, "refused": 1}
+
+
 def test_a_refusing_server_costs_its_round_trip() -> None:
     # ns1 is down refusing (port closed: ICMP unreachable back after 0.024): then ns2.
     data = world()
