@@ -22,7 +22,8 @@ from .units import Bytes, Seconds
 
 
 __all__ = [
-    "AuthoritativeNode", "ClientNode", "Edge", "EspNode", "Greylisting", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES",
+    "AuthoritativeNode", "ClientNode", "Edge", "EspNode", "Greylisting", "MTANode", "MXNode", "MailboxNode",
+    "NODE_KINDS", "NODE_TYPES",
     "Node", "MAX_LATENCY", "NodeBase", "Outage", "RelayNode", "ResolverNode", "RouterNode", "Topology",
     "parse_feedback",
 ]
