@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -296,6 +297,18 @@ def test_a_domain_without_ns_costs_what_it_did() -> None:
     cols = ["status", "submitted", "accepted", "delivered"]
     assert a[cols].equals(b[cols])
     assert accepted(run(plain))[0] == pytest.approx(SUBMITTED + 0.2 + STUB + SESSION, abs=1e-9)
+
+
+def test_show_prints_the_name_servers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, world(), "ok.yaml")
+    code, out, err = cli(["show", str(path)], capsys)
+    assert code == 0 and err == ""
+    shown = parse_scenario(yaml.safe_load(out))  # the effective scenario reads back
+    ns1 = next(n for n in shown.topology.nodes if n.id == "ns1")
+    assert ns1.kind == "authoritative" and ns1.processing.value == 0.001  # type: ignore[union-attr]
+    assert shown.domains[0].ns == ["ns1", "ns2"]
+    resolver = next(n for n in shown.topology.nodes if n.id == "dns")
+    assert resolver.unknown_server_time_limit == 0.376  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
