@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from sim import load_scenario, run
 from sim import build
+from sim.simulation.build import Model
 from sim.config import parse_scenario
 from tests.conftest import node, tiny_data
 
@@ -39,6 +42,21 @@ def check_books(m: pd.DataFrame) -> None:
     # A row has a folder (inbox or junk) exactly when it was delivered.
     assert (m["folder"].notna() == m["delivered"].notna()).all()
     check_dsns(m)
+
+
+def balanced(data: dict[str, Any], instants: list[float]) -> Model:
+    """Run ``data`` to its horizon, checking at each instant (fractions of the horizon)
+    and at the end that the books balance against the components: every message in
+    flight is held by an MTA, a relay or an MX (queued, parked, deferred, in a session
+    or being scanned); then the books of every row."""
+    model = build(parse_scenario(data))
+    horizon = model.scenario.horizon
+    for t in sorted(instants) + [1.0]:
+        if t * horizon > model.env.now:
+            model.run(until=t * horizon)
+        assert sum(model.census().values()) == model.recorder.in_flight()
+    check_books(model.recorder.messages())
+    return model
 
 
 def check_dsns(m: pd.DataFrame) -> None:
@@ -189,17 +207,8 @@ def test_books_balance_for_any_world(
     for edge in data["topology"]["edges"]:
         edge["loss"] = loss
     data["domains"][0].update(unknown_recipient_rate=unknown, discard_rate=discard, users=50)
-    model = build(parse_scenario(data))
-    horizon = model.scenario.horizon
-    # The books balance against the components at any instant, not only at the end:
-    # every message in flight is held by an MTA, a relay or an MX (queued, parked,
-    # deferred, in a session or being scanned).
-    for t in sorted(instants) + [1.0]:
-        if t * horizon > model.env.now:
-            model.run(until=t * horizon)
-        assert sum(model.census().values()) == model.recorder.in_flight()
+    model = balanced(data, instants)
     m = model.recorder.messages()
-    check_books(m)
     sent = m[m["kind"] != "dsn"]  # DSNs are made by the MTA, later too
     assert np.all(sent["created"] < duration)
     assert len(sent) == sum(s.created for s in model.sources)

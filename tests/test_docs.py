@@ -24,7 +24,7 @@ def test_complete_scenario_example_runs() -> None:
     assert len(examples) == 1
     sc = parse_scenario(yaml.safe_load(examples[0]))
     kinds = {n.kind for n in sc.topology.nodes}
-    assert kinds == {"client", "router", "mta", "resolver", "mx", "mailbox", "relay", "esp"}
+    assert kinds == {"client", "router", "mta", "resolver", "mx", "mailbox", "relay", "esp", "authoritative"}
     res = sim.run(sc)
     counts = res.summary(dsn=True).counts  # every row: the stores hold the DSNs too
     assert counts["delivered"] > 500

@@ -12,6 +12,7 @@ from .domains import Device, Domain, MXChange, MXRecord, Retrieval
 from .errors import ScenarioError, ScenarioWarning
 from .loading import apply_overrides, default_scenario_path, load_scenario, parse_scenario
 from .nodes import (
+    AuthoritativeNode,
     ClientNode,
     Edge,
     EspNode,
@@ -29,6 +30,7 @@ from .scenario import Scenario, SMTPSettings
 from .workload import Batch, Source
 
 __all__ = [
+    "AuthoritativeNode",
     "Batch",
     "ClientNode",
     "EspNode",

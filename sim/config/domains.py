@@ -125,6 +125,10 @@ class Domain(Strict):
     mx_changes: list[MXChange] = Field(
         default_factory=list, description="times at which the MX records change (a migration)"
     )
+    # Issue 9, part auth: the zone's authoritative servers (RFC 1035 NS records).
+    ns: list[NodeId] = Field(
+        default_factory=list, description="its authoritative name servers; empty: the lookup time stands in"
+    )
 
     @model_validator(mode="after")
     def _one_answer(self) -> Domain:
@@ -141,6 +145,9 @@ class Domain(Strict):
                 raise ValueError("a domain with exists: false publishes no null MX")
             if self.mx_changes:
                 raise ValueError(f"a domain with {what} has no MX changes")
+            if not self.exists and self.ns:
+                # Its NXDOMAIN comes from the TLD's servers, which are not modelled.
+                raise ValueError("a domain with exists: false has no name servers (ns)")
         for before, change in zip(self.mx_changes, self.mx_changes[1:]):
             if change.at <= before.at:
                 raise ValueError(f"mx_changes are in time order: {change.at} follows {before.at}")

@@ -22,9 +22,9 @@ from .units import Bytes, Seconds
 
 
 __all__ = [
-    "ClientNode", "Edge", "EspNode", "Greylisting", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES",
-    "Node", "MAX_LATENCY", "NodeBase", "Outage", "RelayNode", "ResolverNode", "RouterNode", "SpamFilter",
-    "Topology",
+    "AuthoritativeNode", "ClientNode", "Edge", "EspNode", "Greylisting", "MTANode", "MXNode", "MailboxNode",
+    "NODE_KINDS", "NODE_TYPES", "Node", "MAX_LATENCY", "NodeBase", "Outage", "RelayNode", "ResolverNode",
+    "RouterNode", "SpamFilter", "Topology",
     "parse_feedback",
 ]
 
@@ -42,6 +42,9 @@ DNS_LOOKUP = TimeLogNormal(dist="lognormal", median=0.1265, sigma=0.606)
 # Receiving-side content scan (rspamd + ClamAV on 50 KB): p50 78 ms, p95 200 ms
 # (docs/sources.md, content scan time), log-normal through both points.
 CONTENT_SCAN = TimeLogNormal(dist="lognormal", median=0.078, sigma=0.572)
+# An authoritative server's time to answer one query from memory (docs/sources.md,
+# authoritative name servers: an assumption well above NSD's and Knot's microseconds).
+AUTH_ANSWER = TimeConstant(dist="constant", value=0.0001)
 
 
 _FEEDBACK = re.compile(
@@ -330,6 +333,19 @@ class Outage(Strict):
         return self
 
 
+# Issue 9, part auth: the address records (A/AAAA) of a host that is an MX (MXNode,
+# RelayNode): the servers of the zone its name is in, and their TTL.
+def _zone_servers() -> Any:
+    return Field(
+        default_factory=list,
+        description="authoritative servers of the zone its name is in; empty: the naming domain's",
+    )
+
+
+def _a_ttl() -> Any:
+    return Field(300, ge=0, le=MAX_TIME, description="TTL of its address records (Gmail's MX hosts)")
+
+
 class Greylisting(Strict):
     """postgrey's greylisting on an MX (its option names, without the dashes)."""
 
@@ -381,6 +397,9 @@ class MXNode(NodeBase):
     spam_filter: SpamFilter | None = Field(None, description="the scan's verdicts; absent: nothing is caught")
     greet_pause: Seconds = Field(0, ge=0, le=MAX_TIME, description="delay before the 220 greeting")
     reply_delay: Seconds = Field(0, ge=0, le=MAX_TIME, description="delay before each reply after the greeting")
+    # Issue 9, part auth: its address records.
+    ns: list[NodeId] = _zone_servers()
+    a_ttl: Seconds = _a_ttl()
 
     @model_validator(mode="after")
     def _outages_apart(self) -> MXNode:
@@ -402,6 +421,11 @@ class MXNode(NodeBase):
                 "a before-queue filter rejects or junks: discard is for content_filter: after_queue"
             )
         return self
+
+
+def _spans_apart(outages: list[Outage]) -> list[Outage]:
+    _apart(outages)
+    return outages
 
 
 def _apart(outages: list[Outage]) -> None:
@@ -432,6 +456,13 @@ class ResolverNode(NodeBase):
     answer: Answer = Field(
         "none", description="how it answers a query while down: none (the stub times out) or refuse (port unreachable)"
     )
+    # Issue 9, part auth: walking to authoritative name servers (sim/mail/dns.py).
+    unknown_server_time_limit: Seconds = Field(
+        0.376, gt=0, le=MAX_TIME, description="Unbound: wait for a name server's answer before the next"
+    )
+    infra_host_ttl: Seconds = Field(
+        900, ge=0, le=MAX_TIME, description="Unbound: a server that timed out is tried last this long"
+    )
 
     @model_validator(mode="after")
     def _resolver_outages(self) -> ResolverNode:
@@ -456,6 +487,9 @@ class RelayNode(MTANode):
     answer: Answer = Field(
         "none", description="how the host answers while down: none (connect timeout) or refuse"
     )
+    # Issue 9, part auth: its address records.
+    ns: list[NodeId] = _zone_servers()
+    a_ttl: Seconds = _a_ttl()
 
     @model_validator(mode="after")
     def _relay_keys(self) -> RelayNode:
@@ -488,6 +522,19 @@ class EspNode(MTANode):
         return self
 
 
+class AuthoritativeNode(NodeBase):
+    """Issue 9, part auth: an authoritative name server (RFC 1035 NS) of the domains
+    that name it in ``ns:``; resolvers walk to it over the graph on a cache miss."""
+
+    kind: Literal["authoritative"]
+    id: NodeId
+    processing: TimeDistribution = Field(default=AUTH_ANSWER, description="time to answer one query")
+    outages: Annotated[list[Outage], AfterValidator(_spans_apart)] = Field(
+        default_factory=list, description="when the server is down"
+    )
+    answer: Answer = Field("none", description="while down: none (the resolver times out) or refuse")
+
+
 class MailboxNode(NodeBase):
     """A mailbox store: where accepted mail waits for the recipient's devices."""
 
@@ -498,11 +545,14 @@ class MailboxNode(NodeBase):
 
 
 Node = Annotated[
-    Union[ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode, RelayNode, EspNode],
+    Union[ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode, RelayNode, EspNode,
+          AuthoritativeNode],
     Field(discriminator="kind"),
 ]
-NODE_TYPES = (ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode, RelayNode, EspNode)
-NODE_KINDS = ("client", "router", "mta", "resolver", "mx", "mailbox", "relay", "esp")
+NODE_TYPES = (
+    ClientNode, RouterNode, MTANode, ResolverNode, MXNode, MailboxNode, RelayNode, EspNode, AuthoritativeNode,
+)
+NODE_KINDS = ("client", "router", "mta", "resolver", "mx", "mailbox", "relay", "esp", "authoritative")
 
 
 def _earthly(latency: float) -> float:

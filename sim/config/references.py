@@ -10,7 +10,7 @@ import networkx as nx
 from .base import MAX_MESSAGES
 from .domains import Domain
 from .errors import ScenarioError, key_text
-from .nodes import MTANode, MXNode
+from .nodes import MTANode, MXNode, RelayNode
 from .scenario import Scenario
 
 
@@ -32,7 +32,16 @@ def check_references(sc: Scenario) -> None:
             wanted = " or ".join((kind, *others))
             raise ScenarioError(path, f"{node_id!r} is a {kinds[node_id]} node, not a {wanted}")
 
+    def servers(path: str, ns: list[str]) -> None:
+        # Issue 9, part auth: name servers are authoritative nodes, each listed once.
+        for j, server in enumerate(ns):
+            need(f"{path}[{j}]", server, "authoritative")
+            if server in ns[:j]:
+                raise ScenarioError(f"{path}[{j}]", f"{server!r} is listed twice")
+
     for i, node in enumerate(sc.topology.nodes):
+        if isinstance(node, (MXNode, RelayNode)):  # an MX host's address records
+            servers(f"topology.nodes[{i}].ns", node.ns)
         if isinstance(node, MTANode):  # relays and ESPs too
             if node.resolvers is None:
                 need(f"topology.nodes[{i}].resolver", node.nameservers[0], "resolver")
@@ -94,6 +103,7 @@ def check_references(sc: Scenario) -> None:
                     raise ScenarioError(f"{p}.mx_changes[{k}].mx[{j}].host", f"{rec.host!r} is listed twice")
         if dom.host is not None:
             need(f"{p}.host", dom.host, "mx")
+        servers(f"{p}.ns", dom.ns)
         if dom.mailbox is not None:
             need(f"{p}.mailbox", dom.mailbox, "mailbox")
         if dom.retrieval is not None:

@@ -55,6 +55,7 @@ NODE_STYLE = {
     "mailbox": ("tab:brown", "h"),
     "relay": ("tab:olive", "v"),
     "esp": ("tab:red", "*"),
+    "authoritative": ("tab:pink", "d"),
 }
 SMALL_GRAPH = 40  # nodes: below this, topology() labels nodes and edge latencies
 

@@ -15,6 +15,12 @@ implicit MX of preference 0 (RFC 5321 section 5.1), or a reply (NXDOMAIN, null M
 NODATA, SERVFAIL); see ``sim.mail.domains``. ``None`` means no answer came: the
 :class:`Stub` (glibc's resolver in the MTA) then waits out its timeout and asks the next
 server, round after round.
+
+For a domain that names its authoritative servers (``ns:``), a miss is a walk over the
+graph instead of a draw (``Resolver._walk``, a process per miss): the MX query to the
+domain's servers, then the address records (A/AAAA) of every MX host not in the cache,
+each with its own TTL, as Postfix's ``smtp_addr_list`` resolves them all before the
+first connection. docs/model.md#authoritative-name-servers gives the rules.
 """
 
 from __future__ import annotations
@@ -28,8 +34,11 @@ import numpy as np
 import simpy
 
 from ..config import ResolverNode
+from ..config.nodes import MXNode, RelayNode
 from ..core.component import Context, registers
+from .authoritative import ANSWERS, REFUSES, SILENT, AuthoritativeServer
 from .domains import Domain
+from .dsn import NULL_MX
 from .smtp import SERVFAIL, Reply
 
 if TYPE_CHECKING:
@@ -76,6 +85,20 @@ class Resolver:
         self.refused = 0  # queries refused: down, with its port closed
         self.evictions = 0
         self._resolutions = array("d")  # how long each resolution (a miss) took
+        # Issue 9, part auth: walks to authoritative servers, for domains with ns:.
+        self._ctx = ctx
+        self.time_limit = spec.unknown_server_time_limit
+        self.infra_ttl = spec.infra_host_ttl
+        # The records a walk fetched, kept apart from the answers' cache above: MX
+        # answers by domain index, address records' expiries by MX host.
+        self._mx: dict[int, tuple[float, Answer]] = {}
+        self._addresses: dict[str, float] = {}
+        self._fetching: dict[str, simpy.Event] = {}  # MX host -> its address query under way
+        self._hosts: dict[str, tuple[tuple[str, ...], float]] = {}  # host -> (its zone's ns, a_ttl)
+        self._timed_out: dict[str, float] = {}  # server -> when a query to it last timed out
+        self._loss = ctx.streams.uniform("resolver", spec.id, "loss")
+        self.ns_queries = 0
+        self.ns_timeouts = 0
 
     def start(self) -> None:
         """Schedule the outages (one process for them all, none without); lookups run
@@ -101,6 +124,8 @@ class Resolver:
             self._cache.clear()
             self._pending.clear()
             self._records = None  # the TXT-style records' cache too (part content)
+            self._mx.clear()  # and the records walks fetched (part auth)
+            self._addresses.clear()
             self._epoch += 1
         self.up = up
         self.refusing = not up and (self._refuse if refuse is None else refuse)
@@ -111,8 +136,8 @@ class Resolver:
 
     def stats(self) -> dict[str, float]:
         """Queries, cache hits and their rate (of the queries answered), negative hits,
-        SERVFAILs, queries unanswered or refused (down), evictions, and the resolutions'
-        times (0 when there were none)."""
+        SERVFAILs, queries unanswered or refused (down), evictions, the resolutions'
+        times (0 when there were none), and queries to authoritative servers."""
         answered = self.queries - self.timeouts - self.refused
         times = np.frombuffer(self._resolutions, dtype=np.float64) if self._resolutions else None
         out: dict[str, float] = {
@@ -126,6 +151,9 @@ class Resolver:
             "evictions": self.evictions,
             "resolutions": len(self._resolutions),
         }
+        if self.ns_queries:  # walks to authoritative servers (domains with ns:)
+            out["ns_queries"] = self.ns_queries
+            out["ns_timeouts"] = self.ns_timeouts
         if self.record_queries:  # MX hosts' SPF/DKIM/DMARC queries (sim.mail.content)
             out["record_queries"] = self.record_queries
             out["record_hits"] = self.record_hits
@@ -183,8 +211,11 @@ class Resolver:
 
         The zone's answer as it stands when the resolution starts, or SERVFAIL when it
         starts in one of the domain's failure windows (decided here, so that every
-        asker gets the same answer), after a lookup time drawn from ``lookup``.
+        asker gets the same answer), after a lookup time drawn from ``lookup``; for a
+        domain with name servers, the walk to them (``_walk``).
         """
+        if domain.ns:
+            return self.env.process(self._walk(domain))
         failed = domain.failures and self._failing(domain.failures, self.env.now)
         return self.env.timeout(self._draw(), SERVFAIL if failed else domain.answer)
 
@@ -209,6 +240,8 @@ class Resolver:
         if self.caching:
             if domain.negative is not None:
                 ttl = min(domain.negative, self.max_negative_ttl)
+            elif domain.ns:  # part auth: until the first of its records expires
+                ttl = self._records_left(domain, answer)
             else:
                 ttl = min(domain.mx_ttl, self.max_ttl)
             lru = self._lru
@@ -252,6 +285,149 @@ class Resolver:
         if self.caching and (entry is None or at >= entry[2] or at + took < entry[1]):
             cache[key] = (at, at + took, at + took + min(ttl, self.max_ttl))
         return took
+
+
+    # Issue 9, part auth: the walk to authoritative name servers.
+
+    def _walk(self, domain: Domain) -> Generator[simpy.Event, Any, Answer]:
+        """A miss for a domain with name servers: its MX records (from the cache, or
+        asked of its servers), then the address records of each MX host missing from
+        the cache, one host after another in preference order (Postfix's
+        ``smtp_addr_list``). Addresses an answering server serves come with the MX
+        answer (the additional section). A host whose address cannot be had is left
+        out of the answer; none left is SERVFAIL."""
+        env = self.env
+        held = self._mx.get(domain.index) if self.caching else None
+        given: tuple[str, ...] = ()  # hosts whose addresses came with the MX answer
+        if held is not None and held[0] > env.now:
+            answer = held[1]
+        else:
+            answer, server = yield from self._ask(domain.ns, domain)
+            if server is None or not (type(answer) is tuple or answer is NULL_MX):
+                return answer  # SERVFAIL (not cached) or NXDOMAIN (cached negatively)
+            if self.caching:
+                self._mx[domain.index] = (env.now + min(domain.mx_ttl, self.max_ttl), answer)
+            if type(answer) is tuple and domain.spec.mx:  # an implicit MX has no additional section
+                given = tuple(host for _, host in answer if self._serves(server, host))
+                for host in given:
+                    self._cache_address(host)
+        if type(answer) is not tuple:
+            return answer  # null MX: no hosts
+        missing = [host for _, host in answer if host not in given and self._addresses.get(host, 0.0) <= env.now]
+        lost: list[str] = []
+        for host in missing:
+            if not (yield from self._address(host, domain)):
+                lost.append(host)
+        if lost:
+            answer = tuple(r for r in answer if r[1] not in lost)
+            if not answer:
+                return SERVFAIL
+        return answer
+
+    def _serves(self, server: str, host: str) -> bool:
+        """Whether ``server`` holds ``host``'s address records: it serves the host's
+        zone, or the host names no zone servers (it is in the naming domain's zone)."""
+        zone = self._host(host)[0]
+        return not zone or server in zone
+
+    def _address(self, host: str, domain: Domain) -> Generator[simpy.Event, Any, bool]:
+        """Ask for ``host``'s address records (joining a query for them under way):
+        whether they were had."""
+        pending = self._fetching.get(host)
+        if pending is None:
+            servers = self._host(host)[0] or domain.ns  # its own zone's, or the domain's
+            pending = self._fetching[host] = self.env.process(self._fetch(host, servers))
+            pending.callbacks.append(lambda _: self._fetched(host))
+        return cast(bool, (yield pending))
+
+    def _fetched(self, host: str) -> None:
+        self._fetching.pop(host, None)
+
+    def _fetch(self, host: str, servers: Sequence[str]) -> Generator[simpy.Event, Any, bool]:
+        _, server = yield from self._ask(servers, None)
+        if server is None:
+            return False
+        self._cache_address(host)
+        return True
+
+    def _cache_address(self, host: str) -> None:
+        if self.caching:
+            self._addresses[host] = self.env.now + min(self._host(host)[1], self.max_ttl)
+
+    def _host(self, host: str) -> tuple[tuple[str, ...], float]:
+        """An MX host's zone servers (empty: the naming domain's) and its address TTL."""
+        found = self._hosts.get(host)
+        if found is None:
+            spec = cast(MXNode | RelayNode, getattr(self._ctx.nodes[host], "spec"))
+            found = self._hosts[host] = (tuple(spec.ns), spec.a_ttl)
+        return found
+
+    def _ask(
+        self, servers: Sequence[str], domain: Domain | None
+    ) -> Generator[simpy.Event, Any, tuple[Answer, str | None]]:
+        """One query to the servers in turn until one answers: ``domain``'s MX answer
+        (None: a host's addresses), read from the zone when the server answers, and the
+        server that answered (None: none did, and the answer is SERVFAIL).
+
+        A server answers after the round trip and its answer time; a silent one (down,
+        or the query or its answer lost on a lossy path) costs ``time_limit`` and is
+        tried last for ``infra_ttl``; a refusing one costs the round trip."""
+        env, nodes, network = self.env, self._ctx.nodes, self._ctx.network
+        for sid in self._order(servers):
+            server = cast(AuthoritativeServer, nodes[sid])
+            link = network.link(self.id, sid)
+            self.ns_queries += 1
+            p = link.loss
+            # A query or its answer lost on the way: the server never saw it, or the
+            # resolver never hears it; either way it waits out its timeout.
+            state = SILENT if p > 0.0 and self._loss() < 1.0 - (1.0 - p) ** 2 else server.ask()
+            if state == ANSWERS:
+                yield env.timeout(link.latency + server.answer_time())
+                if domain is None:
+                    answer: Answer = ()
+                elif domain.failures and self._failing(domain.failures, env.now):
+                    answer = SERVFAIL  # the zone is broken at its servers: no use trying others
+                else:
+                    answer = domain.answer
+                if link.latency > 0.0:
+                    yield env.timeout(link.latency)
+                return answer, (None if answer is SERVFAIL else sid)
+            if state == REFUSES:
+                if link.latency > 0.0:
+                    yield env.timeout(link.rtt)
+            else:
+                yield env.timeout(self.time_limit)
+                self.ns_timeouts += 1
+                self._timed_out[sid] = env.now
+        return SERVFAIL, None
+
+    def _order(self, servers: Sequence[str]) -> Sequence[str]:
+        """The servers in the order they are tried: the nearest first (the one a
+        resolver's smoothed RTT settles on), one that timed out within ``infra_ttl``
+        after the others; ties in the listed order."""
+        if len(servers) == 1:
+            return servers
+        now, network, timed_out = self.env.now, self._ctx.network, self._timed_out
+
+        def rank(sid: str) -> tuple[bool, float]:
+            last = timed_out.get(sid)
+            return (last is not None and now - last < self.infra_ttl, network.link(self.id, sid).rtt)
+
+        return sorted(servers, key=rank)
+
+    def _records_left(self, domain: Domain, answer: Answer) -> float:
+        """How long a walk's answer may be served from the cache: until the first of
+        the MX answer and the hosts' address records expires; not at all when a host
+        was left out (its address could not be had)."""
+        held = self._mx.get(domain.index)
+        if held is None or (type(answer) is tuple and answer is not held[1]):
+            return 0.0
+        expiry = held[0]
+        if type(answer) is tuple:
+            addresses = self._addresses
+            for _, host in answer:
+                expiry = min(expiry, addresses.get(host, 0.0))
+        return max(0.0, expiry - self.env.now)
 
 
 def glibc_tries(servers: Sequence[Any], timeout: int, attempts: int) -> list[tuple[Any, int]]:

@@ -44,6 +44,7 @@ class Domain:
         "negative",
         "failures",
         "greylist",
+        "ns",
         "mailbox",
         "readers",
         "dmarc",
@@ -81,6 +82,9 @@ class Domain:
         self.dmarc = spec.dmarc
         self.auth_failure_rate = spec.auth_failure_rate
         self.txt_ttl = spec.txt_ttl
+        # Its authoritative servers (node ids): a resolver's miss walks to them over the
+        # graph (sim.mail.dns); empty, the resolver's lookup time stands in for the walk.
+        self.ns = tuple(spec.ns)
         self.mailbox: Any = None  # the mailbox store component, set when the world is built
         self.readers: Readers | None = None  # who reads its mail, set when built
 
