@@ -44,6 +44,7 @@ class ServerState(Protocol):
     up: bool
     connections: int
     down_reply: Reply  # what the host answers a connect while down
+    transaction: int  # at MAIL: the transaction's number within its session (1 on a new one)
 
 
 class Policy(Protocol):
