@@ -341,3 +341,54 @@ def test_show_prints_the_resolved_receiver(tmp_path: Any, capsys: pytest.Capture
     assert mx["rate_limits"]["reply"] == "outlook"
     assert mx["rate_limits"]["smtpd_client_connection_count_limit"] == 3
     assert mx["rate_limits"]["reputation"]["ceiling"] == 30000
+
+
+# -- the scenario of docs/throttling.md ---------------------------------------------------------
+
+
+def _campaign_run(warm: bool) -> Any:
+    from pathlib import Path
+
+    from sim import load_scenario
+
+    path = Path(__file__).resolve().parent.parent / "topologies" / "throttled-campaign.yaml"
+    sets = ["topology.nodes[yahoo-mx].rate_limits.reputation.history={esp: 1000000}"] if warm else []
+    return run(load_scenario(path, sets))
+
+
+def test_the_throttled_campaign_from_a_new_ip_grows_by_the_warming_rule() -> None:
+    """topologies/throttled-campaign.yaml (docs/throttling.md): 5,000 messages at 1 h from
+    the ESP's one new IP to the yahoo preset (base 50 an hour, growth 0.03). The ESP
+    retries at most an hour apart, so each anvil window takes its limit: window k allows
+    floor(50 + 0.03 * accepted before it): 50, 51 (50 + 1.5), 53 (50 + 0.03 * 101), 54,
+    56; every row is delivered within the ESP's 72 h."""
+    result = _campaign_run(warm=False)
+    m = result.messages
+    check_books(m)
+    assert (m["status"] == "delivered").all()
+    hours = ((m["accepted"] - 3600) // 3600).value_counts().sort_index()
+    expected, done = [], 0
+    for _ in range(5):
+        expected.append(int(50 + 0.03 * done))
+        done += expected[-1]
+    assert list(hours.iloc[:5]) == expected == [50, 51, 53, 54, 56]
+    assert m["delivered"].max() - 3600 < 72 * 3600
+    stats = result.stats["mx"]["yahoo-mx"]
+    assert stats["throttled_reputation"] > 20 * 5000
+
+
+def test_the_same_campaign_from_a_warm_ip_is_through_in_minutes() -> None:
+    """With 1,000,000 messages of history the IP's limit is the ceiling (20,000 an hour):
+    nothing is refused for volume; only the preset's 20 messages per connection (a
+    reconnection) and 10 sessions per IP (421 at the greeting: the ESP's scheduler counts
+    a failed session and defers what it had parked for its first retry gap, 5 min) hold
+    it back: all 5,000 within 10 minutes, at most one deferral each."""
+    result = _campaign_run(warm=True)
+    m = result.messages
+    check_books(m)
+    assert (m["status"] == "delivered").all()
+    assert (m["delivered"] - m["created"]).max() < 600
+    assert m["deferrals"].max() <= 1
+    stats = result.stats["mx"]["yahoo-mx"]
+    assert stats["throttled_reputation"] == 0
+    assert stats["throttled_per_connection"] > 0 and stats["throttled_connections"] > 0
