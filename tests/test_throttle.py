@@ -392,3 +392,66 @@ def test_the_same_campaign_from_a_warm_ip_is_through_in_minutes() -> None:
     stats = result.stats["mx"]["yahoo-mx"]
     assert stats["throttled_reputation"] == 0
     assert stats["throttled_per_connection"] > 0 and stats["throttled_connections"] > 0
+
+
+# -- the books under throttling ---------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    reply=st.sampled_from(["postfix", "gmail", "yahoo", "outlook"]),
+    unit=st.floats(5, 600),
+    count_limit=st.integers(0, 2),
+    connect_limit=st.integers(0, 5),
+    mail_limit=st.integers(0, 5),
+    rcpt_limit=st.integers(0, 6),
+    per_connection=st.integers(0, 3),
+    domain_limit=st.integers(0, 5),
+    reputation=st.one_of(st.none(), st.tuples(st.floats(0, 5), st.floats(0, 1), st.floats(1, 20))),
+    workers=st.integers(1, 4),
+    ips=st.integers(1, 3),
+    tls=st.booleans(),
+    recipients=st.sampled_from([1.0, 2.5]),
+    instants=st.lists(st.floats(0, 1), min_size=1, max_size=4),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_books_balance_under_any_rate_limits(
+    reply: str, unit: float, count_limit: int, connect_limit: int, mail_limit: int, rcpt_limit: int,
+    per_connection: int, domain_limit: int, reputation: tuple[float, float, float] | None, workers: int,
+    ips: int, tls: bool, recipients: float, instants: list[float], seed: int,
+) -> None:
+    """Random limits on random traffic (retries 60 s apart, reuse on without TLS): at any
+    instant the census equals the recorder's rows in flight and the sessions counted per
+    IP add up to the host's open sessions; at the end every row has ended or says where
+    it is."""
+    data = campaign(None, count=1)
+    data.update(seed=seed, duration=400, drain=400, smtp={"tls": tls})
+    src = data["workload"][0]
+    del src["batches"]
+    src.update(rate=0.3, recipients_per_message=recipients)
+    node(data, "mta").update(workers=workers, ips=ips, smtp_tls_connection_reuse=True)
+    limits: dict[str, Any] = {
+        "reply": reply, "anvil_rate_time_unit": unit, "smtpd_client_connection_count_limit": count_limit,
+        "smtpd_client_connection_rate_limit": connect_limit, "smtpd_client_message_rate_limit": mail_limit,
+        "smtpd_client_recipient_rate_limit": rcpt_limit, "smtp_accept_max_per_connection": per_connection,
+        "sender_domain_message_rate_limit": domain_limit,
+    }
+    if reputation is not None:
+        limits["reputation"] = dict(zip(("base", "growth", "ceiling"), reputation))
+    node(data, "mx")["rate_limits"] = limits
+    model = build(parse_scenario(data))
+    mx = model.node("mx")
+    anvil = mx.anvil
+    assert anvil is not None
+    horizon = model.scenario.horizon
+    for t in sorted(instants) + [1.0]:
+        if t * horizon > model.env.now:
+            model.run(until=t * horizon)
+        assert sum(model.census().values()) == model.recorder.in_flight()
+        if count_limit:  # sessions per IP are counted open to close, on every path
+            assert sum(c.open for c in anvil.clients.values()) == mx.connections
+    check_books(model.recorder.messages())
+    assert mx.stats()["throttled"] == sum(anvil.throttled.values())
