@@ -98,7 +98,7 @@ class MX(PolicyServer):
         reply = PolicyServer.data(self, client, rows, now)
         if reply is ACCEPTED:
             assert self.anvil is not None
-            self.anvil.accepted(client, len(rows), now)
+            self.anvil.accepted(client, now)
         return reply
 
     def monitor(self, monitors: Monitors) -> None:

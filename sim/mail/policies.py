@@ -22,6 +22,10 @@ policy            phase    reply
                            at least ``delay`` ago (postgrey's rules; the MX's
                            ``greylisting`` block)
 ================  =======  =================================================
+
+Rate limits per sending IP and per sender domain (Postfix anvil's, the MX's
+``rate_limits`` block and receiver presets) are policies of their own room,
+``sim.mail.throttle``: they share one per-client state.
 """
 
 from __future__ import annotations

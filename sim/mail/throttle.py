@@ -282,8 +282,8 @@ class Anvil:
         """A session from ``client`` ended."""
         self.clients[client].open -= 1
 
-    def accepted(self, client: str, rows: int, now: float) -> None:
-        """This server accepted one message (for ``rows`` recipients) from ``client``."""
+    def accepted(self, client: str, now: float) -> None:
+        """This server accepted one message (whatever its recipients) from ``client``."""
         # Not an anvil event: the window is left as it is.
         self._record(client, now).accepted += 1
 
