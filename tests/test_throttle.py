@@ -197,6 +197,25 @@ def test_connections_per_ip_refuse_at_the_greeting() -> None:
     assert stats["throttled_connections"] == 1
 
 
+@pytest.mark.parametrize(
+    "reply, code, enhanced, spent",
+    [("yahoo", 421, "4.7.0", TO_REFUSAL), ("gmail", 421, "4.7.28", TO_250), ("outlook", 451, "4.7.500", TO_250)],
+)
+def test_where_each_receiver_refuses_decides_what_the_sender_spends(
+    reply: str, code: int, enhanced: str, spent: float
+) -> None:
+    """4 messages, 3 a minute. Yahoo refuses the 4th at MAIL FROM (7 round trips, 0.224 s
+    into the session); Gmail and Microsoft after the body (8 round trips and the
+    transfer, 0.258 s, as an accepted message): the 4th attempt starts at S0 + 3 * 0.292
+    in each case, and it is deferred (the only MX host)."""
+    m, tries, _ = attempts(campaign({"reply": reply, "smtpd_client_message_rate_limit": 3}, count=4))
+    fourth = tries.iloc[3]
+    assert (fourth["reply"], fourth["enhanced"]) == (code, enhanced)
+    assert fourth["start"] == pytest.approx(S0 + 3 * OK, abs=1e-9)
+    assert fourth["end"] - fourth["start"] == pytest.approx(spent, abs=1e-9)
+    assert list(m["deferrals"]) == [0, 0, 0, 1]  # and delivered at its retry, in a new window
+
+
 class _Msg:
     """What the rules read of a message."""
 
