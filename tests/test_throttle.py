@@ -27,6 +27,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sim import build, run
 from sim.config import ScenarioError, parse_scenario
@@ -414,10 +416,6 @@ def test_the_same_campaign_from_a_warm_ip_is_through_in_minutes() -> None:
 
 
 # -- the books under throttling ---------------------------------------------------------------
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
