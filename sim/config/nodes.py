@@ -23,8 +23,8 @@ from .units import Bytes, Seconds
 
 __all__ = [
     "ClientNode", "Edge", "EspNode", "Greylisting", "MTANode", "MXNode", "MailboxNode", "NODE_KINDS", "NODE_TYPES",
-    "Node", "MAX_LATENCY", "NodeBase", "Outage", "RateLimits", "RelayNode", "Reputation", "ResolverNode", "RouterNode", "Topology",
-    "parse_feedback",
+    "Node", "MAX_LATENCY", "NodeBase", "Outage", "RateLimits", "RelayNode", "Reputation", "ResolverNode",
+    "RouterNode", "Topology", "parse_feedback",
 ]
 
 
@@ -403,7 +403,7 @@ class MXNode(NodeBase):
         if self.preset is None or (info.context or {}).get("resolved"):
             return data
         ref = _mx_preset_dump(self.preset, info.mode)
-        return {k: v for k, v in _differs(data, ref, ("kind", "id", "preset")).items()}
+        return _differs(data, ref, ("kind", "id", "preset"))
 
     @model_validator(mode="after")
     def _outages_apart(self) -> MXNode:

@@ -4,8 +4,9 @@ An MX is an SMTP server (``sim.mail.server``): senders connect and it answers th
 its chain of policies (``sim.mail.policies``): no answer while it is down, 421 at its
 connection limit, 552 for a message over its size limit, 550 5.1.1 for unknown
 recipients, 450 for greylisted triplets, and the throttling replies of its rate limits
-per sending IP and domain (``sim.mail.throttle``). A message that passes is accepted at the final "." and waits in the MX's
-queue for one of ``workers`` content scanners; the filter may then silently discard it
+per sending IP and domain (``sim.mail.throttle``). A message that passes is accepted at
+the final "." and waits in the MX's queue for one of ``workers`` content scanners; the
+filter may then silently discard it
 (the message is lost, with the reason); otherwise it goes over LMTP to the recipient
 domain's mailbox store.
 """
