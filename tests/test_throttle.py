@@ -95,6 +95,28 @@ def test_a_throttled_campaign_gets_its_limit_per_window() -> None:
     assert stats["throttled_messages"] == 5 and stats["throttled"] == 5
 
 
+def test_under_postfix_the_refused_wait_for_the_queue_run() -> None:
+    """The same campaign from an MTA on the `postfix` preset (whole-second backoff, a
+    queue run every 300 s). Round 1 as above; the 4 refused are deferred at 101.722,
+    101.98, 102.238, 102.496: age floor(now) - 100 = 1 or 2 s, clamped to 300: due 401
+    or 402; the run at 600 takes them (due <= 601), in due order. The cache expired at
+    250.59: message 3 misses (600.202, a new window: accepted), 4 and 5 follow 0.292
+    apart (counts 2, 3), 6 at 601.078 is the 4th: 450, deferred at 601.334: age 601 -
+    100 = 501 s: due 1102, taken by the run at 1200; a miss again (the cache from
+    600.202 ran out at 750.202): accepted at 1200.202 + 0.258."""
+    data = campaign({"smtpd_client_message_rate_limit": 3})
+    mta = node(data, "mta")
+    del mta["retry"], mta["queue_run_delay"]
+    mta["preset"] = "postfix"
+    m, tries, stats = attempts(data)
+    r1 = [S0 + k * OK for k in range(3)] + [S0 + 3 * OK + k * NO for k in range(4)]
+    r2 = [600.202 + k * OK for k in range(4)]
+    assert list(tries["start"]) == pytest.approx(r1 + r2 + [1200.202], abs=1e-9)
+    assert list(tries["reply"]) == [250] * 3 + [450] * 4 + [250] * 3 + [450, 250]
+    assert m.loc[6, "accepted"] == pytest.approx(1200.202 + TO_250, abs=1e-9)
+    assert stats["throttled_messages"] == 5
+
+
 def test_a_request_exactly_at_the_end_of_the_window_is_still_in_it() -> None:
     """anvil starts a new window only when start + unit < now (strictly)."""
     anvil = Anvil(RateLimits(smtpd_client_message_rate_limit=1, anvil_rate_time_unit=60))
