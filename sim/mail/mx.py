@@ -83,20 +83,22 @@ class MX(PolicyServer):
         self._queue_level: Level | None = None
         self._busy_level: Level | None = None
 
+    # The wrapped methods are the class's (type(self)), so that a subclass's or a later
+    # override of connect, close or data still runs under the counting.
     def _connect_counted(self, client: str, now: float) -> Reply | None:
-        reply = PolicyServer.connect(self, client, now)
+        reply = type(self).connect(self, client, now)
         if reply is None:
             assert self.anvil is not None
             self.anvil.opened(client, now)
         return reply
 
     def _close_counted(self, client: str) -> None:
-        PolicyServer.close(self, client)
+        type(self).close(self, client)
         assert self.anvil is not None
         self.anvil.closed(client)
 
     def _data_counted(self, client: str, rows: Sequence[Message], now: float) -> Reply:
-        reply = PolicyServer.data(self, client, rows, now)
+        reply = type(self).data(self, client, rows, now)
         if reply is ACCEPTED:
             assert self.anvil is not None
             self.anvil.accepted(client, now)
