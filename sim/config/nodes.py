@@ -16,16 +16,15 @@ from pydantic import (
 
 from .base import MAX_TIME, MAX_WORKERS, Int, NodeId, Num, Strict
 from .distributions import TimeConstant, TimeDistribution, TimeLogNormal
-from .presets import PRESETS, RETRY_SHAPES, with_preset
+from .presets import MX_PRESETS, PRESETS, RETRY_SHAPES, with_preset
 from .schedules import RetrySpec
 from .units import Bytes, Seconds
 
 
 __all__ = [
     "AuthoritativeNode", "ClientNode", "Edge", "EspNode", "Greylisting", "MTANode", "MXNode", "MailboxNode",
-    "NODE_KINDS", "NODE_TYPES", "Node", "MAX_LATENCY", "NodeBase", "Outage", "RelayNode", "ResolverNode",
-    "RouterNode", "SpamFilter", "Topology",
-    "parse_feedback",
+    "NODE_KINDS", "NODE_TYPES", "Node", "MAX_LATENCY", "NodeBase", "Outage", "RateLimits", "RelayNode",
+    "Reputation", "ResolverNode", "RouterNode", "SpamFilter", "Topology", "parse_feedback",
 ]
 
 
@@ -369,6 +368,47 @@ class SpamFilter(Strict):
     )
 
 
+class Reputation(Strict):
+    """IP warming: a sending IP's message limit per window grows with what this server
+    accepted from it: ``min(ceiling, base + growth * accepted)`` (sim/mail/throttle.py)."""
+
+    base: Num = Field(ge=0, le=1e12, description="messages per window from an IP with no history")
+    growth: Num = Field(ge=0, le=1e6, description="the limit grows by this per message accepted from the IP")
+    ceiling: Num = Field(ge=0, le=1e12, description="the limit of a warm IP")
+    history: dict[str, Annotated[Num, Field(ge=0, le=1e15)]] = Field(
+        default_factory=dict, description="messages accepted before the run, per sending IP (a warm IP)"
+    )
+
+
+class RateLimits(Strict):
+    """A receiver's limits per sending IP (Postfix anvil's names; Exim's for messages per
+    connection) and per sending domain, and how its refusals are worded. 0: a rule off."""
+
+    reply: Literal["postfix", "gmail", "yahoo", "outlook"] = Field(
+        "postfix", description="whose codes and texts the refusals carry (and the message rules' phase)"
+    )
+    anvil_rate_time_unit: Seconds = Field(60, gt=0, le=MAX_TIME, description="Postfix: the window of the rate limits")
+    smtpd_client_connection_count_limit: Int = Field(
+        50, ge=0, le=MAX_COUNT, description="Postfix: sessions open at once per client"
+    )
+    smtpd_client_connection_rate_limit: Int = Field(
+        0, ge=0, le=MAX_COUNT, description="Postfix: connection attempts per client per window"
+    )
+    smtpd_client_message_rate_limit: Int = Field(
+        0, ge=0, le=MAX_COUNT, description="Postfix: MAIL requests per client per window"
+    )
+    smtpd_client_recipient_rate_limit: Int = Field(
+        0, ge=0, le=MAX_COUNT, description="Postfix: RCPT requests per client per window"
+    )
+    smtp_accept_max_per_connection: Int = Field(
+        0, ge=0, le=MAX_COUNT, description="Exim: messages (MAIL) per connection"
+    )
+    sender_domain_message_rate_limit: Int = Field(
+        0, ge=0, le=MAX_COUNT, description="MAIL requests per sender domain per window"
+    )
+    reputation: Reputation | None = Field(None, description="IP warming; absent: off")
+
+
 class MXNode(NodeBase):
     """An inbound mail server of one or more domains."""
 
@@ -400,6 +440,32 @@ class MXNode(NodeBase):
     # Issue 9, part auth: its address records.
     ns: list[NodeId] = _zone_servers()
     a_ttl: Seconds = _a_ttl()
+    # Issue 9, part throttle: receiver presets (sim/config/presets.py, MX_PRESETS) and
+    # rate limits per sending IP and domain (sim/mail/throttle.py).
+    preset: str | None = Field(None, description="a big receiver's limits (gmail, outlook, yahoo), under the node's keys")
+    rate_limits: RateLimits | None = Field(None, description="limits per sending IP and domain; absent: off")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_first(cls, data: object) -> object:
+        return with_preset(data, MX_PRESETS) if isinstance(data, dict) else data
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, name: str | None) -> str | None:
+        if name is not None and name not in MX_PRESETS:
+            raise ValueError(f"unknown preset {name!r} (known: {', '.join(MX_PRESETS)})")
+        return name
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # As MTANode's: on a preset, only what differs from it (nested blocks too), so
+        # that a preset changed later (--set, --grid) takes effect; every key when resolved.
+        data = handler(self)
+        if self.preset is None or (info.context or {}).get("resolved"):
+            return data
+        ref = _mx_preset_dump(self.preset, info.mode)
+        return _differs(data, ref, ("kind", "id", "preset"))
 
     @model_validator(mode="after")
     def _outages_apart(self) -> MXNode:
@@ -426,6 +492,24 @@ class MXNode(NodeBase):
 def _spans_apart(outages: list[Outage]) -> list[Outage]:
     _apart(outages)
     return outages
+
+
+def _differs(data: dict[str, Any], ref: dict[str, Any], fixed: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The keys of ``data`` whose values differ from ``ref``'s, nested mappings by key."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        base = ref.get(key)
+        if key in fixed or base != value:
+            if isinstance(value, dict) and isinstance(base, dict):
+                value = _differs(value, base)
+            out[key] = value
+    return out
+
+
+@cache
+def _mx_preset_dump(name: str, mode: str) -> dict[str, Any]:
+    """Every key of an MX node that has only ``preset: name``."""
+    return MXNode(kind="mx", id="-", preset=name).model_dump(mode=mode, context={"resolved": True})
 
 
 def _apart(outages: list[Outage]) -> None:

@@ -1,4 +1,5 @@
-"""Presets of real MTAs, ESPs and providers: plain data merged under an MTA node's keys.
+"""Presets of real MTAs, ESPs and providers: plain data merged under an MTA node's keys
+(``PRESETS``); the big receivers' limits, merged under an MX node's (``MX_PRESETS``).
 
 An MTA node with ``preset: NAME`` starts from the keys below, then its own keys, then
 ``--set`` (conventions: preset first). A mapping the node gives (``retry``) is merged
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PRESETS", "RETRY_SHAPES", "with_preset"]
+__all__ = ["MX_PRESETS", "PRESETS", "RETRY_SHAPES", "with_preset"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Postfix 3.x defaults (postconf(5)); the backoff rule is src/qmgr/qmgr_active.c.
@@ -96,15 +97,56 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Receivers (issue 9, part throttle): an MX node's `preset`. The big providers publish
+# their reply codes and their advice, never their thresholds: every number here is a
+# labelled assumption (docs/sources.md, "Receiver presets"); the shape is the same for
+# the three: limits per hour per sending IP, a new IP's limit growing with the volume
+# accepted from it (about x2 a day at full use: (1 + 0.03)^24 = 2.03, the ESPs'
+# warm-up tables), a cap on sessions per IP, and messages per connection where the
+# provider has said so (Yahoo: 20).
+MX_PRESETS: dict[str, dict[str, Any]] = {
+    "gmail": {
+        "rate_limits": {
+            "reply": "gmail",
+            "anvil_rate_time_unit": "1h",
+            "smtpd_client_connection_count_limit": 20,
+            "smtp_accept_max_per_connection": 100,
+            "reputation": {"base": 100, "growth": 0.03, "ceiling": 50_000},
+        },
+    },
+    "yahoo": {
+        "rate_limits": {
+            "reply": "yahoo",
+            "anvil_rate_time_unit": "1h",
+            "smtpd_client_connection_count_limit": 10,
+            "smtp_accept_max_per_connection": 20,
+            "reputation": {"base": 50, "growth": 0.03, "ceiling": 20_000},
+        },
+    },
+    "outlook": {
+        "rate_limits": {
+            "reply": "outlook",
+            "anvil_rate_time_unit": "1h",
+            "smtpd_client_connection_count_limit": 20,
+            "reputation": {"base": 50, "growth": 0.03, "ceiling": 30_000},
+        },
+    },
+}
+
 RETRY_SHAPES = ("rule", "intervals", "quadratic")  # a retry block with one of these has its own shape
 
 
-def with_preset(data: dict[str, Any]) -> dict[str, Any]:
-    """An MTA node's raw keys with its preset's merged under them (unknown names untouched:
-    the ``preset`` field's own validation names the known ones)."""
+def with_preset(data: dict[str, Any], presets: dict[str, dict[str, Any]] = PRESETS) -> dict[str, Any]:
+    """A node's raw keys with its preset's merged under them (unknown names untouched:
+    the ``preset`` field's own validation names the known ones). An MTA's ``retry``
+    mapping is merged key by key unless it has its own shape; an MX's blocks
+    (``rate_limits`` and the ``reputation`` in it) are merged key by key at every level,
+    so that ``--set ...rate_limits.reputation.history=...`` keeps the preset's rule."""
     name = data.get("preset")
-    if not isinstance(name, str) or name not in PRESETS:
+    if not isinstance(name, str) or name not in presets:
         return data
+    if presets is not PRESETS:
+        return _deep(presets[name], data)
     merged = dict(PRESETS[name])
     for key, value in data.items():
         base = merged.get(key)
@@ -113,4 +155,13 @@ def with_preset(data: dict[str, Any]) -> dict[str, Any]:
             merged[key] = value if own_shape else {**base, **value}
         else:
             merged[key] = value
+    return merged
+
+
+def _deep(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged onto ``base``, mappings key by key at every level."""
+    merged = dict(base)
+    for key, value in over.items():
+        under = merged.get(key)
+        merged[key] = _deep(under, value) if isinstance(under, dict) and isinstance(value, dict) else value
     return merged

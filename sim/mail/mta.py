@@ -93,6 +93,7 @@ class MTA:
         self.up = True
         self.down_reply = NO_ANSWER  # (the policies' view of a server: never down today)
         self.connections = 0  # submission sessions open
+        self.transaction = 1  # a submission session carries one transaction
         self.inbound = Chain([SizeLimit(spec.message_size_limit)])
         self.retry: RetrySchedule = schedule_for(spec)  # the preset's, the node's or Postfix's
         self.concurrency: ConcurrencyPolicy = PostfixConcurrency(
@@ -446,7 +447,7 @@ class MTA:
                         order = 1
                         client = held_client
                         outcome, pending, state = yield from self._session(
-                            pending, server, 1, False, state, client
+                            pending, server, 1, False, state, client, uses + 1
                         )
                         uses += 1
                         if state != _CLOSED:
@@ -584,11 +585,12 @@ class MTA:
             server.close(client)
 
     def _session(
-        self, rows: Envelope, server: SMTPServer, order: int, last: bool, state: int, client: str
+        self, rows: Envelope, server: SMTPServer, order: int, last: bool, state: int, client: str,
+        transaction: int = 1,
     ) -> Generator[simpy.Event, Any, tuple[Outcome, Envelope, int]]:
         """One SMTP transaction for the envelope ``rows`` with ``server``, from the
-        sending IP ``client``: (outcome, rows left unsettled, the session's state
-        afterwards).
+        sending IP ``client``, the session's ``transaction``-th: (outcome, rows left
+        unsettled, the session's state afterwards).
 
         ``state`` is ``_NEW`` to connect first (connect, greeting, EHLO, TLS), else the
         state of an open session being reused (``_RSET``: a RSET round trip first). The
@@ -653,7 +655,7 @@ class MTA:
         left = rows  # not settled yet
         answering = rows  # waiting for their replies (what an interrupt cuts off)
         try:
-            reply = server.mail(client, first, start)
+            reply = server.mail(client, first, start, transaction)
             if reply is not None:  # refused at MAIL FROM: for every recipient
                 yield env.timeout(link.time(pre + 1, 0, gen) + lag + pause)
                 for m in rows:

@@ -3,15 +3,17 @@
 An MX is an SMTP server (``sim.mail.server``): senders connect and it answers through
 its chain of policies (``sim.mail.policies``): no answer while it is down, 421 at its
 connection limit, 552 for a message over its size limit, 550 5.1.1 for unknown
-recipients. A message that passes is accepted at the final "." and waits in the MX's
-queue for one of ``workers`` content scanners; the filter may then silently discard it
+recipients, 450 for greylisted triplets, and the throttling replies of its rate limits
+per sending IP and domain (``sim.mail.throttle``). A message that passes is accepted at
+the final "." and waits in the MX's queue for one of ``workers`` content scanners; the
+filter may then silently discard it
 (the message is lost, with the reason); otherwise it goes over LMTP to the recipient
 domain's mailbox store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import simpy
@@ -25,7 +27,8 @@ from .content import DISCARD, ContentChecks
 from .dns import Resolver
 from .policies import Chain, ConnectionLimit, DomainGreylist, Down, Greylist, Policy, SizeLimit, UnknownUsers
 from .server import PolicyServer
-from .smtp import ACCEPTED, Outcome
+from .smtp import ACCEPTED, Outcome, Reply
+from .throttle import Anvil
 
 __all__ = ["MX"]
 
@@ -51,7 +54,21 @@ class MX(PolicyServer):
             policies.append(self.greylist)
         if ctx.domains.greylisting:  # some domain keeps a table of its own
             policies.append(DomainGreylist())
+        # Rate limits per sending IP and domain (issue 9, part throttle): the rules that
+        # are on, after the host's own (its overall connection cap stays first).
+        self.anvil = None if spec.rate_limits is None else Anvil(spec.rate_limits)
+        if self.anvil is not None:
+            policies.extend(self.anvil.policies())
         super().__init__(ctx, spec.id, Chain(policies), spec.answer)
+        if self.anvil is not None:
+            # The counts the rules need from the server, told only when a rule needs
+            # them: the bound methods are replaced here, so without rate limits a
+            # session costs what it always did.
+            if self.anvil.count_limit:
+                self.connect = self._connect_counted  # type: ignore[method-assign]
+                self.close = self._close_counted  # type: ignore[method-assign]
+            if self.anvil.reputation:
+                self.data = self._data_counted  # type: ignore[method-assign]
         self.ctx = ctx
         self.env = ctx.env
         self.spec = spec
@@ -74,6 +91,27 @@ class MX(PolicyServer):
         # Time-series levels (sim.core.monitors), None unless the run samples them.
         self._queue_level: Level | None = None
         self._busy_level: Level | None = None
+
+    # The wrapped methods are the class's (type(self)), so that a subclass's or a later
+    # override of connect, close or data still runs under the counting.
+    def _connect_counted(self, client: str, now: float) -> Reply | None:
+        reply = type(self).connect(self, client, now)
+        if reply is None:
+            assert self.anvil is not None
+            self.anvil.opened(client, now)
+        return reply
+
+    def _close_counted(self, client: str) -> None:
+        type(self).close(self, client)
+        assert self.anvil is not None
+        self.anvil.closed(client)
+
+    def _data_counted(self, client: str, rows: Sequence[Message], now: float) -> Reply:
+        reply = type(self).data(self, client, rows, now)
+        if reply is ACCEPTED:
+            assert self.anvil is not None
+            self.anvil.accepted(client, now)
+        return reply
 
     def monitor(self, monitors: Monitors) -> None:
         """Follow the scan queue, busy scanners and open connections as levels (before
@@ -116,6 +154,8 @@ class MX(PolicyServer):
             stats.update(self.checks.stats())
         if self.greylist is not None:
             stats.update(self.greylist.stats())
+        if self.anvil is not None:
+            stats.update(self.anvil.stats())
         return stats
 
     def _hire(self, first: simpy.Event) -> None:

@@ -24,6 +24,10 @@ policy            phase    reply
 ``DomainGreylist`` RCPT    the same, by the recipient domain's own table (the domain's
                            ``greylisting`` block), shared by all its MX hosts
 ================  =======  =================================================
+
+Rate limits per sending IP and per sender domain (Postfix anvil's, the MX's
+``rate_limits`` block and receiver presets) are policies of their own room,
+``sim.mail.throttle``: they share one per-client state.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class ServerState(Protocol):
     up: bool
     connections: int
     down_reply: Reply  # what the host answers a connect while down
+    transaction: int  # at MAIL: the transaction's number within its session (1 on a new one)
 
 
 class Policy(Protocol):

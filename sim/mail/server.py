@@ -44,6 +44,7 @@ class PolicyServer:
         self.answer = DOWN_ANSWERS[answer]  # what a down host answers unless told otherwise
         self.down_reply = NO_ANSWER  # what it answers now while down
         self.connections = 0  # sessions open now
+        self.transaction = 1  # the number within its session of the MAIL being answered
         self.sessions = 0  # sessions ever opened
         self.refused = 0  # connections refused with a reply (e.g. 421 when full)
         self.unanswered = 0  # connections that got no answer (the host was down)
@@ -122,8 +123,9 @@ class PolicyServer:
             self._connections_level.set(now, self.connections)
         return None
 
-    def mail(self, client: str, msg: Message, now: float) -> Reply | None:
-        """MAIL FROM: None accepts, else the refusal."""
+    def mail(self, client: str, msg: Message, now: float, transaction: int = 1) -> Reply | None:
+        """MAIL FROM, the ``transaction``-th of its session: None accepts, else the refusal."""
+        self.transaction = transaction  # what a per-connection limit reads
         return self.chain.answer(_MAIL, self, client, msg, now)
 
     def rcpt(self, client: str, msg: Message, now: float) -> Reply | None:

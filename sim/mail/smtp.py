@@ -181,7 +181,8 @@ class SMTPServer(Protocol):
     ``connect`` answers None when the client may go on; otherwise a refusal (or
     ``NO_ANSWER``) and no connection is held. After a successful connect the client
     must ``close()``, on every path; between the two it may run several transactions
-    (MAIL, a RCPT per recipient, DATA: connection reuse). ``data`` is asked when the
+    (MAIL, a RCPT per recipient, DATA: connection reuse; ``mail`` is told the
+    transaction's number within the session). ``data`` is asked when the
     final "." arrives, for the recipients whose RCPT passed: a positive reply means the
     server has taken the message for all of them.
     """
@@ -195,7 +196,7 @@ class SMTPServer(Protocol):
 
     def connect(self, client: str, now: float) -> Reply | None: ...
 
-    def mail(self, client: str, msg: Message, now: float) -> Reply | None: ...
+    def mail(self, client: str, msg: Message, now: float, transaction: int = 1) -> Reply | None: ...
 
     def rcpt(self, client: str, msg: Message, now: float) -> Reply | None: ...
 
