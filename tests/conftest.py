@@ -97,3 +97,17 @@ def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     captured = capsys.readouterr()
     code = info.value.code
     return (code if isinstance(code, int) else 0), captured.out, captured.err
+
+
+def assert_key_error(
+    args: list[str], capsys: pytest.CaptureFixture[str], path: Any, key: str, problem: str
+) -> None:
+    """``mailflow ARGS`` fails on the scenario at ``path`` as bad input must: exit code
+    2, nothing on stdout, one line on stderr naming the file and the key path, with
+    ``problem`` in it."""
+    code, out, err = cli(args, capsys)
+    assert code == 2 and out == "", (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"mailflow: {path}: {key}: "), lines[0]
+    assert problem in lines[0], lines[0]

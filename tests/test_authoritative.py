@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 import sim
 from sim.config import load_scenario, parse_scenario
 from sim.mail.authoritative import AuthoritativeServer
-from tests.conftest import cli, node, tiny_data
+from tests.conftest import assert_key_error, cli, node, tiny_data
 from tests.test_accounting import balanced, check_books
 from tests.test_errors import write
 
@@ -340,12 +340,7 @@ def test_bad_name_server_keys_are_one_line(
     data = world()
     edit(data)
     path = write(tmp_path, data)
-    code, out, err = cli(["validate", str(path)], capsys)
-    assert code == 2 and out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"mailflow: {path}: {key}: "), lines[0]
-    assert problem in lines[0], lines[0]
+    assert_key_error(["validate", str(path)], capsys, path, key, problem)
 
 
 def test_a_lossy_path_loses_queries_and_costs_the_timeout() -> None:

@@ -24,7 +24,7 @@ import pytest
 
 import sim
 from sim.config import ScenarioError, parse_scenario
-from tests.conftest import cli, node, tiny_data
+from tests.conftest import assert_key_error, node, tiny_data
 from tests.test_accounting import check_books
 from tests.test_dsn import delivered_dsn, expect
 from tests.test_errors import write
@@ -194,12 +194,7 @@ def test_bad_dns_keys_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], there: dict[str, Any], key: str, problem: str
 ) -> None:
     path = write(tmp_path, world(there))
-    code, out, err = cli(["run", str(path), "--out", str(tmp_path / "out")], capsys)
-    assert code == 2 and out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"mailflow: {path}: {key}: "), lines[0]
-    assert problem in lines[0]
+    assert_key_error(["run", str(path), "--out", str(tmp_path / "out")], capsys, path, key, problem)
 
 
 def test_a_domain_that_exists_with_no_users_is_still_refused_as_recipients() -> None:

@@ -30,7 +30,7 @@ import sim
 from sim.config import parse_scenario
 from sim.mail.dns import Resolver, glibc_tries
 from sim.simulation.build import build
-from tests.conftest import cli, node
+from tests.conftest import assert_key_error, cli, node
 from tests.test_accounting import check_books
 from tests.test_dns_failures import HIT, MISS, RETRY, SERVFAIL_LINE, SUBMITTED, run, world
 from tests.test_errors import write
@@ -392,12 +392,7 @@ def test_bad_resolver_keys_are_one_line(
     if mta.get("resolver", "") is None:
         del mta["resolver"]
     path = write(tmp_path, data)
-    code, out, err = cli(["run", str(path), "--out", str(tmp_path / "out")], capsys)
-    assert code == 2 and out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"mailflow: {path}: {key}: "), lines[0]
-    assert problem in lines[0]
+    assert_key_error(["run", str(path), "--out", str(tmp_path / "out")], capsys, path, key, problem)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 
 from sim.config import Constant, ScenarioError, load_scenario, parse_scenario
 from sim.config.units import parse_duration, parse_size
-from tests.conftest import node, tiny_data
+from tests.conftest import assert_key_error, node, tiny_data
 from tests.test_errors import cli, write
 
 
@@ -125,12 +125,7 @@ def test_bad_units_are_one_line_naming_key_and_value(
     data = tiny_data()
     edit(data)
     path = write(tmp_path, data)
-    code, out, err = cli(["validate", str(path)], capsys)
-    assert code == 2 and out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith(f"mailflow: {path}: {key}: "), lines[0]
-    assert problem in lines[0]
+    assert_key_error(["validate", str(path)], capsys, path, key, problem)
 
 
 def test_set_takes_units(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
