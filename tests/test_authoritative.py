@@ -197,13 +197,13 @@ def test_a_refusing_server_costs_its_round_trip() -> None:
 
 
 def test_all_servers_down_is_servfail_deferred_with_443_then_the_retry() -> None:
-    # Both down until 150: ns1 times out at 100.764, ns2 at 101.140: SERVFAIL, the stub
-    # hears it at 101.142. glibc's stub leaves a SERVFAIL for its next try at once
-    # (resolver_attempts 2, one resolver: the same resolver again; sim.mail.dns.Stub): a
-    # second walk, ns1 then ns2 (both remembered as timed out: equal rank, the nearer
-    # first) times out again, heard at 101.896: deferred with 451 4.4.3. A retry 100 s
-    # after the failure (intervals, no scan grid) at 201.896; the nearer, ns1, first, up
-    # again: 0.025.
+    # Both down until 150: ns1 times out at 100.764, ns2 at 101.140: SERVFAIL (cached
+    # for servfail_ttl, 1 s), the stub hears it at 101.142. glibc's stub leaves a
+    # SERVFAIL for its next try at once (resolver_attempts 2, one resolver: the same
+    # resolver again; sim.mail.dns.Stub): answered from the cache at 101.144: deferred
+    # with 451 4.4.3. A retry 100 s after the failure (intervals, no scan grid) at
+    # 201.144; both servers are remembered as timed out (equal rank): the nearer, ns1,
+    # first, up again: 0.025.
     data = world(duration=150)
     for ns in ("ns1", "ns2"):
         node(data, ns)["outages"] = [{"start": 0, "end": 150}]
@@ -211,14 +211,14 @@ def test_all_servers_down_is_servfail_deferred_with_443_then_the_retry() -> None
     res = run(data)
     row = res.messages.loc[0]
     assert row["status"] == "delivered" and row["attempts"] == 2 and row["deferrals"] == 1
-    deferred = SUBMITTED + 4 * TIMEOUT + 2 * STUB
-    assert deferred == pytest.approx(101.896, abs=1e-9)
+    deferred = SUBMITTED + 2 * TIMEOUT + 2 * STUB
+    assert deferred == pytest.approx(101.144, abs=1e-9)
     assert row["accepted"] == pytest.approx(deferred + 100 + NS1 + STUB + SESSION, abs=1e-9)
     a = res.attempts
     assert a is not None  # the lookup is no attempt row: the one session is the retry's
     assert list(a[(a["id"] == 0) & (a["hop"] == 1)]["attempt"]) == [2]
-    assert res.stats["resolver"]["dns"]["ns_timeouts"] == 4
-    assert res.stats["authoritative"]["ns1"] == {"answered": 1, "unanswered": 2, "refused": 0}
+    assert res.stats["resolver"]["dns"]["ns_timeouts"] == 2
+    assert res.stats["authoritative"]["ns1"] == {"answered": 1, "unanswered": 1, "refused": 0}
 
 
 def test_all_servers_down_at_the_end_leaves_the_row_in_flight_with_443() -> None:
@@ -253,14 +253,15 @@ def test_a_host_without_an_address_is_left_out() -> None:
 def test_servfail_windows_are_the_servers_answer() -> None:
     # A dns_failures window with ns: the server answers SERVFAIL (its zone is broken)
     # after its round trip, and no other server is tried: the stub hears it at 100.388 +
-    # 0.025 + 0.002 = 100.415 and tries again at once (glibc's next try): the same again,
-    # deferred at 100.442; the retry 100 s later, after the window, walks again.
+    # 0.025 + 0.002 = 100.415 and tries again at once (glibc's next try): the cached
+    # SERVFAIL (servfail_ttl 1 s) at 100.417, deferred; the retry 100 s later, after the
+    # window, walks again.
     data = world(dns_failures=[{"start": 0, "end": 150}])
     node(data, "mta").update(queue_run_delay=0, retry={"intervals": [100], "give_up": 86400})
     res = run(data)
     row = res.messages.loc[0]
     assert row["status"] == "delivered" and row["deferrals"] == 1
-    assert row["accepted"] == pytest.approx(SUBMITTED + 2 * (NS1 + STUB) + 100 + NS1 + STUB + SESSION, abs=1e-9)
+    assert row["accepted"] == pytest.approx(SUBMITTED + NS1 + 2 * STUB + 100 + NS1 + STUB + SESSION, abs=1e-9)
     assert res.stats["authoritative"]["ns2"]["answered"] == 0
 
 

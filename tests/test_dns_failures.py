@@ -152,18 +152,19 @@ def test_servfail_defers_with_443_recorded() -> None:
 def test_servfail_window_then_the_retry_after_it_delivers() -> None:
     res = run(world(SERVFAIL_WORLD, **RETRY))
     row = res.messages.loc[0]
-    # The resolution starts at 100.388, in the window [0, 150): SERVFAIL at 100.590;
-    # the stub's second try (glibc: attempts 2) resolves again from 100.590, SERVFAIL
-    # at 100.792, deferred. Postfix's backoff in whole seconds: floor(100.792) + the age
-    # (0) clamped to minimal_backoff_time 300, due at 400. The failure was not cached: a miss
-    # again, session at 400.202; accepted 400.202 + 0.256 + 0.002 = 400.460, delivered
-    # + 0.367 (as in the implicit-MX test) = 400.827.
+    # The resolution starts at 100.388, in the window [0, 150): SERVFAIL at 100.590,
+    # cached for servfail_ttl (1 s); the stub's second try (glibc: attempts 2) is
+    # answered from the cache at 100.592: deferred. Postfix's backoff in whole seconds:
+    # floor(100.592) + the age (0) clamped to minimal_backoff_time 300, due at 400. The
+    # cached failure has expired: a miss again, session at 400.202; accepted 400.202 +
+    # 0.256 + 0.002 = 400.460, delivered + 0.367 (as in the implicit-MX test) = 400.827.
     assert row["status"] == "delivered" and row["attempts"] == 2
     assert row["accepted"] == pytest.approx(400.0 + MISS + 0.258, abs=1e-9)
     assert row["accepted"] == pytest.approx(400.460, abs=1e-9)
     assert row["delivered"] == pytest.approx(400.827, abs=1e-9)
     assert row["final_reply"].startswith("250 ")
-    assert res.stats["resolver"]["dns"]["cache_hits"] == 0
+    dns = res.stats["resolver"]["dns"]
+    assert (dns["cache_hits"], dns["servfail_hits"], dns["servfails"]) == (1, 1, 1)
 
 
 def test_a_cached_answer_is_served_through_a_failure_window() -> None:
@@ -228,8 +229,8 @@ def test_typo_recipients_bounce_and_the_books_balance() -> None:
 def test_a_servfail_is_a_failed_session_for_the_destination() -> None:
     """As Postfix's smtp_sess_fail: with an initial window of 1 the one failed lookup
     (SERVFAIL twice: the stub's two tries end at 100.792) is a failed cohort (c = 1/1
-    reaches the limit 1): the destination is dead from 100.792 until 100.792 +
-    minimal_backoff_time 300 = 400.792. The retry due at 400 finds it
+    reaches the limit 1): the destination is dead from 100.592 until 100.592 +
+    minimal_backoff_time 300 = 400.592. The retry due at 400 finds it
     dead and is deferred at once (no attempt): due floor(400) + age (400 - 100 = 300)
     = 700, when the destination reopens: a miss (nothing cached), session at 700.202,
     accepted 700.460, delivered 700.827; final_reply 451 4.4.3 until then."""
@@ -241,19 +242,25 @@ def test_a_servfail_is_a_failed_session_for_the_destination() -> None:
 
 
 @pytest.mark.parametrize(
-    "start, end, accepted",
-    [(0, 100.3, 100.848), (0, 100.5, 101.050), (0, 100.6, 400.460), (100.4, 200, 100.848)],
+    "start, end, servfail_ttl, accepted",
+    [(0, 100.3, 1, 100.848), (0, 100.5, 1, 400.460), (0, 100.5, 0, 101.050), (0, 100.6, 0, 400.460),
+     (100.4, 200, 1, 100.848)],
 )
-def test_the_window_holds_when_the_resolution_starts(start: float, end: float, accepted: float) -> None:
+def test_the_window_holds_when_the_resolution_starts(
+    start: float, end: float, servfail_ttl: float, accepted: float
+) -> None:
     """The resolution starts at 100.388 and ends at 100.588: it fails when its start is
     in [start, end), whenever it ends (a window opening at 100.4, mid-resolution, is
     not seen): accepted at once, 100.848. A SERVFAIL sends glibc's stub to its next try
-    at once (its second round, the same resolver): a second resolution from 100.590 to
-    100.790 (nothing was cached), answered 100.792. It succeeds when 100.590 is past the
-    window's end (accepted 100.792 + 0.258 = 101.050; since the stub's SERVFAIL retry,
-    this case no longer defers), else the row is deferred with 451 4.4.3 and the retry
-    at floor(100.792) + 300 = 400 delivers it (400.460)."""
+    at once (its second round, the same resolver). With servfail_ttl 1 (the default)
+    that try is answered from the cache: deferred with 451 4.4.3, and the retry at
+    floor(100.592) + 300 = 400 delivers it (400.460). With servfail_ttl 0 nothing is
+    cached: a second resolution from 100.590 to 100.790, answered 100.792, succeeds
+    when 100.590 is past the window's end (accepted 100.792 + 0.258 = 101.050), else
+    the row is deferred and the retry at floor(100.792) + 300 = 400 delivers it."""
     there = dict(SERVFAIL_WORLD, dns_failures=[{"start": start, "end": end}])
-    row = run(world(there, **RETRY)).messages.loc[0]
+    data = world(there, **RETRY)
+    node(data, "dns")["servfail_ttl"] = servfail_ttl
+    row = run(data).messages.loc[0]
     assert row["status"] == "delivered"
     assert row["accepted"] == pytest.approx(accepted, abs=1e-9)

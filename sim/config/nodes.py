@@ -540,6 +540,9 @@ class ResolverNode(NodeBase):
     answer: Answer = Field(
         "none", description="how it answers a query while down: none (the stub times out) or refuse (port unreachable)"
     )
+    servfail_ttl: Seconds = Field(
+        1, ge=0, le=300, description="BIND servfail-ttl: how long a failed resolution is cached; 0: not at all"
+    )
     # Issue 9, part auth: walking to authoritative name servers (sim/mail/dns.py).
     unknown_server_time_limit: Seconds = Field(
         0.376, gt=0, le=MAX_TIME, description="Unbound: wait for a name server's answer before the next"

@@ -81,6 +81,8 @@ class Resolver:
         self.hits = 0
         self.negative_hits = 0
         self.servfails = 0
+        self.servfail_hits = 0  # SERVFAILs answered from the cache (servfail_ttl)
+        self.servfail_ttl = spec.servfail_ttl
         self.timeouts = 0  # queries unanswered: the resolver was down
         self.refused = 0  # queries refused: down, with its port closed
         self.evictions = 0
@@ -146,6 +148,7 @@ class Resolver:
             "hit_rate": self.hits / answered if answered else 0.0,
             "negative_hits": self.negative_hits,
             "servfails": self.servfails,
+            "servfail_hits": self.servfail_hits,
             "timeouts": self.timeouts,
             "refused": self.refused,
             "evictions": self.evictions,
@@ -184,7 +187,9 @@ class Resolver:
             if self._lru is not None:
                 self._lru.move_to_end(key)
             answer = cached[1]
-            if type(answer) is not tuple:
+            if answer is SERVFAIL:
+                self.servfail_hits += 1
+            elif type(answer) is not tuple:
                 self.negative_hits += 1
             if rtt > 0.0:  # a resolver on the same host answers at once: no event
                 yield env.timeout(rtt)
@@ -225,8 +230,9 @@ class Resolver:
 
     def _resolved(self, domain: Domain, event: simpy.Event, began: float) -> None:
         """Cache a resolution's answer: records for min(TTL, max_ttl), a negative
-        answer for min(SOA minimum, max_negative_ttl) (RFC 2308), a failure not at all;
-        nothing when the resolver went down meanwhile (the resolution was lost)."""
+        answer for min(SOA minimum, max_negative_ttl) (RFC 2308), a failure for
+        ``servfail_ttl`` (BIND's servfail-ttl; RFC 9520); nothing when the resolver went
+        down meanwhile (the resolution was lost)."""
         key = domain.index
         if self._pending.get(key) is not event:
             return
@@ -236,9 +242,12 @@ class Resolver:
         answer = cast(Answer, event.value)
         if answer is SERVFAIL:
             self.servfails += 1
-            return
         if self.caching:
-            if domain.negative is not None:
+            if answer is SERVFAIL:
+                ttl = self.servfail_ttl
+                if ttl <= 0.0:
+                    return
+            elif domain.negative is not None:
                 ttl = min(domain.negative, self.max_negative_ttl)
             elif domain.ns:  # part auth: until the first of its records expires
                 ttl = self._records_left(domain, answer)
@@ -432,15 +441,14 @@ class Resolver:
 
 def glibc_tries(servers: Sequence[Any], timeout: int, attempts: int) -> list[tuple[Any, int]]:
     """The tries of glibc's stub resolver in order, each (server, seconds to wait for
-    its answer): every server in turn, for ``attempts`` rounds. The first round waits
-    ``timeout`` for each; round r > 0 waits max(1, (timeout << r) // servers), the
-    integer arithmetic of glibc's ``send_dg`` (resolv/res_send.c)."""
+    its answer): every server in turn, for ``attempts`` rounds. The wait depends on the
+    server's place in the list, not on the round: the first server waits ``timeout``,
+    the server at index i > 0 max(1, (timeout << i) // servers), the integer
+    arithmetic of glibc's ``send_dg`` (resolv/res_send.c), whose ``ns`` is the server's
+    index."""
     n = len(servers)
-    return [
-        (server, timeout if r == 0 else max(1, (timeout << r) // n))
-        for r in range(attempts)
-        for server in servers
-    ]
+    waits = [(server, timeout if i == 0 else max(1, (timeout << i) // n)) for i, server in enumerate(servers)]
+    return waits * attempts
 
 
 class Stub:
