@@ -215,8 +215,10 @@ def test_all_servers_down_is_servfail_deferred_with_443_then_the_retry() -> None
     assert deferred == pytest.approx(101.144, abs=1e-9)
     assert row["accepted"] == pytest.approx(deferred + 100 + NS1 + STUB + SESSION, abs=1e-9)
     a = res.attempts
-    assert a is not None  # the lookup is no attempt row: the one session is the retry's
-    assert list(a[(a["id"] == 0) & (a["hop"] == 1)]["attempt"]) == [2]
+    assert a is not None  # the first attempt ended at the lookup (host_order 0), deferred
+    tries = a[(a["id"] == 0) & (a["hop"] == 1)]
+    assert list(tries["attempt"]) == [1, 2] and list(tries["host_order"]) == [0, 1]
+    assert list(tries["enhanced"]) == ["4.4.3", "2.0.0"]
     assert res.stats["resolver"]["dns"]["ns_timeouts"] == 2
     assert res.stats["authoritative"]["ns1"] == {"answered": 1, "unanswered": 1, "refused": 0}
 
@@ -272,12 +274,8 @@ def test_the_zone_is_read_when_the_server_answers(change_at: float, host: str) -
     data = world(ns=["ns2"])
     data["topology"]["nodes"].append({"id": "mx2", "kind": "mx"})
     data["topology"]["edges"].append({"a": "r", "b": "mx2", "latency": 0.015, "bandwidth": 5.0e6})
-
-    def hook(model: Any) -> None:
-        domain = model.ctx.domains["example.org"]
-        model.at(change_at, lambda: setattr(domain, "answer", ((10, "mx2"),)))
-
-    res = sim.run(parse_scenario(data), hook=hook)
+    data["domains"][0]["mx_changes"] = [{"at": change_at, "mx": [{"host": "mx2", "preference": 10}]}]
+    res = sim.run(parse_scenario(data))
     row = res.messages.loc[0]
     assert row["mx_host"] == host
     assert row["accepted"] == pytest.approx(SUBMITTED + NS2 + STUB + SESSION, abs=1e-9)
@@ -417,11 +415,11 @@ def test_books_balance_with_name_servers_failing(
         node(data, ns)["outages"] = [{"start": s, "end": e, "answer": a} for s, e, a in items]
     model = balanced(data, instants)
     m = model.recorder.messages()
-    # A deferral after an attempt (a lookup that failed among them) is recorded on its
-    # rows, never silent. (Mail a dead destination defers at once has no attempt and no
-    # reply: Postfix's "delivery temporarily suspended", the MTA's own.)
-    tried = m[(m["deferrals"] > 0) & (m["attempts"] > 0)]
-    assert tried["final_reply"].notna().all()
+    # A deferral is never silent: after an attempt (a lookup that failed among them) it
+    # is recorded on its rows, and mail a dead destination defers at once carries the
+    # reply that closed the destination (Postfix's "delivery temporarily suspended").
+    deferred = m[m["deferrals"] > 0]
+    assert deferred["final_reply"].notna().all()
     # Every query a walk sent reached a server or was lost on the way.
     stats = {c.id: c.stats() for c in model.ctx.nodes.values() if isinstance(c, AuthoritativeServer)}
     asked = sum(s["answered"] + s["unanswered"] + s["refused"] for s in stats.values())
@@ -450,3 +448,63 @@ def test_the_dns_outage_scenario() -> None:
     stats = res.stats["authoritative"]
     assert stats["cust-ns1"]["unanswered"] > 100 and stats["cust-ns2"]["unanswered"] > 100
     assert stats["provider-ns1"]["answered"] > 10  # the MX hosts' addresses, every 300 s
+
+
+def test_a_walk_cut_by_the_resolvers_outage_keeps_nothing() -> None:
+    """The walk for the first message runs from 100.388 to 100.413; dns is down from
+    100.40 to 100.45. The asker gets no answer: glibc's timeout (5 s), then a second
+    try at 105.388 finds the resolver up again with an empty cache: a new walk (ns1,
+    0.025), accepted 105.388 + 0.025 + 0.002 + 0.258 = 105.673. The cut walk's answer
+    is not kept (else the second try would be a hit: 105.648)."""
+    data = world(duration=150)
+    node(data, "dns")["outages"] = [{"start": 100.40, "end": 100.45}]
+    res = run(data)
+    assert res.messages.loc[0, "accepted"] == pytest.approx(SUBMITTED + 5 + NS1 + STUB + SESSION, abs=1e-9)
+    assert res.stats["resolver"]["dns"]["ns_queries"] == 2
+    assert res.stats["authoritative"]["ns1"]["answered"] == 2
+
+
+def test_an_evicted_walked_answer_is_walked_again() -> None:
+    """cache_size 1: a, b, a (each with ns1, 0.025 a walk). b's answer evicts a's, and
+    with it the MX records the walk kept: the third lookup walks again (0.025, not 0)."""
+    from sim.simulation.build import build
+
+    data = world(duration=250)
+    data["domains"] += [{"name": n, "mx": [{"host": "mx", "preference": 1}], "ns": ["ns1"]}
+                        for n in ("a.example", "b.example")]
+    node(data, "dns")["cache_size"] = 1
+    model = build(parse_scenario(data))
+    dns, domains = model.node("dns"), model.ctx.domains
+    took: list[float] = []
+
+    def asker() -> Any:
+        for name in ("a.example", "b.example", "a.example"):
+            t0 = model.env.now
+            yield from dns.lookup(domains[name], 0.0)
+            took.append(model.env.now - t0)
+
+    model.env.process(asker())
+    model.env.run(until=50)
+    assert took == pytest.approx([NS1, NS1, NS1], abs=1e-9)
+    assert (dns.evictions, dns.ns_queries) == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "change, first, second",
+    [({"host": "mx", "mx_changes": [{"at": 150, "mx": []}]}, NS1, 2 * NS1),
+     ({"mx": [], "host": "mx", "mx_changes": [{"at": 150, "mx": [{"host": "mx", "preference": 10}]}]},
+      2 * NS1, NS1)],
+    ids=["explicit-to-implicit", "implicit-to-explicit"],
+)
+def test_an_mx_change_to_or_from_an_implicit_mx_changes_the_walk(
+    change: dict[str, Any], first: float, second: float
+) -> None:
+    """mx_ttl and a_ttl 10, messages at 100.388 and 200.388. Explicit MX records come
+    with the host's address (one query, 0.025); an implicit MX (the domain's A record)
+    needs the MX query, then the address query (0.05). After the change at 150 the
+    second lookup pays what the new zone costs."""
+    data = world(duration=250, mx_ttl=10, **change)
+    node(data, "mx")["a_ttl"] = 10
+    rows = sim.run(parse_scenario(data)).messages.sort_index()
+    assert rows.loc[0, "accepted"] == pytest.approx(SUBMITTED + first + STUB + SESSION, abs=1e-9)
+    assert rows.loc[1, "accepted"] == pytest.approx(SUBMITTED + 100 + second + STUB + SESSION, abs=1e-9)

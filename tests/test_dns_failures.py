@@ -68,7 +68,14 @@ def test_nxdomain_bounces_after_the_lookup_with_a_dsn() -> None:
     expect(dsn, delivered_dsn(SUBMITTED + MISS, 12_000))
     a = res.attempts
     assert a is not None
-    assert list(a[(a["id"] == 0) & (a["hop"] == 1)]["dst"]) == []  # no server was tried
+    # No MX host was tried: one attempt row that ended at the lookup (host_order 0,
+    # the resolver that answered), from the lookup's start to the bounce.
+    tries = a[(a["id"] == 0) & (a["hop"] == 1)]
+    assert list(tries["dst"]) == ["dns"] and list(tries["host_order"]) == [0]
+    assert list(tries["reply"]) == [550] and list(tries["enhanced"]) == ["5.1.2"]
+    assert list(tries["outcome"]) == ["bounced"]
+    assert list(tries["start"]) == pytest.approx([SUBMITTED], abs=1e-9)
+    assert list(tries["end"]) == pytest.approx([SUBMITTED + MISS], abs=1e-9)
     assert res.stats["resolver"]["dns"]["queries"] == 2  # there, then example.org
 
 

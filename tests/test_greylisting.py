@@ -328,3 +328,20 @@ def test_a_domain_table_is_shared_by_its_mx_hosts() -> None:
     tries = per_host.attempts[(per_host.attempts["id"] == 0) & (per_host.attempts["hop"] == 1)]
     assert list(tries["reply"].fillna(0))[:4] == [450, 0, 0, 450]
     assert "domain" not in per_host.stats
+
+
+def test_a_greylisted_recipient_counts_towards_the_rate_limit() -> None:
+    """Postfix's smtpd asks anvil before its recipient restrictions (postgrey among
+    them), so a greylisted RCPT counts. One RCPT per client per 1000 s: the 1st attempt
+    (100.59) is counted (1) and greylisted; the retry at the scan at 600 (600.202) is
+    the 2nd RCPT in the window that opened at 100.59: refused by the rate limit (450
+    4.7.1 too many recipients). Deferred at 600.458: age 500 -> due 1100 -> the scan at
+    1200: the window ran out at 1100.59, a new one counts 1; the triplet is old enough:
+    accepted at 1200.46. (Were the greylisted RCPT not counted, the 600 retry would
+    pass: accepted 600.46.)"""
+    data = greylisted_world("postfix")
+    data["drain"] = 2000
+    node(data, "mx")["rate_limits"] = {"smtpd_client_recipient_rate_limit": 1, "anvil_rate_time_unit": 1000}
+    row, tries = attempts_of(data)
+    assert list(tries["reply"]) == [450, 450, 250]
+    assert row["accepted"] == pytest.approx(1200 + ACCEPT, abs=1e-9)

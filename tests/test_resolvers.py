@@ -138,7 +138,12 @@ def test_the_deferral_is_at_the_end_of_the_last_timeout() -> None:
     assert row["accepted"] == pytest.approx(410 + MISS + SESSION, abs=1e-9)
     a = res.attempts
     assert a is not None
-    assert list(a[(a["id"] == 0) & (a["hop"] == 1)]["dst"]) == ["mx2"]  # the retry's session only
+    tries = a[(a["id"] == 0) & (a["hop"] == 1)]
+    # The first attempt ended at the lookup (host_order 0, dst the resolver, 451 4.4.3,
+    # deferred, from 100.388 to 110.388); the retry's session at mx2.
+    assert list(tries["dst"]) == ["dns", "mx2"] and list(tries["host_order"]) == [0, 1]
+    assert list(tries["enhanced"]) == ["4.4.3", "2.0.0"] and list(tries["outcome"]) == ["deferred", "delivered"]
+    assert list(tries["end"])[0] == pytest.approx(SUBMITTED + 10, abs=1e-9)
 
 
 def test_a_failed_lookup_is_a_failed_session_for_the_destination() -> None:
@@ -541,3 +546,58 @@ def test_the_migration_figures_in_dns_md(
     if not sets:
         assert sim.run(scenario, trace=True).messages.equals(m)
 
+
+
+def test_a_resolvers_reasons_to_be_down_add_up() -> None:
+    """A hook takes dns down at 50 for good; a scheduled outage from 60 to 70 ends, but
+    does not bring it up: the message at 100.388 never gets an answer (in flight at
+    the end, 451 4.4.3). A reason given as the hooks of MX hosts give it is a reason,
+    not a way of answering: the node's own (none: silence)."""
+    data = resolvers_world()
+    down(data, "dns", 60, 70)
+    res = sim.run(parse_scenario(data), hook=lambda model: model.at(50, lambda: model.node("dns").set_up(False)))
+    row = res.messages.loc[0]
+    assert row["status"] == "in_flight" and row["final_reply"] == SERVFAIL_LINE
+    model = build(parse_scenario(resolvers_world()))
+    model.node("dns").set_up(False, "maintenance")
+    assert not model.node("dns").up and not model.node("dns").refusing
+    model.node("dns").set_up(True, "another")
+    assert not model.node("dns").up
+    model.node("dns").set_up(True, "maintenance")
+    assert model.node("dns").up
+
+
+def test_an_answer_is_cached_with_the_ttl_it_came_with() -> None:
+    """``there`` is NODATA (negative_ttl 60) until 150.1, then has records with
+    mx_ttl 86400. A resolution that starts at 150.0 (before the change) answers NODATA
+    at 150.2 and caches it for the NODATA's 60 s, not for the new records' day."""
+    there = dict(THERE, mx=[], negative_ttl=60, mx_ttl=86400,
+                 mx_changes=[{"at": 150.1, "mx": [{"host": "mx3", "preference": 10}]}])
+    model = build(parse_scenario(resolvers_world(there, duration=1)))
+    dns, domain = model.node("dns"), model.ctx.domains["there"]
+    model.ctx.domains.start(model.env)
+    got: list[Any] = []
+
+    def asker() -> Any:
+        yield model.env.timeout(150.0)
+        got.append((yield from dns.lookup(domain, 0.0)))
+
+    model.env.process(asker())
+    model.env.run(until=151)
+    assert got[0].enhanced == "5.4.4"
+    expiry, _ = dns._cache[domain.index]
+    assert expiry == pytest.approx(150.2 + 60, abs=1e-9)
+
+
+def test_mail_for_a_dead_destination_keeps_the_reply_that_closed_it() -> None:
+    """As above (initial window 1, dns down until 200): the first message's lookup fails
+    at 110.388 and kills the destination until 410.388. The second message, submitted
+    at 200.388, is deferred at once without an attempt; it is told why: the 451 4.4.3
+    that closed the destination (Postfix: "delivery temporarily suspended")."""
+    data = resolvers_world(initial_destination_concurrency=1, duration=250, **RETRY)
+    down(data, "dns", 0, 200)
+    data["drain"] = 50  # the run ends at 300, with both rows waiting
+    m = run(data).messages
+    assert list(m["status"]) == ["in_flight", "in_flight"]
+    assert list(m["deferrals"]) == [1, 1]
+    assert list(m["final_reply"]) == [SERVFAIL_LINE, SERVFAIL_LINE]

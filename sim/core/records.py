@@ -366,6 +366,11 @@ class Recorder:
         """The sending MTA heard ``reply`` for the message (its ``final_reply`` so far)."""
         self._reply[mid] = self.replies.code(reply.line)
 
+    def same_reply(self, mid: int, other: int) -> None:
+        """Row ``mid`` is told what row ``other`` was told last (mail deferred because its
+        destination died keeps the reply that closed it)."""
+        self._reply[mid] = self._reply[other]
+
     def attempt(
         self,
         mid: int,

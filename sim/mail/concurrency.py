@@ -50,7 +50,7 @@ class Destination:
     """
 
     __slots__ = ("busy", "parked", "reserved", "window", "success", "failure", "cohorts",
-                 "until", "timer")
+                 "until", "timer", "cause")
 
     def __init__(self, window: int = 1) -> None:
         self.busy = 0  # attempts in progress (and reserved slots)
@@ -62,6 +62,7 @@ class Destination:
         self.cohorts = 0.0  # failed pseudo-cohorts in a row (Postfix's fail_cohorts)
         self.until = 0.0  # when a dead or suspended destination opens again
         self.timer = False  # a wake-up for parked mail is pending (rate delay)
+        self.cause = -1  # a row whose last reply tells why it died (-1: none)
 
     @property
     def dead(self) -> bool:

@@ -37,7 +37,7 @@ from ..config import ResolverNode
 from ..config.nodes import MXNode, RelayNode
 from ..core.component import Context, registers
 from .authoritative import ANSWERS, REFUSES, SILENT, AuthoritativeServer
-from .domains import Domain
+from .domains import Domain, Zone
 from .dsn import NULL_MX
 from .smtp import SERVFAIL, Reply
 
@@ -62,6 +62,9 @@ class Resolver:
         self.max_ttl = spec.max_ttl
         self.max_negative_ttl = spec.max_negative_ttl
         self._draw = ctx.streams.sampler(spec.lookup, "resolver", spec.id, "lookup")
+        # TXT queries draw from a stream of their own: turning an MX's checks on leaves
+        # the MX lookups' times as they were (common random numbers across variants).
+        self._record_draw = ctx.streams.sampler(spec.lookup, "resolver", spec.id, "records")
         self._cache: dict[int, tuple[float, Answer]] = {}  # domain index -> (expiry, answer)
         # With a size limit the cache keeps its use order (an OrderedDict: O(1) touch and
         # eviction); without one, a plain dict and no bookkeeping.
@@ -73,6 +76,7 @@ class Resolver:
         self.up = True
         self.refusing = False  # while down: refuse queries (port unreachable), else silence
         self._refuse = spec.answer == "refuse"  # how it is down unless an outage says
+        self._down: dict[str, bool] = {}  # why it is down -> whether it refuses meanwhile
         self._epoch = 0  # times it went down: a resolution from before then answers no one
         self._outages = sorted(
             (o.start, o.end, self._refuse if o.answer is None else o.answer == "refuse") for o in spec.outages
@@ -87,7 +91,7 @@ class Resolver:
         self.refused = 0  # queries refused: down, with its port closed
         self.evictions = 0
         self._resolutions = array("d")  # how long each resolution (a miss) took
-        # Issue 9, part auth: walks to authoritative servers, for domains with ns:.
+        # Walks to authoritative servers, for domains with ns:.
         self._ctx = ctx
         self.time_limit = spec.unknown_server_time_limit
         self.infra_ttl = spec.infra_host_ttl
@@ -112,25 +116,36 @@ class Resolver:
         env = self.env
         for start, end, refuse in self._outages:
             yield env.timeout(start - env.now)
-            self.set_up(False, refuse)
+            self.set_up(False, "outage", refuse)
             yield env.timeout(end - env.now)
-            self.set_up(True)
+            self.set_up(True, "outage")
 
-    def set_up(self, up: bool, refuse: bool | None = None) -> None:
-        """Take the resolver down or bring it back. Down, it answers no query, or with
+    def set_up(self, up: bool, reason: str | None = None, refuse: bool | None = None) -> None:
+        """Take the resolver down for ``reason`` or bring it back, as an MX host's
+        ``set_up``: reasons add up (the end of an outage does not undo a hook's), and a
+        silent reason wins over refusing ones. Down, it answers no query, or with
         ``refuse`` (default: the node's ``answer``) refuses each: the host answers
         "port unreachable" after a round trip, and glibc moves to its next server at
-        once. Going down loses what it held in memory: the cache (a restarted Unbound or
-        BIND starts empty) and the resolutions in progress, whose askers get no answer."""
-        if self.up and not up:
+        once. Going down loses what it held in memory: every cache (a restarted Unbound
+        or BIND starts empty), what it knew of slow servers, and the resolutions in
+        progress, whose askers get no answer and whose results are dropped."""
+        if not up:
+            self._down[reason or "manual"] = self._refuse if refuse is None else refuse
+        elif reason is None:
+            self._down.clear()
+        else:
+            self._down.pop(reason, None)
+        if self.up and self._down:
             self._cache.clear()
             self._pending.clear()
-            self._records = None  # the TXT-style records' cache too (part content)
-            self._mx.clear()  # and the records walks fetched (part auth)
+            self._records = None  # the TXT records' cache
+            self._mx.clear()  # the records walks fetched
             self._addresses.clear()
+            self._fetching.clear()
+            self._timed_out.clear()
             self._epoch += 1
-        self.up = up
-        self.refusing = not up and (self._refuse if refuse is None else refuse)
+        self.up = not self._down
+        self.refusing = bool(self._down) and all(self._down.values())
 
     def holding(self) -> int:
         """A resolver holds no messages."""
@@ -160,6 +175,7 @@ class Resolver:
         if self.record_queries:  # MX hosts' SPF/DKIM/DMARC queries (sim.mail.content)
             out["record_queries"] = self.record_queries
             out["record_hits"] = self.record_hits
+            out["record_timeouts"] = self.record_timeouts
         for name, q in (("p50", 50), ("p95", 95), ("p99", 99)):
             out[f"resolution_{name}"] = float(np.percentile(times, q)) if times is not None else 0.0
         out["resolution_mean"] = float(times.mean()) if times is not None else 0.0
@@ -203,26 +219,27 @@ class Resolver:
             began = env.now
             pending.callbacks.append(lambda event: self._resolved(domain, event, began))
         epoch = self._epoch
-        answer = yield pending
+        value = yield pending
         if self._epoch != epoch:  # it went down meanwhile: the answer never comes
             self.timeouts += 1
             return None
         if rtt > 0.0:
             yield env.timeout(rtt)
-        return answer
+        return value if value is SERVFAIL else value[0]
 
     def _resolve(self, domain: Domain) -> simpy.Event:
-        """Resolve ``domain`` (a cache miss): an event whose value is the answer.
+        """Resolve ``domain`` (a cache miss): an event whose value is the zone's answer
+        with its TTL (a :data:`~sim.mail.domains.Zone`), or SERVFAIL.
 
-        The zone's answer as it stands when the resolution starts, or SERVFAIL when it
-        starts in one of the domain's failure windows (decided here, so that every
-        asker gets the same answer), after a lookup time drawn from ``lookup``; for a
-        domain with name servers, the walk to them (``_walk``).
+        The zone as it stands when the resolution starts, or SERVFAIL when it starts in
+        one of the domain's failure windows (decided here, so that every asker gets the
+        same answer), after a lookup time drawn from ``lookup``; for a domain with name
+        servers, the walk to them (``_walk``).
         """
         if domain.ns:
             return self.env.process(self._walk(domain))
         failed = domain.failures and self._failing(domain.failures, self.env.now)
-        return self.env.timeout(self._draw(), SERVFAIL if failed else domain.answer)
+        return self.env.timeout(self._draw(), SERVFAIL if failed else domain.zone)
 
     @staticmethod
     def _failing(windows: tuple[tuple[float, float], ...], now: float) -> bool:
@@ -239,20 +256,18 @@ class Resolver:
         del self._pending[key]
         now = self.env.now
         self._resolutions.append(now - began)
-        answer = cast(Answer, event.value)
-        if answer is SERVFAIL:
+        value = event.value
+        if value is SERVFAIL:
             self.servfails += 1
         if self.caching:
-            if answer is SERVFAIL:
+            if value is SERVFAIL:
+                answer: Answer = SERVFAIL
                 ttl = self.servfail_ttl
                 if ttl <= 0.0:
                     return
-            elif domain.negative is not None:
-                ttl = min(domain.negative, self.max_negative_ttl)
-            elif domain.ns:  # part auth: until the first of its records expires
-                ttl = self._records_left(domain, answer)
             else:
-                ttl = min(domain.mx_ttl, self.max_ttl)
+                answer, ttl, negative, _ = cast(Zone, value)
+                ttl = min(ttl, self.max_negative_ttl if negative else self.max_ttl)
             lru = self._lru
             if lru is None:
                 self._cache[key] = (now + ttl, answer)
@@ -262,23 +277,30 @@ class Resolver:
             lru[key] = (now + ttl, answer)
             lru.move_to_end(key)
             if len(lru) > self.cache_size:
-                lru.popitem(last=False)
+                evicted, _ = lru.popitem(last=False)
+                self._mx.pop(evicted, None)  # the MX records a walk kept for it go too
                 self.evictions += 1
 
-    # -- TXT-style records (issue 9, part content): SPF, DKIM keys, DMARC policies ------
+    # -- TXT records: SPF, DKIM keys, DMARC policies (sim.mail.content) -----------------
     # Their own cache and counters, made at the first query: a resolver no MX checks
     # with costs nothing more.
     _records: dict[int, tuple[float, float, float]] | None = None  # key -> (start, ready, expiry)
     record_queries = 0
     record_hits = 0
+    record_timeouts = 0
 
     def records(self, key: int, ttl: float, at: float) -> float:
         """How long the resolver takes to answer a query for the record ``key`` asked
         at ``at`` (now or later in the asking session): 0 from the cache; the rest of a
         resolution in progress (coalesced); else a ``lookup`` draw, after which the
-        answer is cached for min(``ttl``, ``max_ttl``). The round trip to the resolver
-        is the asker's. No event: the asker adds the time to its own."""
+        answer is cached for min(``ttl``, ``max_ttl``). While the resolver is down the
+        query goes unanswered: the asker waits out glibc's timeout (``RECORD_TIMEOUT``)
+        and nothing is cached. The round trip to the resolver is the asker's. No event:
+        the asker adds the time to its own."""
         self.record_queries += 1
+        if not self.up:
+            self.record_timeouts += 1
+            return RECORD_TIMEOUT
         cache = self._records
         if cache is None:
             cache = self._records = {}
@@ -290,48 +312,56 @@ class Resolver:
                 return 0.0
             if start <= at < ready:  # a resolution in progress: wait for it
                 return ready - at
-        took = self._draw()
+        took = self._record_draw()
         if self.caching and (entry is None or at >= entry[2] or at + took < entry[1]):
             cache[key] = (at, at + took, at + took + min(ttl, self.max_ttl))
         return took
 
+    # -- The walk to authoritative name servers (domains with ns:) ---------------------
 
-    # Issue 9, part auth: the walk to authoritative name servers.
-
-    def _walk(self, domain: Domain) -> Generator[simpy.Event, Any, Answer]:
+    def _walk(self, domain: Domain) -> Generator[simpy.Event, Any, Zone | Reply]:
         """A miss for a domain with name servers: its MX records (from the cache, or
         asked of its servers), then the address records of each MX host missing from
         the cache, one host after another in preference order (Postfix's
         ``smtp_addr_list``). Addresses an answering server serves come with the MX
         answer (the additional section). A host whose address cannot be had is left
         out of the answer; none left is SERVFAIL."""
-        env = self.env
+        env, epoch = self.env, self._epoch
         held = self._mx.get(domain.index) if self.caching else None
         given: tuple[str, ...] = ()  # hosts whose addresses came with the MX answer
         if held is not None and held[0] > env.now:
             answer = held[1]
         else:
-            answer, server = yield from self._ask(domain.ns, domain)
-            if server is None or not (type(answer) is tuple or answer is NULL_MX):
-                return answer  # SERVFAIL (not cached) or NXDOMAIN (cached negatively)
+            got, server = yield from self._ask(domain.ns, domain)
+            if self._epoch != epoch:  # the resolver went down meanwhile: nothing is kept
+                return SERVFAIL
+            if server is None:
+                return SERVFAIL
+            zone = cast(Zone, got)
+            answer, ttl, _, implicit = zone
+            if not (type(answer) is tuple or answer is NULL_MX):
+                return zone  # NXDOMAIN or NODATA, cached negatively
             if self.caching:
-                self._mx[domain.index] = (env.now + min(domain.mx_ttl, self.max_ttl), answer)
-            if type(answer) is tuple and domain.spec.mx:  # an implicit MX has no additional section
+                self._mx[domain.index] = (env.now + min(ttl, self.max_ttl), answer)
+            if type(answer) is tuple and not implicit:  # an implicit MX has no additional section
                 given = tuple(host for _, host in answer if self._serves(server, host))
                 for host in given:
                     self._cache_address(host)
         if type(answer) is not tuple:
-            return answer  # null MX: no hosts
+            return (answer, self._records_left(domain, answer), False, False)  # null MX: no hosts
         missing = [host for _, host in answer if host not in given and self._addresses.get(host, 0.0) <= env.now]
         lost: list[str] = []
         for host in missing:
             if not (yield from self._address(host, domain)):
                 lost.append(host)
+            if self._epoch != epoch:
+                return SERVFAIL
         if lost:
             answer = tuple(r for r in answer if r[1] not in lost)
             if not answer:
                 return SERVFAIL
-        return answer
+        # Served from the cache until the first of its records expires.
+        return (answer, self._records_left(domain, answer), False, False)
 
     def _serves(self, server: str, host: str) -> bool:
         """Whether ``server`` holds ``host``'s address records: it serves the host's
@@ -346,15 +376,17 @@ class Resolver:
         if pending is None:
             servers = self._host(host)[0] or domain.ns  # its own zone's, or the domain's
             pending = self._fetching[host] = self.env.process(self._fetch(host, servers))
-            pending.callbacks.append(lambda _: self._fetched(host))
+            pending.callbacks.append(lambda event: self._fetched(host, event))
         return cast(bool, (yield pending))
 
-    def _fetched(self, host: str) -> None:
-        self._fetching.pop(host, None)
+    def _fetched(self, host: str, event: simpy.Event) -> None:
+        if self._fetching.get(host) is event:  # not one from before an outage
+            del self._fetching[host]
 
     def _fetch(self, host: str, servers: Sequence[str]) -> Generator[simpy.Event, Any, bool]:
+        epoch = self._epoch
         _, server = yield from self._ask(servers, None)
-        if server is None:
+        if server is None or self._epoch != epoch:
             return False
         self._cache_address(host)
         return True
@@ -373,10 +405,11 @@ class Resolver:
 
     def _ask(
         self, servers: Sequence[str], domain: Domain | None
-    ) -> Generator[simpy.Event, Any, tuple[Answer, str | None]]:
-        """One query to the servers in turn until one answers: ``domain``'s MX answer
-        (None: a host's addresses), read from the zone when the server answers, and the
-        server that answered (None: none did, and the answer is SERVFAIL).
+    ) -> Generator[simpy.Event, Any, tuple[Zone | Answer, str | None]]:
+        """One query to the servers in turn until one answers: ``domain``'s zone (its
+        answer with the TTL; for None, a host's addresses: ``()``), read when the server
+        answers, and the server that answered (None: none did, and the answer is
+        SERVFAIL).
 
         A server answers after the round trip and its answer time; a silent one (down,
         or the query or its answer lost on a lossy path) costs ``time_limit`` and is
@@ -392,12 +425,13 @@ class Resolver:
             state = SILENT if p > 0.0 and self._loss() < 1.0 - (1.0 - p) ** 2 else server.ask()
             if state == ANSWERS:
                 yield env.timeout(link.latency + server.answer_time())
+                answer: Zone | Answer
                 if domain is None:
-                    answer: Answer = ()
+                    answer = ()
                 elif domain.failures and self._failing(domain.failures, env.now):
                     answer = SERVFAIL  # the zone is broken at its servers: no use trying others
                 else:
-                    answer = domain.answer
+                    answer = domain.zone
                 if link.latency > 0.0:
                     yield env.timeout(link.latency)
                 return answer, (None if answer is SERVFAIL else sid)
@@ -437,6 +471,12 @@ class Resolver:
             for _, host in answer:
                 expiry = min(expiry, addresses.get(host, 0.0))
         return max(0.0, expiry - self.env.now)
+
+
+# What a TXT query to a resolver that is down costs its asker (an MX checking SPF,
+# DKIM, DMARC): glibc's first timeout (resolv.conf(5) timeout:5), after which the check
+# gives up (a temperror) and passes.
+RECORD_TIMEOUT = 5.0
 
 
 def glibc_tries(servers: Sequence[Any], timeout: int, attempts: int) -> list[tuple[Any, int]]:

@@ -18,14 +18,17 @@ from ..config import Domain as DomainSpec, MXRecord
 
 from .dsn import NULL_MX
 from .policies import Greylist
-from .smtp import NXDOMAIN
 from .smtp import NODATA, NXDOMAIN
 from .traffic import Receivers
 
 if TYPE_CHECKING:
     from .devices import Readers
 
-__all__ = ["Directory", "Domain"]
+__all__ = ["Directory", "Domain", "Zone"]
+
+# A zone's answer to an MX query as a resolver reads it: (the answer, its TTL, whether
+# the TTL is a negative one (RFC 2308), whether the answer is an implicit MX).
+Zone = tuple[Any, float, bool, bool]
 
 
 class Domain:
@@ -42,6 +45,8 @@ class Domain:
         "mx_ttl",
         "answer",
         "negative",
+        "implicit",
+        "zone",
         "failures",
         "greylist",
         "ns",
@@ -65,6 +70,7 @@ class Domain:
         self.mx: tuple[tuple[int, str], ...] = ()
         self.answer: Any = ()
         self.negative: float | None = None
+        self.implicit = False  # the answer is the domain's A record as an implicit MX
         self.mx_ttl = spec.mx_ttl
         if not spec.exists:
             self.answer, self.negative = NXDOMAIN, spec.negative_ttl
@@ -72,6 +78,7 @@ class Domain:
             self.answer = NULL_MX
         else:
             self._publish(spec.mx)
+        self.zone: Zone = self._zone()
         self.failures = tuple((w.start, w.end) for w in spec.dns_failures)
         grey = spec.greylisting
         # The domain's own greylisting table, shared by every MX host that receives for it.
@@ -93,22 +100,33 @@ class Domain:
         the domain's A record as an implicit MX of preference 0 (RFC 5321 5.1), or
         NODATA (neither), negative for the SOA minimum (RFC 2308 5)."""
         records = [(r.preference, r.host) for r in mx]
-        if not records and self.spec.host is not None:
-            records = [(0, self.spec.host)]
+        host = self.spec.host
+        self.implicit = not records and host is not None
+        if not records and host is not None:
+            records = [(0, host)]
         self.mx = tuple(sorted(records))
         if self.mx:
             self.answer, self.negative = self.mx, None
         else:
             self.answer, self.negative = NODATA, self.spec.negative_ttl
 
+    def _zone(self) -> Zone:
+        """What the zone answers now, in one piece: (answer, its TTL, whether that is a
+        negative TTL, whether the answer is an implicit MX). A resolver reads it once per
+        answer, so an answer and its TTL always belong together."""
+        negative = self.negative is not None
+        return (self.answer, self.negative if negative else self.mx_ttl, negative, self.implicit)  # type: ignore[return-value]
+
     def _changes(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
         """The zone's MX changes at their times. What resolvers cached before stays
-        theirs until it expires: only a resolution that starts after a change sees it."""
+        theirs until it expires; a resolution sees the zone as it is when it reads it
+        (a plain lookup when it starts, a walk when the server answers)."""
         for change in self.spec.mx_changes:
             yield env.timeout(change.at - env.now)
             self._publish(change.mx)
             if change.mx_ttl is not None:
                 self.mx_ttl = change.mx_ttl
+            self.zone = self._zone()
 
     def __repr__(self) -> str:
         return f"Domain({self.name!r})"

@@ -149,6 +149,7 @@ class MTA:
         # Each MX answer's hosts by preference: their order when there are no ties.
         self._groups: dict[tuple[tuple[int, str], ...], tuple[Any, ...]] = {}
         self.resolver: Resolver | None = None  # the first of resolv.conf's servers
+        self._resolver_code = 0  # its node code, for the attempt rows of failed lookups
         self.stub: Stub | None = None  # the stub resolver's timeouts and further servers
         self.started = False
         self.workers: list[simpy.Process] = []  # delivery agents started so far
@@ -196,6 +197,7 @@ class MTA:
         spec = self.spec
         servers = [self.ctx.node(name, Resolver) for name in spec.nameservers]
         self.resolver = servers[0]
+        self._resolver_code = self.recorder.nodes.code(servers[0].id)  # lookups' attempt rows
         self.stub = Stub(self.env, self.network, self.id, servers, spec.resolver_timeout, spec.resolver_attempts)
         self.started = True
         # Workers are started when work arrives and none is idle (sim.core.queues).
@@ -467,10 +469,10 @@ class MTA:
                         if type(answer) is tuple:
                             hosts = (answer[0][1],) if len(answer) == 1 and plain else self._hosts(answer)
                             if not hosts:  # a relay with no better host (RFC 5321 5.1)
-                                outcome, pending = self._settle(pending, LOOPS_BACK), ()
+                                outcome, pending = self._settle(pending, LOOPS_BACK, sent, self.code), ()
                         else:  # NXDOMAIN, null MX, NODATA (bounce) or SERVFAIL (defer): sim.mail.dns
                             hosts = ()
-                            outcome = self._settle(pending, answer)  # type: ignore[arg-type]
+                            outcome = self._settle(pending, answer, sent, self._resolver_code)  # type: ignore[arg-type]
                             if outcome == _BOUNCED:
                                 pending = ()
                     else:
@@ -504,7 +506,7 @@ class MTA:
                 # waiting for the destination takes the session over.
                 dest.busy -= 1
                 if policy.finished(dest, outcome, env.now):
-                    self._defer_parked(dest)  # it has just died: its waiting mail too
+                    self._defer_parked(dest, pending)  # it has just died: its waiting mail too
                 elif dest.reserved or policy.allows(dest, env.now):
                     following = self._waiting(dest, domain)
                 if following is not None:
@@ -536,7 +538,7 @@ class MTA:
                     kept = None
                 dest.busy -= 1
                 if policy.finished(dest, outcome, env.now):
-                    self._defer_parked(dest)
+                    self._defer_parked(dest, pending)
             if pending:  # not settled: still ours
                 self.in_session -= len(pending)
                 if sessions is not None:
@@ -818,6 +820,8 @@ class MTA:
         defer it at once when nothing would ever take it from there (a dead
         destination, as Postfix's "delivery temporarily suspended")."""
         if dest.window == DEAD or not (dest.busy or dest.window == SUSPENDED):
+            if dest.window == DEAD and dest.cause >= 0:
+                self._suspended(envelope, dest.cause)
             self._defer(envelope, dest)
             return
         dest.parked.append(envelope)  # the next attempt there to finish takes it
@@ -826,13 +830,26 @@ class MTA:
         if dest.window == SUSPENDED and not dest.timer:
             self._wake_at(dest)
 
-    def _defer_parked(self, dest: Destination) -> None:
-        """The destination has just died: the mail parked there is deferred at once."""
+    def _defer_parked(self, dest: Destination, failed: Envelope) -> None:
+        """The destination has just died after the attempt that left ``failed`` unsettled:
+        the mail parked there is deferred at once, and so is what comes for it while it
+        is dead, each row with the reply that closed it (Postfix: "delivery temporarily
+        suspended: " and the cause), never a silent deferral."""
+        dest.cause = failed[0].id if failed else -1
         parked = dest.parked
         if self._parked_level is not None:
             self._parked_level.add(self.env.now, -len(parked))
         while parked:
-            self._defer(parked.popleft(), dest)
+            envelope = parked.popleft()
+            if dest.cause >= 0:
+                self._suspended(envelope, dest.cause)
+            self._defer(envelope, dest)
+
+    def _suspended(self, envelope: Envelope, cause: int) -> None:
+        """The rows of ``envelope`` take the reply of the row ``cause`` as theirs."""
+        rec = self.recorder
+        for msg in envelope:
+            rec.same_reply(msg.id, cause)
 
     def _next(self, dest: Destination) -> Envelope | None:
         """An agent finished an attempt at ``dest`` where mail is parked: it takes the
@@ -884,20 +901,31 @@ class MTA:
         # ``until``: the pause is over, whatever the last bit says.
         self._wake(dest, max(self.env.now, dest.until))
 
-    def _settle(self, rows: Envelope, reply: Reply) -> Outcome:
+    def _settle(self, rows: Envelope, reply: Reply, start: float, dst: int) -> Outcome:
         """The MTA's own ``reply`` for the rows, no session held: a permanent one bounces
         them (no host is better than this server, RFC 5321 5.1; NXDOMAIN; null MX; NODATA); a
         temporary one (SERVFAIL) is recorded and leaves them to be deferred, a failed
         session for the destination's feedback (Postfix's smtp reports a DNS failure
-        as a site failure: ``smtp_sess_fail``, the queue throttled)."""
+        as a site failure: ``smtp_sess_fail``, the queue throttled).
+
+        With the attempts table, each row gets an attempt row that ended before any MX
+        host was tried: ``host_order`` 0, from ``start`` (the look-up's) to now, ``dst``
+        the node that gave the answer (the resolver; the MTA itself for a loop), the
+        reply and its outcome, as Postfix logs a delivery attempt that failed at the MX
+        look-up."""
         now = self.env.now
         rec = self.recorder
-        if not reply.permanent:
+        permanent = reply.permanent
+        if rec.tracing:
+            outcome = _BOUNCED if permanent else _DEFERRED
+            for msg in rows:
+                rec.attempt(msg.id, msg.hop + 1, msg.attempts, 0, self.code, dst, start, now, reply, outcome)
+        else:
             for msg in rows:
                 rec.replied(msg.id, reply)
+        if not permanent:
             return _REFUSED
         for msg in rows:
-            rec.replied(msg.id, reply)
             self._bounce(msg, now, reply.reason)
         self.in_session -= len(rows)  # settled without a session
         if self._sessions_level is not None:

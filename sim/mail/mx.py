@@ -39,12 +39,14 @@ class MX(PolicyServer):
 
     def __init__(self, ctx: Context, spec: MXNode) -> None:
         streams = ctx.streams
-        policies: list[Policy] = [
-            Down(),
-            ConnectionLimit(spec.max_connections),
-            SizeLimit(spec.message_size_limit),
-            UnknownUsers(streams.uniform("mx", spec.id, "recipients")),
-        ]
+        policies: list[Policy] = [Down(), ConnectionLimit(spec.max_connections)]
+        # Rate limits per sending IP and domain: the rules that are on, right after the
+        # host's overall connection cap, as Postfix's smtpd asks anvil before its other
+        # checks of a MAIL or RCPT (so a request refused later, say greylisted, counts).
+        self.anvil = None if spec.rate_limits is None else Anvil(spec.rate_limits)
+        if self.anvil is not None:
+            policies.extend(self.anvil.policies())
+        policies += [SizeLimit(spec.message_size_limit), UnknownUsers(streams.uniform("mx", spec.id, "recipients"))]
         grey = spec.greylisting
         # After UnknownUsers, as postgrey sits after Postfix's own recipient checks.
         self.greylist = None if grey is None else Greylist(
@@ -54,11 +56,6 @@ class MX(PolicyServer):
             policies.append(self.greylist)
         if ctx.domains.greylisting:  # some domain keeps a table of its own
             policies.append(DomainGreylist())
-        # Rate limits per sending IP and domain (issue 9, part throttle): the rules that
-        # are on, after the host's own (its overall connection cap stays first).
-        self.anvil = None if spec.rate_limits is None else Anvil(spec.rate_limits)
-        if self.anvil is not None:
-            policies.extend(self.anvil.policies())
         super().__init__(ctx, spec.id, Chain(policies), spec.answer)
         if self.anvil is not None:
             # The counts the rules need from the server, told only when a rule needs
@@ -80,7 +77,7 @@ class MX(PolicyServer):
         self._filter = streams.uniform("mx", spec.id, "filter")
         self._processing = streams.sampler(spec.processing, "mx", spec.id, "processing")
         self._loss = streams.generator("mx", spec.id, "loss")
-        # Content checks and tar-pit delays (issue 9, part content): None when off.
+        # Content checks and tar-pit delays: None when off.
         if ContentChecks.wanted(spec):
             self.checks = ContentChecks(
                 spec, ctx.recorder, self._processing, streams.uniform("mx", spec.id, "content")

@@ -49,7 +49,7 @@ class PolicyServer:
         self.refused = 0  # connections refused with a reply (e.g. 421 when full)
         self.unanswered = 0  # connections that got no answer (the host was down)
         self._env = ctx.env  # the clock, for the connections level
-        # Content checks and tar-pit delays (sim.mail.content; issue 9, part content): None,
+        # Content checks and tar-pit delays (sim.mail.content): None,
         # unless the kind of server sets them, costs a client nothing.
         self.checks: ContentChecks | None = None
         self._connections_level: Level | None = None  # set when the run samples levels
