@@ -337,7 +337,7 @@ def test_an_unknown_receiver_preset_is_named() -> None:
     with pytest.raises(ScenarioError) as err:
         parse_scenario(data)
     assert str(err.value) == (
-        "topology.nodes[mx].preset: unknown preset 'hotmail' (known: gmail, yahoo, outlook) (got 'hotmail')"
+        "topology.nodes[mx].preset: unknown preset (known: gmail, yahoo, outlook) (got 'hotmail')"
     )
 
 

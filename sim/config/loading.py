@@ -86,7 +86,7 @@ def _problem(err: ErrorDetails) -> str:
     if kind.startswith(("union_tag", "literal")) or "input" not in err:
         return msg
     value = err["input"]
-    if isinstance(value, (dict, list)) or repr(value) in msg:  # (the message names it already)
+    if isinstance(value, (dict, list)):
         return msg
     return f"{msg} (got {value!r})"
 

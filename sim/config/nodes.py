@@ -188,7 +188,7 @@ class MTANode(NodeBase):
     @classmethod
     def _known_preset(cls, name: str | None) -> str | None:
         if name is not None and name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+            raise ValueError(f"unknown preset (known: {', '.join(PRESETS)})")
         return name
 
     @model_serializer(mode="wrap")
@@ -454,7 +454,7 @@ class MXNode(NodeBase):
     @classmethod
     def _known_preset(cls, name: str | None) -> str | None:
         if name is not None and name not in MX_PRESETS:
-            raise ValueError(f"unknown preset {name!r} (known: {', '.join(MX_PRESETS)})")
+            raise ValueError(f"unknown preset (known: {', '.join(MX_PRESETS)})")
         return name
 
     @model_serializer(mode="wrap")
