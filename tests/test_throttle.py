@@ -341,6 +341,46 @@ def test_an_unknown_receiver_preset_is_named() -> None:
     )
 
 
+def _history_error(tmp_path: Any, capsys: pytest.CaptureFixture[str], history: dict[str, int], **mta: Any) -> str:
+    """``mailflow validate`` on the tiny world whose MX has a reputation with ``history``:
+    the one error line, or "" when it validates."""
+    import yaml
+
+    data = campaign({"reputation": {"base": 1, "growth": 0, "ceiling": 1, "history": history}}, **mta)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, out, err = cli(["validate", str(path)], capsys)
+    assert (code, out == "") in ((0, False), (2, True)), (code, out, err)
+    return err.removeprefix(f"mailflow: {path}: ")
+
+
+def test_a_history_for_an_ip_nobody_sends_from_is_named(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """The names a receiver sees: the node id for one IP, node#k for a count, the given
+    names for a list; any other key of ``history`` is a one-line error naming it."""
+    assert _history_error(tmp_path, capsys, {"mta": 5}) == ""
+    assert _history_error(tmp_path, capsys, {"mta#2": 5}, ips=2) == ""
+    assert _history_error(tmp_path, capsys, {"a": 5}, ips=["a", "b"]) == ""
+    assert _history_error(tmp_path, capsys, {"nosuch": 5}) == (
+        "topology.nodes[mx].rate_limits.reputation.history.nosuch: no sending IP of that name (known: mta)\n"
+    )
+    assert _history_error(tmp_path, capsys, {"mta": 5}, ips=7) == (  # the node id is no IP once it has 7
+        "topology.nodes[mx].rate_limits.reputation.history.mta: no sending IP of that name "
+        "(known: mta#1, mta#2, mta#3, mta#4, mta#5, ...)\n"
+    )
+    assert _history_error(tmp_path, capsys, {"mta#3": 5}, ips=2).startswith(
+        "topology.nodes[mx].rate_limits.reputation.history.mta#3: no sending IP"
+    )
+
+
+def test_the_description_names_sending_ips_as_the_mta_does() -> None:
+    """config's copy of the naming rule (for the check above) is the simulation's."""
+    from sim.config.nodes import sending_ips as described
+    from sim.mail.mta import sending_ips
+
+    for ips in (1, 2, 5, ["a"], ["x", "y"]):
+        assert described("n", ips) == sending_ips("n", ips)
+
+
 @pytest.mark.parametrize(
     "limits, problem",
     [

@@ -24,7 +24,7 @@ from .units import Bytes, Seconds
 __all__ = [
     "AuthoritativeNode", "ClientNode", "Edge", "EspNode", "Greylisting", "MTANode", "MXNode", "MailboxNode",
     "NODE_KINDS", "NODE_TYPES", "Node", "MAX_LATENCY", "NodeBase", "Outage", "RateLimits", "RelayNode",
-    "Reputation", "ResolverNode", "RouterNode", "SpamFilter", "Topology", "parse_feedback",
+    "Reputation", "ResolverNode", "RouterNode", "SpamFilter", "Topology", "parse_feedback", "sending_ips",
 ]
 
 
@@ -49,6 +49,16 @@ AUTH_ANSWER = TimeConstant(dist="constant", value=0.0001)
 _FEEDBACK = re.compile(
     r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*(concurrency|sqrt_concurrency|\d+(?:\.\d*)?|\.\d+)\s*)?$"
 )
+
+
+def sending_ips(node: str, ips: int | list[str]) -> tuple[str, ...] | None:
+    """A node's sending IPs by name (the ``client`` a receiver sees): ``ips`` names
+    them, or counts them (``node#1``, ``node#2``, ...); None for a single IP, which is
+    the node itself. The naming rule of ``sim.mail.mta.sending_ips``, kept here so that
+    the description layer can check names against it (tests/test_throttle.py)."""
+    if isinstance(ips, int):
+        return None if ips == 1 else tuple(f"{node}#{k}" for k in range(1, ips + 1))
+    return tuple(ips)
 
 
 def parse_feedback(text: str) -> tuple[float, str]:
