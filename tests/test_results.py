@@ -89,6 +89,21 @@ def test_cli_validate(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 0 and capsys.readouterr().out.startswith("default: ok (")
 
 
+def test_cli_validate_counts_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One of a thing is singular: the tiny world has one domain and one source."""
+    import yaml
+
+    from tests.conftest import cli, tiny_data
+
+    data = tiny_data()
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, out, _ = cli(["validate", str(path)], capsys)
+    nodes = len(data["topology"]["nodes"])
+    assert (len(data["domains"]), len(data["workload"])) == (1, 1) and nodes > 1
+    assert (code, out) == (0, f"{path}: ok ({nodes} nodes, 1 domain, 1 source)\n")
+
+
 def test_summary_by_group_matches_the_groups_alone() -> None:
     res = sim.run(sim.load_scenario())
     s = res.summary(by="kind")

@@ -289,11 +289,57 @@ def test_each_receiver_words_its_message_limit(reply: str, phase: Phase, line: s
     assert [p.phase for p in anvil.policies()] == [Phase.CONNECT, phase]  # the count limit (50) is on
 
 
-def test_outlook_words_the_reputation_limit_4_7_650() -> None:
-    anvil = Anvil(RateLimits(reply="outlook", reputation={"base": 0, "growth": 1, "ceiling": 10}))  # type: ignore[arg-type]
-    refusal = anvil.message(_State(), "192.0.2.1", _Msg(), 0.0)
-    assert refusal is not None
-    assert refusal.line == "451 4.7.650 The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation."
+def test_outlook_answers_the_reputation_limit_4_7_650_at_rcpt_to() -> None:
+    """Microsoft's 4.7.650 is logged in reply to RCPT TO: the message is counted at MAIL
+    FROM, its recipients refused at RCPT (each), the other message rules stay after DATA
+    and read the same count (one per message, not one per phase)."""
+    anvil = Anvil(RateLimits(reply="outlook", smtpd_client_message_rate_limit=1,  # type: ignore[arg-type]
+                             reputation={"base": 1, "growth": 0, "ceiling": 10}))
+    assert [p.phase for p in anvil.policies()] == [Phase.CONNECT, Phase.MAIL, Phase.RCPT, Phase.DATA]
+    count, warming, message = (p.check for p in anvil.policies()[1:])
+    state, ip = _State(), "192.0.2.1"
+    assert count(state, ip, _Msg(), 0.0) is None and warming(state, ip, _Msg(), 0.0) is None
+    assert message(state, ip, _Msg(), 0.1) is None and anvil.clients[ip].mail == 1
+    assert count(state, ip, _Msg(), 1.0) is None
+    refusals = [warming(state, ip, _Msg(), 1.0) for _ in range(2)]  # two recipients
+    assert all(r is not None and r.phase == Phase.RCPT for r in refusals)
+    assert refusals[0] is not None and refusals[0].line == (
+        "451 4.7.650 The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation."
+    )
+    assert anvil.throttled["reputation"] == 2 and anvil.clients[ip].mail == 2
+
+
+def test_outlook_refuses_a_cold_ip_at_rcpt_to_in_the_timeline() -> None:
+    """4 messages, a reputation limit of 3 a minute: Microsoft refuses the 4th at RCPT TO,
+    in the same round trip as MAIL (pipelined: 7 round trips, 0.224 s, where its
+    messages limit's 4.7.500 came after the body, 0.258 s), and it is delivered at its
+    retry in a new window."""
+    m, tries, stats = attempts(campaign(
+        {"reply": "outlook", "reputation": {"base": 3, "growth": 0, "ceiling": 3}}, count=4
+    ))
+    fourth = tries.iloc[3]
+    assert (fourth["reply"], fourth["enhanced"]) == (451, "4.7.650")
+    assert fourth["start"] == pytest.approx(S0 + 3 * OK, abs=1e-9)
+    assert fourth["end"] - fourth["start"] == pytest.approx(TO_REFUSAL, abs=1e-9)
+    assert list(m["deferrals"]) == [0, 0, 0, 1] and (m["status"] == "delivered").all()
+    assert stats["throttled_reputation"] == 1
+
+
+def test_yahoo_refuses_at_the_greeting_with_ts01_and_at_mail_with_tss04() -> None:
+    """Yahoo's connection rules answer the greeting with TS01 (the "refused to talk to
+    me" of Postfix logs), its message rules MAIL FROM with TSS04."""
+    anvil = Anvil(RateLimits(reply="yahoo", smtpd_client_connection_rate_limit=1,  # type: ignore[arg-type]
+                             smtpd_client_message_rate_limit=1))
+    state, ip = _State(), "192.0.2.1"
+    assert anvil.connect(state, ip, None, 0.0) is None
+    greeting = anvil.connect(state, ip, None, 1.0)
+    assert greeting is not None and greeting.phase == Phase.CONNECT and greeting.line == (
+        "421 4.7.0 [TS01] Messages from 192.0.2.1 temporarily deferred due to user complaints - "
+        "4.16.55.1; see https://postmaster.yahooinc.com/error-codes"
+    )
+    assert anvil.message(state, ip, _Msg(), 2.0) is None
+    mail = anvil.message(state, ip, _Msg(), 3.0)
+    assert mail is not None and mail.phase == Phase.MAIL and "[TSS04]" in mail.line
 
 
 def test_off_by_default_costs_nothing() -> None:
@@ -337,8 +383,48 @@ def test_an_unknown_receiver_preset_is_named() -> None:
     with pytest.raises(ScenarioError) as err:
         parse_scenario(data)
     assert str(err.value) == (
-        "topology.nodes[mx].preset: unknown preset 'hotmail' (known: gmail, yahoo, outlook) (got 'hotmail')"
+        "topology.nodes[mx].preset: unknown preset (known: gmail, yahoo, outlook) (got 'hotmail')"
     )
+
+
+def _history_error(tmp_path: Any, capsys: pytest.CaptureFixture[str], history: dict[str, int], **mta: Any) -> str:
+    """``mailflow validate`` on the tiny world whose MX has a reputation with ``history``:
+    the one error line, or "" when it validates."""
+    import yaml
+
+    data = campaign({"reputation": {"base": 1, "growth": 0, "ceiling": 1, "history": history}}, **mta)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, out, err = cli(["validate", str(path)], capsys)
+    assert (code, out == "") in ((0, False), (2, True)), (code, out, err)
+    return err.removeprefix(f"mailflow: {path}: ")
+
+
+def test_a_history_for_an_ip_nobody_sends_from_is_named(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """The names a receiver sees: the node id for one IP, node#k for a count, the given
+    names for a list; any other key of ``history`` is a one-line error naming it."""
+    assert _history_error(tmp_path, capsys, {"mta": 5}) == ""
+    assert _history_error(tmp_path, capsys, {"mta#2": 5}, ips=2) == ""
+    assert _history_error(tmp_path, capsys, {"a": 5}, ips=["a", "b"]) == ""
+    assert _history_error(tmp_path, capsys, {"nosuch": 5}) == (
+        "topology.nodes[mx].rate_limits.reputation.history.nosuch: no sending IP of that name (known: mta)\n"
+    )
+    assert _history_error(tmp_path, capsys, {"mta": 5}, ips=7) == (  # the node id is no IP once it has 7
+        "topology.nodes[mx].rate_limits.reputation.history.mta: no sending IP of that name "
+        "(known: mta#1, mta#2, mta#3, mta#4, mta#5, ...)\n"
+    )
+    assert _history_error(tmp_path, capsys, {"mta#3": 5}, ips=2).startswith(
+        "topology.nodes[mx].rate_limits.reputation.history.mta#3: no sending IP"
+    )
+
+
+def test_the_description_names_sending_ips_as_the_mta_does() -> None:
+    """config's copy of the naming rule (for the check above) is the simulation's."""
+    from sim.config.nodes import sending_ips as described
+    from sim.mail.mta import sending_ips
+
+    for ips in (1, 2, 5, ["a"], ["x", "y"]):
+        assert described("n", ips) == sending_ips("n", ips)
 
 
 @pytest.mark.parametrize(
@@ -423,9 +509,10 @@ def test_the_throttled_campaign_from_a_new_ip_grows_by_the_warming_rule() -> Non
 def test_the_same_campaign_from_a_warm_ip_is_through_in_minutes() -> None:
     """With 1,000,000 messages of history the IP's limit is the ceiling (20,000 an hour):
     nothing is refused for volume; only the preset's 20 messages per connection (a
-    reconnection) and 10 sessions per IP (421 at the greeting: the ESP's scheduler counts
-    a failed session and defers what it had parked for its first retry gap, 5 min) hold
-    it back: all 5,000 within 10 minutes, at most one deferral each."""
+    reconnection) and 10 sessions per IP (421 at the greeting: a failed session, whose
+    message is deferred for the preset's first retry gap, 5 min; too few in a row to
+    close the destination) hold it back: all 5,000 within 10 minutes, at most one
+    deferral each."""
     result = _campaign_run(warm=True)
     m = result.messages
     check_books(m)

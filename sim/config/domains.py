@@ -108,8 +108,8 @@ class Domain(Strict):
     dns_failures: list[DNSFailure] = Field(
         default_factory=list, description="windows in which its MX lookups SERVFAIL"
     )
-    # One greylisting table for the domain, whichever of its MX hosts is asked, as the
-    # large providers share theirs between hosts (docs/greylisting.md).
+    # One greylisting table for the domain, whichever of its MX hosts is asked, as a
+    # receiver that greylists on several hosts shares one (docs/greylisting.md).
     greylisting: Greylisting | None = Field(
         None, description="postgrey's rules with one table shared by the domain's MX hosts; absent: off"
     )

@@ -24,7 +24,7 @@ from .units import Bytes, Seconds
 __all__ = [
     "AuthoritativeNode", "ClientNode", "Edge", "EspNode", "Greylisting", "MTANode", "MXNode", "MailboxNode",
     "NODE_KINDS", "NODE_TYPES", "Node", "MAX_LATENCY", "NodeBase", "Outage", "RateLimits", "RelayNode",
-    "Reputation", "ResolverNode", "RouterNode", "SpamFilter", "Topology", "parse_feedback",
+    "Reputation", "ResolverNode", "RouterNode", "SpamFilter", "Topology", "parse_feedback", "sending_ips",
 ]
 
 
@@ -49,6 +49,16 @@ AUTH_ANSWER = TimeConstant(dist="constant", value=0.0001)
 _FEEDBACK = re.compile(
     r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*(concurrency|sqrt_concurrency|\d+(?:\.\d*)?|\.\d+)\s*)?$"
 )
+
+
+def sending_ips(node: str, ips: int | list[str]) -> tuple[str, ...] | None:
+    """A node's sending IPs by name (the ``client`` a receiver sees): ``ips`` names
+    them, or counts them (``node#1``, ``node#2``, ...); None for a single IP, which is
+    the node itself. The naming rule of ``sim.mail.mta.sending_ips``, kept here so that
+    the description layer can check names against it (tests/test_throttle.py)."""
+    if isinstance(ips, int):
+        return None if ips == 1 else tuple(f"{node}#{k}" for k in range(1, ips + 1))
+    return tuple(ips)
 
 
 def parse_feedback(text: str) -> tuple[float, str]:
@@ -188,7 +198,7 @@ class MTANode(NodeBase):
     @classmethod
     def _known_preset(cls, name: str | None) -> str | None:
         if name is not None and name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+            raise ValueError(f"unknown preset (known: {', '.join(PRESETS)})")
         return name
 
     @model_serializer(mode="wrap")
@@ -454,7 +464,7 @@ class MXNode(NodeBase):
     @classmethod
     def _known_preset(cls, name: str | None) -> str | None:
         if name is not None and name not in MX_PRESETS:
-            raise ValueError(f"unknown preset {name!r} (known: {', '.join(MX_PRESETS)})")
+            raise ValueError(f"unknown preset (known: {', '.join(MX_PRESETS)})")
         return name
 
     @model_serializer(mode="wrap")

@@ -10,7 +10,7 @@ import networkx as nx
 from .base import MAX_MESSAGES
 from .domains import Domain
 from .errors import ScenarioError, key_text
-from .nodes import MTANode, MXNode, RelayNode
+from .nodes import MTANode, MXNode, RelayNode, sending_ips
 from .scenario import Scenario
 
 
@@ -55,6 +55,7 @@ def check_references(sc: Scenario) -> None:
                     )
         elif isinstance(node, MXNode) and node.resolver is not None:  # issue 9, part content
             need(f"topology.nodes[{i}].resolver", node.resolver, "resolver")
+    _check_histories(sc)
     links: set[frozenset[str]] = set()
     for i, edge in enumerate(sc.topology.edges):
         for end in ("a", "b"):
@@ -166,3 +167,29 @@ def check_references(sc: Scenario) -> None:
             raise ScenarioError(
                 f"{p}.recipients", "recipient weights must add up to a finite number above zero"
             )
+
+
+def _check_histories(sc: Scenario) -> None:
+    """Every IP a ``rate_limits.reputation.history`` names is a sending IP of the
+    topology (an MTA's, a relay's or an ESP's), as the receiver sees it."""
+    histories = [
+        (i, node.rate_limits.reputation.history)
+        for i, node in enumerate(sc.topology.nodes)
+        if isinstance(node, MXNode) and node.rate_limits is not None
+        and node.rate_limits.reputation is not None and node.rate_limits.reputation.history
+    ]
+    if not histories:
+        return
+    known = [
+        ip for node in sc.topology.nodes if isinstance(node, MTANode)
+        for ip in (sending_ips(node.id, node.ips) or (node.id,))
+    ]
+    names = set(known)
+    for i, history in histories:
+        for ip in history:
+            if ip not in names:
+                shown = ", ".join(known[:5]) + (", ..." if len(known) > 5 else "")
+                raise ScenarioError(
+                    f"topology.nodes[{i}].rate_limits.reputation.history.{key_text(ip)}",
+                    f"no sending IP of that name (known: {shown or 'none'})",
+                )

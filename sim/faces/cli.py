@@ -131,6 +131,11 @@ def _signals_as_exceptions() -> Iterator[None]:
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 source``, ``2 sources``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _load(scenario: Path | None, sets: list[str] | None, force: bool = False) -> Scenario:
     from ..config import ScenarioError, ScenarioWarning, load_scenario
 
@@ -364,8 +369,8 @@ def validate_command(
     """Check a scenario file without running it."""
     sc = _load(scenario, sets, force)
     out.print(
-        f"{scenario if scenario is not None else sc.name}: ok ({len(sc.topology.nodes)} nodes, "
-        f"{len(sc.domains)} domains, {len(sc.workload)} sources)"
+        f"{scenario if scenario is not None else sc.name}: ok ({_count(len(sc.topology.nodes), 'node')}, "
+        f"{_count(len(sc.domains), 'domain')}, {_count(len(sc.workload), 'source')})"
     )
 
 

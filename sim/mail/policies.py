@@ -200,7 +200,8 @@ class Greylist:
 
 class DomainGreylist:
     """Greylisting by the recipient domain's own table (its ``greylisting`` block): one
-    table for all of the domain's MX hosts, as large providers share theirs. A host
+    table for all of the domain's MX hosts, as a receiver greylisting on several hosts
+    shares one (rspamd in Redis, milter-greylist's peers). A host
     asks it for every recipient when any domain of the world greylists; a domain
     without a table passes."""
 

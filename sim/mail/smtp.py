@@ -112,7 +112,8 @@ UNKNOWN_USER = Reply(
     550, "5.1.1", "Recipient address rejected: User unknown", Phase.RCPT, reason=UNKNOWN_RECIPIENT
 )
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed limit", Phase.MAIL, reason=TOO_LARGE)
-# postgrey's answer (DEFER_IF_PERMIT "Greylisted, see <url>") as Postfix's smtpd words it.
+# postgrey's answer (DEFER_IF_PERMIT "Greylisted, see <url>") in Postfix smtpd's words, with
+# milter-greylist's and RFC 3463's 4.7.1 where Postfix hosts send 4.2.0 (docs/sources.md).
 GREYLISTED = Reply(450, "4.7.1", "Recipient address rejected: Greylisted", Phase.RCPT)
 BUSY = Reply(421, "4.3.2", "Service not available: too many connections", Phase.CONNECT)
 # A host that does not answer: the client waits out its connect timeout and records the

@@ -25,7 +25,8 @@ at ``base`` per window and, sending at its limit, grows by ``(1 + growth)`` a wi
 
 How a refusal is worded, and at which phase the message rules answer, is the
 receiver's (``reply``): Postfix's own texts, or Gmail's 421 4.7.28, Yahoo's 421 4.7.0
-[TSS04], Microsoft's 451 4.7.500 / 4.7.650 (docs/sources.md, "Rate limits").
+[TS01] at the greeting and [TSS04] at MAIL FROM, Microsoft's 451 4.7.500 after DATA and
+4.7.650 at RCPT TO (docs/sources.md, "Rate limits").
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from ..core.records import Message
     from .policies import Check, ServerState
 
-__all__ = ["Anvil", "RULES", "WORDINGS"]
+__all__ = ["Anvil", "REPUTATION_PHASES", "RULES", "WORDINGS"]
 
 # The rules, as run.json counts their refusals (``throttled_<rule>``).
 CONNECTIONS = "connections"  # smtpd_client_connection_count_limit
@@ -73,6 +74,11 @@ _YAHOO = (
     "[TSS04] Messages from {ip} temporarily deferred due to unexpected volume or user "
     "complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes"
 )
+# At the greeting Yahoo's logged refusal is TS01 ("refused to talk to me: 421 4.7.0 [TS01]").
+_YAHOO_GREETING = (
+    "[TS01] Messages from {ip} temporarily deferred due to user complaints - 4.16.55.1; "
+    "see https://postmaster.yahooinc.com/error-codes"
+)
 _MS_BUSY = "Server busy. Please try again later from [{ip}]. (S77719)"
 _MS_REPUTATION = "The mail server [{ip}] has been temporarily rate limited due to IP reputation."
 _CLOSING = "Service not available, closing transmission channel"  # RFC 5321 4.2.3's 421
@@ -101,17 +107,18 @@ WORDINGS: dict[str, tuple[Phase, dict[str, tuple[int, str, str]]]] = {
         DOMAIN: (421, "4.7.28", _GMAIL_DOMAIN),
         REPUTATION: (421, "4.7.0", _GMAIL_LOW),
     }),
-    # Yahoo answers TSS04 to the greeting ("refused to talk to me") or to MAIL FROM.
+    # Yahoo answers TS01 to the greeting ("refused to talk to me") and TSS04 to MAIL FROM.
     "yahoo": (Phase.MAIL, {
-        CONNECTIONS: (421, "4.7.0", _YAHOO),
-        CONNECTION_RATE: (421, "4.7.0", _YAHOO),
+        CONNECTIONS: (421, "4.7.0", _YAHOO_GREETING),
+        CONNECTION_RATE: (421, "4.7.0", _YAHOO_GREETING),
         MESSAGES: (421, "4.7.0", _YAHOO),
         RECIPIENTS: (421, "4.7.0", _YAHOO),
         PER_CONNECTION: (421, "4.7.0", _CLOSING),
         DOMAIN: (421, "4.7.0", _YAHOO),
         REPUTATION: (421, "4.7.0", _YAHOO),
     }),
-    # Exchange Online: 451 4.7.500 at the end of DATA, 4.7.650 for IP reputation.
+    # Exchange Online: 451 4.7.500 at the end of DATA; 4.7.650 (IP reputation) at RCPT TO
+    # (REPUTATION_PHASES).
     "outlook": (Phase.DATA, {
         CONNECTIONS: (421, "4.7.500", _MS_BUSY),
         CONNECTION_RATE: (421, "4.7.500", _MS_BUSY),
@@ -124,6 +131,10 @@ WORDINGS: dict[str, tuple[Phase, dict[str, tuple[int, str, str]]]] = {
 }
 _PHASES = {CONNECTIONS: Phase.CONNECT, CONNECTION_RATE: Phase.CONNECT, RECIPIENTS: Phase.RCPT,
            PER_CONNECTION: Phase.MAIL}
+# A receiver whose reputation rule answers at another phase than its other message rules:
+# Microsoft's 4.7.650 is logged "in reply to RCPT TO command" (docs/sources.md). The
+# message is then counted at MAIL FROM and its recipients refused at that phase.
+REPUTATION_PHASES: dict[str, Phase] = {"outlook": Phase.RCPT}
 
 
 class _Client:
@@ -167,6 +178,10 @@ class Anvil:
         self.history: dict[str, float] = dict(rep.history) if rep else {}
         phase, texts = WORDINGS[spec.reply]
         self.message_phase = phase
+        self.reputation_phase = REPUTATION_PHASES.get(spec.reply, phase)
+        # Reputation at its own phase: MAIL counts the message, that phase refuses.
+        self._split = self.reputation and self.reputation_phase != phase
+        self._phases = {**dict.fromkeys(RULES, phase), **_PHASES, REPUTATION: self.reputation_phase}
         self._texts = texts
         self._replies: dict[tuple[str, str], Reply] = {}  # (rule, ip or domain) -> its reply
         self.clients: dict[str, _Client] = {}
@@ -182,7 +197,10 @@ class Anvil:
             rules.append(_Rule(Phase.CONNECT, self.connect))
         if self.per_connection:
             rules.append(_Rule(Phase.MAIL, self.transaction))
-        if self.mail_limit or self.domain_limit or self.reputation:
+        if self._split:
+            rules.append(_Rule(Phase.MAIL, self.count))
+            rules.append(_Rule(self.reputation_phase, self.warming))
+        if self.mail_limit or self.domain_limit or (self.reputation and not self._split):
             rules.append(_Rule(self.message_phase, self.message))
         if self.rcpt_limit:
             rules.append(_Rule(Phase.RCPT, self.recipient))
@@ -219,7 +237,7 @@ class Anvil:
         reply = self._replies.get((rule, who))
         if reply is None:
             code, enhanced, text = self._texts[rule]
-            phase = _PHASES.get(rule, self.message_phase)
+            phase = self._phases[rule]
             reply = Reply(code, enhanced, text.format(ip=who, domain=who), phase)
             self._replies[(rule, who)] = reply
         return reply
@@ -246,9 +264,12 @@ class Anvil:
         sender domain, refused when a count is above its limit (the reputation's limit
         first: it is the tighter one while an IP is cold)."""
         assert msg is not None
-        c = self._client(client, now)
-        c.mail += 1
-        if self.reputation and c.mail > c.limit:
+        if self._split:  # counted at MAIL FROM (:meth:`count`), in the window opened then
+            c = self._record(client, now)
+        else:
+            c = self._client(client, now)
+            c.mail += 1
+        if self.reputation and not self._split and c.mail > c.limit:
             return self._refuse(REPUTATION, client)
         if self.mail_limit and c.mail > self.mail_limit:
             return self._refuse(MESSAGES, client)
@@ -262,6 +283,19 @@ class Anvil:
             window[1] += 1
             if window[1] > self.domain_limit:
                 return self._refuse(DOMAIN, sender.name if sender is not None else "<>")
+        return None
+
+    def count(self, server: ServerState, client: str, msg: Message | None, now: float) -> None:
+        """MAIL FROM, when the reputation rule answers at a later phase: one message request
+        counted (anvil's count), nothing refused here."""
+        self._client(client, now).mail += 1
+
+    def warming(self, server: ServerState, client: str, msg: Message | None, now: float) -> Reply | None:
+        """The reputation rule at its own phase (Microsoft's RCPT TO): every recipient of
+        a message counted above the window's limit is refused."""
+        c = self._record(client, now)
+        if c.mail > c.limit:
+            return self._refuse(REPUTATION, client)
         return None
 
     def recipient(self, server: ServerState, client: str, msg: Message | None, now: float) -> Reply | None:
