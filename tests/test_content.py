@@ -212,7 +212,7 @@ BAD = [
     ({"spam_filter": {"action": "reject"}}, "an after-queue filter cannot reject"),
     ({"content_filter": "before_queue", "spam_filter": {"action": "discard"}},
      "a before-queue filter rejects or junks"),
-    ({"resolver": "mta"}, "'mta' is a mta node, not a resolver"),
+    ({"resolver": "mta"}, "'mta' is an mta node, not a resolver node"),
     ({"spam_filter": {"detection_rate": 1.5}}, "less than or equal to 1"),
 ]
 

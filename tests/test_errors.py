@@ -60,7 +60,7 @@ CASES = [
     pytest.param(
         lambda d: d["domains"][0]["mx"][0].update(host="store"),
         "domains[example.org].mx[0].host",
-        "is a mailbox node, not a mx",
+        "is a mailbox node, not an mx or relay node",
         id="mx-host-wrong-kind",
     ),
     pytest.param(
@@ -102,7 +102,7 @@ CASES = [
     pytest.param(
         lambda d: node(d, "mta").update(resolver="store"),
         "topology.nodes[mta].resolver",
-        "is a mailbox node, not a resolver",
+        "is a mailbox node, not a resolver node",
         id="resolver-wrong-kind",
     ),
     pytest.param(

@@ -387,7 +387,7 @@ def test_no_process_without_mx_changes() -> None:
          "resolvers lists 1 to 3 resolvers"),
         ({"resolver": None, "resolvers": ["dns", "dns"]}, "topology.nodes[mta]", "listed twice"),
         ({"resolver": None, "resolvers": ["dns", "mx2"]}, "topology.nodes[mta].resolvers[1]",
-         "'mx2' is a mx node, not a resolver"),
+         "'mx2' is an mx node, not a resolver node"),
         ({"resolver_timeout": 31}, "topology.nodes[mta].resolver_timeout", "less than or equal to 30"),
         ({"resolver_attempts": 0}, "topology.nodes[mta].resolver_attempts", "greater than or equal to 1"),
     ],
@@ -408,7 +408,7 @@ def test_bad_resolver_keys_are_one_line(
     "change, key, problem",
     [
         ({"mx_changes": [{"at": 200, "mx": []}, {"at": 100, "mx": []}]}, "domains[there]",
-         "mx_changes are in time order: 100.0 follows 200.0"),
+         "mx_changes must be in time order: 100.0 follows 200.0"),
         ({"mx_changes": [{"at": 100, "mx": [{"host": "nowhere", "preference": 1}]}]},
          "domains[there].mx_changes[0].mx[0].host", "'nowhere' is not a node of the topology"),
         ({"mx": [], "exists": False, "users": 0, "mailbox": None, "mx_changes": [{"at": 1, "mx": []}]},

@@ -418,15 +418,6 @@ def test_a_history_for_an_ip_nobody_sends_from_is_named(tmp_path: Any, capsys: p
     )
 
 
-def test_the_description_names_sending_ips_as_the_mta_does() -> None:
-    """config's copy of the naming rule (for the check above) is the simulation's."""
-    from sim.config.nodes import sending_ips as described
-    from sim.mail.mta import sending_ips
-
-    for ips in (1, 2, 5, ["a"], ["x", "y"]):
-        assert described("n", ips) == sending_ips("n", ips)
-
-
 @pytest.mark.parametrize(
     "limits, problem",
     [

@@ -150,7 +150,7 @@ class Domain(Strict):
                 raise ValueError("a domain with exists: false has no name servers (ns)")
         for before, change in zip(self.mx_changes, self.mx_changes[1:]):
             if change.at <= before.at:
-                raise ValueError(f"mx_changes are in time order: {change.at} follows {before.at}")
+                raise ValueError(f"mx_changes must be in time order: {change.at} follows {before.at}")
         return self
 
     @property

@@ -54,8 +54,8 @@ _FEEDBACK = re.compile(
 def sending_ips(node: str, ips: int | list[str]) -> tuple[str, ...] | None:
     """A node's sending IPs by name (the ``client`` a receiver sees): ``ips`` names
     them, or counts them (``node#1``, ``node#2``, ...); None for a single IP, which is
-    the node itself. The naming rule of ``sim.mail.mta.sending_ips``, kept here so that
-    the description layer can check names against it (tests/test_throttle.py)."""
+    the node itself. The MTA sends from these; the description checks names against
+    them (a receiver's reputation ``history``)."""
     if isinstance(ips, int):
         return None if ips == 1 else tuple(f"{node}#{k}" for k in range(1, ips + 1))
     return tuple(ips)

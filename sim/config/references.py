@@ -16,6 +16,14 @@ from .scenario import Scenario
 
 __all__ = ["check_references"]
 
+# Node kinds said with "an" (a vowel sound: "an mx", "an mta", "an esp", "an authoritative").
+_AN = frozenset({"mx", "mta", "esp", "authoritative"})
+
+
+def _a(kind: str) -> str:
+    """``kind`` with its indefinite article."""
+    return f"{'an' if kind.split()[0] in _AN else 'a'} {kind}"
+
 
 def check_references(sc: Scenario) -> None:
     """Raise ScenarioError for the first reference that points nowhere or is unusable."""
@@ -30,7 +38,7 @@ def check_references(sc: Scenario) -> None:
             raise ScenarioError(path, f"{node_id!r} is not a node of the topology")
         if kinds[node_id] != kind and kinds[node_id] not in others:
             wanted = " or ".join((kind, *others))
-            raise ScenarioError(path, f"{node_id!r} is a {kinds[node_id]} node, not a {wanted}")
+            raise ScenarioError(path, f"{node_id!r} is {_a(kinds[node_id])} node, not {_a(wanted)} node")
 
     def servers(path: str, ns: list[str]) -> None:
         # Issue 9, part auth: name servers are authoritative nodes, each listed once.

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from ..config import MTANode
+from ..config.nodes import sending_ips
 from ..core.component import Context, registers
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
@@ -64,14 +65,6 @@ _DELIVERED, _BOUNCED, _TRY_NEXT, _DEFERRED, _REFUSED, _TIMEOUT, _INTERRUPTED = t
 # reused (a 421 said the server is closing); open, a RSET first (the transaction ended
 # before DATA); open and clean (after the reply to "."). _NEW: not connected yet.
 _CLOSED, _SPENT, _RSET, _CLEAN, _NEW = range(5)
-
-
-def sending_ips(node: str, ips: int | list[str]) -> tuple[str, ...] | None:
-    """A node's sending IPs by name: ``ips`` names them, or counts them (named
-    ``node#1``, ``node#2``, ...); None for a single IP, which is the node itself."""
-    if isinstance(ips, int):
-        return None if ips == 1 else tuple(f"{node}#{k}" for k in range(1, ips + 1))
-    return tuple(ips)
 
 
 @registers(MTANode)
