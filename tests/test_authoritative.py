@@ -508,3 +508,49 @@ def test_an_mx_change_to_or_from_an_implicit_mx_changes_the_walk(
     rows = sim.run(parse_scenario(data)).messages.sort_index()
     assert rows.loc[0, "accepted"] == pytest.approx(SUBMITTED + first + STUB + SESSION, abs=1e-9)
     assert rows.loc[1, "accepted"] == pytest.approx(SUBMITTED + 100 + second + STUB + SESSION, abs=1e-9)
+
+
+def test_a_walk_cut_by_an_outage_forgets_the_slow_server() -> None:
+    """ns1 is silent all run, the cache off, dns down from 100.5 to 100.6. The first
+    walk asks ns1 at 100.388 and is cut by the outage: it asks no one else and does not
+    remember ns1 as slow. The stub's retry at 105.388 walks afresh: ns1 first (nearest,
+    nothing remembered), its timeout, then ns2: accepted 105.388 + 0.376 + 0.065 +
+    0.002 + 0.258 = 106.089. ns2 answered only the live walks (2)."""
+    data = world(duration=250)
+    node(data, "ns1")["outages"] = [{"start": 0, "end": 10_000}]
+    node(data, "dns")["cache"] = False
+    node(data, "dns")["outages"] = [{"start": 100.5, "end": 100.6}]
+    res = run(data)
+    row = res.messages.loc[0]
+    assert row["accepted"] == pytest.approx(SUBMITTED + 5 + TIMEOUT + NS2 + STUB + SESSION, abs=1e-9)
+    assert res.stats["authoritative"]["ns2"]["answered"] == 2
+
+
+def test_an_eviction_during_a_walk_keeps_what_the_walk_fetched() -> None:
+    """cache_size 1; a.example has an implicit MX (MX query, then the host's address:
+    0.05) with mx_ttl and a_ttl 1. Lookups of a at 0 and 2.0 (expired: a walk again,
+    until 2.05), b at 2.01 (0.025: its answer at 2.035 evicts a's expired entry, while
+    a's walk is under way). a's walk keeps its MX records and caches its answer when it
+    ends: the lookup of a at 2.2 is a hit (0 s), not another walk."""
+    from sim.simulation.build import build
+
+    data = world(duration=50)
+    data["domains"] += [{"name": "a.example", "mx": [], "host": "mx", "ns": ["ns1"], "mx_ttl": 1},
+                        {"name": "b.example", "mx": [{"host": "mx", "preference": 1}], "ns": ["ns1"]}]
+    node(data, "dns")["cache_size"] = 1
+    node(data, "mx")["a_ttl"] = 1
+    model = build(parse_scenario(data))
+    dns, domains, env = model.node("dns"), model.ctx.domains, model.env
+    took: dict[tuple[str, float], float] = {}
+
+    def ask(name: str, at: float) -> Any:
+        yield env.timeout(at)
+        yield from dns.lookup(domains[name], 0.0)
+        took[name, at] = env.now - at
+
+    for name, at in (("a.example", 0.0), ("a.example", 2.0), ("b.example", 2.01), ("a.example", 2.2)):
+        env.process(ask(name, at))
+    env.run(until=10)
+    assert took["a.example", 2.0] == pytest.approx(2 * NS1, abs=1e-9)
+    assert took["b.example", 2.01] == pytest.approx(NS1, abs=1e-9)
+    assert took["a.example", 2.2] == pytest.approx(0.0, abs=1e-9)

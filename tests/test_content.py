@@ -309,3 +309,13 @@ def test_txt_queries_to_a_resolver_that_is_down_time_out_and_pass() -> None:
     assert row["accepted"] == pytest.approx(ACCEPT + 3 * (5 + HIT), abs=1e-9)
     dns = res.stats["resolver"]["mxdns"]
     assert (dns["record_queries"], dns["record_timeouts"], dns["record_hits"]) == (3, 3, 0)
+
+
+def test_txt_queries_to_a_refusing_resolver_cost_the_round_trip() -> None:
+    """mxdns is down refusing (port unreachable): each check is refused after the round
+    trip (0.002) and passes: the reply to "." comes 3 * 0.002 later than without checks."""
+    data = world({"authentication": True, "resolver": "mxdns"})
+    node(data, "mxdns").update(outages=[{"start": 0, "end": 10_000}], answer="refuse")
+    res = result(data)
+    assert res.messages.loc[0, "accepted"] == pytest.approx(ACCEPT + 3 * HIT, abs=1e-9)
+    assert res.stats["resolver"]["mxdns"]["record_timeouts"] == 3

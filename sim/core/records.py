@@ -369,7 +369,9 @@ class Recorder:
     def same_reply(self, mid: int, other: int) -> None:
         """Row ``mid`` is told what row ``other`` was told last (mail deferred because its
         destination died keeps the reply that closed it)."""
-        self._reply[mid] = self._reply[other]
+        reply = self._reply[other]
+        if reply:  # a cause that heard nothing yet leaves the row as it was
+            self._reply[mid] = reply
 
     def attempt(
         self,

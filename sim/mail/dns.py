@@ -278,7 +278,8 @@ class Resolver:
             lru.move_to_end(key)
             if len(lru) > self.cache_size:
                 evicted, _ = lru.popitem(last=False)
-                self._mx.pop(evicted, None)  # the MX records a walk kept for it go too
+                if evicted not in self._pending:  # not a walk under way, which needs them
+                    self._mx.pop(evicted, None)  # the MX records a walk kept for it go too
                 self.evictions += 1
 
     # -- TXT records: SPF, DKIM keys, DMARC policies (sim.mail.content) -----------------
@@ -298,9 +299,9 @@ class Resolver:
         and nothing is cached. The round trip to the resolver is the asker's. No event:
         the asker adds the time to its own."""
         self.record_queries += 1
-        if not self.up:
+        if not self.up:  # refused at once (port unreachable), or waited out
             self.record_timeouts += 1
-            return RECORD_TIMEOUT
+            return 0.0 if self.refusing else RECORD_TIMEOUT
         cache = self._records
         if cache is None:
             cache = self._records = {}
@@ -413,9 +414,14 @@ class Resolver:
 
         A server answers after the round trip and its answer time; a silent one (down,
         or the query or its answer lost on a lossy path) costs ``time_limit`` and is
-        tried last for ``infra_ttl``; a refusing one costs the round trip."""
+        tried last for ``infra_ttl``; a refusing one costs the round trip. Once the
+        resolver has gone down (and maybe up again) meanwhile, the walk stops: no
+        further query, nothing remembered."""
         env, nodes, network = self.env, self._ctx.nodes, self._ctx.network
+        epoch = self._epoch
         for sid in self._order(servers):
+            if self._epoch != epoch:
+                return SERVFAIL, None
             server = cast(AuthoritativeServer, nodes[sid])
             link = network.link(self.id, sid)
             self.ns_queries += 1
@@ -440,6 +446,8 @@ class Resolver:
                     yield env.timeout(link.rtt)
             else:
                 yield env.timeout(self.time_limit)
+                if self._epoch != epoch:
+                    return SERVFAIL, None
                 self.ns_timeouts += 1
                 self._timed_out[sid] = env.now
         return SERVFAIL, None

@@ -462,10 +462,10 @@ class MTA:
                         if type(answer) is tuple:
                             hosts = (answer[0][1],) if len(answer) == 1 and plain else self._hosts(answer)
                             if not hosts:  # a relay with no better host (RFC 5321 5.1)
-                                outcome, pending = self._settle(pending, LOOPS_BACK, sent, self.code), ()
+                                outcome, pending = self._settle(pending, LOOPS_BACK, sent, self.code, order), ()
                         else:  # NXDOMAIN, null MX, NODATA (bounce) or SERVFAIL (defer): sim.mail.dns
                             hosts = ()
-                            outcome = self._settle(pending, answer, sent, self._resolver_code)  # type: ignore[arg-type]
+                            outcome = self._settle(pending, answer, sent, self._resolver_code, order)  # type: ignore[arg-type]
                             if outcome == _BOUNCED:
                                 pending = ()
                     else:
@@ -894,25 +894,27 @@ class MTA:
         # ``until``: the pause is over, whatever the last bit says.
         self._wake(dest, max(self.env.now, dest.until))
 
-    def _settle(self, rows: Envelope, reply: Reply, start: float, dst: int) -> Outcome:
+    def _settle(self, rows: Envelope, reply: Reply, start: float, dst: int, order: int) -> Outcome:
         """The MTA's own ``reply`` for the rows, no session held: a permanent one bounces
         them (no host is better than this server, RFC 5321 5.1; NXDOMAIN; null MX; NODATA); a
         temporary one (SERVFAIL) is recorded and leaves them to be deferred, a failed
         session for the destination's feedback (Postfix's smtp reports a DNS failure
         as a site failure: ``smtp_sess_fail``, the queue throttled).
 
-        With the attempts table, each row gets an attempt row that ended before any MX
-        host was tried: ``host_order`` 0, from ``start`` (the look-up's) to now, ``dst``
-        the node that gave the answer (the resolver; the MTA itself for a loop), the
-        reply and its outcome, as Postfix logs a delivery attempt that failed at the MX
-        look-up."""
+        With the attempts table, each row gets an attempt row that ended at the MX
+        look-up: ``host_order`` 0 (no host tried), or ``order`` + 1 after the
+        ``order`` hosts of this attempt tried before it (a reused session's), from
+        ``start`` (the look-up's) to now, ``dst`` the node that gave the answer (the
+        resolver; the MTA itself for a loop), the reply and its outcome, as Postfix logs
+        a delivery attempt that failed at the MX look-up."""
         now = self.env.now
         rec = self.recorder
         permanent = reply.permanent
         if rec.tracing:
             outcome = _BOUNCED if permanent else _DEFERRED
             for msg in rows:
-                rec.attempt(msg.id, msg.hop + 1, msg.attempts, 0, self.code, dst, start, now, reply, outcome)
+                rec.attempt(msg.id, msg.hop + 1, msg.attempts, order + 1 if order else 0, self.code, dst,
+                            start, now, reply, outcome)
         else:
             for msg in rows:
                 rec.replied(msg.id, reply)
