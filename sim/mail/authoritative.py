@@ -14,13 +14,9 @@ time, the server only says whether it answers (``ask``) and counts.
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any
-
-import simpy
-
 from ..config import AuthoritativeNode
 from ..core.component import Context, registers
+from ..core.downtime import Downtime, run_outages
 
 __all__ = ["ANSWERS", "AuthoritativeServer", "REFUSES", "SILENT"]
 
@@ -37,7 +33,7 @@ class AuthoritativeServer:
         self.id = spec.id
         self.spec = spec
         self.refuses = spec.answer == "refuse"  # how it is down unless told otherwise
-        self._down: dict[str, bool] = {}  # why it is down -> whether it refuses meanwhile
+        self._down: Downtime[bool] = Downtime()  # why it is down -> whether it refuses meanwhile
         self.state = ANSWERS
         self.answer_time = ctx.streams.sampler(spec.processing, "authoritative", spec.id, "processing")
         self.answered = 0
@@ -47,30 +43,17 @@ class AuthoritativeServer:
     def start(self) -> None:
         """Start the scheduled outages: one process for them all, none without."""
         if self.spec.outages:
-            self.env.process(self._outages())
-
-    def _outages(self) -> Generator[simpy.Event, Any, None]:
-        env = self.env
-        for outage in sorted(self.spec.outages, key=lambda o: o.start):
-            refuse = self.refuses if outage.answer is None else outage.answer == "refuse"
-            yield env.timeout(outage.start - env.now)
-            self.set_up(False, "outage", refuse)
-            yield env.timeout(outage.end - env.now)
-            self.set_up(True, "outage")
+            spans = [(o.start, o.end, self.refuses if o.answer is None else o.answer == "refuse")
+                     for o in self.spec.outages]
+            self.env.process(run_outages(self.env, spans, self.set_up))
 
     def set_up(self, up: bool, reason: str | None = None, refuse: bool | None = None) -> None:
         """Take the server down for ``reason`` (answering nothing, or refusing), or
         bring it up: as an MX host's ``set_up``, reasons add up and a silent one wins."""
-        if not up:
-            self._down[reason or "manual"] = self.refuses if refuse is None else refuse
-        elif reason is None:
-            self._down.clear()
-        else:
-            self._down.pop(reason, None)
-        if not self._down:
+        if self._down.change(up, reason, self.refuses if refuse is None else refuse):
             self.state = ANSWERS
         else:
-            self.state = REFUSES if all(self._down.values()) else SILENT
+            self.state = REFUSES if all(self._down.hows) else SILENT
 
     @property
     def up(self) -> bool:

@@ -36,6 +36,7 @@ import simpy
 from ..config import ResolverNode
 from ..config.nodes import MXNode, RelayNode
 from ..core.component import Context, registers
+from ..core.downtime import Downtime, run_outages
 from .authoritative import ANSWERS, REFUSES, SILENT, AuthoritativeServer
 from .domains import Domain, Zone
 from .dsn import NULL_MX
@@ -76,7 +77,7 @@ class Resolver:
         self.up = True
         self.refusing = False  # while down: refuse queries (port unreachable), else silence
         self._refuse = spec.answer == "refuse"  # how it is down unless an outage says
-        self._down: dict[str, bool] = {}  # why it is down -> whether it refuses meanwhile
+        self._down: Downtime[bool] = Downtime()  # why it is down -> whether it refuses meanwhile
         self._epoch = 0  # times it went down: a resolution from before then answers no one
         self._outages = sorted(
             (o.start, o.end, self._refuse if o.answer is None else o.answer == "refuse") for o in spec.outages
@@ -110,15 +111,7 @@ class Resolver:
         """Schedule the outages (one process for them all, none without); lookups run
         in the asking worker."""
         if self._outages:
-            self.env.process(self._down_times())
-
-    def _down_times(self) -> Generator[simpy.Event, Any, None]:
-        env = self.env
-        for start, end, refuse in self._outages:
-            yield env.timeout(start - env.now)
-            self.set_up(False, "outage", refuse)
-            yield env.timeout(end - env.now)
-            self.set_up(True, "outage")
+            self.env.process(run_outages(self.env, self._outages, self.set_up))
 
     def set_up(self, up: bool, reason: str | None = None, refuse: bool | None = None) -> None:
         """Take the resolver down for ``reason`` or bring it back, as an MX host's
@@ -129,13 +122,8 @@ class Resolver:
         once. Going down loses what it held in memory: every cache (a restarted Unbound
         or BIND starts empty), what it knew of slow servers, and the resolutions in
         progress, whose askers get no answer and whose results are dropped."""
-        if not up:
-            self._down[reason or "manual"] = self._refuse if refuse is None else refuse
-        elif reason is None:
-            self._down.clear()
-        else:
-            self._down.pop(reason, None)
-        if self.up and self._down:
+        now_up = self._down.change(up, reason, self._refuse if refuse is None else refuse)
+        if self.up and not now_up:
             self._cache.clear()
             self._pending.clear()
             self._records = None  # the TXT records' cache
@@ -144,8 +132,8 @@ class Resolver:
             self._fetching.clear()
             self._timed_out.clear()
             self._epoch += 1
-        self.up = not self._down
-        self.refusing = bool(self._down) and all(self._down.values())
+        self.up = now_up
+        self.refusing = not now_up and all(self._down.hows)
 
     def holding(self) -> int:
         """A resolver holds no messages."""

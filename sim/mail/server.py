@@ -9,13 +9,12 @@ no SimPy event; the client spends the dialogue's time.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any
-
-import simpy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..config import Outage
 from ..core.component import Context
+from ..core.downtime import Downtime, run_outages
 from ..core.monitors import Level
 from ..core.records import Message
 from .policies import Chain, Policy
@@ -40,7 +39,7 @@ class PolicyServer:
         self.code = ctx.recorder.nodes.code(node_id)
         self.up = True
         # Why the host is down (a scheduled outage, a hook, ...) and how it answers then.
-        self._down: dict[str, Reply] = {}
+        self._down: Downtime[Reply] = Downtime()
         self.answer = DOWN_ANSWERS[answer]  # what a down host answers unless told otherwise
         self.down_reply = NO_ANSWER  # what it answers now while down
         self.connections = 0  # sessions open now
@@ -78,35 +77,18 @@ class PolicyServer:
         without a reason brings it up whatever held it down; with a reason, ends only
         that one.
         """
-        if not up:
-            self._down[reason or "manual"] = answer or self.answer
-        elif reason is None:
-            self._down.clear()
-        else:
-            self._down.pop(reason, None)
-        self.up = not self._down
-        if self._down:
-            replies = self._down.values()
+        self.up = self._down.change(up, reason, answer or self.answer)
+        if not self.up:
+            replies = self._down.hows
             self.down_reply = next((r for r in replies if r.silent), next(iter(replies)))
 
     def schedule_outages(self, outages: Sequence[Outage]) -> None:
-        """Take the host down (reason ``"outage"``) for each scheduled outage, in time
-        order, answering connects as the outage says (its ``answer``, else the host's)
-        meanwhile: one process for them all, none without outages."""
+        """Take the host down (reason ``"outage"``) for each scheduled outage, answering
+        connects as the outage says (its ``answer``, else the host's) meanwhile: one
+        process for them all, none without outages."""
         if outages:
-            spans = sorted(
-                ((o.start, o.end, DOWN_ANSWERS[o.answer] if o.answer else self.answer) for o in outages),
-                key=lambda span: span[:2],
-            )
-            self._env.process(self._outages(spans))
-
-    def _outages(self, spans: list[tuple[float, float, Reply]]) -> Generator[simpy.Event, Any, None]:
-        env = self._env
-        for start, end, answer in spans:
-            yield env.timeout(start - env.now)
-            self.set_up(False, "outage", answer)
-            yield env.timeout(end - env.now)
-            self.set_up(True, "outage")
+            spans = [(o.start, o.end, DOWN_ANSWERS[o.answer] if o.answer else self.answer) for o in outages]
+            self._env.process(run_outages(self._env, spans, self.set_up))
 
     def connect(self, client: str, now: float) -> Reply | None:
         """A client connects: None opens a session (close it later), else the refusal."""
