@@ -13,7 +13,7 @@ domain's mailbox store.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from typing import Any
 
 import simpy
@@ -27,7 +27,7 @@ from .content import DISCARD, ContentChecks
 from .dns import Resolver
 from .policies import Chain, ConnectionLimit, DomainGreylist, Down, Greylist, Policy, SizeLimit, UnknownUsers
 from .server import PolicyServer
-from .smtp import ACCEPTED, Outcome, Reply
+from .smtp import ACCEPTED, Outcome
 from .throttle import Anvil
 
 __all__ = ["MX"]
@@ -57,15 +57,11 @@ class MX(PolicyServer):
         if ctx.domains.greylisting:  # some domain keeps a table of its own
             policies.append(DomainGreylist())
         super().__init__(ctx, spec.id, Chain(policies), spec.answer)
-        if self.anvil is not None:
-            # The counts the rules need from the server, told only when a rule needs
-            # them: the bound methods are replaced here, so without rate limits a
-            # session costs what it always did.
+        if self.anvil is not None:  # told only what its rules need
             if self.anvil.count_limit:
-                self.connect = self._connect_counted  # type: ignore[method-assign]
-                self.close = self._close_counted  # type: ignore[method-assign]
+                self.session_counts = self.anvil
             if self.anvil.reputation:
-                self.data = self._data_counted  # type: ignore[method-assign]
+                self.accept_counts = self.anvil
         self.ctx = ctx
         self.env = ctx.env
         self.spec = spec
@@ -88,27 +84,6 @@ class MX(PolicyServer):
         # Time-series levels (sim.core.monitors), None unless the run samples them.
         self._queue_level: Level | None = None
         self._busy_level: Level | None = None
-
-    # The wrapped methods are the class's (type(self)), so that a subclass's or a later
-    # override of connect, close or data still runs under the counting.
-    def _connect_counted(self, client: str, now: float) -> Reply | None:
-        reply = type(self).connect(self, client, now)
-        if reply is None:
-            assert self.anvil is not None
-            self.anvil.opened(client, now)
-        return reply
-
-    def _close_counted(self, client: str) -> None:
-        type(self).close(self, client)
-        assert self.anvil is not None
-        self.anvil.closed(client)
-
-    def _data_counted(self, client: str, rows: Sequence[Message], now: float) -> Reply:
-        reply = type(self).data(self, client, rows, now)
-        if reply is ACCEPTED:
-            assert self.anvil is not None
-            self.anvil.accepted(client, now)
-        return reply
 
     def monitor(self, monitors: Monitors) -> None:
         """Follow the scan queue, busy scanners and open connections as levels (before

@@ -10,7 +10,7 @@ no SimPy event; the client spends the dialogue's time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..config import Outage
 from ..core.component import Context
@@ -23,12 +23,25 @@ from .smtp import ACCEPTED, CONNECTION_REFUSED, NO_ANSWER, Phase, Reply
 if TYPE_CHECKING:
     from .content import ContentChecks
 
-__all__ = ["DOWN_ANSWERS", "PolicyServer"]
+__all__ = ["ClientCounts", "DOWN_ANSWERS", "PolicyServer"]
 
 # How a down host answers a connect (the scenario's `answer`, per host and per outage).
 DOWN_ANSWERS: dict[str, Reply] = {"none": NO_ANSWER, "refuse": CONNECTION_REFUSED}
 
 _CONNECT, _MAIL, _RCPT, _DATA = Phase.CONNECT, Phase.MAIL, Phase.RCPT, Phase.DATA
+
+
+class ClientCounts(Protocol):
+    """What a server tells a per-client count (``sim.mail.throttle.Anvil``)."""
+
+    def opened(self, client: str, now: float) -> None:
+        """A session from ``client`` opened."""
+
+    def closed(self, client: str) -> None:
+        """A session from ``client`` closed."""
+
+    def accepted(self, client: str, now: float) -> None:
+        """A message from ``client`` was accepted (250 to ".")."""
 
 
 class PolicyServer:
@@ -51,6 +64,10 @@ class PolicyServer:
         # Content checks and tar-pit delays (sim.mail.content): None,
         # unless the kind of server sets them, costs a client nothing.
         self.checks: ContentChecks | None = None
+        # Who counts this server's sessions per client, and the messages it accepted per
+        # client (a receiver's rate limits and reputation: sim.mail.throttle); None: no one.
+        self.session_counts: ClientCounts | None = None
+        self.accept_counts: ClientCounts | None = None
         self._connections_level: Level | None = None  # set when the run samples levels
         self._use(chain)
 
@@ -103,6 +120,8 @@ class PolicyServer:
         self.sessions += 1
         if self._connections_level is not None:
             self._connections_level.set(now, self.connections)
+        if self.session_counts is not None:
+            self.session_counts.opened(client, now)
         return None
 
     def mail(self, client: str, msg: Message, now: float, transaction: int = 1) -> Reply | None:
@@ -127,6 +146,8 @@ class PolicyServer:
         for msg in rows:
             msg.hop += 1
         self.take_rows(rows, now)
+        if self.accept_counts is not None:
+            self.accept_counts.accepted(client, now)
         return ACCEPTED
 
     def close(self, client: str) -> None:
@@ -134,6 +155,8 @@ class PolicyServer:
         self.connections -= 1
         if self._connections_level is not None:
             self._connections_level.set(self._env.now, self.connections)
+        if self.session_counts is not None:
+            self.session_counts.closed(client)
 
     def session_stats(self) -> dict[str, float]:
         """Sessions opened, connections refused with a reply, and left unanswered."""
