@@ -99,7 +99,7 @@ class Domain(Strict):
     utc_offset: Num = Field(
         0, ge=-12, le=14, description="hours ahead of UTC of its people's clocks (daily profiles)"
     )
-    # DNS answers that are not MX records (issue 9, part dns; docs/model.md#dns).
+    # DNS answers that are not MX records (docs/model.md#dns).
     exists: bool = Field(True, description="false: the name does not exist (NXDOMAIN)")
     null_mx: bool = Field(False, description="publishes MX 0 . (RFC 7505): receives no mail")
     negative_ttl: Seconds = Field(
@@ -113,7 +113,7 @@ class Domain(Strict):
     greylisting: Greylisting | None = Field(
         None, description="postgrey's rules with one table shared by the domain's MX hosts; absent: off"
     )
-    # Issue 9, part content: what a receiver's SPF/DKIM/DMARC checks find (sim/mail/content.py).
+    # What a receiver's SPF/DKIM/DMARC checks find (sim/mail/content.py).
     dmarc: Literal["none", "quarantine", "reject"] = Field(
         "none", description="its DMARC policy (p=) for mail failing authentication"
     )
@@ -121,11 +121,11 @@ class Domain(Strict):
         0.0, ge=0, le=1, description="share of mail in its name failing SPF and DKIM (spoofed, forwarded)"
     )
     txt_ttl: Seconds = Field(3600, ge=0, le=MAX_TIME, description="TTL of its SPF, DKIM and DMARC records")
-    # Issue 9, part stub: the zone changing its MX records during the run.
+    # The zone changing its MX records during the run.
     mx_changes: list[MXChange] = Field(
         default_factory=list, description="times at which the MX records change (a migration)"
     )
-    # Issue 9, part auth: the zone's authoritative servers (RFC 1035 NS records).
+    # The zone's authoritative servers (RFC 1035 NS records).
     ns: list[NodeId] = Field(
         default_factory=list, description="its authoritative name servers; empty: the lookup time stands in"
     )

@@ -121,7 +121,7 @@ class MTANode(NodeBase):
 
     kind: Literal["mta"]
     id: NodeId
-    # Issue 9, part stub: the stub resolver (glibc's, resolv.conf(5)). ``resolver`` is
+    # The stub resolver (glibc's, resolv.conf(5)). ``resolver`` is
     # the one-server form of ``resolvers`` (give one of them); a dump keeps the form given.
     resolver: NodeId | None = Field(None, description="the caching resolver this MTA asks for MX records")
     resolvers: list[NodeId] | None = Field(
@@ -224,7 +224,7 @@ class MTANode(NodeBase):
                     # retry: the keys that differ from the preset's, merged back under
                     # it on loading (so a new preset still takes effect); but when the
                     # shape differs the block replaces the preset's whole on loading,
-                    # so it is written whole (found in review: keys equal to the
+                    # so it is written whole (keys equal to the
                     # preset's were lost, and a sweep ran another schedule).
                     diff = {k: v for k, v in value.items() if base.get(k) != v}
                     if any(k in RETRY_SHAPES for k in diff):
@@ -232,7 +232,7 @@ class MTANode(NodeBase):
                     value = diff
                 out[key] = value
         return out
-    # Issue 9, part content: how long the client waits for a slow server's greeting and
+    # How long the client waits for a slow server's greeting and
     # EHLO reply (a tar-pit) before it gives the session up.
     smtp_helo_timeout: Seconds = Field(
         300, gt=0, le=MAX_TIME, description="Postfix: wait for the greeting and the EHLO reply"
@@ -291,7 +291,7 @@ class MTANode(NodeBase):
             raise ValueError("maximal_backoff_time is below minimal_backoff_time")
         if self.retry is not None:
             # A retry schedule (the node's or its preset's) decides the gaps and when to
-            # give up: Postfix's own keys would be silently ignored (found in review).
+            # give up: Postfix's own keys would be silently ignored.
             for key, fix in (("maximal_queue_lifetime", "retry.give_up"),
                              ("maximal_backoff_time", "retry.intervals or retry.max_interval")):
                 if getattr(self, key) != MTANode.model_fields[key].default:
@@ -342,7 +342,7 @@ class Outage(Strict):
         return self
 
 
-# Issue 9, part auth: the address records (A/AAAA) of a host that is an MX (MXNode,
+# The address records (A/AAAA) of a host that is an MX (MXNode,
 # RelayNode): the servers of the zone its name is in, and their TTL.
 def _zone_servers() -> Any:
     return Field(
@@ -436,9 +436,8 @@ class MXNode(NodeBase):
     answer: Answer = Field(
         "none", description="how the host answers while down: none (connect timeout) or refuse"
     )
-    # Issue 9, greylisting (part "grey").
     greylisting: Greylisting | None = Field(None, description="postgrey's greylisting; absent: off")
-    # Issue 9, part content: content checks and tar-pitting (sim/mail/content.py).
+    # Content checks and tar-pitting (sim/mail/content.py).
     resolver: NodeId | None = Field(None, description="the resolver the MX's SPF/DKIM/DMARC queries go through")
     authentication: bool = Field(False, description="SPF at MAIL FROM, DKIM and DMARC after DATA")
     content_filter: Literal["after_queue", "before_queue"] = Field(
@@ -447,10 +446,10 @@ class MXNode(NodeBase):
     spam_filter: SpamFilter | None = Field(None, description="the scan's verdicts; absent: nothing is caught")
     greet_pause: Seconds = Field(0, ge=0, le=MAX_TIME, description="delay before the 220 greeting")
     reply_delay: Seconds = Field(0, ge=0, le=MAX_TIME, description="delay before each reply after the greeting")
-    # Issue 9, part auth: its address records.
+    # Its address records.
     ns: list[NodeId] = _zone_servers()
     a_ttl: Seconds = _a_ttl()
-    # Issue 9, part throttle: receiver presets (sim/config/presets.py, MX_PRESETS) and
+    # Receiver presets (sim/config/presets.py, MX_PRESETS) and
     # rate limits per sending IP and domain (sim/mail/throttle.py).
     preset: str | None = Field(None, description="a big receiver's limits (gmail, outlook, yahoo), under the node's keys")
     rate_limits: RateLimits | None = Field(None, description="limits per sending IP and domain; absent: off")
@@ -542,7 +541,7 @@ class ResolverNode(NodeBase):
     max_negative_ttl: Seconds = Field(
         3600, ge=0, le=MAX_TIME, description="Unbound cache-max-negative-ttl"
     )
-    # Issue 9, part stub: a bounded cache, and outages.
+    # A bounded cache, and outages.
     cache_size: Int = Field(
         0, ge=0, le=MAX_COUNT, description="answers the cache holds at most, least recently used evicted; 0: no limit"
     )
@@ -553,7 +552,7 @@ class ResolverNode(NodeBase):
     servfail_ttl: Seconds = Field(
         1, ge=0, le=300, description="BIND servfail-ttl: how long a failed resolution is cached; 0: not at all"
     )
-    # Issue 9, part auth: walking to authoritative name servers (sim/mail/dns.py).
+    # Walking to authoritative name servers (sim/mail/dns.py).
     unknown_server_time_limit: Seconds = Field(
         0.376, gt=0, le=MAX_TIME, description="Unbound: wait for a name server's answer before the next"
     )
@@ -584,7 +583,7 @@ class RelayNode(MTANode):
     answer: Answer = Field(
         "none", description="how the host answers while down: none (connect timeout) or refuse"
     )
-    # Issue 9, part auth: its address records.
+    # Its address records.
     ns: list[NodeId] = _zone_servers()
     a_ttl: Seconds = _a_ttl()
 
@@ -620,7 +619,7 @@ class EspNode(MTANode):
 
 
 class AuthoritativeNode(NodeBase):
-    """Issue 9, part auth: an authoritative name server (RFC 1035 NS) of the domains
+    """An authoritative name server (RFC 1035 NS) of the domains
     that name it in ``ns:``; resolvers walk to it over the graph on a cache miss."""
 
     kind: Literal["authoritative"]

@@ -97,7 +97,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-# Receivers (issue 9, part throttle): an MX node's `preset`. The big providers publish
+# Receivers: an MX node's `preset`. The big providers publish
 # their reply codes and their advice, never their thresholds: every number here is a
 # labelled assumption (docs/sources.md, "Receiver presets"); the shape is the same for
 # the three: limits per hour per sending IP, a new IP's limit growing with the volume

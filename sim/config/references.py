@@ -41,7 +41,7 @@ def check_references(sc: Scenario) -> None:
             raise ScenarioError(path, f"{node_id!r} is {_a(kinds[node_id])} node, not {_a(wanted)} node")
 
     def servers(path: str, ns: list[str]) -> None:
-        # Issue 9, part auth: name servers are authoritative nodes, each listed once.
+        # Name servers are authoritative nodes, each listed once.
         for j, server in enumerate(ns):
             need(f"{path}[{j}]", server, "authoritative")
             if server in ns[:j]:
@@ -61,7 +61,7 @@ def check_references(sc: Scenario) -> None:
                     raise ScenarioError(
                         f"topology.nodes[{i}].relayhost", f"{node.id!r} names itself as its relayhost"
                     )
-        elif isinstance(node, MXNode) and node.resolver is not None:  # issue 9, part content
+        elif isinstance(node, MXNode) and node.resolver is not None:
             need(f"topology.nodes[{i}].resolver", node.resolver, "resolver")
     _check_histories(sc)
     links: set[frozenset[str]] = set()

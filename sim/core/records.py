@@ -74,7 +74,7 @@ DISCARDED = "discarded by content filter"
 INTERRUPTED = "session interrupted"
 NO_MAIL = "domain receives no mail"  # a DSN to a domain with no MX (sim.mail.dsn)
 DOMAIN_NOT_FOUND = "domain not found"  # NXDOMAIN for the recipient's domain (sim.mail.dns)
-# Issue 9, part content: refused or dropped by a receiver's content checks (sim.mail.content).
+# Refused or dropped by a receiver's content checks (sim.mail.content).
 SPAM_REJECTED = "rejected as spam"
 DMARC_POLICY = "DMARC policy"
 SPAM_DISCARDED = "discarded as spam"
@@ -179,7 +179,7 @@ MESSAGE_COLUMNS = (
     Column("reason", "I", 0, "reasons"),
     Column("mx_host", "I", 0, "nodes"),
     Column("where", "I", 0, "nodes"),
-    Column("folder", "b", -1, FOLDERS),  # a delivered row's; -1: not delivered (issue 9, part content)
+    Column("folder", "b", -1, FOLDERS),  # a delivered row's; -1: not delivered
 )
 
 ATTEMPT_COLUMNS = (

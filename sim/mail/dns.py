@@ -92,6 +92,9 @@ class Resolver:
         self.refused = 0  # queries refused: down, with its port closed
         self.evictions = 0
         self._resolutions = array("d")  # how long each resolution (a miss) took
+        # TXT records (SPF, DKIM keys, DMARC policies): key -> (start, ready, expiry).
+        self._records: dict[int, tuple[float, float, float]] = {}
+        self.record_queries = self.record_hits = self.record_timeouts = 0
         # Walks to authoritative servers, for domains with ns:.
         self._ctx = ctx
         self.time_limit = spec.unknown_server_time_limit
@@ -126,7 +129,7 @@ class Resolver:
         if self.up and not now_up:
             self._cache.clear()
             self._pending.clear()
-            self._records = None  # the TXT records' cache
+            self._records.clear()  # the TXT records' cache
             self._mx.clear()  # the records walks fetched
             self._addresses.clear()
             self._fetching.clear()
@@ -164,8 +167,9 @@ class Resolver:
             out["record_queries"] = self.record_queries
             out["record_hits"] = self.record_hits
             out["record_timeouts"] = self.record_timeouts
-        for name, q in (("p50", 50), ("p95", 95), ("p99", 99)):
-            out[f"resolution_{name}"] = float(np.percentile(times, q)) if times is not None else 0.0
+        pcts = np.percentile(times, [50, 95, 99]) if times is not None else (0.0, 0.0, 0.0)
+        for name, value in zip(("p50", "p95", "p99"), pcts):
+            out[f"resolution_{name}"] = float(value)
         out["resolution_mean"] = float(times.mean()) if times is not None else 0.0
         return out
 
@@ -271,12 +275,6 @@ class Resolver:
                 self.evictions += 1
 
     # -- TXT records: SPF, DKIM keys, DMARC policies (sim.mail.content) -----------------
-    # Their own cache and counters, made at the first query: a resolver no MX checks
-    # with costs nothing more.
-    _records: dict[int, tuple[float, float, float]] | None = None  # key -> (start, ready, expiry)
-    record_queries = 0
-    record_hits = 0
-    record_timeouts = 0
 
     def records(self, key: int, ttl: float, at: float) -> float:
         """How long the resolver takes to answer a query for the record ``key`` asked
@@ -291,8 +289,6 @@ class Resolver:
             self.record_timeouts += 1
             return 0.0 if self.refusing else RECORD_TIMEOUT
         cache = self._records
-        if cache is None:
-            cache = self._records = {}
         entry = cache.get(key)
         if entry is not None:
             start, ready, expiry = entry
@@ -504,7 +500,6 @@ class Stub:
         self.env = env
         self.network = network
         self.client = client
-        self.first = servers[0]
         self.tries = glibc_tries(servers, timeout, attempts)
         self.failures = 0  # lookups no server answered
 

@@ -82,9 +82,7 @@ class Domain:
         self.failures = tuple((w.start, w.end) for w in spec.dns_failures)
         grey = spec.greylisting
         # The domain's own greylisting table, shared by every MX host that receives for it.
-        self.greylist = None if grey is None else Greylist(
-            grey.delay, grey.retry_window, grey.max_age, grey.auto_whitelist_clients
-        )
+        self.greylist = None if grey is None else Greylist.of(grey)
         # What receivers' SPF/DKIM/DMARC checks find for mail in its name (sim.mail.content).
         self.dmarc = spec.dmarc
         self.auth_failure_rate = spec.auth_failure_rate

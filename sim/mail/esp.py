@@ -143,7 +143,7 @@ class ESP(MTA):
         tokens = min(self._burst, self._tokens + (now - self._filled) * rate)
         self._filled = now
         # A whole token, to within rounding: refills of rate x gap summed in floating
-        # point fall an ulp short (found in review: 0.1 s apart at 10/s read 0.99999...).
+        # point fall an ulp short (0.1 s apart at 10/s would read 0.99999...).
         if tokens >= 1.0 - 1e-9:
             self._tokens = max(0.0, tokens - 1.0)
             return 0.0

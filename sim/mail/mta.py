@@ -52,7 +52,7 @@ from .smtp import (
 if TYPE_CHECKING:
     from ..world.links import Link
 
-__all__ = ["LOOPS_BACK", "MTA", "sending_ips"]
+__all__ = ["LOOPS_BACK", "MTA"]
 
 SUBMISSION = 0  # the attempts table's hop of a submission; a server's own sessions are msg.hop + 1
 # RFC 5321 5.1: a relay that finds no MX host better than itself must return the message

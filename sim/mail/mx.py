@@ -49,9 +49,7 @@ class MX(PolicyServer):
         policies += [SizeLimit(spec.message_size_limit), UnknownUsers(streams.uniform("mx", spec.id, "recipients"))]
         grey = spec.greylisting
         # After UnknownUsers, as postgrey sits after Postfix's own recipient checks.
-        self.greylist = None if grey is None else Greylist(
-            grey.delay, grey.retry_window, grey.max_age, grey.auto_whitelist_clients
-        )
+        self.greylist = None if grey is None else Greylist.of(grey)
         if self.greylist is not None:
             policies.append(self.greylist)
         if ctx.domains.greylisting:  # some domain keeps a table of its own

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Protocol
 from .smtp import BUSY, GREYLISTED, TOO_BIG, UNKNOWN_USER, Phase, Reply
 
 if TYPE_CHECKING:
+    from ..config.nodes import Greylisting
     from ..core.records import Message
     from ..core.rng import Sampler
 
@@ -162,6 +163,11 @@ class Greylist:
         self.clients: dict[str, tuple[int, float]] = {}  # client -> (passes counted, last counted)
         self.greylisted = 0  # RCPTs answered 450
         self.passed = 0  # RCPTs let through (whitelisted clients included)
+
+    @classmethod
+    def of(cls, spec: Greylisting) -> Greylist:
+        """A table with a ``greylisting`` block's settings (an MX host's or a domain's)."""
+        return cls(spec.delay, spec.retry_window, spec.max_age, spec.auto_whitelist_clients)
 
     def stats(self) -> dict[str, float]:
         """RCPTs greylisted and passed, and the triplets in the table now."""

@@ -84,7 +84,7 @@ class Model:
         with paused_gc():  # starting a big world makes as many objects as building it
             for component in self.ctx.nodes.values():
                 component.start()
-            self.ctx.domains.start(self.env)  # the zones' MX changes (issue 9, part stub)
+            self.ctx.domains.start(self.env)  # the zones' MX changes
             for source in self.sources:
                 source.start()
 
