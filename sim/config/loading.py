@@ -23,6 +23,7 @@ from pydantic_core import ErrorDetails
 from .budget import check_budget, idle_warnings
 from .compact import expand
 from .errors import ScenarioError, ScenarioWarning, key_text
+from .faults import FAULT_KINDS
 from .nodes import NODE_KINDS
 from .references import check_references
 from .scenario import LAYOUT_VERSION, Scenario
@@ -41,7 +42,10 @@ _WORDS = {
 }
 
 
-_TAGS = {"kind": NODE_KINDS, "dist": ("constant", "exponential", "lognormal", "uniform")}
+_TAGS = {
+    "kind": (*NODE_KINDS, *FAULT_KINDS),
+    "dist": ("constant", "exponential", "lognormal", "uniform"),
+}
 
 
 def _is_tag(cur: Any, item: Any) -> bool:

@@ -10,6 +10,7 @@ import networkx as nx
 from .base import MAX_MESSAGES
 from .domains import Domain
 from .errors import ScenarioError, key_text
+from .faults import LinkFault, NodeFault
 from .nodes import MTANode, MXNode, RelayNode, sending_ips
 from .scenario import Scenario
 
@@ -80,6 +81,7 @@ def check_references(sc: Scenario) -> None:
                 f"topology.edges[{i}]", f"a second edge between {edge.a!r} and {edge.b!r}"
             )
         links.add(link)
+    _check_faults(sc, kinds, links)
 
     graph = nx.Graph()
     graph.add_nodes_from(kinds)
@@ -175,6 +177,56 @@ def check_references(sc: Scenario) -> None:
             raise ScenarioError(
                 f"{p}.recipients", "recipient weights must add up to a finite number above zero"
             )
+
+
+# Node kinds a node fault may take down (clients and routers are places, not servers:
+# cut them off with a link fault or a partition).
+FAULTY = ("mta", "relay", "esp", "mx", "resolver", "authoritative", "mailbox")
+# Kinds with a queue or a store a fault's disk: lost can lose.
+DISKS = ("mta", "relay", "esp", "mx", "mailbox")
+
+
+def _check_faults(sc: Scenario, kinds: dict[str, str], links: set[frozenset[str]]) -> None:
+    """Every node, edge and region a fault names exists and can fail that way (a fault
+    may start after the run's end: it then never happens)."""
+    regions = {node.region for node in sc.topology.nodes if node.region is not None}
+    for i, fault in enumerate(sc.faults):
+        p = f"faults[{i}]"
+        if isinstance(fault, NodeFault):
+            key = "node" if fault.node is not None else "nodes"
+            for j, node_id in enumerate(fault.targets):
+                at = f"{p}.{key}" if fault.node is not None else f"{p}.nodes[{j}]"
+                if node_id not in kinds:
+                    raise ScenarioError(at, f"{node_id!r} is not a node of the topology")
+                kind = kinds[node_id]
+                if kind not in FAULTY:
+                    raise ScenarioError(
+                        at, f"{node_id!r} is {_a(kind)} node: it cannot fail by itself "
+                        "(cut it off with a link fault or a partition)"
+                    )
+                if fault.disk == "lost" and kind not in DISKS:
+                    raise ScenarioError(f"{p}.disk", f"{node_id!r} is {_a(kind)} node: it has no queue or store to lose")
+                if node_id in fault.targets[:j]:
+                    raise ScenarioError(at, f"{node_id!r} is listed twice")
+        elif isinstance(fault, LinkFault):
+            for end in ("a", "b"):
+                node_id = getattr(fault, end)
+                if node_id not in kinds:
+                    raise ScenarioError(f"{p}.{end}", f"{node_id!r} is not a node of the topology")
+            if frozenset((fault.a, fault.b)) not in links:
+                raise ScenarioError(p, f"no edge between {fault.a!r} and {fault.b!r} in topology.edges")
+        else:
+            if fault.region is not None and fault.region not in regions:
+                known = ", ".join(sorted(regions)[:5]) or "none"
+                raise ScenarioError(f"{p}.region", f"no node is in region {fault.region!r} (regions: {known})")
+            for j, node_id in enumerate(fault.nodes):
+                if node_id not in kinds:
+                    raise ScenarioError(f"{p}.nodes[{j}]", f"{node_id!r} is not a node of the topology")
+            side = set(fault.nodes) if fault.region is None else {
+                n.id for n in sc.topology.nodes if n.region == fault.region
+            }
+            if len(side) == len(kinds):
+                raise ScenarioError(p, "the side cut off is the whole world: nothing is left on the other side")
 
 
 def _check_histories(sc: Scenario) -> None:

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from .base import MAX_TIME, SAFE_NAME, Int, Strict
 from .domains import Domain
+from .faults import Fault
 from .nodes import Topology
 from .units import Seconds
 from .workload import Source
@@ -43,6 +44,7 @@ class Scenario(Strict):
     topology: Topology
     domains: list[Domain] = Field(min_length=1)
     workload: list[Source] = Field(min_length=1)
+    faults: list[Fault] = Field(default_factory=list, description="what goes wrong: nodes, links, partitions (sim.config.faults)")
 
     @property
     def horizon(self) -> float:

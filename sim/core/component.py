@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..world.network import Network
     from .records import Recorder
     from .rng import Streams
+    from .sessions import Sessions
 
 __all__ = ["Component", "Context", "Kind", "REGISTRY", "kind_of", "registers"]
 
@@ -64,6 +65,8 @@ class Context:
     dialogues: Dialogues
     domains: Directory
     nodes: dict[str, Component] = field(default_factory=dict)
+    # Open sessions, kept only when some fault can cut them (sim.core.sessions).
+    sessions: Sessions | None = None
 
     @property
     def horizon(self) -> float:

@@ -26,10 +26,12 @@ from ..core.component import REGISTRY, Component, Context
 from ..core.monitors import Monitors
 from ..core.records import Recorder
 from ..core.rng import Streams
+from ..core.sessions import Sessions
 from ..mail.devices import Readers
 from ..mail.domains import Directory
 from ..mail.senders import TrafficSource
 from ..mail.smtp import Dialogues
+from ..world.faults import FaultSchedule, cuts_sessions
 from ..world.network import Network
 from .results import Results, describe_hook
 
@@ -47,6 +49,7 @@ class Model:
     started: bool = field(default=False)
     wall: float = 0.0  # seconds spent in run()
     monitors: Monitors | None = None  # time-series levels, when the run samples them
+    faults: FaultSchedule | None = None  # the scenario's faults, when it has some
 
     @property
     def env(self) -> simpy.Environment:
@@ -87,6 +90,8 @@ class Model:
             self.ctx.domains.start(self.env)  # the zones' MX changes
             for source in self.sources:
                 source.start()
+            if self.faults is not None:
+                self.faults.start()
 
     def run(self, until: float | None = None) -> None:
         """Start if not started, then run to ``until`` (default: the horizon)."""
@@ -158,6 +163,8 @@ class Model:
                 out.setdefault(node.kind, {})[node.id] = counters
         if self.ctx.domains.greylisting:  # the domains' own greylisting tables
             out["domain"] = {d.name: d.greylist.stats() for d in self.ctx.domains if d.greylist is not None}
+        if self.faults is not None:  # per fault and target: failures, time down
+            out["fault"] = self.faults.stats()
         return out
 
 
@@ -214,6 +221,8 @@ def _build(
         dialogues=Dialogues(scenario.smtp),
         domains=domains,
     )
+    if cuts_sessions(scenario.faults):  # before the components, which may keep it
+        ctx.sessions = Sessions(ctx.env)
     for node in scenario.topology.nodes:
         kind = REGISTRY[node.kind]
         assert isinstance(node, kind.schema)  # the schema validated it as this kind
@@ -232,4 +241,5 @@ def _build(
             monitor = getattr(ctx.nodes[node.id], "monitor", None)
             if monitor is not None:
                 monitor(monitors)
-    return Model(scenario, seed, ctx, sources, monitors=monitors)
+    faults = FaultSchedule(ctx, scenario.faults) if scenario.faults else None
+    return Model(scenario, seed, ctx, sources, monitors=monitors, faults=faults)

@@ -23,16 +23,20 @@ SEGMENT = 1460  # TCP payload bytes per segment on a 1500-byte MTU path
 class Link:
     """The lowest-latency path from ``hops[0]`` to ``hops[-1]``, summarised."""
 
-    __slots__ = ("latency", "bandwidth", "loss", "hops", "rto")
+    __slots__ = ("latency", "bandwidth", "loss", "hops", "rto", "up")
 
     def __init__(
-        self, latency: float, bandwidth: float, loss: float, hops: tuple[str, ...], rto: float = 1.0
+        self, latency: float, bandwidth: float, loss: float, hops: tuple[str, ...], rto: float = 1.0,
+        up: bool = True,
     ) -> None:
         self.latency = latency  # one-way, seconds
         self.bandwidth = bandwidth  # bottleneck, bytes/s
         self.loss = loss  # probability that a packet is lost somewhere on the path
         self.hops = hops
         self.rto = rto  # retransmission timeout, seconds
+        # False: no path joins the two ends (links down, a partition); nothing crosses,
+        # and a client that tries waits out its timeout as for a host that does not answer.
+        self.up = up
 
     @property
     def rtt(self) -> float:

@@ -110,6 +110,17 @@ class Network:
         down.reverse()
         return up[:-1] + core + down[1:]
 
+    def impair(self, a: str, b: str, reason: str, *, down: bool, latency: float = 0.0, loss: float = 0.0) -> None:
+        """A fault (``reason``) takes the edge a-b down, or adds ``latency`` (one way)
+        and ``loss`` to it. Faults on one edge add up; routes are found again, so
+        traffic takes a detour where the graph has one, and where none is left
+        ``link()`` says so (``Link.up`` false)."""
+        raise NotImplementedError
+
+    def restore(self, a: str, b: str, reason: str) -> None:
+        """The fault ``reason`` on the edge a-b is over."""
+        raise NotImplementedError
+
     def _tree_path(self, a: str, b: str) -> list[str]:
         """The only simple path between two nodes of one tree: up to where they meet."""
         parent, depth = self._parent, self._depth
