@@ -44,6 +44,9 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("TimeConstant", "dist"): "the distribution's type tag, not a parameter",
     ("SizeConstant", "dist"): "the distribution's type tag, not a parameter",
     ("Scenario", "version"): "the layout version of the scenario file; no modelling content",
+    ("NodeFault", "name"): "a label for the fault; no modelling content",
+    ("LinkFault", "name"): "a label for the fault; no modelling content",
+    ("Partition", "name"): "a label for the fault; no modelling content",
 }
 EXEMPT.update(
     {(kind.__name__, "region"): "a label saying where a node is; nothing in the model reads it" for kind in NODE_TYPES}

@@ -15,6 +15,7 @@ time, the server only says whether it answers (``ask``) and counts.
 from __future__ import annotations
 
 from ..config import AuthoritativeNode
+from ..core.faults import Failure
 from ..core.component import Context, registers
 from ..core.downtime import Downtime, run_outages
 
@@ -54,6 +55,14 @@ class AuthoritativeServer:
             self.state = ANSWERS
         else:
             self.state = REFUSES if all(self._down.hows) else SILENT
+
+    def fail(self, failure: Failure) -> None:
+        """A fault takes the server down (``sim.core.faults``), answering as it says."""
+        self.set_up(False, failure.reason, None if failure.answer is None else failure.answer == "refuse")
+
+    def repair(self, failure: Failure) -> None:
+        """The fault is over (up again unless another reason holds it)."""
+        self.set_up(True, failure.reason)
 
     @property
     def up(self) -> bool:

@@ -35,6 +35,7 @@ import simpy
 
 from ..config import ResolverNode
 from ..config.nodes import MXNode, RelayNode
+from ..core.faults import Failure
 from ..core.component import Context, registers
 from ..core.downtime import Downtime, run_outages
 from .authoritative import ANSWERS, REFUSES, SILENT, AuthoritativeServer
@@ -137,6 +138,15 @@ class Resolver:
             self._epoch += 1
         self.up = now_up
         self.refusing = not now_up and all(self._down.hows)
+
+    def fail(self, failure: Failure) -> None:
+        """A fault takes the resolver down (``sim.core.faults``): as an outage, with the
+        fault's answer (default: the node's); its caches are lost (it restarts empty)."""
+        self.set_up(False, failure.reason, None if failure.answer is None else failure.answer == "refuse")
+
+    def repair(self, failure: Failure) -> None:
+        """The fault is over (up again unless another reason holds it)."""
+        self.set_up(True, failure.reason)
 
     def holding(self) -> int:
         """A resolver holds no messages."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..config import Outage
 from ..core.component import Context
+from ..core.faults import Failure
 from ..core.downtime import Downtime, run_outages
 from ..core.monitors import Level
 from ..core.records import Message
@@ -106,6 +107,16 @@ class PolicyServer:
         if outages:
             spans = [(o.start, o.end, DOWN_ANSWERS[o.answer] if o.answer else self.answer) for o in outages]
             self._env.process(run_outages(self._env, spans, self.set_up))
+
+    def fail(self, failure: Failure) -> None:
+        """A fault takes the host down (``sim.core.faults``): it answers connects as the
+        fault says (default: the host's ``answer``). The schedule cuts the sessions in
+        progress when the fault is a crash."""
+        self.set_up(False, failure.reason, None if failure.answer is None else DOWN_ANSWERS[failure.answer])
+
+    def repair(self, failure: Failure) -> None:
+        """The fault is over (up again unless another reason holds it)."""
+        self.set_up(True, failure.reason)
 
     def connect(self, client: str, now: float) -> Reply | None:
         """A client connects: None opens a session (close it later), else the refusal."""
