@@ -28,7 +28,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, model_validator
 
 from .base import MAX_TIME, NodeId, Num, Strict
-from .distributions import TimeDistribution
+from .distributions import Constant, TimeDistribution, Uniform
 from .units import Seconds
 
 __all__ = ["Answer", "FAULT_KINDS", "Fault", "LinkFault", "NodeFault", "Partition", "RandomFaults"]
@@ -41,6 +41,22 @@ class RandomFaults(Strict):
 
     between: TimeDistribution = Field(description="time from a repair (or the window's start) to the next failure")
     repair: TimeDistribution = Field(description="time from a failure to its repair")
+
+    @model_validator(mode="after")
+    def _time_passes(self) -> RandomFaults:
+        # Both always 0 would fail and repair the node forever without the clock moving.
+        if _always_zero(self.between) and _always_zero(self.repair):
+            raise ValueError(
+                "between and repair are both always 0: the node would fail and be repaired forever at one instant"
+            )
+        return self
+
+
+def _always_zero(dist: Constant | Uniform | object) -> bool:
+    """Whether a time distribution draws only 0 (exponential and log-normal never do)."""
+    if isinstance(dist, Constant):
+        return dist.value == 0
+    return isinstance(dist, Uniform) and dist.high == 0
 
 
 class _FaultBase(Strict):

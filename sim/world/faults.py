@@ -52,6 +52,16 @@ class FaultSchedule:
         """A fault's name in the log and in reasons: its ``name``, else ``fault N``."""
         return fault.name or f"fault {index}"
 
+    @staticmethod
+    def targets(fault: Fault) -> list[str]:
+        """What ``fault`` takes down, as the log and run.json name it: each node of a
+        node fault, ``A~B`` for a link, the region (or the nodes) of a partition."""
+        if isinstance(fault, NodeFault):
+            return fault.targets
+        if isinstance(fault, LinkFault):
+            return [f"{fault.a}~{fault.b}"]
+        return [fault.region or ",".join(fault.nodes)]
+
     def start(self) -> None:
         """Start a process for each failing target (called after every component started)."""
         horizon = self.ctx.horizon
@@ -110,14 +120,13 @@ class FaultSchedule:
         network = self.ctx.network
         label = self.label(index, fault)
         reason = f"fault {index}"
+        (target,) = self.targets(fault)
         if isinstance(fault, LinkFault):
             edges = [(fault.a, fault.b)]
-            target = f"{fault.a}~{fault.b}"
             down, latency, loss = bool(fault.down), fault.latency, fault.loss
         else:
             side = self._side(fault)
             edges = [(a, b) for a, b in network.graph.edges if (a in side) != (b in side)]
-            target = fault.region or ",".join(fault.nodes)
             down, latency, loss = True, 0.0, 0.0
         for start, end in self._spans(index, fault, target):
             yield self._wait(start)
@@ -146,11 +155,17 @@ class FaultSchedule:
         sessions.cut(lambda a, b: not network.link(a, b).up, Cut("link", where))
 
     def stats(self) -> dict[str, dict[str, float]]:
-        """Per fault and target: failures, and seconds down within the run."""
-        out: dict[str, dict[str, float]] = {}
+        """Per fault and target, in the order of ``faults:``: failures, and seconds down
+        within the run (a fault that never happened, one starting after the run's end
+        or a random one that drew no failure in time, shows as 0 and 0)."""
+        out: dict[str, dict[str, float]] = {
+            f"{self.label(i, fault)}: {target}": {"failures": 0, "downtime": 0.0}
+            for i, fault in enumerate(self.faults)
+            for target in self.targets(fault)
+        }
         now = self.env.now
         for label, target, down, up in self.log:
-            row = out.setdefault(f"{label}: {target}", {"failures": 0, "downtime": 0.0})
+            row = out[f"{label}: {target}"]
             row["failures"] += 1
             row["downtime"] += (now if up is None else min(up, now)) - down
         return out
