@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import sim
-from sim.config import load_scenario
+from sim.config import load_scenario, parse_scenario
 from sim.config.distributions import TimeExponential, TimeLogNormal
 from sim.core.rng import Streams
 from sim.simulation.build import Model
@@ -143,6 +143,19 @@ def test_each_node_fails_on_its_own_stream() -> None:
     assert other_seed != alone
 
 
+def test_same_seed_same_results_with_random_faults() -> None:
+    """Random faults at the MX (refusing) and the resolver: two runs with one seed give
+    the same messages and attempts; the faults did touch the mail."""
+    faults = [MX_FAULT | {"answer": "refuse", "random": EXP}, {"kind": "node", "node": "dns", "random": EXP}]
+    data = tiny_data(faults=faults)
+    data["workload"][0]["interarrival"] = 5  # 70 messages, so that some meet a fault
+    one = sim.run(parse_scenario(data), seed=3, trace=True)
+    two = sim.run(parse_scenario(data), seed=3, trace=True)
+    assert one.messages.equals(two.messages) and one.attempts.equals(two.attempts)
+    assert one.stats["fault"] == two.stats["fault"]
+    assert (one.attempts["outcome"] != "delivered").any()
+
+
 # --- what run.json says -------------------------------------------------------------
 
 
@@ -182,8 +195,6 @@ def test_a_fault_and_an_outage_add_up(outage: tuple[float, float], fault: tuple[
         for t in (50.0, 150.0, 250.0, 350.0, 450.0):
             model.at(t, lambda: seen.append((model.env.now, mx.up)))
 
-    from sim.config import parse_scenario
-
     sim.run(parse_scenario(data), seed=7, hook=hook)
     assert seen == [(50.0, True), (150.0, False), (250.0, False), (350.0, False), (450.0, True)]
 
@@ -199,8 +210,6 @@ def test_a_refusing_fault_and_a_silent_outage_together_are_silent() -> None:
         mx = model.node("mx")
         for t in (250.0, 350.0):
             model.at(t, lambda: seen.append((model.env.now, mx.down_reply.silent)))
-
-    from sim.config import parse_scenario
 
     sim.run(parse_scenario(data), seed=7, hook=hook)
     assert seen == [(250.0, True), (350.0, False)]
