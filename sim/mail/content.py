@@ -26,15 +26,18 @@ cost) and adds the delays to the timeouts it spends anyway: no SimPy event.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..core.records import DMARC_POLICY, KINDS, SPAM_REJECTED, Message, Recorder
+from .dns import RECORD_TIMEOUT
 from .smtp import Phase, Reply
 
 if TYPE_CHECKING:
     from ..config import MXNode
     from ..core.rng import Draw, Sampler
+    from ..world.network import Network
     from .dns import Resolver
     from .domains import Domain
 
@@ -96,6 +99,18 @@ class ContentChecks:
             or spec.greet_pause > 0 or spec.reply_delay > 0
         )
 
+    def follow(self, network: Network, node: str) -> None:
+        """Keep ``rtt`` the round trip from ``node`` (the MX) to its resolver, as link
+        faults change the routes (infinite while no path joins them)."""
+        resolver = self.resolver
+        assert resolver is not None
+
+        def relink() -> None:
+            self.rtt = network.link(node, resolver.id).rtt
+
+        relink()
+        network.watch(relink)
+
     # -- the client's wait ---------------------------------------------------------------
 
     def envelope_delay(self, msg: Message, at: float) -> float:
@@ -119,6 +134,8 @@ class ContentChecks:
         """One TXT query through the resolver: its answer time plus the round trip."""
         assert self.resolver is not None  # wanted by authentication, checked at load
         self.dns_checks += 1
+        if self.rtt == math.inf:  # no path to the resolver: unanswered, as when it is down
+            return RECORD_TIMEOUT
         resolver = self.resolver
         hits = resolver.record_hits
         took = resolver.records(domain.index * 3 + kind, domain.txt_ttl, at)
