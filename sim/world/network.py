@@ -25,9 +25,9 @@ starts at the root *at the sender's distance from it* and is cached per (root,
 distance); the hosts of a domain, one LAN hop from their edge router, share one.
 
 Faults change the graph a few times a run (``impair``, ``restore``): an edge that is
-down leaves the graph routes are found on (rebuilt in the canonical order, so routes
-during the fault are those of the world without the edge, ties included, and after
-the repair those of before), extra latency and loss change the edge's values. Every
+down leaves the graph routes are found on (a copy of the whole graph less the edges
+that are down, in the same order, so routes during the fault are those of the world
+without the edge, ties included, and after the repair those of before), extra latency and loss change the edge's values. Every
 change drops the cached links and core runs and peels the graph again, bumps
 ``epoch`` and tells the components that keep something derived from a link
 (``watch``). A run whose links never change pays nothing for this.
@@ -63,13 +63,11 @@ class Network:
         # file happens to list the links.
         for node in sorted(scenario.topology.nodes, key=lambda n: n.id):
             g.add_node(node.id, kind=node.kind)
-        edges = sorted(scenario.topology.edges, key=lambda e: tuple(sorted((e.a, e.b))))
-        for e in edges:
+        for e in sorted(scenario.topology.edges, key=lambda e: tuple(sorted((e.a, e.b)))):
             g.add_edge(e.a, e.b, latency=e.latency, bandwidth=e.bandwidth, loss=e.loss)
             if e.shared:  # only marked edges carry it: _summarise looks for the key
                 g.adj[e.a][e.b]["shared"] = SharedEdge(e.a, e.b, e.bandwidth)
         self.graph = g  # every edge, with its values as they are now (faults included)
-        self._edges = [(e.a, e.b) for e in edges]  # the canonical order, for rebuilding
         self.rto = scenario.smtp.rto
         self._links: dict[str, dict[str, Link]] = {}  # by source, then destination
         self._routing = g  # the graph routes are found on: g less the edges that are down
@@ -189,13 +187,11 @@ class Network:
         down = {k for k, f in self._faults.items() if any(d for d, _, _ in f.values())}
         g = self.graph
         if down:
-            # Rebuilt in the canonical order (ties are broken by adjacency order), less
-            # the edges that are down.
-            routing = nx.Graph()
-            routing.add_nodes_from(g.nodes)
-            for u, v in self._edges:
-                if ((u, v) if u < v else (v, u)) not in down:
-                    routing.add_edge(u, v, **g.adj[u][v])
+            # A copy less the edges that are down: removing keeps the order of the rest
+            # (ties are broken by adjacency order), which re-adding a repaired edge to
+            # the graph would not.
+            routing = g.copy()
+            routing.remove_edges_from(down)
             self._routing = routing
         else:
             self._routing = g
