@@ -476,3 +476,65 @@ def test_eight_submissions_at_once_share_the_home_link() -> None:
     assert list(m["submitted"]) == pytest.approx([10 + 9 * 0.042 + 8 * SIZE / 1e6] * 8, abs=1e-9)
     plain = run(parse_scenario(burst(tiny_data(), 8))).messages
     assert list(plain["submitted"]) == pytest.approx([10 + SUBMIT] * 8, abs=1e-9)
+
+
+def test_an_mxs_checks_wait_out_the_timeout_for_a_resolver_out_of_reach() -> None:
+    """The MX checks SPF (at MAIL), DKIM and DMARC (at ".") through its own resolver
+    dns2, 0.001 s away. Reached, message 0's three queries are misses (0.2 s and the
+    round trip 0.002), message 1's and 2's hits (0.002). With mx~dns2 down from 50 to
+    250 s, each query of messages 0 and 1 waits glibc's first timeout, 5 s, and the
+    check passes: 3 x (5 - 0.202) and 3 x (5 - 0.002) s later. Nothing was cached
+    meanwhile, so message 2 (300 s, after the repair) misses: 3 x 0.2 s later."""
+    def world(*faults: dict[str, Any]) -> Any:
+        data = tiny_data(faults=list(faults))
+        data["topology"]["nodes"].append({"id": "dns2", "kind": "resolver", "lookup": 0.2})
+        data["topology"]["edges"].append({"a": "mx", "b": "dns2", "latency": 0.001})
+        node(data, "mx").update(authentication=True, resolver="dns2")
+        return run(parse_scenario(data)).messages
+
+    calm = world()
+    cut = world(link_fault(50, 250, a="mx", b="dns2"))
+    late = list(cut["accepted"] - calm["accepted"])
+    assert late == pytest.approx([3 * (5 - 0.202), 3 * (5 - 0.002), 3 * 0.2], abs=1e-9)
+    assert (cut["status"] == "delivered").all()
+
+
+def test_eight_relay_sessions_and_lmtp_hand_offs_share_their_links() -> None:
+    """Eight messages made at 10 s, eight delivery agents and a first window of eight:
+    all submitted at 10.388, all get the coalesced lookup at 10.59. r~mx (5 MB/s) and
+    mx~store (100 MB/s) are shared. Each relay session spends its 8 round trips alone
+    (0.256 s), then the eight bodies cross r~mx together: 8 x 10,000 / 5 MB/s = 0.016 s,
+    accepted 10.862. The scans (0.05) and the LMTP round trips (5 x 0.001) end
+    together, then the eight bodies cross mx~store: 8 x 0.0001 s; written 0.01 later."""
+    data = burst(tiny_data(), 8)
+    node(data, "mta").update(workers=8, initial_destination_concurrency=8)
+    for edge in data["topology"]["edges"]:
+        if {edge["a"], edge["b"]} in ({"r", "mx"}, {"mx", "store"}):
+            edge["shared"] = True
+    m = run(parse_scenario(data)).messages
+    accepted = 10 + SUBMIT + LOOKUP + 8 * 0.032 + 8 * SIZE / 5e6
+    assert accepted == pytest.approx(10.862, abs=1e-12)
+    assert list(m["accepted"]) == pytest.approx([accepted] * 8, abs=1e-9)
+    assert list(m["delivered"]) == pytest.approx([accepted + 0.05 + 0.005 + 8 * SIZE / 1e8 + 0.01] * 8, abs=1e-9)
+
+
+def test_a_topology_file_may_mark_an_edge_shared(tmp_path: Any) -> None:
+    import json
+
+    import yaml
+
+    from sim.config import load_scenario
+
+    graph = nx.Graph()
+    graph.add_node("a", kind="router")
+    graph.add_node("b", kind="router")
+    graph.add_edge("a", "b", latency=0.01, shared=True)
+    nx.write_graphml(graph, tmp_path / "net.graphml")
+    (tmp_path / "net.json").write_text(json.dumps(nx.node_link_data(graph, edges="links")))
+    for name in ("net.graphml", "net.json"):
+        data = tiny_data()
+        data["topology"] = {"file": name, **data["topology"]}
+        data["topology"]["edges"].append({"a": "b", "b": "r", "latency": 0.01})
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
+        edges = {(e.a, e.b): e.shared for e in load_scenario(tmp_path / "s.yaml").topology.edges}
+        assert edges[("a", "b")] is True and edges[("b", "r")] is False, name
