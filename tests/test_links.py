@@ -98,6 +98,15 @@ def test_a_cut_edge_reroutes_over_the_detour_and_comes_back() -> None:
     assert way_round.latency == pytest.approx(0.031, abs=1e-12) and way_round.bandwidth == 2e6
     net.restore("r", "mx", "cut")
     assert net.link("mta", "mx").hops == ("mta", "r", "mx")
+    # A side cut off edge by edge (as a partition is) is peeled once, at the next look-up.
+    reroutes = net.reroutes
+    for a, b in [("r", "mx"), ("x", "mx"), ("mx", "store")]:
+        net.impair(a, b, "side", down=True)
+    assert net.reroutes == reroutes
+    assert not net.link("mta", "mx").up and net.link("mx", "store").up is False
+    assert net.reroutes == reroutes + 1
+    for a, b in [("r", "mx"), ("x", "mx"), ("mx", "store")]:
+        net.restore(a, b, "side")
     # Slower, not down: the direct way at 0.016 + 0.02 loses to the detour's 0.031.
     net.impair("r", "mx", "slow", down=False, latency=0.02)
     assert net.link("mta", "mx").hops == ("mta", "r", "x", "mx")

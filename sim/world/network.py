@@ -80,6 +80,8 @@ class Network:
         self._faults: dict[tuple[str, str], dict[str, tuple[bool, float, float]]] = {}
         self._own: dict[tuple[str, str], tuple[float, float]] = {}
         self.epoch = 0  # changes of the graph so far
+        self._stale = False  # faults changed since the graph was last peeled
+        self.reroutes = 0  # times the graph was peeled again after faults changed
         self._watchers: list[Callable[[], None]] = []
 
     def _split(self) -> None:
@@ -115,6 +117,8 @@ class Network:
         """The nodes of the lowest-latency path from ``a`` to ``b`` (not cached)."""
         if a == b:
             return [a]
+        if self._stale:
+            self._reroute()
         root, parent, adj = self._root, self._parent, self._routing.adj
         ra, rb = root[a], root[b]
         if ra == rb:
@@ -162,8 +166,10 @@ class Network:
         self._changed(key)
 
     def watch(self, changed: Callable[[], None]) -> None:
-        """Call ``changed`` after every change of the graph (a component that keeps
-        something derived from a link works it out again)."""
+        """Call ``changed`` after every change of the graph: a component that keeps
+        something derived from a link drops it, to look it up again when it needs it.
+        ``changed`` must not look links up itself (one fault changes many edges in
+        turn; routes are found again once, at the next look-up)."""
         self._watchers.append(changed)
 
     def _edge(self, a: str, b: str) -> tuple[str, str]:
@@ -184,6 +190,20 @@ class Network:
         edge["loss"] = loss if keep == 1.0 - loss else 1.0 - keep
         if not faults:  # its own values exactly, as before the first fault
             del self._faults[key], self._own[key]
+        # Routes are found again at the next look-up, not here: a partition changes
+        # thousands of edges one by one, and the graph is peeled once for them all.
+        self._stale = True
+        self._links.clear()
+        self._core.clear()
+        self._core_entries = 0
+        self.epoch += 1
+        for changed in self._watchers:
+            changed()
+
+    def _reroute(self) -> None:
+        """Peel the graph less the edges that are down (after a change of faults)."""
+        self._stale = False
+        self.reroutes += 1
         down = {k for k, f in self._faults.items() if any(d for d, _, _ in f.values())}
         g = self.graph
         if down:
@@ -196,12 +216,6 @@ class Network:
         else:
             self._routing = g
         self._split()
-        self._links.clear()
-        self._core.clear()
-        self._core_entries = 0
-        self.epoch += 1
-        for changed in self._watchers:
-            changed()
 
     def _tree_path(self, a: str, b: str) -> list[str]:
         """The only simple path between two nodes of one tree: up to where they meet."""
