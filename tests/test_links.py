@@ -547,3 +547,30 @@ def test_a_topology_file_may_mark_an_edge_shared(tmp_path: Any) -> None:
         (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
         edges = {(e.a, e.b): e.shared for e in load_scenario(tmp_path / "s.yaml").topology.edges}
         assert edges[("a", "b")] is True and edges[("b", "r")] is False, name
+
+
+def test_name_servers_out_of_reach_are_silent_ones_to_the_resolvers_walk() -> None:
+    """tests/test_authoritative.py's world: example.org served by ns1 (0.025 s a query
+    from dns) and ns2 (0.065 s); a silent server costs 0.376 s. With both cut off (a
+    partition to 150 s), the walk of the message submitted at 100.388 waits out ns1
+    and ns2 (they never see the queries) and the stub is told SERVFAIL, asks again (the
+    cached SERVFAIL) and the rows defer at 100.388 + 2 x 0.376 + 2 x 0.002 = 101.144,
+    as with both servers down; the retry 100 s later asks ns1 (both remembered as timed
+    out: the nearer first): accepted 201.144 + 0.025 + 0.002 + 0.258."""
+    from tests.test_authoritative import NS1, NS2, SESSION, STUB, SUBMITTED, TIMEOUT, world
+
+    data = world(duration=150)
+    data["faults"] = [{"kind": "partition", "nodes": ["ns1", "ns2"], "start": 0, "end": 150}]
+    node(data, "mta").update(queue_run_delay=0, retry={"intervals": [100], "give_up": 86400})
+    res = run(parse_scenario(data))
+    row = res.messages.loc[0]
+    deferred = SUBMITTED + 2 * TIMEOUT + 2 * STUB
+    assert row["status"] == "delivered" and row["attempts"] == 2
+    assert row["accepted"] == pytest.approx(deferred + 100 + NS1 + STUB + SESSION, abs=1e-9)
+    assert res.stats["resolver"]["dns"]["ns_timeouts"] == 2
+    assert res.stats["authoritative"]["ns1"] == {"answered": 1, "unanswered": 0, "refused": 0}
+    # Only ns1 cut off: it has no round trip to rank by and is asked last; ns2 answers.
+    data = world(duration=150)
+    data["faults"] = [link_fault(0, 150, a="r", b="ns1")]
+    res = run(parse_scenario(data))
+    assert res.messages.loc[0, "accepted"] == pytest.approx(SUBMITTED + NS2 + STUB + SESSION, abs=1e-9)
