@@ -229,6 +229,9 @@ def test_the_mtas_cached_quit_follows_the_route() -> None:
     assert mta._quit_time(mx) == pytest.approx(2 * 0.031, abs=1e-12)
     net.restore("r", "mx", "cut")
     assert mta._quit_time(mx) == pytest.approx(2 * 0.016, abs=1e-12)
+    for a, b in [("r", "mx"), ("x", "mx")]:
+        net.impair(a, b, "side", down=True)
+    assert mta._quit_time(mx) == 0.0  # no way left: the client drops the connection
 
 
 def test_a_resolver_out_of_reach_times_out_as_a_silent_one() -> None:

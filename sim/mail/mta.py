@@ -567,6 +567,8 @@ class MTA:
         quit = self._quits.get(server.id)
         if quit is None:
             link = self.network.link(self.id, server.id)
+            if not link.up:  # the path went with the session: nothing to wait for
+                return 0.0
             if link.loss > 0.0:
                 return link.time(self.dialogues.relay.quit, 0, self._loss)
             quit = self._quits[server.id] = link.time(self.dialogues.relay.quit, 0, None)
