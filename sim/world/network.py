@@ -27,10 +27,11 @@ distance); the hosts of a domain, one LAN hop from their edge router, share one.
 Faults change the graph a few times a run (``impair``, ``restore``): an edge that is
 down leaves the graph routes are found on (a copy of the whole graph less the edges
 that are down, in the same order, so routes during the fault are those of the world
-without the edge, ties included, and after the repair those of before), extra latency and loss change the edge's values. Every
-change drops the cached links and core runs and peels the graph again, bumps
-``epoch`` and tells the components that keep something derived from a link
-(``watch``). A run whose links never change pays nothing for this.
+without the edge, ties included, and after the repair those of before); extra latency
+and loss change the edge's values. Every change drops the cached links and core runs,
+bumps ``epoch`` and tells the components that keep something derived from a link
+(``watch``); the next look-up peels the graph again, once for a fault's many edges. A
+run whose links never change pays nothing for this.
 """
 
 from __future__ import annotations
