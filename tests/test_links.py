@@ -626,3 +626,21 @@ def test_books_balance_under_link_faults(faults: list[dict[str, Any]], shared: b
         for edge in data["topology"]["edges"]:
             edge["shared"] = True
     balanced(data, instants)
+
+
+def test_same_seed_same_results_under_random_link_faults_and_shared_links() -> None:
+    faults = [
+        {"kind": "link", "a": "r", "b": "r2", "random": {"between": 60, "repair": {"dist": "exponential", "mean": 30}}},
+        {"kind": "link", "a": "r", "b": "mx", "loss": 0.1, "random": {"between": {"dist": "exponential", "mean": 50},
+                                                                     "repair": 20}},
+    ]
+    data = two_sites(duration=600, drain=1500, faults=faults)
+    data["workload"][2]["batches"] = [{"at": 61, "count": 20}]  # r~r2 goes down at 60
+    for edge in data["topology"]["edges"]:
+        edge["shared"] = True
+    first, second = (run(parse_scenario(data), trace=True) for _ in range(2))
+    pd.testing.assert_frame_equal(first.messages, second.messages)
+    assert first.attempts is not None and second.attempts is not None
+    pd.testing.assert_frame_equal(first.attempts, second.attempts)
+    assert first.stats["fault"] == second.stats["fault"]
+    assert (first.attempts["outcome"] == "deferred").any()  # the faults touched the mail
