@@ -270,6 +270,7 @@ def holder(log: list[tuple[float, Cut]]) -> Any:
             try:
                 yield env.timeout(1000)
             except simpy.Interrupt as cut:
+                assert isinstance(cut.cause, Cut)
                 log.append((env.now, cut.cause))
             finally:
                 sessions.closed()
