@@ -671,6 +671,10 @@ class Edge(Strict):
     # At least a byte a second: a message of at most 1e15 bytes then crosses in finite time.
     bandwidth: Num = Field(125_000_000, ge=1, description="bytes/s (default 1 Gbit/s)")
     loss: Num = Field(0.0, ge=0, lt=1, description="packet loss probability")
+    shared: bool = Field(
+        False,
+        description="concurrent transfers split its bandwidth (fluid sharing); false: each has all of it",
+    )
 
 
 class Topology(Strict):

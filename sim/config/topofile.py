@@ -4,8 +4,9 @@
 scenario's folder); its nodes and edges become ``topology.nodes`` and
 ``topology.edges`` (any written beside ``file`` are added after them) and are then
 validated like any other. A node's attributes are its keys (``kind`` and the kind's
-own); an edge's are ``latency``, ``bandwidth`` and ``loss``. A text attribute that
-starts with ``{`` or ``[`` is read as YAML (a distribution, a list of outages).
+own); an edge's are ``latency``, ``bandwidth``, ``loss`` and ``shared``. A text
+attribute that starts with ``{`` or ``[`` is read as YAML (a distribution, a list of
+outages).
 docs/scenario.md, "Topology from a file", documents it.
 """
 

@@ -26,15 +26,18 @@ cost) and adds the delays to the timeouts it spends anyway: no SimPy event.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..core.records import DMARC_POLICY, KINDS, SPAM_REJECTED, Message, Recorder
+from .dns import RECORD_TIMEOUT
 from .smtp import Phase, Reply
 
 if TYPE_CHECKING:
     from ..config import MXNode
     from ..core.rng import Draw, Sampler
+    from ..world.network import Network
     from .dns import Resolver
     from .domains import Domain
 
@@ -61,7 +64,7 @@ class ContentChecks:
     __slots__ = (
         "greet_pause", "reply_delay", "authentication", "before_queue", "filtering", "detection",
         "false_positive", "action", "resolver", "rtt", "recorder", "_scan", "_draw",
-        "scanned", "rejected_spam", "rejected_dmarc", "junked", "discarded", "dns_checks", "dns_cached",
+        "_relink", "scanned", "rejected_spam", "rejected_dmarc", "junked", "discarded", "dns_checks", "dns_cached",
     )
 
     def __init__(self, spec: MXNode, recorder: Recorder, scan: Draw, draw: Sampler) -> None:
@@ -77,6 +80,7 @@ class ContentChecks:
         self.action = action or ("reject" if self.before_queue else "junk")
         self.resolver: Resolver | None = None  # the MX finds it when the run starts
         self.rtt = 0.0  # MX <-> resolver
+        self._relink: Callable[[], float] = lambda: 0.0
         self.recorder = recorder
         self._scan = scan  # the MX's scan time (its `processing`)
         self._draw = draw  # verdicts
@@ -95,6 +99,19 @@ class ContentChecks:
             spec.authentication or spec.spam_filter is not None or spec.content_filter == "before_queue"
             or spec.greet_pause > 0 or spec.reply_delay > 0
         )
+
+    def follow(self, network: Network, node: str) -> None:
+        """Keep ``rtt`` the round trip from ``node`` (the MX) to its resolver, as link
+        faults change the routes (infinite while no path joins them): a change marks
+        it unknown (negative), and the next query looks it up."""
+        resolver = self.resolver
+        assert resolver is not None
+        self._relink = lambda: network.link(node, resolver.id).rtt
+        self.rtt = self._relink()
+        network.watch(self._forget)
+
+    def _forget(self) -> None:
+        self.rtt = -1.0
 
     # -- the client's wait ---------------------------------------------------------------
 
@@ -119,12 +136,17 @@ class ContentChecks:
         """One TXT query through the resolver: its answer time plus the round trip."""
         assert self.resolver is not None  # wanted by authentication, checked at load
         self.dns_checks += 1
+        rtt = self.rtt
+        if rtt < 0.0:  # routes changed since it was looked up
+            rtt = self.rtt = self._relink()
+        if rtt == math.inf:  # no path to the resolver: unanswered, as when it is down
+            return RECORD_TIMEOUT
         resolver = self.resolver
         hits = resolver.record_hits
         took = resolver.records(domain.index * 3 + kind, domain.txt_ttl, at)
         if resolver.record_hits > hits:
             self.dns_cached += 1
-        return took + self.rtt
+        return took + rtt
 
     # -- verdicts --------------------------------------------------------------------------
 

@@ -109,5 +109,7 @@ class Readers:
             fraction = self.fixed[proto]
             t = next_poll(delivered, (phase if fraction is None else fraction) * interval, interval)
         link = self.network.link(self.store, self.client)
+        if not link.up:  # cut off from the store at delivery: not counted as retrieved
+            return math.nan
         t += link.time(self.rounds[proto], msg.size, self._lossy() if link.loss > 0.0 else None)
         return t if t <= self.horizon else math.nan

@@ -25,6 +25,7 @@ first connection. docs/model.md#authoritative-name-servers gives the rules.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import OrderedDict
 from collections.abc import Generator, Sequence
@@ -185,11 +186,14 @@ class Resolver:
 
     def lookup(self, domain: Domain, rtt: float) -> Generator[simpy.Event, Any, Answer | None]:
         """Ask for ``domain``'s MX records from a client ``rtt`` away; returns the
-        answer, or None at once when the resolver is down (the asker's timeout runs),
+        answer, or None at once when the resolver is down or no path joins them
+        (``rtt`` infinite; the asker's timeout runs),
         or SERVFAIL after the round trip when it is down refusing (the asker moves on:
         glibc treats a refused query as a failed server)."""
         env = self.env
         key = domain.index
+        if rtt == math.inf:  # no path from the client: the query never arrives
+            return None
         self.queries += 1
         if not self.up:
             if self.refusing:
@@ -420,9 +424,12 @@ class Resolver:
             link = network.link(self.id, sid)
             self.ns_queries += 1
             p = link.loss
-            # A query or its answer lost on the way: the server never saw it, or the
-            # resolver never hears it; either way it waits out its timeout.
-            state = SILENT if p > 0.0 and self._loss() < 1.0 - (1.0 - p) ** 2 else server.ask()
+            # A query or its answer lost on the way (or no path at all): the server never
+            # saw it, or the resolver never hears it; either way it waits out its timeout.
+            if not link.up:
+                state = SILENT
+            else:
+                state = SILENT if p > 0.0 and self._loss() < 1.0 - (1.0 - p) ** 2 else server.ask()
             if state == ANSWERS:
                 yield env.timeout(link.latency + server.answer_time())
                 answer: Zone | Answer

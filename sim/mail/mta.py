@@ -38,6 +38,7 @@ from ..core.component import Context, registers
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import BOUNCED, DELAYED, EXPIRED, FAILED, Envelope, Message
+from ..world.sharing import transfer
 from .dns import Resolver, Stub
 from .domains import Domain
 from .policies import Chain, SizeLimit
@@ -136,6 +137,7 @@ class MTA:
         # and the smart host is the one destination the concurrency policy sees.
         self.relayhost: tuple[str, ...] | None = (spec.relayhost,) if spec.relayhost else None
         self._quits: dict[str, float] = {}  # QUIT time to each server over a loss-free link
+        self.network.watch(self._quits.clear)  # a link fault changed the routes
         # Replies a new session waits for before MAIL: EHLO, and with TLS STARTTLS and EHLO
         # again (a tar-pit delays each: sim.mail.content).
         self._hello_replies = 3 if tls else 1
@@ -275,7 +277,10 @@ class MTA:
                 else:
                     # Without PIPELINING each further RCPT TO waits for its own reply.
                     trips = cost.to_accept + cost.per_rcpt * len(cc)
-                    yield env.timeout(link.time(trips, msg.size, gen))
+                    if link.shared:  # the body takes its share of shared edges (sim.world.sharing)
+                        yield from transfer(env, link, link.time(trips, msg.size, gen), msg.size)
+                    else:
+                        yield env.timeout(link.time(trips, msg.size, gen))
                     for m in rows:
                         m.queued = env.now
                         rec.queued(m.id, env.now, self.code)
@@ -562,6 +567,8 @@ class MTA:
         quit = self._quits.get(server.id)
         if quit is None:
             link = self.network.link(self.id, server.id)
+            if not link.up:  # the path went with the session: nothing to wait for
+                return 0.0
             if link.loss > 0.0:
                 return link.time(self.dialogues.relay.quit, 0, self._loss)
             quit = self._quits[server.id] = link.time(self.dialogues.relay.quit, 0, None)
@@ -605,7 +612,8 @@ class MTA:
         gen = self._loss if link.loss > 0.0 else None
         start = env.now
         if state == _NEW:
-            refusal = server.connect(client, start)
+            # No path to the server (links down, a partition): no answer, as a silent host.
+            refusal = server.connect(client, start) if link.up else NO_ANSWER
             if refusal is not None:
                 try:
                     if refusal.silent:
@@ -699,7 +707,10 @@ class MTA:
                 if checks is not None:  # the replies to DATA and "." and what "." sets off
                     wait += 2 * pause + (0.0 if refused else lag)
                     wait += checks.data_delay(ok, env.now + wait)
-                yield env.timeout(wait)
+                if link.shared:  # the body takes its share of shared edges (sim.world.sharing)
+                    yield from transfer(env, link, wait, size)
+                else:
+                    yield env.timeout(wait)
                 now = env.now
                 reply = server.data(client, ok, now)
                 taken = reply.code < 400

@@ -23,6 +23,7 @@ from ..core.component import Context, registers
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import DISCARDED, LOST, SPAM_DISCARDED, Message
+from ..world.sharing import transfer
 from .content import DISCARD, ContentChecks
 from .dns import Resolver
 from .policies import Chain, ConnectionLimit, DomainGreylist, Down, Greylist, Policy, SizeLimit, UnknownUsers
@@ -99,7 +100,7 @@ class MX(PolicyServer):
         if self.checks is not None and self.spec.resolver is not None:
             resolver = self.ctx.node(self.spec.resolver, Resolver)
             self.checks.resolver = resolver
-            self.checks.rtt = self.network.link(self.id, resolver.id).rtt
+            self.checks.follow(self.network, self.id)
         self.queue.staff(self.spec.workers, self._hire)
         self.schedule_outages(self.spec.outages)
 
@@ -192,7 +193,11 @@ class MX(PolicyServer):
                 gen = self._loss if link.loss > 0.0 else None
                 # The scan and the LMTP dialogue in one timeout: nothing can come between.
                 start = env.now + scan
-                yield env.timeout(scan + link.time(cost.to_accept, msg.size, gen))
+                wait = scan + link.time(cost.to_accept, msg.size, gen)
+                if link.shared:  # the body takes its share of shared edges (sim.world.sharing)
+                    yield from transfer(env, link, wait, msg.size)
+                else:
+                    yield env.timeout(wait)
                 yield from store.store(msg)
             except simpy.Interrupt:
                 # Accepted here and not yet stored: the MX still has it (on its disk) and

@@ -9,11 +9,22 @@ then waits one retransmission timeout; each lost data segment costs one more rou
 
 The loss draws come from the stream of the component that spends the time (passed as
 ``gen``), so a lossy link changes no other component's draws.
+
+A path with an edge marked ``shared: true`` names those edges (``Link.shared``): a body
+crossing it takes its share of their bandwidth (``sim.world.sharing``). A pair with no
+path left (links down, a partition) has a link that is not ``up``: nothing crosses it,
+its latency is infinite and its bandwidth zero, so a client that forgot to ask fails
+loudly instead of crossing.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from .sharing import SharedEdge
 
 __all__ = ["Link", "SEGMENT"]
 
@@ -23,11 +34,11 @@ SEGMENT = 1460  # TCP payload bytes per segment on a 1500-byte MTU path
 class Link:
     """The lowest-latency path from ``hops[0]`` to ``hops[-1]``, summarised."""
 
-    __slots__ = ("latency", "bandwidth", "loss", "hops", "rto", "up")
+    __slots__ = ("latency", "bandwidth", "loss", "hops", "rto", "up", "shared", "unshared")
 
     def __init__(
         self, latency: float, bandwidth: float, loss: float, hops: tuple[str, ...], rto: float = 1.0,
-        up: bool = True,
+        up: bool = True, shared: tuple[SharedEdge, ...] = (), unshared: float = float("inf"),
     ) -> None:
         self.latency = latency  # one-way, seconds
         self.bandwidth = bandwidth  # bottleneck, bytes/s
@@ -37,6 +48,10 @@ class Link:
         # False: no path joins the two ends (links down, a partition); nothing crosses,
         # and a client that tries waits out its timeout as for a host that does not answer.
         self.up = up
+        # The path's edges marked shared (empty: a transfer has the bottleneck to itself)
+        # and the bottleneck of its other edges, which caps a transfer's share.
+        self.shared = shared
+        self.unshared = unshared
 
     @property
     def rtt(self) -> float:

@@ -23,17 +23,29 @@ order as a Dijkstra on the core that starts at the root with that distance: the 
 sums, the same comparisons, the same order among equal distances. So the core run
 starts at the root *at the sender's distance from it* and is cached per (root,
 distance); the hosts of a domain, one LAN hop from their edge router, share one.
+
+Faults change the graph a few times a run (``impair``, ``restore``): an edge that is
+down leaves the graph routes are found on (a copy of the whole graph less the edges
+that are down, in the same order, so routes during the fault are those of the world
+without the edge, ties included, and after the repair those of before); extra latency
+and loss change the edge's values. Every change drops the cached links and core runs,
+bumps ``epoch`` and tells the components that keep something derived from a link
+(``watch``); the next look-up peels the graph again, once for a fault's many edges. A
+run whose links never change pays nothing for this.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
+from collections.abc import Callable
 
 import networkx as nx
 
 from ..config import ClientNode, RouterNode, Scenario
 from ..core.component import Context, registers
 from .links import Link
+from .sharing import SharedEdge
 
 __all__ = ["Endpoint", "Network"]
 
@@ -54,9 +66,28 @@ class Network:
             g.add_node(node.id, kind=node.kind)
         for e in sorted(scenario.topology.edges, key=lambda e: tuple(sorted((e.a, e.b)))):
             g.add_edge(e.a, e.b, latency=e.latency, bandwidth=e.bandwidth, loss=e.loss)
-        self.graph = g
+            if e.shared:  # only marked edges carry it: _summarise looks for the key
+                g.adj[e.a][e.b]["shared"] = SharedEdge(e.a, e.b, e.bandwidth)
+        self.graph = g  # every edge, with its values as they are now (faults included)
         self.rto = scenario.smtp.rto
         self._links: dict[str, dict[str, Link]] = {}  # by source, then destination
+        self._routing = g  # the graph routes are found on: g less the edges that are down
+        self._core: dict[tuple[str, float], dict[str, str | None]] = {}  # predecessors
+        self._core_entries = 0
+        self.core_runs = 0  # Dijkstras run on the core (a measure of routing work)
+        self._split()
+        # Faults on edges (sorted ends) by reason: (down, extra latency, extra loss), and
+        # each impaired edge's own latency and loss, put back when its last fault ends.
+        self._faults: dict[tuple[str, str], dict[str, tuple[bool, float, float]]] = {}
+        self._own: dict[tuple[str, str], tuple[float, float]] = {}
+        self.epoch = 0  # changes of the graph so far
+        self._stale = False  # faults changed since the graph was last peeled
+        self.reroutes = 0  # times the graph was peeled again after faults changed
+        self._watchers: list[Callable[[], None]] = []
+
+    def _split(self) -> None:
+        """Peel the routing graph into core and trees, and list the core's own links."""
+        g = self._routing
         self._parent, self._depth, self._root = _peel(g)
         root = self._root
         # The core's own links, in the graph's order (which breaks ties): an exchange
@@ -66,9 +97,6 @@ class Network:
             for v in g
             if root[v] == v
         }
-        self._core: dict[tuple[str, float], dict[str, str | None]] = {}  # predecessors
-        self._core_entries = 0
-        self.core_runs = 0  # Dijkstras run on the core (a measure of routing work)
 
     def link(self, a: str, b: str) -> Link:
         """The lowest-latency path from a to b, summarised (cached)."""
@@ -77,14 +105,22 @@ class Network:
             known = self._links[a] = {}
         found = known.get(b)
         if found is None:
-            found = known[b] = self._summarise(self.route(a, b))
+            try:
+                hops = self.route(a, b)
+            except nx.NetworkXNoPath:  # cut off: nothing crosses (see sim.world.links)
+                found = Link(math.inf, 0.0, 0.0, (a, b), self.rto, up=False)
+            else:
+                found = self._summarise(hops)
+            known[b] = found
         return found
 
     def route(self, a: str, b: str) -> list[str]:
         """The nodes of the lowest-latency path from ``a`` to ``b`` (not cached)."""
         if a == b:
             return [a]
-        root, parent, adj = self._root, self._parent, self.graph.adj
+        if self._stale:
+            self._reroute()
+        root, parent, adj = self._root, self._parent, self._routing.adj
         ra, rb = root[a], root[b]
         if ra == rb:
             return self._tree_path(a, b)
@@ -115,11 +151,72 @@ class Network:
         and ``loss`` to it. Faults on one edge add up; routes are found again, so
         traffic takes a detour where the graph has one, and where none is left
         ``link()`` says so (``Link.up`` false)."""
-        raise NotImplementedError
+        key = self._edge(a, b)
+        if key not in self._own:
+            edge = self.graph.adj[a][b]
+            self._own[key] = (edge["latency"], edge["loss"])
+        self._faults.setdefault(key, {})[reason] = (down, latency, loss)
+        self._changed(key)
 
     def restore(self, a: str, b: str, reason: str) -> None:
         """The fault ``reason`` on the edge a-b is over."""
-        raise NotImplementedError
+        key = self._edge(a, b)
+        faults = self._faults.get(key)
+        if faults is None or faults.pop(reason, None) is None:
+            raise KeyError(f"no fault {reason!r} on the edge {a}~{b}")
+        self._changed(key)
+
+    def watch(self, changed: Callable[[], None]) -> None:
+        """Call ``changed`` after every change of the graph: a component that keeps
+        something derived from a link drops it, to look it up again when it needs it.
+        ``changed`` must not look links up itself (one fault changes many edges in
+        turn; routes are found again once, at the next look-up)."""
+        self._watchers.append(changed)
+
+    def _edge(self, a: str, b: str) -> tuple[str, str]:
+        if not self.graph.has_edge(a, b):
+            raise KeyError(f"no edge {a}~{b} in the topology")
+        return (a, b) if a < b else (b, a)
+
+    def _changed(self, key: tuple[str, str]) -> None:
+        """The faults on the edge ``key`` changed: its values, then every route."""
+        faults = self._faults[key]
+        edge = self.graph.adj[key[0]][key[1]]
+        latency, loss = self._own[key]
+        keep = 1.0 - loss
+        for _, more, lost in faults.values():  # latencies add up; losses are independent
+            latency += more
+            keep *= 1.0 - lost
+        edge["latency"] = latency
+        edge["loss"] = loss if keep == 1.0 - loss else 1.0 - keep
+        if not faults:  # its own values exactly, as before the first fault
+            del self._faults[key], self._own[key]
+        # Routes are found again at the next look-up, not here: a partition changes
+        # thousands of edges one by one, and the graph is peeled once for them all.
+        self._stale = True
+        self._links.clear()
+        self._core.clear()
+        self._core_entries = 0
+        self.epoch += 1
+        for changed in self._watchers:
+            changed()
+
+    def _reroute(self) -> None:
+        """Peel the graph less the edges that are down (after a change of faults)."""
+        self._stale = False
+        self.reroutes += 1
+        down = {k for k, f in self._faults.items() if any(d for d, _, _ in f.values())}
+        g = self.graph
+        if down:
+            # A copy less the edges that are down: removing keeps the order of the rest
+            # (ties are broken by adjacency order), which re-adding a repaired edge to
+            # the graph would not.
+            routing = g.copy()
+            routing.remove_edges_from(down)
+            self._routing = routing
+        else:
+            self._routing = g
+        self._split()
 
     def _tree_path(self, a: str, b: str) -> list[str]:
         """The only simple path between two nodes of one tree: up to where they meet."""
@@ -152,15 +249,23 @@ class Network:
     def _summarise(self, hops: list[str]) -> Link:
         if len(hops) == 1:
             return Link(0.0, float("inf"), 0.0, (hops[0],), self.rto)
-        adj = self.graph.adj
+        adj = self._routing.adj
         latency = 0.0
-        bandwidth = float("inf")
+        bandwidth = unshared = float("inf")
         keep = 1.0
+        shared: list[SharedEdge] = []
         for u, v in zip(hops, hops[1:]):
             edge = adj[u][v]
             latency += edge["latency"]  # from the sender, in Dijkstra's order of addition
             bandwidth = min(bandwidth, edge["bandwidth"])
             keep *= 1.0 - edge["loss"]
+            split = edge.get("shared")
+            if split is None:
+                unshared = min(unshared, edge["bandwidth"])
+            else:
+                shared.append(split)
+        if shared:
+            return Link(latency, bandwidth, 1.0 - keep, tuple(hops), self.rto, shared=tuple(shared), unshared=unshared)
         return Link(latency, bandwidth, 1.0 - keep, tuple(hops), self.rto)
 
 
