@@ -47,6 +47,7 @@ __all__ = [
     "HELO_TIMEOUT",
     "INTERRUPTED",
     "NO_ANSWER",
+    "NO_SPACE",
     "Outcome",
     "Phase",
     "Reply",
@@ -130,6 +131,9 @@ HELO_TIMEOUT = Reply(0, "4.4.2", "timed out while performing the EHLO handshake"
 # No SMTP reply code either.
 CONNECTION_REFUSED = Reply(0, "4.4.1", "Connection refused", Phase.CONNECT)
 INTERRUPTED = Reply(421, "4.4.2", "Connection lost during the session", Phase.DATA)
+# Postfix smtpd's answer to MAIL FROM while its queue file system is short of space
+# (smtpd_check_queue: free space at most queue_minfree or 1.5 x message_size_limit).
+NO_SPACE = Reply(452, "4.3.1", "Insufficient system storage", Phase.MAIL)
 # DNS answers the sending MTA turns into a reply of its own (no server spoke): the
 # domain does not exist (permanent), or its servers failed to answer (temporary).
 NXDOMAIN = Reply(
