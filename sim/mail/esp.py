@@ -67,8 +67,9 @@ TOO_MANY_REQUESTS = Reply(429, "", "Too Many Requests", Phase.DATA)
 # A message over the ESP's size limit is refused as a request too large (RFC 9110
 # 15.5.14); the enhanced code says why, as the SMTP refusal would.
 PAYLOAD_TOO_LARGE = Reply(413, "5.3.4", "Content Too Large", Phase.DATA, reason=TOO_LARGE)
-# A down ESP behind its load balancer: no healthy backend (RFC 9110 15.6.4).
-UNAVAILABLE = Reply(503, "", "Service Unavailable", Phase.CONNECT)
+# A down ESP behind its load balancer: no healthy backend (RFC 9110 15.6.4); the
+# enhanced code says why, as PAYLOAD_TOO_LARGE's does (RFC 3463 X.3.2: not accepting).
+UNAVAILABLE = Reply(503, "4.3.2", "Service Unavailable", Phase.CONNECT)
 API_FAILED = "API request failed"  # the reason of rows an API client gave up on
 
 _TIMEOUT, _REFUSED = Outcome.TIMEOUT, Outcome.REFUSED
