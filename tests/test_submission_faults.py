@@ -12,11 +12,13 @@ failed attempt ended. Messages are made at 100, 200 and 300.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import sim
 from sim import build, run
@@ -24,7 +26,7 @@ from sim.config import parse_scenario
 from sim.core.faults import Cut
 from sim.core.rng import Streams
 from sim.mail.smtp import CONNECTION_REFUSED, NO_ANSWER, NO_SPACE, Reply
-from tests.conftest import node, tiny_data
+from tests.conftest import assert_key_error, node, tiny_data
 from tests.test_accounting import check_books
 from tests.test_esp import API, esp_world
 from tests.test_mta import burst
@@ -184,6 +186,7 @@ def test_a_full_queue_answers_452_and_the_client_tries_later() -> None:
     assert m.loc[2, "submitted"] == pytest.approx(300 + TO_MAIL + RETRY + SUBMIT, abs=1e-9)
     space = model.node("mta").space
     assert space.used == 0.0 and space.refused == 1  # everything left the queue
+    assert model.node("mta").in_active == 0  # deferred and retried, each counted out once
     assert res.stats["mta"]["mta"]["queue_full_refusals"] == 1
     assert NO_SPACE.line == "452 4.3.1 Insufficient system storage"
 
@@ -297,3 +300,45 @@ def test_a_default_scenario_pays_nothing_for_the_outbox() -> None:
     assert model.node("mta").held_back == type(model.node("mta").held_back)()
     assert np.isclose(model.node("mta").in_active, 0)
     assert sim is not None
+
+
+@pytest.mark.parametrize(
+    "where, change, key, problem",
+    [
+        ("mta", {"qmgr_message_active_limit": 0}, "topology.nodes[mta].qmgr_message_active_limit", "greater than 0"),
+        ("mta", {"queue_file_system_size": "lots"}, "topology.nodes[mta].queue_file_system_size", "lots"),
+        ("mta", {"queue_minfree": -1}, "topology.nodes[mta].queue_minfree", "greater than or equal to 0"),
+        ("source", {"outbox_retry": 0}, "workload[people].outbox_retry", "greater than 0"),
+        ("source", {"max_attempts": 0}, "workload[people].max_attempts", "greater than or equal to 1"),
+        ("source", {"connect_timeout": -5}, "workload[people].connect_timeout", "greater than 0"),
+    ],
+)
+def test_bad_overload_and_client_keys_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, change: dict[str, Any], key: str, problem: str
+) -> None:
+    data = tiny_data()
+    (node(data, "mta") if where == "mta" else data["workload"][0]).update(change)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert_key_error(["validate", str(path)], capsys, path, key, problem)
+
+
+def test_a_client_that_waits_too_long_for_an_smtpd_gives_up_and_keeps_the_message() -> None:
+    """One smtpd, three messages at 10, the clients' connect_timeout 0.4 s. Message 0
+    is submitted at 10.388 and the worker is free after its QUIT, at 10.43; messages 1
+    and 2 have waited 0.43 s > 0.4 s for a greeting: both gave up at 10.4 (4.4.2, no
+    code) and go again at 1810.4. Message 1 gets the smtpd (1810.788); message 2 waits
+    again past 1810.8 and gives up again; it goes at 3610.8: submitted 3611.188."""
+    data = burst(tiny_data(drain=6000), 3)
+    data["workload"][0]["connect_timeout"] = 0.4
+    node(data, "mta")["smtpd_workers"] = 1
+    res = run(parse_scenario(data), trace=True)
+    m = res.messages
+    check_books(m)
+    assert m["submitted"].tolist() == pytest.approx([10 + SUBMIT, 1810.4 + SUBMIT, 3610.8 + SUBMIT], abs=1e-9)
+    a1, a2 = hop0(res, 1), hop0(res, 2)
+    assert list(a1["outcome"]) == ["timeout", "delivered"]
+    assert list(a2["outcome"]) == ["timeout", "timeout", "delivered"]
+    assert a2["start"].tolist() == pytest.approx([10, 1810.4, 3610.8], abs=1e-9)
+    assert a2["end"].tolist() == pytest.approx([10.4, 1810.8, 3610.8 + SUBMIT], abs=1e-9)
+    assert list(a2["enhanced"])[:2] == ["4.4.2", "4.4.2"]

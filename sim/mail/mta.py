@@ -74,14 +74,17 @@ class Outbox(Protocol):
     not take and tries again later."""
 
     client: str  # the client's node
+    timeout: float  # how long it waits for a server that does not answer (or greet)
 
     def unanswered(self, msg: Message, cc: tuple[Message, ...], server: MTA, reply: Reply) -> None:
         """The server did not answer the connection (``reply`` silent) or refused it."""
 
     def keep(
-        self, msg: Message, cc: tuple[Message, ...], server: MTA, start: float, reply: Reply, outcome: Outcome
+        self, msg: Message, cc: tuple[Message, ...], server: MTA, start: float, reply: Reply, outcome: Outcome,
+        end: float | None = None,
     ) -> None:
-        """An attempt begun at ``start`` just failed with ``reply``: the message is the client's again."""
+        """An attempt begun at ``start`` failed with ``reply`` at ``end`` (default: now):
+        the message is the client's again."""
 
 
 @registers(MTANode)
@@ -130,7 +133,8 @@ class MTA:
         )
         # A submission: the message, the client's node, and the message's further
         # recipients (one row each) that share its SMTP transaction.
-        self.incoming: WorkQueue[tuple[Message, str, tuple[Message, ...], Outbox | None]] = WorkQueue(ctx.env)
+        # ... and since when it waits for an smtpd.
+        self.incoming: WorkQueue[tuple[Message, str, tuple[Message, ...], Outbox | None, float]] = WorkQueue(ctx.env)
         self.active: WorkQueue[Envelope] = WorkQueue(ctx.env)
         self.deferred = DeferredQueue(
             ctx.env, spec.queue_run_delay, self._admit, isinstance(self.retry, PostfixBackoff)
@@ -258,7 +262,7 @@ class MTA:
         self.recorder.held(msg.id, self.code)
         for other in cc:
             self.recorder.held(other.id, self.code)
-        self.incoming.put((msg, client, cc, outbox))
+        self.incoming.put((msg, client, cc, outbox, self.env.now))
 
     def campaign(
         self, rows: list[tuple[Message, tuple[Message, ...]]], client: str, outbox: Outbox | None = None
@@ -305,7 +309,14 @@ class MTA:
                         pass  # only the QUIT was cut
                     free = 0.0
                     continue
-                msg, client, cc, outbox = incoming.items.popleft()
+                msg, client, cc, outbox, since = incoming.items.popleft()
+                if outbox is not None and env.now - since > outbox.timeout:
+                    # Every smtpd was busy for longer than the client waits for the
+                    # greeting: it gave up then and kept the message (settled when a
+                    # worker comes to it: the client's times are exact, and a retry
+                    # due before this moment goes now).
+                    outbox.keep(msg, cc, self, since, GREETING_TIMEOUT, _TIMEOUT, since + outbox.timeout)
+                    continue
             else:
                 if waiting is None:
                     waiting = incoming.wait(free)
@@ -318,7 +329,7 @@ class MTA:
                 waiting, free = None, 0.0
                 if got is None:  # rested: look at the queue
                     continue
-                msg, client, cc, outbox = got
+                msg, client, cc, outbox, _ = got
             if outbox is not None and not self.up:
                 # The MTA went down while the client waited for an smtpd: its connection
                 # gets the down host's answer, and the client keeps the message.
@@ -348,7 +359,7 @@ class MTA:
                         if outbox is not None:
                             outbox.keep(msg, cc, self, start, refusal, _DEFERRED)
                         else:
-                            incoming.items.append((msg, client, cc, outbox))
+                            incoming.items.append((msg, client, cc, outbox, env.now))
                     else:
                         src = rec.nodes.code(client)
                         for m in rows:
@@ -396,7 +407,7 @@ class MTA:
                         # The MTA crashed, or the path broke: into the outbox, for later.
                         outbox.keep(msg, cc, self, start, INTERRUPTED, _INTERRUPTED)
                     else:  # the MTA still answers: submitted again at once, ahead of later ones
-                        incoming.items.appendleft((msg, client, cc, outbox))
+                        incoming.items.appendleft((msg, client, cc, outbox, env.now))
             finally:
                 self.connections -= 1  # sessions in their dialogue (the QUIT not counted)
                 if opened is not None:
@@ -1080,7 +1091,7 @@ class MTA:
     def holding(self) -> int:
         """Rows (recipients) this MTA holds: waiting to submit, queued, deferred, parked
         or in a session."""
-        waiting = sum(1 + len(cc) for _, _, cc, _ in self.incoming.items)
+        waiting = sum(1 + len(item[2]) for item in self.incoming.items)
         waiting += sum(len(e) for e in self.active.items) + self.deferred.rows()
         waiting += sum(len(e) for e in self.held_back)
         waiting += sum(len(e) for d in self.destinations.values() for e in d.parked)

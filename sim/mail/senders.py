@@ -119,6 +119,7 @@ class TrafficSource:
         self.messages = 0  # messages made
         # The clients' outbox (made at its first message) and the rows waiting in it.
         self.client = spec.client
+        self.timeout = spec.mail_client_timeout  # a mail client's wait for a silent MTA
         self._client_code = ctx.recorder.nodes.code(spec.client)
         self._outbox: Timeline | None = None
         self.outbox_rows = 0
@@ -164,7 +165,7 @@ class TrafficSource:
         goes back into the outbox."""
         now = self.env.now
         if reply.silent:
-            wait = self.spec.mail_client_timeout
+            wait = self.timeout
             outcome = _TIMEOUT
         else:
             wait = self.ctx.network.link(self.client, server.id).time(1, 0, None)
@@ -178,12 +179,14 @@ class TrafficSource:
         self.keep(msg, cc, server, start, reply, outcome)
 
     def keep(
-        self, msg: Message, cc: tuple[Message, ...], server: MTA, start: float, reply: Reply, outcome: Outcome
+        self, msg: Message, cc: tuple[Message, ...], server: MTA, start: float, reply: Reply, outcome: Outcome,
+        end: float | None = None,
     ) -> None:
-        """A submission attempt begun at ``start`` failed with ``reply``: each row gets
-        its hop-0 attempt row, and the message waits in the outbox for the next
-        send/receive, ``outbox_retry`` from now."""
-        rec, now = self.recorder, self.env.now
+        """A submission attempt begun at ``start`` failed with ``reply`` at ``end``
+        (default: now): each row gets its hop-0 attempt row, and the message waits in
+        the outbox for the next send/receive, ``outbox_retry`` after ``end``."""
+        rec = self.recorder
+        now = self.env.now if end is None else end
         msg.attempts += 1  # submission attempts so far (counted on the first row)
         for m in (msg, *cc):
             rec.attempt(m.id, SUBMISSION, msg.attempts, 1, self._client_code, server.code, start, now,
