@@ -116,7 +116,9 @@ TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed limit", Phase.MAIL, re
 # postgrey's answer (DEFER_IF_PERMIT "Greylisted, see <url>") in Postfix smtpd's words, with
 # milter-greylist's and RFC 3463's 4.7.1 where Postfix hosts send 4.2.0 (docs/sources.md).
 GREYLISTED = Reply(450, "4.7.1", "Recipient address rejected: Greylisted", Phase.RCPT)
-BUSY = Reply(421, "4.3.2", "Service not available: too many connections", Phase.CONNECT)
+# Postfix's postscreen when every smtpd is taken (postscreen_post_queue_limit, by default
+# default_process_limit): its words, as the server's one connection limit.
+BUSY = Reply(421, "4.3.2", "All server ports are busy", Phase.CONNECT)
 # A host that does not answer: the client waits out its connect timeout and records the
 # failure as Postfix does (dsn=4.4.1, "Connection timed out"); there is no reply code.
 NO_ANSWER = Reply(0, "4.4.1", "Connection timed out", Phase.CONNECT, silent=True)
