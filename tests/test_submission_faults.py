@@ -342,3 +342,16 @@ def test_a_client_that_waits_too_long_for_an_smtpd_gives_up_and_keeps_the_messag
     assert a2["start"].tolist() == pytest.approx([10, 1810.4, 3610.8], abs=1e-9)
     assert a2["end"].tolist() == pytest.approx([10.4, 1810.8, 3610.8 + SUBMIT], abs=1e-9)
     assert list(a2["enhanced"])[:2] == ["4.4.2", "4.4.2"]
+
+
+def test_rows_of_a_failing_api_request_are_held_by_the_client() -> None:
+    """The ESP never answers: at 130 the first request (100 .. 160) is waiting for its
+    timeout; the row is in flight, held by the client, and counted by the ESP."""
+    data = esp_world()
+    data.update(duration=150, drain=1000)
+    model = build(parse_scenario(data))
+    model.node("esp").up = False
+    model.run(until=130)
+    m = model.recorder.messages()
+    assert m.loc[0, "where"] == "home" and m.loc[0, "status"] == "in_flight"
+    assert sum(model.census().values()) == model.recorder.in_flight() == 1

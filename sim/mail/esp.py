@@ -210,9 +210,12 @@ class ESP(MTA):
         timeout, or (a down host that refuses) 503 from its load balancer after one
         round trip."""
         source = req[3]
+        src = self.recorder.nodes.code(req[1])
+        for m in req[0]:  # the client still has them: nothing got through
+            self.recorder.held(m.id, src)
         silent = not link.up or self.down_reply.silent
         if silent:
-            timeout = source.connect_timeout if source is not None else API_CONNECT_TIMEOUT
+            timeout = source.api_timeout if source is not None else API_CONNECT_TIMEOUT
             self.timeline.at(now + timeout, self._failed, (req, now, NO_ANSWER, _TIMEOUT))
         else:
             self.timeline.at(now + link.time(1, 0, gen), self._failed, (req, now, UNAVAILABLE, _DEFERRED))

@@ -125,7 +125,7 @@ class TrafficSource:
         self.outbox_rows = 0
         self.kept = 0  # failed submissions: messages taken back into the outbox
         # An API client's retries (sim.mail.esp): its settings and its jitter's stream.
-        self.connect_timeout = spec.api_client_timeout
+        self.api_timeout = spec.api_client_timeout
         self.max_attempts = spec.max_attempts
         self.max_backoff = spec.max_backoff
         self.jitter = streams.uniform("source", name, "backoff")
