@@ -244,6 +244,17 @@ class MTANode(NodeBase):
     relayhost: NodeId | None = Field(
         None, description="Postfix relayhost ([host] form): a relay node that takes all mail"
     )
+    # Overload (issue 10): the queue manager's and the queue file system's limits (postconf(5)).
+    qmgr_message_active_limit: Int = Field(
+        20_000, gt=0, le=MAX_COUNT,
+        description="Postfix: messages in the active queue at most; more wait in the incoming queue",
+    )
+    queue_minfree: Bytes = Field(
+        0, ge=0, le=MAX_SIZE, description="Postfix: free queue space below which MAIL FROM gets 452 4.3.1"
+    )
+    queue_file_system_size: Bytes | None = Field(
+        None, gt=0, le=MAX_SIZE, description="bytes the queue file system holds; none: no limit"
+    )
 
     @field_validator("ips", mode="before")
     @classmethod

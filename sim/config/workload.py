@@ -51,6 +51,10 @@ PROFILES: dict[str, tuple[float, ...]] = {
         6, 6, 6, 6, 6, 6, 6.5, 7, 7, 6.5, 5, 4,
     ),
 }
+# A client's wait for a server that does not answer: Thunderbird's connect timeout is its
+# mailnews.tcptimeout (100 s) + 60 s (nsMsgProtocol.cpp); botocore's connect_timeout 60 s.
+MAIL_CONNECT_TIMEOUT = 160.0
+API_CONNECT_TIMEOUT = 60.0
 MAX_RECIPIENTS = 1000  # Postfix smtpd_recipient_limit: recipients one message may have
 
 
@@ -158,6 +162,32 @@ class Source(Strict):
     )  # at most 2^20 (sim.mail.traffic.CONTACTS_LIMIT)
     contacts_exponent: Num = Field(1.0, ge=0, le=10, description="Zipf exponent over contacts")
     local_share: Num = Field(0.0, ge=0, le=1, description="share of recipients at the sender's domain")
+    # When submission fails (issue 10): a mail client's outbox, an API client's retries.
+    outbox_retry: Seconds = Field(
+        1800, gt=0, le=MAX_TIME,
+        description="a mail client tries a message it could not submit again this long after (send/receive)",
+    )
+    connect_timeout: Seconds | None = Field(
+        None, gt=0, le=MAX_TIME,
+        description="how long the client waits for a server that does not answer; "
+        "none: 160 s for a mail client (Thunderbird), 60 s for an API client (botocore)",
+    )
+    max_attempts: Int = Field(
+        3, ge=1, le=100, description="an API client's attempts at a request that fails (AWS SDKs' standard mode)"
+    )
+    max_backoff: Seconds = Field(
+        20, gt=0, le=MAX_TIME, description="an API client's longest wait between attempts (AWS SDKs)"
+    )
+
+    @property
+    def mail_client_timeout(self) -> float:
+        """How long a mail client waits for an MTA that does not answer."""
+        return self.connect_timeout if self.connect_timeout is not None else MAIL_CONNECT_TIMEOUT
+
+    @property
+    def api_client_timeout(self) -> float:
+        """How long an API client waits for an ESP that does not answer."""
+        return self.connect_timeout if self.connect_timeout is not None else API_CONNECT_TIMEOUT
 
     @model_validator(mode="before")
     @classmethod

@@ -20,6 +20,15 @@ Customers hand mail over by the ESP's HTTP API, not by SMTP submission:
   per recipient domain, PowerMTA's directive: a domain's slots ``3600 / max_msg_rate``
   s apart). A recipient waiting for its domain does not hold back the ones behind it.
   Transactional mail is never held behind a campaign.
+- **an ESP that is down or out of reach**: the request fails: no answer (a silent
+  host, or no path: the client waits its ``connect_timeout``), or ``503 Service
+  Unavailable`` from the ESP's load balancer after one round trip (a host that
+  refuses). The client tries again after ``min(U x 2^k, max_backoff)`` seconds (its
+  k-th failure, U uniform on [0, 1) from the source's ``backoff`` stream: the AWS
+  SDKs' standard retry mode, full jitter) and after ``max_attempts`` failed attempts
+  gives up: the application knows the mail was not sent, and the rows end
+  ``bounced``, reason ``API request failed``. 429s are the account's rate, not a
+  failure: they do not count against ``max_attempts``.
 
 Delivery is the MTA's (``sim.mail.mta.MTA``, extended here): an ESP node takes every
 MTA key, so presets, retry schedules, concurrency limits and sending IPs apply. Timed
@@ -34,18 +43,23 @@ import heapq
 import itertools
 import math
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
 from ..config import EspNode
+from ..config.workload import API_CONNECT_TIMEOUT
 from ..core.component import Context, registers
 from ..core.records import BOUNCED, TOO_LARGE, Message
 from .domains import Domain
 from .mta import MTA, SUBMISSION
-from .smtp import Outcome, Phase, Reply
+from .smtp import NO_ANSWER, Outcome, Phase, Reply
 
-__all__ = ["API_ACCEPTED", "ESP", "PAYLOAD_TOO_LARGE", "TOO_MANY_REQUESTS", "Timeline"]
+if TYPE_CHECKING:
+    from .senders import TrafficSource
+
+__all__ = ["API_ACCEPTED", "API_FAILED", "ESP", "PAYLOAD_TOO_LARGE", "TOO_MANY_REQUESTS",
+           "UNAVAILABLE", "Timeline"]
 
 # HTTP answers of the API (the attempts table's hop 0 for mail handed to an ESP).
 API_ACCEPTED = Reply(202, "", "Accepted", Phase.DATA)
@@ -53,10 +67,19 @@ TOO_MANY_REQUESTS = Reply(429, "", "Too Many Requests", Phase.DATA)
 # A message over the ESP's size limit is refused as a request too large (RFC 9110
 # 15.5.14); the enhanced code says why, as the SMTP refusal would.
 PAYLOAD_TOO_LARGE = Reply(413, "5.3.4", "Content Too Large", Phase.DATA, reason=TOO_LARGE)
+# A down ESP behind its load balancer: no healthy backend (RFC 9110 15.6.4); the
+# enhanced code says why, as PAYLOAD_TOO_LARGE's does (RFC 3463 X.3.2: not accepting).
+UNAVAILABLE = Reply(503, "4.3.2", "Service Unavailable", Phase.CONNECT)
+API_FAILED = "API request failed"  # the reason of rows an API client gave up on
+
+_TIMEOUT, _REFUSED = Outcome.TIMEOUT, Outcome.REFUSED
 
 _DELIVERED, _DEFERRED, _BOUNCED = Outcome.DELIVERED, Outcome.DEFERRED, Outcome.BOUNCED
 
 Rows = tuple[Message, ...]  # one API request's recipients (one row each)
+# An API request: its rows, the client's node, whether it is a campaign, the source
+# that made it (its retry settings; None for a direct call) and its failures so far.
+Request = tuple[Rows, str, bool, "TrafficSource | None", int]
 
 
 class Timeline:
@@ -120,22 +143,28 @@ class ESP(MTA):
         self.pending = 0  # rows in an API request, waiting to retry it, or to be released
         self.requests = 0
         self.throttled = 0  # 429 answers
+        self.gave_up = 0  # rows whose client gave the request up (the ESP down or out of reach)
         self.campaigns = 0
 
     # -- the API --------------------------------------------------------------------
 
-    def submit(self, msg: Message, client: str, cc: tuple[Message, ...] = ()) -> None:
-        """One API request for ``msg`` (and its further recipients ``cc``)."""
-        self._request(((msg, *cc), client, False))
+    def submit(
+        self, msg: Message, client: str, cc: tuple[Message, ...] = (), outbox: Any = None
+    ) -> None:
+        """One API request for ``msg`` (and its further recipients ``cc``) from the
+        source ``outbox`` (its retry settings)."""
+        self._request(((msg, *cc), client, False, outbox, 0))
 
-    def campaign(self, rows: list[tuple[Message, tuple[Message, ...]]], client: str) -> None:
+    def campaign(
+        self, rows: list[tuple[Message, tuple[Message, ...]]], client: str, outbox: Any = None
+    ) -> None:
         """One API call hands the whole campaign over."""
         every = tuple(m for msg, cc in rows for m in (msg, *cc))
         if every:
             self.campaigns += 1
-            self._request((every, client, True))
+            self._request((every, client, True, outbox, 0))
 
-    def _admit(self, now: float) -> float:
+    def _take_token(self, now: float) -> float:
         """Take a token: 0 when there was one, else the Retry-After (whole seconds)."""
         rate = self.spec.api_rate
         if rate is None:
@@ -150,8 +179,8 @@ class ESP(MTA):
         self._tokens = tokens
         return max(1.0, math.ceil((1.0 - tokens) / rate))
 
-    def _request(self, req: tuple[Rows, str, bool]) -> None:
-        rows, client, campaign = req
+    def _request(self, req: Request) -> None:
+        rows, client, campaign, source, failed = req
         env, rec = self.env, self.recorder
         now = env.now
         first = rows[0]
@@ -163,26 +192,71 @@ class ESP(MTA):
             rec.held(m.id, self.code)
         link = self.network.link(client, self.id)
         gen = self._loss if link.loss > 0.0 else None
+        if not self.up or (self._reach and not link.up):
+            self._unreachable(req, link, gen, now)
+            return
         # One round trip on the kept-alive connection, with the body (a campaign's
         # template once; the recipient list is small beside it).
         end = now + link.time(1, first.size, gen)
-        wait = self._admit(now)
+        wait = self._take_token(now)
         if wait:
             self.throttled += 1
-            self.timeline.at(end, self._throttled, (rows, client, campaign, now, wait))
+            self.timeline.at(end, self._throttled, (req, now, wait))
         else:
             self.timeline.at(end, self._answered, (rows, client, campaign, now))
 
-    def _throttled(self, arg: tuple[Rows, str, bool, float, float]) -> None:
+    def _unreachable(self, req: Request, link: Any, gen: Any, now: float) -> None:
+        """The ESP is down or out of reach: no answer within the client's connect
+        timeout, or (a down host that refuses) 503 from its load balancer after one
+        round trip."""
+        source = req[3]
+        src = self.recorder.nodes.code(req[1])
+        for m in req[0]:  # the client still has them: nothing got through
+            self.recorder.held(m.id, src)
+        silent = not link.up or self.down_reply.silent
+        if silent:
+            timeout = source.api_timeout if source is not None else API_CONNECT_TIMEOUT
+            self.timeline.at(now + timeout, self._failed, (req, now, NO_ANSWER, _TIMEOUT))
+        else:
+            self.timeline.at(now + link.time(1, 0, gen), self._failed, (req, now, UNAVAILABLE, _DEFERRED))
+
+    def _failed(self, arg: tuple[Request, float, Reply, Outcome]) -> None:
+        """A request failed: the client backs off and tries again, or after its last
+        attempt gives up (the rows bounce: the application was told)."""
+        (rows, client, campaign, source, failed), start, reply, outcome = arg
+        rec, now = self.recorder, self.env.now
+        src = rec.nodes.code(client)
+        failed += 1
+        attempts = source.max_attempts if source is not None else 1
+        last = failed >= attempts
+        for m in rows:
+            rec.attempt(m.id, SUBMISSION, rows[0].attempts, 1, src, self.code, start, now,
+                        reply, _BOUNCED if last else outcome)
+        if last:
+            for m in rows:
+                rec.ended(m.id, BOUNCED, now, API_FAILED)
+            self.pending -= len(rows)
+            self.bounced += len(rows)
+            self.gave_up += len(rows)
+            return
+        assert source is not None
+        for m in rows:
+            rec.held(m.id, src)
+        # The AWS SDKs' standard mode: full jitter on 2^k seconds, capped.
+        wait = min(source.jitter() * 2.0**failed, source.max_backoff)
+        self.timeline.at(now + wait, self._request, (rows, client, campaign, source, failed))
+
+    def _throttled(self, arg: tuple[Request, float, float]) -> None:
         """The 429 has arrived: the client holds the rows and tries again later."""
-        rows, client, campaign, start, wait = arg
+        req, start, wait = arg
+        rows, client = req[0], req[1]
         rec, now = self.recorder, self.env.now
         src = rec.nodes.code(client)
         for m in rows:
             rec.attempt(m.id, SUBMISSION, rows[0].attempts, 1, src, self.code, start, now,
                         TOO_MANY_REQUESTS, _DEFERRED, final=False)
             rec.held(m.id, src)
-        self.timeline.at(now + wait, self._request, (rows, client, campaign))
+        self.timeline.at(now + wait, self._request, req)
 
     def _answered(self, arg: tuple[Rows, str, bool, float]) -> None:
         """The request is answered: 202 and the rows are queued (or refused as too large)."""
@@ -206,9 +280,12 @@ class ESP(MTA):
                 rec.attempt(m.id, SUBMISSION, tries, 1, src, self.code, start, now,
                             API_ACCEPTED, _DELIVERED, final=False)
         spec = self.spec
+        space = self.space
+        if space is not None:
+            space.used += sum(m.size for m in rows)
         if not campaign or (spec.send_rate is None and spec.max_msg_rate is None):
             for envelope in (self._split(rows) if not campaign else ((m,) for m in rows)):
-                active.put(envelope)
+                self._admit(envelope)
         else:
             self._pace(rows, now)
         if self._active_level is not None:
@@ -239,7 +316,7 @@ class ESP(MTA):
 
     def _release_row(self, msg: Message) -> None:
         self.pending -= 1
-        self.active.put((msg,))  # a campaign row is a message of its own
+        self._admit((msg,))  # a campaign row is a message of its own
         if self._active_level is not None:
             self._active_level.set(self.env.now, len(self.active.items))
 
@@ -255,5 +332,6 @@ class ESP(MTA):
             **super().stats(),
             "api_requests": self.requests,
             "throttled": self.throttled,
+            "api_gave_up": self.gave_up,
             "campaigns": self.campaigns,
         }

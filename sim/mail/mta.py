@@ -27,21 +27,23 @@ One process per worker that has had work (workers start on demand), none per mes
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 
 from ..config import MTANode
 from ..config.nodes import sending_ips
 from ..core.component import Context, registers
+from ..core.faults import Cut
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import BOUNCED, DELAYED, EXPIRED, FAILED, Envelope, Message
 from ..world.sharing import transfer
 from .dns import Resolver, Stub
 from .domains import Domain
-from .policies import Chain, SizeLimit
+from .policies import Chain, QueueSpace, SizeLimit
 from .concurrency import DEAD, SUSPENDED, ConcurrencyPolicy, Destination, Feedback, PostfixConcurrency
 from .dsn import notice
 from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, first_gap, schedule_for
@@ -53,7 +55,7 @@ from .smtp import (
 if TYPE_CHECKING:
     from ..world.links import Link
 
-__all__ = ["LOOPS_BACK", "MTA"]
+__all__ = ["LOOPS_BACK", "MTA", "Outbox"]
 
 SUBMISSION = 0  # the attempts table's hop of a submission; a server's own sessions are msg.hop + 1
 # RFC 5321 5.1: a relay that finds no MX host better than itself must return the message
@@ -66,6 +68,24 @@ _DELIVERED, _BOUNCED, _TRY_NEXT, _DEFERRED, _REFUSED, _TIMEOUT, _INTERRUPTED = t
 # reused (a 421 said the server is closing); open, a RSET first (the transaction ended
 # before DATA); open and clean (after the reply to "."). _NEW: not connected yet.
 _CLOSED, _SPENT, _RSET, _CLEAN, _NEW = range(5)
+
+
+class Outbox(Protocol):
+    """A submitting client's side (``sim.mail.senders``): it keeps what its server did
+    not take and tries again later."""
+
+    client: str  # the client's node
+    timeout: float  # how long it waits for a server that does not answer (or greet)
+
+    def unanswered(self, msg: Message, cc: tuple[Message, ...], server: MTA, reply: Reply) -> None:
+        """The server did not answer the connection (``reply`` silent) or refused it."""
+
+    def keep(
+        self, msg: Message, cc: tuple[Message, ...], server: MTA, start: float, reply: Reply, outcome: Outcome,
+        end: float | None = None,
+    ) -> None:
+        """An attempt begun at ``start`` failed with ``reply`` at ``end`` (default: now):
+        the message is the client's again."""
 
 
 @registers(MTANode)
@@ -88,7 +108,18 @@ class MTA:
         self.down_reply = NO_ANSWER  # (the policies' view of a server: never down today)
         self.connections = 0  # submission sessions open
         self.transaction = 1  # a submission session carries one transaction
-        self.inbound = Chain([SizeLimit(spec.message_size_limit)])
+        # Overload (issue 10): the queue file system's space, when it has a size (None:
+        # no limit, nothing counted), and the active queue's limit.
+        self.space: QueueSpace | None = None
+        if spec.queue_file_system_size is not None:
+            self.space = QueueSpace(spec.queue_file_system_size, spec.queue_minfree, spec.message_size_limit)
+        self.inbound = Chain([SizeLimit(spec.message_size_limit), *self.queue_policies()])
+        self.active_limit = spec.qmgr_message_active_limit
+        self.in_active = 0  # envelopes in the active queue, parked or in delivery
+        self.held_back: deque[Envelope] = deque()  # the incoming queue beyond the limit
+        # Whether a path to a client can be gone (a link fault or partition): only then
+        # does a submission look its path up before it queues.
+        self._reach = ctx.sessions is not None
         self.retry: RetrySchedule = schedule_for(spec)  # the preset's, the node's or Postfix's
         self.concurrency: ConcurrencyPolicy = PostfixConcurrency(
             spec.initial_destination_concurrency,
@@ -103,10 +134,11 @@ class MTA:
         )
         # A submission: the message, the client's node, and the message's further
         # recipients (one row each) that share its SMTP transaction.
-        self.incoming: WorkQueue[tuple[Message, str, tuple[Message, ...]]] = WorkQueue(ctx.env)
+        # ... and since when it waits for an smtpd.
+        self.incoming: WorkQueue[tuple[Message, str, tuple[Message, ...], Outbox | None, float]] = WorkQueue(ctx.env)
         self.active: WorkQueue[Envelope] = WorkQueue(ctx.env)
         self.deferred = DeferredQueue(
-            ctx.env, spec.queue_run_delay, self.active.put, isinstance(self.retry, PostfixBackoff)
+            ctx.env, spec.queue_run_delay, self._admit, isinstance(self.retry, PostfixBackoff)
         )
         self.destinations: dict[Domain | tuple[str, ...], Destination] = {}
         self.in_session = 0  # rows (recipients) a worker holds right now
@@ -155,6 +187,10 @@ class MTA:
         self._sessions_level: Level | None = None
         self._parked_level: Level | None = None
 
+    def queue_policies(self) -> list[QueueSpace]:
+        """The MAIL FROM rules of the queue's space (a relay's chain takes them too)."""
+        return [] if self.space is None else [self.space]
+
     def monitor(self, monitors: Monitors) -> None:
         """Follow the active queue, the deferred queue, sessions and parked messages
         as levels (before the run starts: ``timeseries.parquet``)."""
@@ -168,7 +204,7 @@ class MTA:
 
     def _release(self, envelope: Envelope) -> None:
         """The deferred queue's runner moves ``envelope`` back to the active queue (monitored)."""
-        self.active.put(envelope)
+        self._admit(envelope)
         now = self.env.now
         assert self._active_level is not None and self._deferred_level is not None
         self._active_level.set(now, len(self.active.items))
@@ -208,28 +244,62 @@ class MTA:
 
     # -- submission ------------------------------------------------------------------
 
-    def submit(self, msg: Message, client: str, cc: tuple[Message, ...] = ()) -> None:
+    def submit(
+        self, msg: Message, client: str, cc: tuple[Message, ...] = (), outbox: Outbox | None = None
+    ) -> None:
         """A client at node ``client`` connects to submit ``msg`` (waits for a free smtpd).
 
         ``cc`` are the same message's further recipients, one row each: one transaction
         with a RCPT TO per recipient; once accepted, each is queued on its own.
+        ``outbox`` is the client's (``sim.mail.senders``): what the MTA does not take
+        (it is down or out of reach, it answers 4xx, the session is cut before the 250)
+        goes back there and is tried again later. Without one (a direct call), the
+        message waits for the MTA as before.
         """
+        if outbox is not None and (not self.up or (self._reach and not self.network.link(client, self.id).up)):
+            # No smtpd speaks: the connection gets no answer or a reset (a down host's
+            # own answer; a path that is gone answers nothing).
+            outbox.unanswered(msg, cc, self, self.down_reply if not self.up else NO_ANSWER)
+            return
         self.recorder.held(msg.id, self.code)
         for other in cc:
             self.recorder.held(other.id, self.code)
-        self.incoming.put((msg, client, cc))
+        self.incoming.put((msg, client, cc, outbox, self.env.now))
 
-    def campaign(self, rows: list[tuple[Message, tuple[Message, ...]]], client: str) -> None:
+    def campaign(
+        self, rows: list[tuple[Message, tuple[Message, ...]]], client: str, outbox: Outbox | None = None
+    ) -> None:
         """A batch of messages from ``client``: each submitted on its own, in order (an
         ESP takes a campaign in one API call instead: ``sim.mail.esp``)."""
         for msg, cc in rows:
-            self.submit(msg, client, cc)
+            self.submit(msg, client, cc, outbox)
+
+    def _admit(self, envelope: Envelope) -> None:
+        """Queue ``envelope`` for delivery: into the active queue while it holds fewer
+        than ``qmgr_message_active_limit`` envelopes, else into the incoming queue to
+        wait for room (Postfix's qmgr stops moving mail in; nothing is refused)."""
+        if self.in_active < self.active_limit:
+            self.in_active += 1
+            self.active.put(envelope)
+        else:
+            self.held_back.append(envelope)
+
+    def _left(self) -> None:
+        """An envelope left the active queue (settled, or deferred): the longest waiting
+        in the incoming queue takes its place."""
+        if self.held_back:
+            self.active.put(self.held_back.popleft())
+            if self._active_level is not None:
+                self._active_level.set(self.env.now, len(self.active.items))
+        else:
+            self.in_active -= 1
 
     def _smtpd(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
         """A submission worker, hired with the event that hands it its first session."""
         env, rec, cost, incoming = self.env, self.recorder, self.dialogues.submission, self.incoming
         inbound, mail_phase = self.inbound, Phase.MAIL  # the MTA answers MAIL FROM itself
         sessions, active = self._sessions_level, self._active_level
+        opened = self.ctx.sessions  # None unless a fault can cut a session
         waiting: simpy.Event | None = first
         free = 0.0  # when the last session's QUIT ends (the worker rests until then)
         while True:
@@ -241,7 +311,14 @@ class MTA:
                         pass  # only the QUIT was cut
                     free = 0.0
                     continue
-                msg, client, cc = incoming.items.popleft()
+                msg, client, cc, outbox, since = incoming.items.popleft()
+                if outbox is not None and env.now - since > outbox.timeout:
+                    # Every smtpd was busy for longer than the client waits for the
+                    # greeting: it gave up then and kept the message (settled when a
+                    # worker comes to it: the client's times are exact, and a retry
+                    # due before this moment goes now).
+                    outbox.keep(msg, cc, self, since, GREETING_TIMEOUT, _TIMEOUT, since + outbox.timeout)
+                    continue
             else:
                 if waiting is None:
                     waiting = incoming.wait(free)
@@ -254,7 +331,12 @@ class MTA:
                 waiting, free = None, 0.0
                 if got is None:  # rested: look at the queue
                     continue
-                msg, client, cc = got
+                msg, client, cc, outbox, _ = got
+            if outbox is not None and not self.up:
+                # The MTA went down while the client waited for an smtpd: its connection
+                # gets the down host's answer, and the client keeps the message.
+                outbox.unanswered(msg, cc, self, self.down_reply)
+                continue
             link = self.network.link(client, self.id)
             gen = self._loss if link.loss > 0.0 else None
             start = env.now
@@ -263,17 +345,30 @@ class MTA:
             if sessions is not None:
                 sessions.set(start, self.in_session)
             self.connections += 1
+            if opened is not None:
+                opened.opened(client, self.id)
             held = True  # the message is this session's until queued, bounced or handed back
             try:
+                tries = msg.attempts + 1  # submission attempts, this one included
                 refusal = inbound.answer(mail_phase, self, client, msg, start)
                 if refusal is not None:
                     yield env.timeout(link.time(cost.to(refusal.phase), 0, gen))
-                    src = rec.nodes.code(client)
-                    for m in rows:
-                        rec.attempt(m.id, SUBMISSION, 1, 1, src, self.code, start, env.now,
-                                    refusal, Outcome.BOUNCED)
-                        rec.ended(m.id, BOUNCED, env.now, refusal.reason)
-                    self.bounced += len(rows)
+                    if refusal.code < 500:
+                        # A temporary refusal (452 4.3.1): the client keeps the message
+                        # (without an outbox, it tries again after those waiting).
+                        held = False
+                        self._hand_back(rows)
+                        if outbox is not None:
+                            outbox.keep(msg, cc, self, start, refusal, _DEFERRED)
+                        else:
+                            incoming.items.append((msg, client, cc, outbox, env.now))
+                    else:
+                        src = rec.nodes.code(client)
+                        for m in rows:
+                            rec.attempt(m.id, SUBMISSION, tries, 1, src, self.code, start, env.now,
+                                        refusal, Outcome.BOUNCED)
+                            rec.ended(m.id, BOUNCED, env.now, refusal.reason)
+                        self.bounced += len(rows)
                 else:
                     # Without PIPELINING each further RCPT TO waits for its own reply.
                     trips = cost.to_accept + cost.per_rcpt * len(cc)
@@ -281,37 +376,53 @@ class MTA:
                         yield from transfer(env, link, link.time(trips, msg.size, gen), msg.size)
                     else:
                         yield env.timeout(link.time(trips, msg.size, gen))
+                    space = self.space
                     for m in rows:
                         m.queued = env.now
                         rec.queued(m.id, env.now, self.code)
                         if rec.tracing:
                             src = rec.nodes.code(client)
-                            rec.attempt(m.id, SUBMISSION, 1, 1, src, self.code, start, env.now,
+                            rec.attempt(m.id, SUBMISSION, tries, 1, src, self.code, start, env.now,
                                         ACCEPTED, Outcome.DELIVERED, final=False)
+                        if space is not None:
+                            space.used += m.size
+                    if tries > 1:
+                        for m in rows:
+                            m.attempts = 0  # delivery attempts count from here
                     if cc:
                         for envelope in self._split(rows):
-                            self.active.put(envelope)
+                            self._admit(envelope)
                     else:
-                        self.active.put(rows)
+                        self._admit(rows)
                     if active is not None:
                         active.set(env.now, len(self.active.items))
-                held = False
-                self.in_session -= len(rows)
-                if sessions is not None:
-                    sessions.set(env.now, self.in_session)
-                # The QUIT: nothing can change it, so the worker rests instead of
-                # spending it in a timeout of its own (WorkQueue.wait(free)).
-                free = env.now + link.time(cost.quit, 0, gen)
-            except simpy.Interrupt:
                 if held:
-                    # Not yet told it was accepted: the client still has the message and
-                    # submits it again at once, ahead of later ones.
+                    held = False
                     self.in_session -= len(rows)
                     if sessions is not None:
                         sessions.set(env.now, self.in_session)
-                    incoming.items.appendleft((msg, client, cc))
+                # The QUIT: nothing can change it, so the worker rests instead of
+                # spending it in a timeout of its own (WorkQueue.wait(free)).
+                free = env.now + link.time(cost.quit, 0, gen)
+            except simpy.Interrupt as cut:
+                if held:
+                    # Not yet told it was accepted: the client still has the message.
+                    self._hand_back(rows)
+                    if outbox is not None and (not self.up or isinstance(cut.cause, Cut)):
+                        # The MTA crashed, or the path broke: into the outbox, for later.
+                        outbox.keep(msg, cc, self, start, INTERRUPTED, _INTERRUPTED)
+                    else:  # the MTA still answers: submitted again at once, ahead of later ones
+                        incoming.items.appendleft((msg, client, cc, outbox, env.now))
             finally:
                 self.connections -= 1  # sessions in their dialogue (the QUIT not counted)
+                if opened is not None:
+                    opened.closed()
+
+    def _hand_back(self, rows: tuple[Message, ...]) -> None:
+        """The session ends with ``rows`` still the client's: out of this MTA's count."""
+        self.in_session -= len(rows)
+        if self._sessions_level is not None:
+            self._sessions_level.set(self.env.now, self.in_session)
 
     # -- delivery --------------------------------------------------------------------
 
@@ -542,6 +653,10 @@ class MTA:
                 if sessions is not None:
                     sessions.set(env.now, self.in_session)
                 self._defer(pending, dest)
+            elif self.held_back:
+                self._left()
+            else:
+                self.in_active -= 1  # settled: out of the active queue (self._left, inlined)
             if following is not None:
                 envelope = following
                 continue
@@ -785,6 +900,8 @@ class MTA:
         else:
             rec.replied(msg.id, reply)
         if outcome <= _BOUNCED:  # the row left this MTA's hands at this reply
+            if self.space is not None:
+                self.space.used -= msg.size
             self.in_session -= 1
             if self._sessions_level is not None:
                 self._sessions_level.set(now, self.in_session)
@@ -795,10 +912,13 @@ class MTA:
         (their message's age and attempts), or each bounces as expired."""
         now = self.env.now
         first = envelope[0]
+        self._left()
         due = self.retry.next_due(first.queued, first.attempts, now, dest)
         if due is None:
             for m in envelope:
                 self._bounce(m, now, EXPIRED)
+            if self.space is not None:
+                self.space.used -= sum(m.size for m in envelope)
             return
         self.deferred.put(envelope, due)
         for m in envelope:
@@ -933,6 +1053,8 @@ class MTA:
             return _REFUSED
         for msg in rows:
             self._bounce(msg, now, reply.reason)
+        if self.space is not None:
+            self.space.used -= sum(m.size for m in rows)
         self.in_session -= len(rows)  # settled without a session
         if self._sessions_level is not None:
             self._sessions_level.set(self.env.now, self.in_session)
@@ -969,7 +1091,9 @@ class MTA:
             rec.replied(dsn.id, reply)
             rec.ended(dsn.id, BOUNCED, now, reply.reason)
         else:
-            self.active.put((dsn,))  # an envelope of one
+            if self.space is not None:
+                self.space.used += dsn.size
+            self._admit((dsn,))  # an envelope of one
             if self._active_level is not None:
                 self._active_level.set(now, len(self.active.items))
 
@@ -978,8 +1102,9 @@ class MTA:
     def holding(self) -> int:
         """Rows (recipients) this MTA holds: waiting to submit, queued, deferred, parked
         or in a session."""
-        waiting = sum(1 + len(cc) for _, _, cc in self.incoming.items)
+        waiting = sum(1 + len(item[2]) for item in self.incoming.items)
         waiting += sum(len(e) for e in self.active.items) + self.deferred.rows()
+        waiting += sum(len(e) for e in self.held_back)
         waiting += sum(len(e) for d in self.destinations.values() for e in d.parked)
         return waiting + self.in_session
 
@@ -990,4 +1115,5 @@ class MTA:
             "bounced": self.bounced,
             "dsn": self.notices,
             "bounces_processed": self.bounces_processed,
+            **({} if self.space is None else {"queue_full_refusals": self.space.refused}),
         }

@@ -16,6 +16,8 @@ policy            phase    reply
 ``ConnectionLimit`` connect  421 4.3.2 when ``max_connections`` sessions are open
 ``SizeLimit``     MAIL     552 5.3.4 when the message exceeds ``message_size_limit``
                            (SIZE, RFC 1870)
+``QueueSpace``    MAIL     452 4.3.1 while the queue file system is short of space
+                           (Postfix's ``queue_minfree``, 1.5 x ``message_size_limit``)
 ``UnknownUsers``  RCPT     550 5.1.1 for a share of recipients (the recipient domain's
                            ``unknown_recipient_rate``)
 ``Greylist``      RCPT     450 4.7.1 for a (client, sender, recipient) triplet not seen
@@ -35,14 +37,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from .smtp import BUSY, GREYLISTED, TOO_BIG, UNKNOWN_USER, Phase, Reply
+from .smtp import BUSY, GREYLISTED, NO_SPACE, TOO_BIG, UNKNOWN_USER, Phase, Reply
 
 if TYPE_CHECKING:
     from ..config.nodes import Greylisting
     from ..core.records import Message
     from ..core.rng import Sampler
 
-__all__ = ["Chain", "ConnectionLimit", "DomainGreylist", "Down", "Greylist", "Policy", "ServerState", "SizeLimit", "UnknownUsers"]
+__all__ = ["Chain", "ConnectionLimit", "DomainGreylist", "Down", "Greylist", "Policy", "QueueSpace", "ServerState", "SizeLimit", "UnknownUsers"]
 
 
 class ServerState(Protocol):
@@ -110,6 +112,34 @@ class SizeLimit:
     ) -> Reply | None:
         """552 5.3.4 for a message over the limit."""
         return TOO_BIG if msg is not None and msg.size > self.limit else None
+
+
+class QueueSpace:
+    """A server's queue file system: ``size`` bytes, ``used`` by the mail it holds.
+
+    Postfix's smtpd refuses MAIL FROM with 452 4.3.1 while the free space is at most
+    ``queue_minfree`` or at most 1.5 x ``message_size_limit`` (smtpd_check_queue), so
+    that a message it takes can always be written. The server adds what it queues to
+    ``used`` and takes away what leaves its hands.
+    """
+
+    phase = Phase.MAIL
+    __slots__ = ("size", "floor", "used", "refused")
+
+    def __init__(self, size: float, minfree: float, message_size_limit: float) -> None:
+        self.size = size
+        self.floor = max(minfree, 1.5 * message_size_limit)  # free space needed to take mail
+        self.used = 0.0
+        self.refused = 0  # MAIL FROM answered 452
+
+    def check(
+        self, server: ServerState, client: str, msg: Message | None, now: float
+    ) -> Reply | None:
+        """452 4.3.1 while the free space is at most the floor."""
+        if self.size - self.used <= self.floor:
+            self.refused += 1
+            return NO_SPACE
+        return None
 
 
 class UnknownUsers:

@@ -66,6 +66,7 @@ class Relay(MTA, PolicyServer):
                 Down(),
                 ConnectionLimit(spec.max_connections),
                 SizeLimit(spec.message_size_limit),
+                *self.queue_policies(),
                 HopLimit(spec.hopcount_limit),
             ]),
             spec.answer,
@@ -98,8 +99,10 @@ class Relay(MTA, PolicyServer):
         for msg in rows:
             msg.queued = now
             msg.attempts = 0
+        if self.space is not None:
+            self.space.used += sum(m.size for m in rows)
         for envelope in self._split(tuple(rows)):
-            self.active.put(envelope)
+            self._admit(envelope)
         if self._active_level is not None:
             self._active_level.set(now, len(self.active.items))
 

@@ -18,6 +18,13 @@ domain (``local_share``), one of the sender's regular correspondents (``contacts
 anyone, by users (the run's one shared table, ``Directory.anyone``). Each message is
 submitted over SMTP from the source's client node to its MTA, all its recipients in one
 transaction (to an ESP: by its HTTP API; a batch in one call, ``sim.mail.esp``).
+
+When submission fails (the MTA is down or out of reach, it answers 4xx, or the session
+is cut before the client heard 250), the person's mail client keeps the message in its
+outbox and tries again ``outbox_retry`` later (Outlook's send/receive interval). The
+outbox is data: a heap by due time with one runner per source (``Timeline``), no
+process per message; rows waiting there are held by the client node. An application
+talking to an ESP retries its request with backoff instead (``sim.mail.esp``).
 """
 
 from __future__ import annotations
@@ -35,10 +42,14 @@ from ..core.component import Context
 from ..core.records import KINDS, Message
 from ..core.rng import Draw, Sampler
 from .domains import Domain
-from .mta import MTA
+from .esp import Timeline
+from .mta import MTA, SUBMISSION
+from .smtp import Outcome, Reply
 from .traffic import Contacts, DailyClock, Receivers, size_sampler
 
 __all__ = ["MAX_SIZE", "TrafficSource"]
+
+_REFUSED, _TIMEOUT = Outcome.REFUSED, Outcome.TIMEOUT
 
 MAX_SIZE = 1e15  # bytes: a far tail draw is clamped rather than overflowing
 _RETRIES = 8  # draws to find a recipient not already on the message before giving up on one
@@ -106,6 +117,18 @@ class TrafficSource:
         self.mta: MTA | None = None
         self.created = 0  # rows (recipients) made
         self.messages = 0  # messages made
+        # The clients' outbox (made at its first message) and the rows waiting in it.
+        self.client = spec.client
+        self.timeout = spec.mail_client_timeout  # a mail client's wait for a silent MTA
+        self._client_code = ctx.recorder.nodes.code(spec.client)
+        self._outbox: Timeline | None = None
+        self.outbox_rows = 0
+        self.kept = 0  # failed submissions: messages taken back into the outbox
+        # An API client's retries (sim.mail.esp): its settings and its jitter's stream.
+        self.api_timeout = spec.api_client_timeout
+        self.max_attempts = spec.max_attempts
+        self.max_backoff = spec.max_backoff
+        self.jitter = streams.uniform("source", name, "backoff")
 
     def start(self) -> None:
         """Find the MTA and start the arrival process."""
@@ -132,7 +155,67 @@ class TrafficSource:
     def _emit(self) -> None:
         first, cc = self._make()
         assert self.mta is not None
-        self.mta.submit(first, self.spec.client, cc)
+        self.mta.submit(first, self.client, cc, self)
+
+    # -- the outbox ----------------------------------------------------------------
+
+    def unanswered(self, msg: Message, cc: tuple[Message, ...], server: MTA, reply: Reply) -> None:
+        """The client connects to ``server`` and hears nothing (``reply`` silent: it
+        waits out its connect timeout) or a reset (one round trip); then the message
+        goes back into the outbox."""
+        now = self.env.now
+        if reply.silent:
+            wait = self.timeout
+            outcome = _TIMEOUT
+        else:
+            wait = self.ctx.network.link(self.client, server.id).time(1, 0, None)
+            outcome = _REFUSED
+        self._hold(msg, cc)
+        self._timeline().at(now + wait, self._failed, (msg, cc, server, now, reply, outcome))
+
+    def _failed(self, arg: tuple[Message, tuple[Message, ...], MTA, float, Reply, Outcome]) -> None:
+        msg, cc, server, start, reply, outcome = arg
+        self.outbox_rows -= 1 + len(cc)  # counted again by keep
+        self.keep(msg, cc, server, start, reply, outcome)
+
+    def keep(
+        self, msg: Message, cc: tuple[Message, ...], server: MTA, start: float, reply: Reply, outcome: Outcome,
+        end: float | None = None,
+    ) -> None:
+        """A submission attempt begun at ``start`` failed with ``reply`` at ``end``
+        (default: now): each row gets its hop-0 attempt row, and the message waits in
+        the outbox for the next send/receive, ``outbox_retry`` after ``end``."""
+        rec = self.recorder
+        now = self.env.now if end is None else end
+        msg.attempts += 1  # submission attempts so far (counted on the first row)
+        for m in (msg, *cc):
+            rec.attempt(m.id, SUBMISSION, msg.attempts, 1, self._client_code, server.code, start, now,
+                        reply, outcome)
+        self.kept += 1
+        self._hold(msg, cc)
+        self._timeline().at(now + self.spec.outbox_retry, self._resubmit, (msg, cc))
+
+    def _hold(self, msg: Message, cc: tuple[Message, ...]) -> None:
+        rec, code = self.recorder, self._client_code
+        rec.held(msg.id, code)
+        for m in cc:
+            rec.held(m.id, code)
+        self.outbox_rows += 1 + len(cc)
+
+    def _resubmit(self, arg: tuple[Message, tuple[Message, ...]]) -> None:
+        msg, cc = arg
+        self.outbox_rows -= 1 + len(cc)
+        assert self.mta is not None
+        self.mta.submit(msg, self.client, cc, self)
+
+    def _timeline(self) -> Timeline:
+        if self._outbox is None:
+            self._outbox = Timeline(self.env)
+        return self._outbox
+
+    def holding(self) -> int:
+        """Rows waiting in the clients' outbox (or on a connection that will fail)."""
+        return self.outbox_rows
 
     def _make(self) -> tuple[Message, tuple[Message, ...]]:
         """A new message: its first recipient's row and its further recipients' rows."""
@@ -213,4 +296,4 @@ class TrafficSource:
             # One hand-over: an MTA takes each message as its own submission, an ESP
             # the whole batch in one API call (MTA.campaign).
             assert self.mta is not None
-            self.mta.campaign([self._make() for _ in range(batches[i].count)], self.spec.client)
+            self.mta.campaign([self._make() for _ in range(batches[i].count)], self.client, self)

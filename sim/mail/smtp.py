@@ -47,6 +47,7 @@ __all__ = [
     "HELO_TIMEOUT",
     "INTERRUPTED",
     "NO_ANSWER",
+    "NO_SPACE",
     "Outcome",
     "Phase",
     "Reply",
@@ -115,7 +116,9 @@ TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed limit", Phase.MAIL, re
 # postgrey's answer (DEFER_IF_PERMIT "Greylisted, see <url>") in Postfix smtpd's words, with
 # milter-greylist's and RFC 3463's 4.7.1 where Postfix hosts send 4.2.0 (docs/sources.md).
 GREYLISTED = Reply(450, "4.7.1", "Recipient address rejected: Greylisted", Phase.RCPT)
-BUSY = Reply(421, "4.3.2", "Service not available: too many connections", Phase.CONNECT)
+# Postfix's postscreen when every smtpd is taken (postscreen_post_queue_limit, by default
+# default_process_limit): its words, as the server's one connection limit.
+BUSY = Reply(421, "4.3.2", "All server ports are busy", Phase.CONNECT)
 # A host that does not answer: the client waits out its connect timeout and records the
 # failure as Postfix does (dsn=4.4.1, "Connection timed out"); there is no reply code.
 NO_ANSWER = Reply(0, "4.4.1", "Connection timed out", Phase.CONNECT, silent=True)
@@ -130,6 +133,9 @@ HELO_TIMEOUT = Reply(0, "4.4.2", "timed out while performing the EHLO handshake"
 # No SMTP reply code either.
 CONNECTION_REFUSED = Reply(0, "4.4.1", "Connection refused", Phase.CONNECT)
 INTERRUPTED = Reply(421, "4.4.2", "Connection lost during the session", Phase.DATA)
+# Postfix smtpd's answer to MAIL FROM while its queue file system is short of space
+# (smtpd_check_queue: free space at most queue_minfree or 1.5 x message_size_limit).
+NO_SPACE = Reply(452, "4.3.1", "Insufficient system storage", Phase.MAIL)
 # DNS answers the sending MTA turns into a reply of its own (no server spoke): the
 # domain does not exist (permanent), or its servers failed to answer (temporary).
 NXDOMAIN = Reply(

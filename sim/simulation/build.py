@@ -151,6 +151,9 @@ class Model:
         for node in self.scenario.topology.nodes:
             held = self.ctx.nodes[node.id].holding()
             counts[node.kind] = counts.get(node.kind, 0) + held
+        outboxes = sum(source.holding() for source in self.sources)  # failed submissions
+        if outboxes:
+            counts["client"] = counts.get("client", 0) + outboxes
         return counts
 
     def stats(self) -> dict[str, dict[str, dict[str, float]]]:
