@@ -363,7 +363,8 @@ class Recorder:
 
     def held(self, mid: int, node: int) -> None:
         """The message is now in the hands of ``node`` (a node code), e.g. waiting to submit."""
-        self._where[mid] = node
+        if self._status[mid] == IN_FLIGHT:  # (a delivered row's duplicate goes unseen)
+            self._where[mid] = node
 
     def queued(self, mid: int, t: float, node: int) -> None:
         """The sending MTA ``node`` (a node code) has accepted the submission at ``t``."""
@@ -437,7 +438,8 @@ class Recorder:
     def accepted(self, mid: int, t: float, node: int) -> None:
         """The receiving server ``node`` answered 250 to the message's data at ``t``."""
         self._accepted[mid] = t
-        self._where[mid] = node
+        if self._status[mid] == IN_FLIGHT:  # (a delivered row's duplicate goes unseen)
+            self._where[mid] = node
 
     def delivered(self, mid: int, t: float) -> None:
         """The message is in its recipient's mailbox: it ends delivered (a further copy
