@@ -436,9 +436,10 @@ class Recorder:
         self._mx_host[mid] = node
 
     def accepted(self, mid: int, t: float, node: int) -> None:
-        """The receiving server ``node`` answered 250 to the message's data at ``t``."""
-        self._accepted[mid] = t
-        if self._status[mid] == IN_FLIGHT:  # (a delivered row's duplicate goes unseen)
+        """The receiving server ``node`` answered 250 to the message's data at ``t`` (a
+        duplicate's copy accepted after the row was delivered changes nothing)."""
+        if self._status[mid] == IN_FLIGHT:  # (a delivered row's times are its first copy's)
+            self._accepted[mid] = t
             self._where[mid] = node
 
     def delivered(self, mid: int, t: float) -> None:
