@@ -234,3 +234,11 @@ def test_a_crash_of_the_mx_puts_the_message_being_handed_over_back_first() -> No
     row = res.messages.loc[0]
     assert row["delivered"] == pytest.approx(100.95 + AT_MX, abs=ABS)
     assert (row["copies"], row["attempts"]) == (1, 1)
+
+
+def test_mail_due_while_the_mta_was_down_goes_at_the_repair() -> None:
+    # Refused by the MX (down 100.5-200): deferred at 100.622, due 400. The MTA is down
+    # from 300 to 410: its queue manager, starting, runs the deferred queue at once (not
+    # at the grid's 600): a cache miss, the session, delivered 410 + 0.202 + 0.258 + 0.0651.
+    res = one([crash("mx", 100.5, 200, answer="refuse", crash=False), crash("mta", 300, 410)])
+    assert res.messages.loc[0, "delivered"] == pytest.approx(410 + LOOKUP + SESSION + AT_MX, abs=ABS)

@@ -1060,6 +1060,9 @@ class MTA:
         if self._halts:
             return
         self.wiped = None
+        # Postfix's qmgr, starting, moves what was in the active queue back to be
+        # delivered at once and runs the deferred queue: the mail due meanwhile goes now.
+        self.deferred.run_now()
         self.active.resume()
         if self._active_level is not None:
             self._active_level.set(self.env.now, len(self.active.items))
