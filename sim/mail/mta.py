@@ -774,7 +774,8 @@ class MTA:
         answered at ``decided``, before the client heard it: what the server answered
         then stands. A 250 means it took the rows (a copy of each, that goes its own
         way); the client, never told, keeps its own and tries again: the classic
-        duplicate (RFC 5321 6.3's "lost connection ... may be sent more than once")."""
+        duplicate (RFC 1047; Postfix logs "lost connection ... while sending end of data
+        -- message may be sent more than once" and defers)."""
         rec = self.recorder
         for m in rows:
             rec.split(m.id)
