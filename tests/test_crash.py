@@ -242,3 +242,25 @@ def test_mail_due_while_the_mta_was_down_goes_at_the_repair() -> None:
     # at the grid's 600): a cache miss, the session, delivered 410 + 0.202 + 0.258 + 0.0651.
     res = one([crash("mx", 100.5, 200, answer="refuse", crash=False), crash("mta", 300, 410)])
     assert res.messages.loc[0, "delivered"] == pytest.approx(410 + LOOKUP + SESSION + AT_MX, abs=ABS)
+
+
+def test_a_relay_fails_on_both_sides_and_reasons_add_up() -> None:
+    from sim.core.faults import Failure
+    from sim.mail.smtp import CONNECTION_REFUSED, NO_ANSWER
+
+    data = tiny_data()
+    data["topology"]["nodes"].append({"id": "backup", "kind": "relay", "resolver": "dns"})
+    data["topology"]["edges"].append({"a": "r", "b": "backup", "latency": 0.004})
+    model = build(parse_scenario(data))
+    relay, mta = model.node("backup"), model.node("mta")
+    refuse, silent = Failure("fault 0", "refuse", True, False), Failure("fault 1", None, False, False)
+    for node_ in (relay, mta):
+        node_.fail(refuse)
+        # The server side refuses (what clients see), the delivery side stops.
+        assert (node_.up, node_.down_reply, node_.active.paused) == (False, CONNECTION_REFUSED, True)
+        node_.fail(silent)
+        assert node_.down_reply is NO_ANSWER  # a silent reason wins
+        node_.repair(refuse)
+        assert (node_.up, node_.down_reply, node_.active.paused) == (False, NO_ANSWER, True)
+        node_.repair(silent)
+        assert (node_.up, node_.active.paused) == (True, False)
