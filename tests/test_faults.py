@@ -277,9 +277,6 @@ def test_a_good_fault_validates(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 READY = sorted(p.name for p in (ROOT / "topologies").glob("fault-*.yaml"))
-# Scenarios whose faults the code on this branch can play (MX hosts and resolvers fail
-# today); the others need the crash part (an MTA's disk) or the links part (partitions).
-RUNS_NOW = {"fault-provider-outage.yaml", "fault-resolver-outage.yaml", "fault-random.yaml"}
 
 
 def test_the_library_has_the_faults_the_issue_asks() -> None:
@@ -322,7 +319,7 @@ def test_the_resolver_outage_defers_the_company_s_mail_until_it_is_back() -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(RUNS_NOW))
+@pytest.mark.parametrize("name", READY)
 def test_a_ready_fault_runs_and_every_row_ends(name: str) -> None:
     res = sim.run(load_scenario(ROOT / "topologies" / name))
     assert not (res.messages["status"] == "in_flight").any()

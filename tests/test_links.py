@@ -299,9 +299,6 @@ def test_a_session_is_cut_only_when_its_path_has_no_way_left(
     assert log == cut
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the MTA's delivery sessions are registered by the crash part (issue 10)"
-)
 def test_a_relay_session_in_progress_is_cut_when_its_path_goes() -> None:
     """r~mx down from 100.7 to 500 s: message 0's relay session (100.59 to 100.848) is
     cut at 100.7 (outcome interrupted); deferred (due 100 + 300, taken at the queue run

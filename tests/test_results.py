@@ -23,7 +23,7 @@ def test_api_returns_messages_and_summary() -> None:
         "message_id", "parent_id", "sender_domain", "recipient_domain", "recipient_person", "kind", "action", "size",
         "created", "submitted",
         "accepted", "delivered", "retrieved", "ended", "status", "attempts", "deferrals", "final_reply", "reason",
-        "mx_host", "where", "folder",
+        "mx_host", "where", "folder", "copies",
     ]
     assert (m["message_id"] == m.index).all()
     assert list(m["folder"]) == ["inbox"] * 3  # every delivered row not junked

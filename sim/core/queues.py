@@ -57,7 +57,7 @@ class WorkQueue(Generic[T]):
     spends its rest in a timeout, so that a worker free sooner takes the work first.
     """
 
-    __slots__ = ("env", "items", "_line", "_seq", "hired", "_size", "_hire")
+    __slots__ = ("env", "items", "_line", "_seq", "hired", "_size", "_hire", "paused")
 
     def __init__(self, env: simpy.Environment) -> None:
         self.env = env
@@ -68,6 +68,9 @@ class WorkQueue(Generic[T]):
         self.hired = 0  # workers this queue has started (staff)
         self._size = 0
         self._hire: Callable[[simpy.Event], object] | None = None
+        # A paused queue (its server is down) hands nothing out: work waits in ``items``
+        # and workers look at ``paused`` before taking from there (``pause``, ``resume``).
+        self.paused = False
 
     def __len__(self) -> int:
         return len(self.items)
@@ -111,9 +114,11 @@ class WorkQueue(Generic[T]):
 
     def put(self, item: T) -> None:
         """Add work: the longest-waiting idle worker gets it (or a new hire), else it
-        joins the queue."""
+        joins the queue (always, while paused)."""
         line = self._line
-        if line and line[0][0] <= self.env.now:
+        if self.paused:
+            self.items.append(item)
+        elif line and line[0][0] <= self.env.now:
             heapq.heappop(line)[2].succeed(item)
         elif not self._hand(item):
             self.items.append(item)
@@ -140,8 +145,24 @@ class WorkQueue(Generic[T]):
 
     def requeue(self, item: T) -> None:
         """Put back an item a worker could not finish: it goes first."""
-        if not self._hand(item):
+        if self.paused or not self._hand(item):
             self.items.appendleft(item)
+
+    def pause(self) -> None:
+        """Hand nothing out until ``resume`` (the server that works the queue is down);
+        workers that finish meanwhile wait in line. Costs nothing until then but the
+        test of ``paused`` in ``put``."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Hand out what waited, in order, as ``put`` would have: to idle workers and new
+        hires, then each further item wakes a resting worker when it is free."""
+        self.paused = False
+        waiting = list(self.items)
+        self.items.clear()
+        for item in waiting:
+            if not self._hand(item):
+                self.items.append(item)
 
 
 class Slots:

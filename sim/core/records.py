@@ -114,6 +114,15 @@ class Message:
         self.attempts = 0
         self.hop = 0
 
+    def twin(self) -> Message:
+        """A second copy of this row (same class: a DSN stays a DSN), for the server
+        that took it when a session was cut after its final "."; each copy counts its
+        own hops and attempts from here."""
+        other = object.__new__(type(self))
+        other.id, other.domain, other.user, other.size = self.id, self.domain, self.user, self.size
+        other.sender, other.queued, other.attempts, other.hop = self.sender, self.queued, self.attempts, self.hop
+        return other
+
 
 # The sending MTA's unit of work: the rows (recipients) of one message for one
 # destination, at most its recipient limit; one SMTP transaction with a RCPT each. A
@@ -180,6 +189,7 @@ MESSAGE_COLUMNS = (
     Column("mx_host", "I", 0, "nodes"),
     Column("where", "I", 0, "nodes"),
     Column("folder", "b", -1, FOLDERS),  # a delivered row's; -1: not delivered
+    Column("copies", "B", 0),  # times put into a mailbox: 2 or more is a duplicate
 )
 
 ATTEMPT_COLUMNS = (
@@ -285,6 +295,11 @@ class Recorder:
         self.tracing = trace
         self._messages = _Table(MESSAGE_COLUMNS, rows)
         self._attempts = _Table(ATTEMPT_COLUMNS) if trace else None
+        # Live copies of a row that its status does not count (a duplicate after the
+        # final "."): kept only for the rare rows that have them, so in_flight() counts
+        # every copy. An in-flight row's status counts one live copy, an ended row's none.
+        self.spare: dict[int, int] = {}
+        self.forks = 0  # copies made so far (sessions cut after "." that reached the server)
         self._bind()
 
     def _bind(self) -> None:
@@ -298,6 +313,7 @@ class Recorder:
         self._reply, self._reason, self._mx_host, self._where = (
             a["final_reply"], a["reason"], a["mx_host"], a["where"]
         )
+        self._copies = a["copies"]
 
     def __len__(self) -> int:
         return self._messages.n
@@ -347,7 +363,8 @@ class Recorder:
 
     def held(self, mid: int, node: int) -> None:
         """The message is now in the hands of ``node`` (a node code), e.g. waiting to submit."""
-        self._where[mid] = node
+        if self._status[mid] == IN_FLIGHT:  # (a delivered row's duplicate goes unseen)
+            self._where[mid] = node
 
     def queued(self, mid: int, t: float, node: int) -> None:
         """The sending MTA ``node`` (a node code) has accepted the submission at ``t``."""
@@ -419,18 +436,63 @@ class Recorder:
         self._mx_host[mid] = node
 
     def accepted(self, mid: int, t: float, node: int) -> None:
-        """The receiving server ``node`` answered 250 to the message's data at ``t``."""
-        self._accepted[mid] = t
-        self._where[mid] = node
+        """The receiving server ``node`` answered 250 to the message's data at ``t`` (a
+        duplicate's copy accepted after the row was delivered changes nothing)."""
+        if self._status[mid] == IN_FLIGHT:  # (a delivered row's times are its first copy's)
+            self._accepted[mid] = t
+            self._where[mid] = node
 
     def delivered(self, mid: int, t: float) -> None:
-        """The message is in its recipient's mailbox: it ends delivered."""
+        """The message is in its recipient's mailbox: it ends delivered (a further copy
+        of a row delivered already adds to its ``copies``)."""
+        self._copies[mid] += 1
+        if self._status[mid] == DELIVERED and self.spare.get(mid):
+            self._end_copy(mid)  # a duplicate: the row stays delivered, as first
+            return
         self._delivered[mid] = t
         self.ended(mid, DELIVERED, t)
+
+    def split(self, mid: int) -> None:
+        """Row ``mid`` now has one live copy more (a session was cut after its final "."
+        had reached the server: the server has it, and the client, never told, keeps its
+        own). Each copy goes on to an end of its own (``ended``)."""
+        self.spare[mid] = self.spare.get(mid, 0) + 1
+        self.forks += 1
+
+    def unsplit(self, mid: int) -> None:
+        """Undo ``split``: the server refused the copy it was offered."""
+        self._end_copy(mid)
+        self.forks -= 1
+
+    def _end_copy(self, mid: int) -> None:
+        left = self.spare[mid] - 1
+        if left:
+            self.spare[mid] = left
+        else:
+            del self.spare[mid]
+
+    def destroyed(self, mid: int, t: float, reason: str) -> None:
+        """A delivered row's copies in its mailbox are gone (the store lost its disk before
+        the row was retrieved): it becomes lost, its delivered time kept. The one status
+        change after delivery the books allow, once; a row with a copy still on its way
+        stays delivered (that copy will reach the mailbox)."""
+        if self._status[mid] != DELIVERED:
+            raise RuntimeError(f"message {mid} destroyed while {STATUSES[self._status[mid]]}")
+        if self.spare.get(mid):
+            return
+        self._status[mid] = LOST
+        self._ended[mid] = t
+        self._retrieved[mid] = NAN
+        self._reason[mid] = self.reasons.code(reason)
 
     def junk(self, mid: int) -> None:
         """A receiver's filter put the row in the junk folder (it is delivered there)."""
         self._messages.arrays["folder"][mid] = JUNK
+
+    def retrieved_by(self, mid: int, t: float) -> bool:
+        """Whether row ``mid``'s device had fetched it by ``t`` (a retrieval computed for
+        a later time has not happened yet)."""
+        return bool(self._retrieved[mid] <= t)  # NaN compares false
 
     def kind_of(self, mid: int) -> int:
         """Row ``mid``'s kind (an index of ``KINDS``)."""
@@ -441,7 +503,14 @@ class Recorder:
         self._retrieved[mid] = t
 
     def ended(self, mid: int, status: int, t: float, reason: str = "") -> None:
-        """Record how and when message ``mid`` ended; then it can be dropped."""
+        """Record how and when message ``mid`` ended; then it can be dropped.
+
+        A row with more than one live copy (``split``) ends only when its last copy
+        does: a copy delivered makes it delivered at once (``delivered``); a copy that
+        bounces or is lost while another lives ends only itself."""
+        if self.spare and mid in self.spare and status != DELIVERED:
+            self._end_copy(mid)
+            return
         if self._status[mid] != IN_FLIGHT:
             # A message ending twice would break the books; fail loudly, never quietly.
             raise RuntimeError(f"message {mid} ended twice ({STATUSES[self._status[mid]]})")
@@ -458,9 +527,9 @@ class Recorder:
         return STATUSES[self._status[mid]]
 
     def in_flight(self) -> int:
-        """How many messages have not ended."""
+        """How many messages have not ended: every live copy counted (a duplicate's too)."""
         status = np.frombuffer(self._status, dtype=np.uint8, count=self._messages.n)
-        return int(np.count_nonzero(status == IN_FLIGHT))
+        return int(np.count_nonzero(status == IN_FLIGHT)) + sum(self.spare.values())
 
     def _labels(self) -> dict[str, list[str] | tuple[str, ...]]:
         return {

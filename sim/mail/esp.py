@@ -320,6 +320,18 @@ class ESP(MTA):
         if self._active_level is not None:
             self._active_level.set(self.env.now, len(self.active.items))
 
+    def _lose_disk(self, reason: str) -> None:
+        """The MTA's queues, and the campaign rows accepted and waiting for their
+        release slot (the API's requests still unanswered are the clients')."""
+        super()._lose_disk(reason)
+        heap = self.timeline.heap
+        waiting = [entry for entry in heap if entry[2] == self._release_row]
+        if waiting:
+            heap[:] = [entry for entry in heap if entry[2] != self._release_row]
+            heapq.heapify(heap)
+            self.pending -= len(waiting)
+            self._lose([entry[3] for entry in waiting], reason)
+
     # -- the books -------------------------------------------------------------------
 
     def holding(self) -> int:

@@ -14,7 +14,9 @@ from typing import Any
 import simpy
 
 from ..config import MailboxNode
+from ..config.faults import NodeFault
 from ..core.component import Context, registers
+from ..core.faults import Failure, disk_lost
 from ..core.monitors import Level, Monitors
 from ..core.queues import Slots
 from ..core.records import Message
@@ -35,6 +37,16 @@ class Mailbox:
         self.slots = Slots(ctx.env, spec.concurrency)
         self.stored = 0
         self._writes_level: Level | None = None  # set when the run samples levels
+        # Faults: the ones holding it down (the MX's LMTP client defers meanwhile), and
+        # the rows stored here since the last disk loss, kept only when some fault can
+        # lose this store's disk (no cost otherwise).
+        self.up = True
+        self._halts: set[str] = set()
+        losable = any(
+            isinstance(f, NodeFault) and f.disk == "lost" and spec.id in f.targets for f in ctx.scenario.faults
+        )
+        self.kept: list[int] | None = [] if losable else None
+        self.destroyed = 0
 
     def monitor(self, monitors: Monitors) -> None:
         """Follow writes in progress as a level (``timeseries.parquet``)."""
@@ -48,8 +60,27 @@ class Mailbox:
         return 0
 
     def stats(self) -> dict[str, float]:
-        """Messages stored."""
-        return {"stored": self.stored}
+        """Messages stored, and those destroyed with a lost disk before retrieval."""
+        return {"stored": self.stored, "destroyed": self.destroyed}
+
+    def fail(self, failure: Failure) -> None:
+        """A fault takes the store down: it takes no LMTP hand-off (a crash cuts those in
+        progress: the MX keeps the message). With its disk lost, every row stored here
+        and not yet retrieved is destroyed: lost, its delivered time kept."""
+        self._halts.add(failure.reason)
+        self.up = False
+        if failure.disk and self.kept is not None:
+            now, rec, reason = self.env.now, self.recorder, disk_lost(self.id)
+            for mid in dict.fromkeys(self.kept):  # a duplicate's two copies are one row
+                if not rec.retrieved_by(mid, now):
+                    rec.destroyed(mid, now, reason)
+                    self.destroyed += 1
+            self.kept.clear()
+
+    def repair(self, failure: Failure) -> None:
+        """Up again unless another fault holds it."""
+        self._halts.discard(failure.reason)
+        self.up = not self._halts
 
     def store(self, msg: Message) -> Generator[simpy.Event, Any, None]:
         """Write ``msg`` into its recipient's mailbox; it is delivered when this returns."""
@@ -69,6 +100,8 @@ class Mailbox:
         now = env.now
         rec.delivered(msg.id, now)
         self.stored += 1
+        if self.kept is not None:
+            self.kept.append(msg.id)
         readers = msg.domain.readers
         if readers is not None:
             rec.retrieved(msg.id, readers.retrieved_at(msg, now))

@@ -36,10 +36,11 @@ import simpy
 from ..config import MTANode
 from ..config.nodes import sending_ips
 from ..core.component import Context, registers
-from ..core.faults import Cut
+from ..core.downtime import Downtime
+from ..core.faults import Cut, Failure, disk_lost
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
-from ..core.records import BOUNCED, DELAYED, EXPIRED, FAILED, Envelope, Message
+from ..core.records import BOUNCED, DELAYED, EXPIRED, FAILED, LOST, Envelope, Message
 from ..world.sharing import transfer
 from .dns import Resolver, Stub
 from .domains import Domain
@@ -48,7 +49,8 @@ from .concurrency import DEAD, SUSPENDED, ConcurrencyPolicy, Destination, Feedba
 from .dsn import notice
 from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, first_gap, schedule_for
 from .smtp import (
-    ACCEPTED, GREETING_TIMEOUT, HELO_TIMEOUT, INTERRUPTED, NO_ANSWER, SERVFAIL, Outcome, Phase, Reply,
+    ACCEPTED, CONNECTION_REFUSED, GREETING_TIMEOUT, HELO_TIMEOUT, INTERRUPTED, NO_ANSWER, SERVFAIL, Outcome,
+    Phase, Reply,
     ServerTime, SMTPServer,
 )
 
@@ -68,6 +70,7 @@ _DELIVERED, _BOUNCED, _TRY_NEXT, _DEFERRED, _REFUSED, _TIMEOUT, _INTERRUPTED = t
 # reused (a 421 said the server is closing); open, a RSET first (the transaction ended
 # before DATA); open and clean (after the reply to "."). _NEW: not connected yet.
 _CLOSED, _SPENT, _RSET, _CLEAN, _NEW = range(5)
+_NEVER = float("inf")  # a session that has not sent its final "."
 
 
 class Outbox(Protocol):
@@ -104,8 +107,17 @@ class MTA:
         self._shuffle = ctx.streams.generator("mta", spec.id, "mx-order")
         self._loss = ctx.streams.generator("mta", spec.id, "loss")
         # The MTA's own answers to submitting clients, and its send-side policies.
-        self.up = True
-        self.down_reply = NO_ANSWER  # (the policies' view of a server: never down today)
+        self.up = True  # takes submissions now
+        self.down_reply = NO_ANSWER  # what a submitting client gets while it is down
+        self._down: Downtime[Reply] = Downtime()  # the faults holding it down, each's answer
+        # Faults holding the delivery side down (sim.core.faults): while any does, the
+        # active queue is paused; a lost disk counts in ``disk_losses`` (an attempt that
+        # sees the count change lost its rows) and ``wiped`` says why, until the repair.
+        self._halts: set[str] = set()
+        self.disk_losses = 0
+        self.wiped: str | None = None
+        self.lost = 0  # rows lost with this node's disk
+        self._cuts = ctx.sessions  # open sessions, kept when a fault can cut them
         self.connections = 0  # submission sessions open
         self.transaction = 1  # a submission session carries one transaction
         # Overload (issue 10): the queue file system's space, when it has a size (None:
@@ -496,6 +508,7 @@ class MTA:
         queue_level, sessions = self._active_level, self._sessions_level
         reuse, reuse_time, reuse_count = self._reuse
         relayhost = self.relayhost
+        cuts = self._cuts
         plain = type(self)._hosts is MTA._hosts  # no filter on the MX answer (not a relay)
         envelope: Envelope | None = None
         waiting: simpy.Event | None = first
@@ -507,7 +520,7 @@ class MTA:
         opened, uses, state = 0.0, 0, _CLEAN
         while True:
             if envelope is None:
-                if waiting is None and active.items:
+                if waiting is None and active.items and not active.paused:
                     envelope = active.items.popleft()
                     if queue_level is not None:
                         queue_level.set(env.now, len(active.items))
@@ -523,6 +536,10 @@ class MTA:
                             queue_level.set(env.now, len(active.items))
                         continue
                     waiting = None
+                    if active.paused and envelope is not None:  # handed over as the MTA went down
+                        active.requeue(envelope)
+                        envelope = None
+                        continue
             assert envelope is not None
             domain = envelope[0].domain
             # The destination is the next hop: the recipients' domain, or the smart host.
@@ -549,6 +566,7 @@ class MTA:
                 rec.attempting(m.id, m.attempts)
             pending: Envelope = envelope
             outcome = _INTERRUPTED
+            losses = self.disk_losses  # changed by the time it ends: its rows went with the disk
             kept: SMTPServer | None = None  # the session still open when the attempt ends
             order = 0
             try:
@@ -569,6 +587,8 @@ class MTA:
                     else:
                         server.close(held_client)
                 if pending and (order == 0 or outcome != _INTERRUPTED):  # not cut short
+                    if cuts is not None:
+                        cuts.closed()  # no session is held through the look-up
                     if relayhost is None:
                         rtt = self.network.link(self.id, resolver.id).rtt
                         sent = env.now
@@ -588,6 +608,8 @@ class MTA:
                         hosts = relayhost
                     last = len(hosts)
                     for i, host in enumerate(hosts, 1):
+                        if active.paused:  # the MTA went down: it opens no session
+                            break
                         server = nodes[host]  # type: ignore[assignment]
                         order += 1
                         opened = env.now
@@ -607,7 +629,7 @@ class MTA:
                 outcome = _INTERRUPTED
             following: Envelope | None = None
             if (
-                kept is not None and reuse and state != _SPENT
+                kept is not None and reuse and state != _SPENT and not active.paused
                 and env.now - opened < reuse_time and (not reuse_count or uses <= reuse_count)
                 and (dest.parked or (active.items and active.items[0][0].domain is domain))
             ):
@@ -646,13 +668,24 @@ class MTA:
                         kept.close(kept_client)
                     kept = None
                 dest.busy -= 1
-                if policy.finished(dest, outcome, env.now):
+                # The MTA's own fault is no news about the destination.
+                if not active.paused and policy.finished(dest, outcome, env.now):
                     self._defer_parked(dest, pending)
+            if cuts is not None and following is None:
+                cuts.closed()
             if pending:  # not settled: still ours
                 self.in_session -= len(pending)
                 if sessions is not None:
                     sessions.set(env.now, self.in_session)
-                self._defer(pending, dest)
+                if self.disk_losses != losses:  # the disk they were on is gone
+                    self._lose(pending, self.wiped or disk_lost(self.id))
+                    self._left()
+                elif active.paused:
+                    # The MTA is down: they stay in the active queue, first (Postfix's
+                    # qmgr moves the active queue back when it starts, and delivers it).
+                    active.requeue(pending)
+                else:
+                    self._defer(pending, dest)
             elif self.held_back:
                 self._left()
             else:
@@ -660,7 +693,13 @@ class MTA:
             if following is not None:
                 envelope = following
                 continue
-            envelope = self._next(dest) if dest.parked else None
+            if not dest.parked:
+                envelope = None
+            elif active.paused:  # parked mail waits in the (paused) active queue
+                self._wake(dest)
+                envelope = None
+            else:
+                envelope = self._next(dest)
 
     def _waiting(self, dest: Destination, domain: Domain) -> Envelope | None:
         """The next envelope waiting for ``dest``: the longest parked, else the active
@@ -726,6 +765,8 @@ class MTA:
         link = self.network.link(self.id, server.id)
         gen = self._loss if link.loss > 0.0 else None
         start = env.now
+        if self._cuts is not None:  # held until the attempt ends or the next session opens
+            self._cuts.opened(self.id, server.id)
         if state == _NEW:
             # No path to the server (links down, a partition): no answer, as a silent host.
             refusal = server.connect(client, start) if link.up else NO_ANSWER
@@ -772,6 +813,7 @@ class MTA:
             rec.session(m.id, server.code)
         left = rows  # not settled yet
         answering = rows  # waiting for their replies (what an interrupt cuts off)
+        dotted = _NEVER  # when the reply to "." is due back
         try:
             reply = server.mail(client, first, start, transaction)
             if reply is not None:  # refused at MAIL FROM: for every recipient
@@ -823,8 +865,10 @@ class MTA:
                     wait += 2 * pause + (0.0 if refused else lag)
                     wait += checks.data_delay(ok, env.now + wait)
                 if link.shared:  # the body takes its share of shared edges (sim.world.sharing)
+                    # It is spent last, so a cut within the phase comes before "." arrived.
                     yield from transfer(env, link, wait, size)
                 else:
+                    dotted = env.now + wait
                     yield env.timeout(wait)
                 now = env.now
                 reply = server.data(client, ok, now)
@@ -847,8 +891,28 @@ class MTA:
             for m in answering:
                 rec.attempt(m.id, hop, attempt, order, self.code, server.code, start,
                             env.now, INTERRUPTED, _INTERRUPTED)
+            if env.now >= dotted - link.latency:
+                self._duplicate(answering, server, client, dotted - link.latency)
             server.close(client)
             return _INTERRUPTED, left, _CLOSED
+
+    def _duplicate(self, rows: Envelope, server: SMTPServer, client: str, decided: float) -> None:
+        """The session was cut after its final "." reached ``server`` and the server
+        answered at ``decided``, before the client heard it: what the server answered
+        then stands. A 250 means it took the rows (a copy of each, that goes its own
+        way); the client, never told, keeps its own and tries again: the classic
+        duplicate (RFC 1047; Postfix logs "lost connection ... while sending end of data
+        -- message may be sent more than once" and defers)."""
+        rec = self.recorder
+        for m in rows:
+            rec.split(m.id)
+        reply = server.data(client, tuple(m.twin() for m in rows), decided)
+        for m in rows:
+            if reply.code < 400:
+                rec.accepted(m.id, decided, server.code)
+                rec.held(m.id, self.code)  # the client's copy is here
+            else:
+                rec.unsplit(m.id)
 
     def _give_up(
         self, rows: Envelope, server: SMTPServer, checks: ServerTime, client: str, link: Link,
@@ -1097,6 +1161,88 @@ class MTA:
             if self._active_level is not None:
                 self._active_level.set(now, len(self.active.items))
 
+    # -- faults (sim.core.faults) ----------------------------------------------------
+
+    def fail(self, failure: Failure) -> None:
+        """A fault takes the MTA down: submitting clients get no answer, or a refused
+        connection (the fault's ``answer``; an MTA has no answer of its own: none), and
+        the delivery side stops (``_halt``)."""
+        reply = CONNECTION_REFUSED if failure.answer == "refuse" else NO_ANSWER
+        self.up = self._down.change(False, failure.reason, reply)
+        self.down_reply = next((r for r in self._down.hows if r.silent), reply)
+        self._halt(failure)
+
+    def repair(self, failure: Failure) -> None:
+        """The fault is over: up again (unless another fault holds it), the queue moving."""
+        self.up = self._down.change(True, failure.reason, NO_ANSWER)
+        if not self.up:
+            replies = self._down.hows
+            self.down_reply = next((r for r in replies if r.silent), next(iter(replies)))
+        self._unhalt(failure)
+
+    def _halt(self, failure: Failure) -> None:
+        """The delivery side is down: no attempt and no session starts (the active queue
+        is paused; what the deferred queue releases meanwhile waits there, due at once
+        after the repair). A crash cuts the sessions in progress (the schedule does);
+        without one they finish. With the disk lost, every row queued here ends lost."""
+        self._halts.add(failure.reason)
+        self.active.pause()
+        if failure.disk:
+            self.wiped = disk_lost(self.id)
+            self.disk_losses += 1
+            self._lose_disk(self.wiped)
+
+    def _unhalt(self, failure: Failure) -> None:
+        self._halts.discard(failure.reason)
+        if self._halts:
+            return
+        self.wiped = None
+        # Postfix's qmgr, starting, moves what was in the active queue back to be
+        # delivered at once and runs the deferred queue: the mail due meanwhile goes now.
+        self.deferred.run_now()
+        self.active.resume()
+        if self._active_level is not None:
+            self._active_level.set(self.env.now, len(self.active.items))
+
+    def _lose_disk(self, reason: str) -> None:
+        """The queue files are gone: the active, deferred and parked rows end lost. The
+        rows in delivery sessions end lost when their attempt ends (``disk_losses``);
+        submissions in progress are not lost (the client still has them)."""
+        now = self.env.now
+        lost = [m for envelope in self.active.items for m in envelope]
+        gone = len(self.active.items)  # envelopes that leave the active queue's count
+        self.active.items.clear()
+        lost += [m for _, _, envelope in self.deferred.heap for m in envelope]
+        self.deferred.heap.clear()
+        lost += [m for envelope in self.held_back for m in envelope]  # the incoming queue
+        self.held_back.clear()
+        parked = 0
+        for dest in self.destinations.values():
+            for envelope in dest.parked:
+                lost += envelope
+                parked += 1
+            dest.parked.clear()
+        self.in_active -= gone + parked
+        # What the scheduler knew (windows, slots held for queued mail) went with the
+        # queue: destinations start afresh (attempts still running keep their own).
+        self.destinations.clear()
+        self._lose(tuple(lost), reason)
+        if self._active_level is not None and self._deferred_level is not None:
+            self._active_level.set(now, 0)
+            self._deferred_level.set(now, 0)
+        if self._parked_level is not None and parked:
+            self._parked_level.add(now, -parked)
+
+    def _lose(self, rows: Sequence[Message], reason: str, queued: bool = True) -> None:
+        """Rows whose only copy here is gone end lost (no DSN: no one knows); ``queued``:
+        they were in this MTA's queue (their bytes leave its file system)."""
+        now, rec = self.env.now, self.recorder
+        for m in rows:
+            rec.ended(m.id, LOST, now, reason)
+        self.lost += len(rows)
+        if queued and self.space is not None:
+            self.space.used -= sum(m.size for m in rows)
+
     # -- the books -------------------------------------------------------------------
 
     def holding(self) -> int:
@@ -1116,4 +1262,5 @@ class MTA:
             "dsn": self.notices,
             "bounces_processed": self.bounces_processed,
             **({} if self.space is None else {"queue_full_refusals": self.space.refused}),
+            "lost": self.lost,
         }

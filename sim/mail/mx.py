@@ -20,6 +20,7 @@ import simpy
 
 from ..config import MXNode
 from ..core.component import Context, registers
+from ..core.faults import Failure, disk_lost
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import DISCARDED, LOST, SPAM_DISCARDED, Message
@@ -31,7 +32,12 @@ from .server import PolicyServer
 from .smtp import ACCEPTED, Outcome
 from .throttle import Anvil
 
-__all__ = ["MX"]
+__all__ = ["LMTP_RETRY", "MX"]
+
+# A message the LMTP client could not hand to its store (down, or no path to it) waits in
+# the MX's queue and is tried again this much later: Postfix's minimal_backoff_time and
+# queue_run_delay (both 300 s), the first retry of a deferred message (docs/sources.md).
+LMTP_RETRY = 300.0
 
 
 @registers(MXNode)
@@ -78,6 +84,16 @@ class MX(PolicyServer):
                 spec, ctx.recorder, self._processing, streams.uniform("mx", spec.id, "content")
             )
         self.queue: WorkQueue[Message] = WorkQueue(ctx.env)
+        # Faults (sim.core.faults): the ones holding the scanners down; a lost disk counts
+        # in ``losses`` (a scanner cut while the count changed lost its message) and
+        # ``wiped`` says why until the repair; messages waiting for their store.
+        self._halts: set[str] = set()
+        self.losses = 0
+        self.wiped: str | None = None
+        self.lost = 0
+        self.retrying: set[Message] = set()
+        self.deferred = 0  # hand-offs to a store that was down or cut off
+        self._cuts = ctx.sessions
         self.started = False
         self.scanners: list[simpy.Process] = []  # scanners started so far (on demand)
         # Time-series levels (sim.core.monitors), None unless the run samples them.
@@ -106,13 +122,63 @@ class MX(PolicyServer):
 
     def take(self, msg: Message, now: float) -> None:
         """A message whose DATA was just answered 250 joins the scan queue."""
+        if self.wiped is not None:  # taken as the disk went (a session cut after ".")
+            self._lose((msg,), self.wiped)
+            return
         self.queue.put(msg)
         if self._queue_level is not None:
             self._queue_level.set(now, len(self.queue.items))
 
     def holding(self) -> int:
         """Messages accepted here and not yet stored or discarded."""
-        return len(self.queue) + self.in_work
+        return len(self.queue) + self.in_work + len(self.retrying)
+
+    # -- faults (sim.core.faults) ----------------------------------------------------
+
+    def fail(self, failure: Failure) -> None:
+        """A fault takes the host down (connects answered as it says) and its scanners
+        take nothing (a crash puts the messages being handed over back first: the
+        schedule cuts their LMTP sessions). With the disk lost, what is queued here and
+        what waits for its store ends lost; the messages being handed over too, when
+        their session is cut."""
+        PolicyServer.fail(self, failure)
+        self._halts.add(failure.reason)
+        self.queue.pause()
+        if failure.disk:
+            self.wiped = disk_lost(self.id)
+            self.losses += 1
+            lost = [*self.queue.items, *self.retrying]
+            self.queue.items.clear()
+            self.retrying.clear()
+            self._lose(lost, self.wiped)
+            if self._queue_level is not None:
+                self._queue_level.set(self.env.now, 0)
+
+    def repair(self, failure: Failure) -> None:
+        """Up again (unless another reason holds it); the scanners go on."""
+        PolicyServer.repair(self, failure)
+        self._halts.discard(failure.reason)
+        if not self._halts:
+            self.wiped = None
+            self.queue.resume()
+
+    def _lose(self, msgs: list[Message] | tuple[Message, ...], reason: str) -> None:
+        now, rec = self.env.now, self.recorder
+        for msg in msgs:
+            rec.ended(msg.id, LOST, now, reason)
+        self.lost += len(msgs)
+
+    def _later(self, msg: Message) -> None:
+        """The store is down or cut off: the message waits here and is tried again
+        ``LMTP_RETRY`` later (Postfix's LMTP client defers it)."""
+        self.retrying.add(msg)
+        self.deferred += 1
+        self.env.timeout(LMTP_RETRY).callbacks.append(lambda _: self._again(msg))
+
+    def _again(self, msg: Message) -> None:
+        if msg in self.retrying:  # not lost with the disk meanwhile
+            self.retrying.discard(msg)
+            self.queue.put(msg)
 
     def stats(self) -> dict[str, float]:
         """Sessions, refusals, discards and what is held at the end."""
@@ -120,6 +186,8 @@ class MX(PolicyServer):
             **self.session_stats(),
             "discarded": self.discarded,
             "holding_at_end": self.holding(),
+            "lost": self.lost,
+            "lmtp_deferred": self.deferred,
         }
         if self.checks is not None:
             stats.update(self.checks.stats())
@@ -134,7 +202,7 @@ class MX(PolicyServer):
 
     def _worker(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
         """A scanner, hired with the event that hands it its first message."""
-        env, rec, cost, queue = self.env, self.recorder, self.lmtp, self.queue
+        env, rec, cost, queue, cuts = self.env, self.recorder, self.lmtp, self.queue, self._cuts
         queue_level, busy = self._queue_level, self._busy_level
         # Content checks: a before-queue scan was spent in the session (none here); an
         # after-queue one gives each row its verdict here.
@@ -144,7 +212,7 @@ class MX(PolicyServer):
         waiting: simpy.Event | None = first
         free = 0.0  # when the last LMTP session's QUIT ends (the scanner rests until then)
         while True:
-            if waiting is None and queue.items:
+            if waiting is None and queue.items and not queue.paused:
                 if free > env.now:  # mail waits: spend the QUIT first (WorkQueue)
                     try:
                         yield env.timeout(free - env.now)
@@ -169,12 +237,16 @@ class MX(PolicyServer):
                 waiting, free = None, 0.0
                 if got is None:  # rested: look at the queue
                     continue
+                if queue.paused:  # handed over as the host went down
+                    queue.requeue(got)
+                    continue
                 msg = got
             self.in_work += 1
             if busy is not None:
                 busy.set(env.now, self.in_work)
             scan = 0.0 if before else self._processing()
             rate = msg.domain.discard_rate
+            losses = self.losses
             try:
                 dropped = DISCARDED if rate > 0.0 and self._filter() < rate else None
                 if dropped is None and sorting is not None and sorting.after_queue(msg) == DISCARD:
@@ -190,20 +262,33 @@ class MX(PolicyServer):
                     continue
                 store = msg.domain.mailbox
                 link = self.network.link(self.id, store.id)
+                if not (store.up and link.up):  # the LMTP connection fails: try later
+                    self.in_work -= 1
+                    if busy is not None:
+                        busy.set(env.now, self.in_work)
+                    self._later(msg)
+                    continue
                 gen = self._loss if link.loss > 0.0 else None
                 # The scan and the LMTP dialogue in one timeout: nothing can come between.
                 start = env.now + scan
+                if cuts is not None:  # a crash of either end cuts it
+                    cuts.opened(self.id, store.id)
                 wait = scan + link.time(cost.to_accept, msg.size, gen)
                 if link.shared:  # the body takes its share of shared edges (sim.world.sharing)
                     yield from transfer(env, link, wait, msg.size)
                 else:
                     yield env.timeout(wait)
                 yield from store.store(msg)
+                if cuts is not None:
+                    cuts.closed()
             except simpy.Interrupt:
                 # Accepted here and not yet stored: the MX still has it (on its disk) and
-                # a scanner takes it again, first. Losing the disk is a fault of its own.
+                # a scanner takes it again, first; unless the disk went meanwhile.
                 self.in_work -= 1
-                queue.requeue(msg)
+                if self.losses != losses:
+                    self._lose((msg,), self.wiped or disk_lost(self.id))
+                else:
+                    queue.requeue(msg)
                 if busy is not None and queue_level is not None:
                     busy.set(env.now, self.in_work)
                     queue_level.set(env.now, len(queue.items))

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..config import RelayNode
 from ..core.component import Context, registers
+from ..core.faults import Failure
 from ..core.monitors import Monitors
 from ..core.records import Message
 from .mta import MTA
@@ -87,6 +88,17 @@ class Relay(MTA, PolicyServer):
         MTA.start(self)
         self.schedule_outages(self.spec.outages)
 
+    def fail(self, failure: Failure) -> None:
+        """A fault takes both sides down: the SMTP server answers as the fault says (as
+        an MX's host), and the delivery side stops (``MTA._halt``)."""
+        PolicyServer.fail(self, failure)
+        self._halt(failure)
+
+    def repair(self, failure: Failure) -> None:
+        """Both sides up again (unless another reason holds either)."""
+        PolicyServer.repair(self, failure)
+        self._unhalt(failure)
+
     def take(self, msg: Message, now: float) -> None:
         """One accepted recipient: queued here afresh, an envelope of its own."""
         self.take_rows((msg,), now)
@@ -95,6 +107,9 @@ class Relay(MTA, PolicyServer):
         """The recipients of a transaction just answered 250: queued here afresh (their
         queue lifetime and attempts count from now, for this relay's schedule), together
         in envelopes as this relay's recipient limit allows."""
+        if self.wiped is not None:  # taken as its disk was lost (a session cut after ".")
+            self._lose(rows, self.wiped, queued=False)
+            return
         self.relayed += len(rows)
         for msg in rows:
             msg.queued = now

@@ -288,6 +288,15 @@ class DeferredQueue:
             self._idle.succeed()
             self._idle = None
 
+    def run_now(self) -> None:
+        """A scan now, off the grid: what is due goes (the queue manager starting after
+        its server was down: Postfix's qmgr runs the deferred queue at once)."""
+        now = self.env.now
+        limit = math.floor(now) + 1 if self.whole_seconds else now
+        heap = self.heap
+        while heap and heap[0][0] <= limit:
+            self.release(heapq.heappop(heap)[2])
+
     def start(self) -> None:
         """Start the queue runner (none without a grid: timeouts do its work)."""
         if self.every > 0.0:

@@ -1,0 +1,266 @@
+"""Node faults on the servers that hold mail, worked out by hand to 1e-9 s.
+
+The tiny world (tests/conftest.py) with one message, created at 100 (``duration`` 150).
+Its timeline without faults (tests/test_timeline.py):
+
+- submitted 100.388; the MX look-up misses: 2 x 0.001 + 0.2 = 0.202, so the session to
+  the MX opens at 100.590;
+- the relay session is 8 round trips on mta-r-mx (one way L = 0.016, RTT 0.032) plus
+  10,000 B at 5 MB/s: 0.256 + 0.002 = 0.258, one wait ending at 100.848 when the 250
+  arrives; the MX decided (and took the message) one L earlier, at 100.832;
+- at the MX: scan 0.05, LMTP 5 x 2 x 0.0005 + 10,000 / 1e8 = 0.0051, write 0.01: 0.0651
+  from the scan's start (delivered 100.9131);
+- the IMAP poll at 600 sees it at 600 + 7 x 0.071 + 0.01 = 600.507.
+
+A deferral follows Postfix's backoff in whole seconds: due = floor(now) + 300 (the age
+is under 300 s), and the queue runs every 300 s take what is due by floor(t) + 1: a
+deferral at 100.x is due at 400 and taken by the run at 600. A retry at 600 misses the
+cache (the answer cached at 100.590 for 150 s), so it is 600 + 0.202 + 0.258 = 600.460
+accepted and 600.5251 delivered.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from sim import build, run
+from sim.config import parse_scenario
+from sim.core.records import BOUNCED, DELIVERED, LOST, Recorder
+from tests.conftest import node, tiny_data
+
+ABS = 1e-9
+LOOKUP = 0.202
+SESSION = 0.258
+L = 0.016
+AT_MX = 0.0651
+RETRY = 600 + LOOKUP + SESSION + AT_MX  # 600.5251
+
+
+def one(faults: list[dict[str, Any]], duration: float = 150, **changes: Any) -> Any:
+    data = tiny_data(duration=duration)
+    data["faults"] = faults
+    for key, value in changes.items():
+        node(data, key).update(value)
+    return run(parse_scenario(data), trace=True)
+
+
+def crash(target: str, start: float, end: float, **more: Any) -> dict[str, Any]:
+    return {"kind": "node", "node": target, "start": start, "end": end, **more}
+
+
+def test_a_crash_of_the_mx_mid_session_cuts_it_and_the_sender_defers() -> None:
+    res = one([crash("mx", 100.7, 100.8)])
+    row = res.messages.loc[0]
+    a = res.attempts
+    cut = a[(a["hop"] == 1) & (a["attempt"] == 1)].iloc[0]
+    # Cut at 100.7, before "." reached the MX (100.832): an interrupted row, no copy there.
+    assert (cut["start"], cut["end"]) == (pytest.approx(100.590, abs=ABS), pytest.approx(100.7, abs=ABS))
+    assert cut["outcome"] == "interrupted" and cut["reply"] == 421 and cut["enhanced"] == "4.4.2"
+    # Deferred at 100.7: due 400, taken by the queue run at 600.
+    assert row["deferrals"] == 1 and row["attempts"] == 2
+    assert row["accepted"] == pytest.approx(600 + LOOKUP + SESSION, abs=ABS)
+    assert row["delivered"] == pytest.approx(RETRY, abs=ABS)
+    assert row["copies"] == 1 and row["status"] == "delivered"
+    assert res.stats["fault"] == {"fault 0: mx": {"failures": 1, "downtime": pytest.approx(0.1)}}
+
+
+@pytest.mark.parametrize("answer, ends, outcome", [("refuse", 100.590 + 0.032, "deferred"),
+                                                   ("none", 100.590 + 30, "deferred")])
+def test_a_down_mx_refuses_at_once_or_stays_silent_for_a_new_session(answer: str, ends: float, outcome: str) -> None:
+    # Down from 100.5: the session opened at 100.590 finds it down. Refused: a TCP reset
+    # after one round trip; silent: smtp_connect_timeout, 30 s. The only host: deferred.
+    res = one([crash("mx", 100.5, 200, answer=answer)])
+    first = res.attempts[(res.attempts["hop"] == 1)].iloc[0]
+    assert first["end"] == pytest.approx(ends, abs=ABS)
+    assert first["outcome"] == outcome and first["enhanced"] == "4.4.1" and first["reply"] is pd_na()
+    # Either way due at floor(end) + 300 <= 601: the run at 600.
+    assert res.messages.loc[0, "delivered"] == pytest.approx(RETRY, abs=ABS)
+
+
+def pd_na() -> Any:
+    import pandas as pd
+
+    return pd.NA
+
+
+def test_a_crash_of_the_mx_after_the_final_dot_is_the_classic_duplicate() -> None:
+    # The MX decided at 100.832 and crashes at 100.84, before the 250 reached the sender
+    # (100.848): the MX took the message then, and keeps it (disk kept); the sender,
+    # never told, defers its own copy. Two copies, both delivered.
+    res = one([crash("mx", 100.84, 100.9)])
+    row = res.messages.loc[0]
+    # The MX's copy waits while the MX is down; scanned from the repair at 100.9.
+    assert row["delivered"] == pytest.approx(100.9 + AT_MX, abs=ABS)
+    # The sender's copy: deferred at 100.84 (due 400), retried at 600, delivered again.
+    assert row["copies"] == 2 and row["status"] == "delivered"
+    # The row's times are its first copy's: taken by the MX when it decided, 100.832.
+    assert row["accepted"] == pytest.approx(100.848 - L, abs=ABS)
+    lmtp = res.attempts[res.attempts["hop"] == 2]
+    assert list(lmtp["end"]) == [pytest.approx(100.9 + AT_MX, abs=ABS), pytest.approx(RETRY, abs=ABS)]
+    assert (row["attempts"], row["deferrals"]) == (2, 1)
+
+
+def test_a_cut_before_the_dot_arrived_leaves_no_copy_at_the_server() -> None:
+    # 100.831 is before 100.832 - the "." had not arrived when the MX went: one copy.
+    res = one([crash("mx", 100.831, 100.9)])
+    row = res.messages.loc[0]
+    assert row["copies"] == 1 and row["delivered"] == pytest.approx(RETRY, abs=ABS)
+
+
+def test_a_crash_of_the_sending_mta_after_the_dot_duplicates_and_requeues_at_once() -> None:
+    # The sender crashes at 100.84: the MX (up) took the message at 100.832 and scans
+    # it from 100.84: delivered 100.84 + 0.0651. The sender's copy stays in its active
+    # queue (Postfix moves the active queue back and delivers it when it starts): at
+    # the repair, 100.9, the look-up hits the cache (one round trip, 0.002), the session
+    # opens at 100.902 and is accepted at 101.160, delivered again at 101.2251.
+    res = one([crash("mta", 100.84, 100.9)])
+    row = res.messages.loc[0]
+    assert row["delivered"] == pytest.approx(100.84 + AT_MX, abs=ABS)
+    assert row["accepted"] == pytest.approx(100.848 - L, abs=ABS)  # the first copy's
+    assert row["copies"] == 2
+    assert (row["attempts"], row["deferrals"]) == (2, 0)  # no deferral: requeued
+    lmtp = res.attempts[res.attempts["hop"] == 2]
+    assert list(lmtp["end"]) == [pytest.approx(100.84 + AT_MX, abs=ABS), pytest.approx(100.902 + SESSION + AT_MX, abs=ABS)]
+
+
+def test_a_crash_of_the_sending_mta_mid_session_retries_at_the_repair() -> None:
+    res = one([crash("mta", 100.7, 110)])
+    row = res.messages.loc[0]
+    cut = res.attempts[res.attempts["hop"] == 1].iloc[0]
+    assert cut["outcome"] == "interrupted" and cut["end"] == pytest.approx(100.7, abs=ABS)
+    # Back in the active queue; at 110 a cache hit (0.002) and the session: 110.260.
+    assert row["accepted"] == pytest.approx(110.002 + SESSION, abs=ABS)
+    assert row["delivered"] == pytest.approx(110.002 + SESSION + AT_MX, abs=ABS)
+    assert row["copies"] == 1 and (row["attempts"], row["deferrals"]) == (2, 0)
+
+
+def test_a_disk_failure_loses_the_mta_queue_and_the_rows_in_its_sessions() -> None:
+    # The MX refuses all run long (an outage). Message 0: refused at 100.622, deferred.
+    # Message 1 (created 200): submitted 200.388, cache hit (cached until 250.59), the
+    # session opens at 200.390 and waits for the reset until 200.422. The MTA's disk
+    # fails at 200.40: message 0 (deferred) and message 1 (in the session) end lost then.
+    data = tiny_data(duration=250)
+    node(data, "mx").update(outages=[{"start": 0, "end": 5000}], answer="refuse")
+    data["faults"] = [crash("mta", 200.40, 300, disk="lost")]
+    model = build(parse_scenario(data), trace=True)
+    model.run(until=200.5)
+    assert sum(model.census().values()) == model.recorder.in_flight() == 0
+    model.run()
+    m = model.recorder.messages()
+    assert list(m["status"]) == ["lost", "lost"]
+    assert list(m["reason"]) == ["disk lost at mta"] * 2
+    assert list(m["ended"]) == [pytest.approx(200.40, abs=ABS)] * 2
+    cut = model.recorder.attempts().iloc[-1]
+    assert (cut["id"], cut["outcome"], cut["start"]) == (1, "interrupted", pytest.approx(200.390, abs=ABS))
+    assert model.stats()["mta"]["mta"]["lost"] == 2
+
+
+def test_a_disk_failure_at_the_store_destroys_what_was_not_retrieved() -> None:
+    res = one([crash("store", 300, 400, disk="lost")])
+    row = res.messages.loc[0]
+    assert row["status"] == "lost" and row["reason"] == "disk lost at store"
+    assert row["delivered"] == pytest.approx(100.9131, abs=ABS)  # kept
+    assert row["ended"] == 300 and math.isnan(row["retrieved"])
+    # Retrieved at 600.507: a loss at 700 takes nothing the person has not got.
+    later = one([crash("store", 700, 800, disk="lost")]).messages.loc[0]
+    assert later["status"] == "delivered" and later["retrieved"] == pytest.approx(600.507, abs=ABS)
+
+
+def test_a_store_that_is_down_makes_the_mx_keep_the_message_and_try_again() -> None:
+    # Down from 100: at 100.848 the scanner finds it down, and the MX tries again 300 s
+    # later (Postfix's first retry): the scan from 400.848, delivered 400.9131.
+    res = one([crash("store", 100, 200)])
+    assert res.messages.loc[0, "delivered"] == pytest.approx(400.848 + AT_MX, abs=ABS)
+    assert res.stats["mx"]["mx"]["lmtp_deferred"] == 1
+    # A crash at 100.87 cuts the hand-off in progress (scan from 100.848): the MX keeps
+    # it, finds the store down at once, and tries at 400.87.
+    cut = one([crash("store", 100.87, 200)])
+    assert cut.messages.loc[0, "delivered"] == pytest.approx(400.87 + AT_MX, abs=ABS)
+
+
+def test_a_disk_failure_at_the_mx_loses_the_message_being_handed_over() -> None:
+    res = one([crash("mx", 100.87, 200, disk="lost")])
+    row = res.messages.loc[0]
+    assert (row["status"], row["reason"], row["ended"]) == ("lost", "disk lost at mx", pytest.approx(100.87, abs=ABS))
+    assert row["copies"] == 0
+
+
+def test_the_mx_copy_of_a_duplicate_is_lost_with_its_disk_and_the_sender_delivers_its_own() -> None:
+    # As the classic duplicate, but the MX's disk goes with the crash at 100.84: its copy
+    # ends there; the sender's copy is delivered once, at the retry.
+    res = one([crash("mx", 100.84, 100.9, disk="lost")])
+    row = res.messages.loc[0]
+    assert (row["status"], row["copies"]) == ("delivered", 1)
+    assert row["delivered"] == pytest.approx(RETRY, abs=ABS)
+    assert res.stats["mx"]["mx"]["lost"] == 1
+
+
+def test_copies_end_on_their_own_and_nothing_else_ends_twice() -> None:
+    rec = Recorder(["a.example"])
+    a, b, c = (rec.created(0.0, 0, 0, 0, 0, 100.0) for _ in range(3))
+    # a: two copies, both delivered: delivered at the first, copies 2; a third raises.
+    rec.split(a)
+    assert rec.in_flight() == 4  # a twice, b, c
+    rec.delivered(a, 1.0)
+    assert rec.status(a) == "delivered" and rec.in_flight() == 3  # a's other copy still counts
+    rec.delivered(a, 2.0)
+    assert rec.messages().loc[a, "copies"] == 2 and rec.messages().loc[a, "delivered"] == 1.0
+    with pytest.raises(RuntimeError, match="ended twice"):
+        rec.delivered(a, 3.0)
+    # b: one copy bounces while the other lives: only that copy ends; then the last is lost.
+    rec.split(b)
+    rec.ended(b, BOUNCED, 1.0, "unknown recipient")
+    assert rec.status(b) == "in_flight" and rec.in_flight() == 2
+    rec.ended(b, LOST, 2.0, "disk lost at mta")
+    assert rec.status(b) == "lost"
+    with pytest.raises(RuntimeError, match="ended twice"):
+        rec.ended(b, DELIVERED, 3.0)
+    # c: delivered, then destroyed once (its store's disk); never twice.
+    rec.delivered(c, 1.0)
+    rec.destroyed(c, 5.0, "disk lost at store")
+    assert rec.status(c) == "lost" and rec.messages().loc[c, "delivered"] == 1.0
+    with pytest.raises(RuntimeError, match="destroyed while lost"):
+        rec.destroyed(c, 6.0, "disk lost at store")
+    assert rec.in_flight() == 0 and rec.forks == 2
+
+
+def test_a_crash_of_the_mx_puts_the_message_being_handed_over_back_first() -> None:
+    # The scan started at 100.848; the MX crashes at 100.87 (disk kept) and is back at
+    # 100.95: the message is scanned again from then, delivered 100.95 + 0.0651.
+    res = one([crash("mx", 100.87, 100.95)])
+    row = res.messages.loc[0]
+    assert row["delivered"] == pytest.approx(100.95 + AT_MX, abs=ABS)
+    assert (row["copies"], row["attempts"]) == (1, 1)
+
+
+def test_mail_due_while_the_mta_was_down_goes_at_the_repair() -> None:
+    # Refused by the MX (down 100.5-200): deferred at 100.622, due 400. The MTA is down
+    # from 300 to 410: its queue manager, starting, runs the deferred queue at once (not
+    # at the grid's 600): a cache miss, the session, delivered 410 + 0.202 + 0.258 + 0.0651.
+    res = one([crash("mx", 100.5, 200, answer="refuse", crash=False), crash("mta", 300, 410)])
+    assert res.messages.loc[0, "delivered"] == pytest.approx(410 + LOOKUP + SESSION + AT_MX, abs=ABS)
+
+
+def test_a_relay_fails_on_both_sides_and_reasons_add_up() -> None:
+    from sim.core.faults import Failure
+    from sim.mail.smtp import CONNECTION_REFUSED, NO_ANSWER
+
+    data = tiny_data()
+    data["topology"]["nodes"].append({"id": "backup", "kind": "relay", "resolver": "dns"})
+    data["topology"]["edges"].append({"a": "r", "b": "backup", "latency": 0.004})
+    model = build(parse_scenario(data))
+    relay, mta = model.node("backup"), model.node("mta")
+    refuse, silent = Failure("fault 0", "refuse", True, False), Failure("fault 1", None, False, False)
+    for node_ in (relay, mta):
+        node_.fail(refuse)
+        # The server side refuses (what clients see), the delivery side stops.
+        assert (node_.up, node_.down_reply, node_.active.paused) == (False, CONNECTION_REFUSED, True)
+        node_.fail(silent)
+        assert node_.down_reply is NO_ANSWER  # a silent reason wins
+        node_.repair(refuse)
+        assert (node_.up, node_.down_reply, node_.active.paused) == (False, NO_ANSWER, True)
+        node_.repair(silent)
+        assert (node_.up, node_.active.paused) == (True, False)
