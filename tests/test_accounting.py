@@ -283,7 +283,7 @@ def test_rows_beyond_the_room_made_are_kept_and_a_released_table_is_read_once() 
 # -- under faults --------------------------------------------------------------------
 # Each fault maker draws one entry of ``faults:`` for a world whose nodes are ``nodes``
 # (kind by id) lasting ``duration``; the property test draws faults from every maker.
-# Another kind of fault (links, partitions) is one more maker in FAULT_MAKERS.
+# Another kind of fault is one more maker in FAULT_MAKERS.
 
 DISKS = ("mta", "esp", "relay", "mx", "mailbox")
 
@@ -299,6 +299,11 @@ def node_fault(draw: st.DrawFn, nodes: dict[str, str], duration: float) -> dict[
         fault["answer"] = answer
     if nodes[target] in DISKS and draw(st.booleans()):
         fault["disk"] = "lost"
+    return _when(draw, fault, duration)
+
+
+def _when(draw: st.DrawFn, fault: dict[str, Any], duration: float) -> dict[str, Any]:
+    """Scripted (start to end) or random (exponential up and down times)."""
     start = draw(st.floats(0, duration))
     if draw(st.booleans()):
         fault.update(start=start, end=start + draw(st.floats(0.01, 300)))
@@ -310,7 +315,29 @@ def node_fault(draw: st.DrawFn, nodes: dict[str, str], duration: float) -> dict[
     return fault
 
 
-FAULT_MAKERS = [node_fault]
+@st.composite
+def link_fault(draw: st.DrawFn, nodes: dict[str, str], duration: float, edges: list[tuple[str, str]]) -> dict[str, Any]:
+    """A link fault on any edge: down, or slower and lossier while it lasts."""
+    a, b = draw(st.sampled_from(edges))
+    fault: dict[str, Any] = {"kind": "link", "a": a, "b": b}
+    if draw(st.booleans()):
+        fault.update(latency=draw(st.floats(0, 2)), loss=draw(st.sampled_from([0.0, 0.1])) or 0.05)
+    return _when(draw, fault, duration)
+
+
+@st.composite
+def partition(draw: st.DrawFn, nodes: dict[str, str], duration: float, edges: list[tuple[str, str]]) -> dict[str, Any]:
+    """Some of the world cut off from the rest (never all of it)."""
+    ids = sorted(nodes)
+    side = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=len(ids) - 1, unique=True))
+    return _when(draw, {"kind": "partition", "nodes": side}, duration)
+
+
+def _node_maker(nodes: dict[str, str], duration: float, edges: list[tuple[str, str]]) -> st.SearchStrategy[dict[str, Any]]:
+    return node_fault(nodes, duration)
+
+
+FAULT_MAKERS = [_node_maker, link_fault, partition]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -327,14 +354,17 @@ FAULT_MAKERS = [node_fault]
     ns=st.booleans(),
     loss=st.sampled_from([0.0, 0.02]),
     far=st.sampled_from([0.015, 1.5, 3.0]),
+    shared=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
     instants=st.lists(st.floats(0, 1), min_size=1, max_size=4),
 )
-def test_books_balance_under_node_faults(
+def test_books_balance_under_faults_of_every_kind(
     data: st.DataObject, rate: float, workers: int, duration: float, drain: float, recipients: float,
-    tls: bool, backup: bool, esp: bool, ns: bool, loss: float, far: float, seed: int, instants: list[float],
+    tls: bool, backup: bool, esp: bool, ns: bool, loss: float, far: float, shared: bool, seed: int,
+    instants: list[float],
 ) -> None:
-    """Random small worlds with random node faults of every kind: at random instants the
+    """Random small worlds (shared links or not) with random faults of every kind (node
+    faults at every kind of server, link faults, partitions; scripted and random): at random instants the
     census (every live copy where it is) equals the recorder's in-flight count; no row
     ends twice (the recorder raises); every extra copy is one a session cut after its
     final "." made."""
@@ -365,9 +395,11 @@ def test_books_balance_under_node_faults(
         edge["loss"] = loss
         if edge["b"] == "mx":  # a far MX: the 250 travels long, cuts after "." are common
             edge["latency"] = far
+        edge["shared"] = shared
     nodes = {n["id"]: n["kind"] for n in world["topology"]["nodes"]}
+    edges = [(e["a"], e["b"]) for e in world["topology"]["edges"]]
     world["faults"] = data.draw(
-        st.lists(st.one_of([make(nodes, duration + drain) for make in FAULT_MAKERS]), min_size=1, max_size=4)
+        st.lists(st.one_of([make(nodes, duration + drain, edges) for make in FAULT_MAKERS]), min_size=1, max_size=5)
     )
     model = balanced(world, instants)
     m = model.recorder.messages()
