@@ -35,7 +35,7 @@ def run_with(faults: list[dict[str, Any]], probes: tuple[float, ...] = (), seed:
     seen: list[tuple[float, bool]] = []
 
     def hook(model: Model) -> None:
-        _MODEL[0] = model  # a global: the run fingerprints the hook and what it holds
+        _MODEL[0] = model
         mx = model.node("mx")
         for t in probes:
             model.at(t, lambda: seen.append((model.env.now, mx.up)))

@@ -350,3 +350,16 @@ def test_hooks_that_differ_in_what_they_close_over_are_different_runs() -> None:
     assert describe_hook(Down("mx")) != describe_hook(Down("mx2"))
     assert describe_hook(Down("mx")) == describe_hook(Down("mx"))  # no memory addresses
     assert " at 0x" not in describe_hook(Down("mx"))
+
+
+def test_a_hook_that_keeps_the_model_is_described() -> None:
+    """A hook whose closure holds the model (a test keeping it to look at later): the
+    fingerprint walks the model, whose SimPy environment has methods that are classes
+    (``env.all_of``), and still gives one stable name."""
+    kept: list[object] = []
+
+    def hook(model: object) -> None:
+        kept.append(model)
+
+    first = sim.run(tiny(), hook=hook).hook
+    assert first is not None and first.endswith(tuple("0123456789abcdef")) and "#" in first

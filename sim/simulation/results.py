@@ -133,6 +133,11 @@ def _fingerprint(obj: object, digest: Any, seen: set[int]) -> None:
         func = obj.__func__ if isinstance(obj, MethodType) else obj
         if isinstance(obj, MethodType):
             _fingerprint(obj.__self__, digest, seen)
+        if not isinstance(func, FunctionType):
+            # A method whose function is not Python code (SimPy's ``env.all_of`` is a
+            # class bound as a method): what it is, by name.
+            digest.update(f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', '')}".encode())
+            return
         _fingerprint(func.__code__, digest, seen)
         _fingerprint(func.__defaults__, digest, seen)
         for cell in func.__closure__ or ():
