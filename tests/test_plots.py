@@ -151,6 +151,22 @@ def test_timeseries_panel_per_metric_line_per_component_outages_shaded() -> None
         plots.timeseries(_series().drop(columns="metric"))
 
 
+def test_scripted_faults_are_shaded_random_ones_are_not() -> None:
+    data = tiny_data(faults=[
+        {"kind": "node", "nodes": ["mx", "store"], "start": 30, "end": 40},
+        {"kind": "link", "a": "r", "b": "mx", "start": 60, "end": 70, "latency": 0.5},
+        {"kind": "partition", "nodes": ["home"], "start": 80, "end": 90},
+        {"kind": "node", "node": "mta", "random": {"between": 100, "repair": 5}},
+    ])
+    node(data, "mx")["outages"] = [{"start": 50, "end": 55}]
+    sc = sim.parse_scenario(data)
+    assert plots.outage_windows(sc) == {
+        "mx": [(50.0, 55.0), (30.0, 40.0)], "store": [(30.0, 40.0)], "r~mx": [(60.0, 70.0)], "home": [(80.0, 90.0)],
+    }
+    fig = plots.timeseries(_series(), sc)
+    assert len(fig.axes[0].patches) == 5
+
+
 def _summary(reps: int = 3) -> pd.DataFrame:
     rng = np.random.default_rng(1)
     rows = []

@@ -6,7 +6,7 @@ optional matplotlib ``Axes`` (or ``Figure``), returning what it drew on:
 - :func:`cdf`: the delivery-time cumulative incidence (Aalen-Johansen: rows in flight
   are censored, bounces and losses compete), so a curve ends at the delivered share;
 - :func:`legs`: p50 / p95 of each leg of the journey, censored ones marked;
-- :func:`timeseries`: a panel per metric of ``timeseries.parquet``, outages shaded;
+- :func:`timeseries`: a panel per metric of ``timeseries.parquet``, outages and scripted faults shaded;
 - :func:`sweep`: a metric of a sweep's ``summary.parquet`` against a swept parameter,
   with a Student t confidence band over replications per level of another one;
 - :func:`topology`: the scenario's graph, node kinds as colours and shapes.
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Scenario
+from ..config.faults import LinkFault, NodeFault
 from ..simulation import Results, leg_times
 from ..simulation.stats import EVENTS, aalen_johansen, t_interval
 from ..simulation.summary import LEGS, leg_outcomes, summarize
@@ -255,12 +256,27 @@ def legs(
 
 
 def outage_windows(scenario: Scenario) -> dict[str, list[tuple[float, float]]]:
-    """The scheduled outages of the scenario's MX nodes: ``{node id: [(start, end), ...]}``."""
+    """When something is down by the scenario's script: its nodes' ``outages:`` and its
+    scripted ``faults:`` (a node fault by node, a link fault as ``a~b``, a partition by
+    its region or its nodes), ``{what: [(start, end), ...]}``. Random faults are drawn
+    during the run and are not here."""
     windows: dict[str, list[tuple[float, float]]] = {}
     for node in scenario.topology.nodes:
         spans = getattr(node, "outages", None)
         if spans:
             windows[node.id] = [(float(o.start), float(o.end)) for o in spans]
+    for fault in scenario.faults:
+        if fault.random is not None or fault.end is None:
+            continue
+        span = (float(fault.start), float(fault.end))
+        if isinstance(fault, NodeFault):
+            names = fault.targets
+        elif isinstance(fault, LinkFault):
+            names = [f"{fault.a}~{fault.b}"]
+        else:
+            names = [fault.region or ",".join(fault.nodes)]
+        for name in names:
+            windows.setdefault(name, []).append(span)
     return windows
 
 
