@@ -289,6 +289,26 @@ def test_the_api_client_gets_through_when_the_esp_is_back() -> None:
     assert res.messages.loc[0, "submitted"] == pytest.approx(starts[-1] + API, abs=1e-9)
 
 
+def test_an_esp_crash_breaks_the_api_requests_in_progress() -> None:
+    """The ESP crashes at 100.02 (back at 100.03) while the request made at 100 is on
+    its way: the answer due at 100 + API never comes; the client hears the connection
+    break then (an interrupted attempt), backs off w1 = 2 U_1 and tries again at
+    100 + API + w1, answered 202 after API more. A planned stop (``crash: false``)
+    finishes the request in progress: answered at 100 + API."""
+    u = Streams(7).stream("source", "people", "backoff").gen.random(1)
+    retry = 100 + API + min(u[0] * 2, 20)
+    for crash, starts, replies in ((True, [100, retry], [421, 202]), (False, [100], [202])):
+        data = esp_world()
+        data.update(duration=150, drain=1000, faults=[
+            {"kind": "node", "node": "esp", "start": 100.02, "end": 100.03, "crash": crash}])
+        res = run(parse_scenario(data), trace=True)
+        a = hop0(res, 0)
+        assert a["start"].tolist() == pytest.approx(starts, abs=1e-9)
+        assert list(a["reply"]) == replies
+        assert res.messages.loc[0, "submitted"] == pytest.approx(starts[-1] + API, abs=1e-9)
+        check_books(res.messages)
+
+
 def test_a_default_scenario_pays_nothing_for_the_outbox() -> None:
     """No fault: no source makes its outbox's timeline; the MTA's active count is back
     to zero once its mail has left, and nothing waited in incoming."""

@@ -50,10 +50,11 @@ import simpy
 from ..config import EspNode
 from ..config.workload import API_CONNECT_TIMEOUT
 from ..core.component import Context, registers
+from ..core.faults import Failure
 from ..core.records import BOUNCED, TOO_LARGE, Message
 from .domains import Domain
 from .mta import MTA, SUBMISSION
-from .smtp import NO_ANSWER, Outcome, Phase, Reply
+from .smtp import INTERRUPTED, NO_ANSWER, Outcome, Phase, Reply
 
 if TYPE_CHECKING:
     from .senders import TrafficSource
@@ -75,6 +76,7 @@ API_FAILED = "API request failed"  # the reason of rows an API client gave up on
 _TIMEOUT, _REFUSED = Outcome.TIMEOUT, Outcome.REFUSED
 
 _DELIVERED, _DEFERRED, _BOUNCED = Outcome.DELIVERED, Outcome.DEFERRED, Outcome.BOUNCED
+_INTERRUPTED = Outcome.INTERRUPTED
 
 Rows = tuple[Message, ...]  # one API request's recipients (one row each)
 # An API request: its rows, the client's node, whether it is a campaign, the source
@@ -144,6 +146,7 @@ class ESP(MTA):
         self.requests = 0
         self.throttled = 0  # 429 answers
         self.gave_up = 0  # rows whose client gave the request up (the ESP down or out of reach)
+        self.crashes = 0  # crashes so far: a request made before one is never answered
         self.campaigns = 0
 
     # -- the API --------------------------------------------------------------------
@@ -203,7 +206,7 @@ class ESP(MTA):
             self.throttled += 1
             self.timeline.at(end, self._throttled, (req, now, wait))
         else:
-            self.timeline.at(end, self._answered, (rows, client, campaign, now))
+            self.timeline.at(end, self._answered, (rows, client, campaign, now, req, self.crashes))
 
     def _unreachable(self, req: Request, link: Any, gen: Any, now: float) -> None:
         """The ESP is down or out of reach: no answer within the client's connect
@@ -258,9 +261,20 @@ class ESP(MTA):
             rec.held(m.id, src)
         self.timeline.at(now + wait, self._request, req)
 
-    def _answered(self, arg: tuple[Rows, str, bool, float]) -> None:
-        """The request is answered: 202 and the rows are queued (or refused as too large)."""
-        rows, client, campaign, start = arg
+    def fail(self, failure: Failure) -> None:
+        """As an MTA's; a crash also breaks the API requests in progress (``crashes``)."""
+        if failure.crash:
+            self.crashes += 1
+        super().fail(failure)
+
+    def _answered(self, arg: tuple[Rows, str, bool, float, Request, int]) -> None:
+        """The request is answered: 202 and the rows are queued (or refused as too large).
+        If the ESP crashed since it was made, the connection broke instead: the client,
+        who heard no answer, backs off and tries again (``_failed``)."""
+        rows, client, campaign, start, req, crashes = arg
+        if crashes != self.crashes:
+            self._failed((req, start, INTERRUPTED, _INTERRUPTED))
+            return
         rec, now, active = self.recorder, self.env.now, self.active
         src = rec.nodes.code(client)
         tries = rows[0].attempts
