@@ -253,6 +253,8 @@ BAD = [
     ([MX_FAULT | {"random": {"between": 0, "repair": {"dist": "uniform", "low": 0, "high": 0}}}], "faults[0].random",
      "between and repair are both always 0: the node would fail and be repaired forever at one instant"),
     ([MX_FAULT | {"end": 10, "answer": "bounce"}], "faults[0].answer", "Input should be 'none' or 'refuse'"),
+    ([MX_FAULT | {"end": 10, "name": "storm"}, {"kind": "node", "node": "dns", "end": 10, "name": "storm"}],
+     "faults[1].name", "duplicate fault name 'storm'"),
     ([{"kind": "meteor", "end": 10}], "faults[0]",
      "Input tag 'meteor' found using 'kind' does not match any of the expected tags: 'node', 'link', 'partition'"),
 ]

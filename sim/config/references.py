@@ -190,8 +190,13 @@ def _check_faults(sc: Scenario, kinds: dict[str, str], links: set[frozenset[str]
     """Every node, edge and region a fault names exists and can fail that way (a fault
     may start after the run's end: it then never happens)."""
     regions = {node.region for node in sc.topology.nodes if node.region is not None}
+    named: set[str] = set()
     for i, fault in enumerate(sc.faults):
         p = f"faults[{i}]"
+        if fault.name is not None:
+            if fault.name in named:  # it labels the fault's counters in run.json
+                raise ScenarioError(f"{p}.name", f"duplicate fault name {fault.name!r}")
+            named.add(fault.name)
         if isinstance(fault, NodeFault):
             key = "node" if fault.node is not None else "nodes"
             for j, node_id in enumerate(fault.targets):
