@@ -86,20 +86,34 @@ def pd_na() -> Any:
     return pd.NA
 
 
-def test_a_crash_of_the_mx_after_the_final_dot_is_the_classic_duplicate() -> None:
-    # The MX decided at 100.832 and crashes at 100.84, before the 250 reached the sender
-    # (100.848): the MX took the message then, and keeps it (disk kept); the sender,
-    # never told, defers its own copy. Two copies, both delivered.
+def test_a_crash_of_the_mx_after_it_answered_the_dot_still_delivers_its_answer() -> None:
+    # The MX decided at 100.832 (the 250's arrival 100.848 less L) and crashes at 100.84:
+    # its 250 was on the wire already and reaches the sender at 100.848 (a host that
+    # goes down does not recall packets in flight). One copy, taken at 100.832: it waits
+    # in the MX's queue while the MX is down and is scanned from the repair at 100.9.
     res = one([crash("mx", 100.84, 100.9)])
     row = res.messages.loc[0]
-    # The MX's copy waits while the MX is down; scanned from the repair at 100.9.
-    assert row["delivered"] == pytest.approx(100.9 + AT_MX, abs=ABS)
-    # The sender's copy: deferred at 100.84 (due 400), retried at 600, delivered again.
-    assert row["copies"] == 2 and row["status"] == "delivered"
-    # The row's times are its first copy's: taken by the MX when it decided, 100.832.
+    assert row["copies"] == 1 and row["status"] == "delivered"
     assert row["accepted"] == pytest.approx(100.848 - L, abs=ABS)
+    assert row["delivered"] == pytest.approx(100.9 + AT_MX, abs=ABS)
+    relay = res.attempts[res.attempts["hop"] == 1]
+    assert list(relay["outcome"]) == ["delivered"] and relay["reply"].tolist() == [250]
+    assert relay["end"].tolist() == [pytest.approx(100.848, abs=ABS)]
+    assert (row["attempts"], row["deferrals"]) == (1, 0)
+
+
+def test_a_path_cut_after_the_dot_arrived_is_the_classic_duplicate() -> None:
+    # r~mx goes down at 100.84 (no detour): the MX took the message when it answered at
+    # 100.832 and scans it at once: delivered 100.84 + 0.0651. Its 250, on its way back,
+    # is lost with the path: the sender, never told, defers its own copy (due 400, the
+    # queue run at 600) and delivers it again: two copies.
+    res = one([{"kind": "link", "a": "r", "b": "mx", "start": 100.84, "end": 100.9}])
+    row = res.messages.loc[0]
+    assert row["copies"] == 2 and row["status"] == "delivered"
+    assert row["accepted"] == pytest.approx(100.848 - L, abs=ABS)  # the first copy's
+    assert row["delivered"] == pytest.approx(100.84 + AT_MX, abs=ABS)
     lmtp = res.attempts[res.attempts["hop"] == 2]
-    assert list(lmtp["end"]) == [pytest.approx(100.9 + AT_MX, abs=ABS), pytest.approx(RETRY, abs=ABS)]
+    assert list(lmtp["end"]) == [pytest.approx(100.84 + AT_MX, abs=ABS), pytest.approx(RETRY, abs=ABS)]
     assert (row["attempts"], row["deferrals"]) == (2, 1)
 
 
@@ -124,6 +138,19 @@ def test_a_crash_of_the_sending_mta_after_the_dot_duplicates_and_requeues_at_onc
     assert (row["attempts"], row["deferrals"]) == (2, 0)  # no deferral: requeued
     lmtp = res.attempts[res.attempts["hop"] == 2]
     assert list(lmtp["end"]) == [pytest.approx(100.84 + AT_MX, abs=ABS), pytest.approx(100.902 + SESSION + AT_MX, abs=ABS)]
+
+
+def test_a_crash_of_the_sending_mta_just_after_it_sent_the_dot_duplicates_too() -> None:
+    # The "." leaves the sender one round trip before the 250 is back: at 100.848 - 2 L
+    # = 100.816. The sender crashes at 100.82, after that: the "." still reaches the MX,
+    # which takes the message (as of 100.832, handed to its queue at the cut); the
+    # sender never hears the 250 and sends its own copy again at the repair.
+    res = one([crash("mta", 100.82, 100.9)])
+    row = res.messages.loc[0]
+    assert row["copies"] == 2 and row["accepted"] == pytest.approx(100.848 - L, abs=ABS)
+    assert row["delivered"] == pytest.approx(100.82 + AT_MX, abs=ABS)
+    # Before 100.816 the "." had not left: one copy.
+    assert one([crash("mta", 100.81, 100.9)]).messages.loc[0, "copies"] == 1
 
 
 def test_a_crash_of_the_sending_mta_mid_session_retries_at_the_repair() -> None:
@@ -188,13 +215,14 @@ def test_a_disk_failure_at_the_mx_loses_the_message_being_handed_over() -> None:
     assert row["copies"] == 0
 
 
-def test_the_mx_copy_of_a_duplicate_is_lost_with_its_disk_and_the_sender_delivers_its_own() -> None:
-    # As the classic duplicate, but the MX's disk goes with the crash at 100.84: its copy
-    # ends there; the sender's copy is delivered once, at the retry.
+def test_a_message_the_mx_took_just_before_losing_its_disk_is_lost() -> None:
+    # The MX took the message when it answered "." (100.832) and its disk goes with the
+    # crash at 100.84: the sender heard the 250 (100.848) and is done; the only copy is
+    # lost, at the crash: the books say so, as a real operator would find out.
     res = one([crash("mx", 100.84, 100.9, disk="lost")])
     row = res.messages.loc[0]
-    assert (row["status"], row["copies"]) == ("delivered", 1)
-    assert row["delivered"] == pytest.approx(RETRY, abs=ABS)
+    assert (row["status"], row["reason"], row["copies"]) == ("lost", "disk lost at mx", 0)
+    assert row["ended"] == pytest.approx(100.84, abs=ABS)
     assert res.stats["mx"]["mx"]["lost"] == 1
 
 

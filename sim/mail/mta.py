@@ -864,19 +864,30 @@ class MTA:
                 if checks is not None:  # the replies to DATA and "." and what "." sets off
                     wait += 2 * pause + (0.0 if refused else lag)
                     wait += checks.data_delay(ok, env.now + wait)
-                if link.shared:  # the body takes its share of shared edges (sim.world.sharing)
-                    # It is spent last, so a cut within the phase comes before "." arrived.
-                    yield from transfer(env, link, wait, size)
-                else:
-                    dotted = env.now + wait
-                    yield env.timeout(wait)
+                heard: Reply | None = None  # the answer of a server that crashed after giving it
+                try:
+                    if link.shared:  # the body takes its share of shared edges (sim.world.sharing)
+                        # It is spent last, so a cut within the phase comes before "." arrived.
+                        yield from transfer(env, link, wait, size)
+                    else:
+                        dotted = env.now + wait
+                        yield env.timeout(wait)
+                except simpy.Interrupt as cut:
+                    cause, decided = cut.cause, dotted - link.latency
+                    if not (isinstance(cause, Cut) and cause.what == "crash" and cause.node == server.id
+                            and env.now >= decided):
+                        raise
+                    # The server went down after answering ".": it took the rows (or
+                    # refused them) then, and its reply, on the wire already, arrives.
+                    heard = server.data(client, ok, decided)
+                    yield env.timeout(dotted - env.now)
                 now = env.now
-                reply = server.data(client, ok, now)
+                reply = server.data(client, ok, now) if heard is None else heard
                 taken = reply.code < 400
                 answered = _DEFERRED
                 for m in ok:
                     if taken:
-                        rec.accepted(m.id, now, server.code)
+                        rec.accepted(m.id, now if heard is None else dotted - link.latency, server.code)
                     answered = self._answer(m, reply, server, start, order, last, hop, attempt)
                 if answered < outcome:
                     outcome = answered
@@ -886,15 +897,30 @@ class MTA:
                     state = _CLEAN
                 if answered <= _BOUNCED:
                     left = left[: len(left) - len(ok)] if refused else ()  # the ok rows come last
+                if heard is not None:  # the connection is gone with the server
+                    server.close(client)
+                    state = _CLOSED
             return outcome, left, state
-        except simpy.Interrupt:
+        except simpy.Interrupt as cut:
             for m in answering:
                 rec.attempt(m.id, hop, attempt, order, self.code, server.code, start,
                             env.now, INTERRUPTED, _INTERRUPTED)
-            if env.now >= dotted - link.latency:
+            if env.now >= self._unheard_from(cut.cause, server, dotted, link.latency):
                 self._duplicate(answering, server, client, dotted - link.latency)
             server.close(client)
             return _INTERRUPTED, left, _CLOSED
+
+    def _unheard_from(self, cause: object, server: SMTPServer, dotted: float, latency: float) -> float:
+        """From when a session cut by ``cause`` leaves the server with the message (it
+        answers "." at ``dotted - latency``) while the client never hears its answer
+        (due back at ``dotted``): a broken path loses the answer on its way back (from
+        the server's decision); the client's own crash loses it from the moment its "."
+        was sent (``dotted - 2 latency``: the "." still arrives). A crash of the server
+        leaves none: what it had answered still arrives (above), and before that it had
+        taken nothing."""
+        if isinstance(cause, Cut) and cause.what == "crash":
+            return _NEVER if cause.node == server.id else dotted - 2 * latency
+        return dotted - latency
 
     def _duplicate(self, rows: Envelope, server: SMTPServer, client: str, decided: float) -> None:
         """The session was cut after its final "." reached ``server`` and the server
