@@ -166,6 +166,21 @@ def test_mail_takes_the_detour_while_the_link_is_down() -> None:
     assert (m["attempts"] == 1).all() and (m["status"] == "delivered").all()
 
 
+def test_mail_delivered_while_the_devices_are_cut_off_is_read_after_the_path_is_back() -> None:
+    """home~r down from 100.6 to 700 s. Message 0 (made at 100, submitted 100.388,
+    before the cut) is delivered at 100.388 + 0.202 + 0.258 + 0.0651 while no path joins
+    its reader's device to the store: the IMAP check of 600 s finds nothing; the first
+    check after the path is back, at 1200, reads it: 1200 + 7 x 0.071 + 0.01 (the
+    direct way). Without the fault it is read at 600 + the same."""
+    faults = [link_fault(100.6, 700, a="home", b="r")]
+    m = run(parse_scenario(tiny_data(duration=150, drain=2000, faults=faults))).messages
+    calm = run(parse_scenario(tiny_data(duration=150, drain=2000))).messages
+    read = 7 * 0.071 + 0.01
+    assert m.loc[0, "delivered"] == pytest.approx(100 + SUBMIT + LOOKUP + RELAY + LOCAL, abs=1e-9)
+    assert m.loc[0, "retrieved"] == pytest.approx(1200 + read, abs=1e-9)
+    assert calm.loc[0, "retrieved"] == pytest.approx(600 + read, abs=1e-9)
+
+
 def test_with_no_way_left_the_mta_waits_out_its_connect_timeout_then_retries() -> None:
     """r~mx down from 50 to 500 s, one message made at 100 s. The MX cannot be reached:
     no answer, as a silent host. The attempt fails after smtp_connect_timeout (30 s) at

@@ -79,6 +79,11 @@ class Readers:
         self.client = spec.client  # where the devices attach
         self.rounds = (dialogues.imap, dialogues.pop3, dialogues.webmail)
         self.horizon = ctx.horizon
+        # Mail delivered while no path joined the devices to their store (a link fault):
+        # retrieved at the first poll after a path is back (``_reconnected``).
+        self._env, self._recorder = ctx.env, ctx.recorder
+        self.cut_off: list[Message] = []
+        self._watching = False
 
     @property
     def key(self) -> int:
@@ -109,7 +114,32 @@ class Readers:
             fraction = self.fixed[proto]
             t = next_poll(delivered, (phase if fraction is None else fraction) * interval, interval)
         link = self.network.link(self.store, self.client)
-        if not link.up:  # cut off from the store at delivery: not counted as retrieved
+        if not link.up:  # cut off from the store: read when a path is back, if ever
+            self._wait_for_path(msg)
             return math.nan
         t += link.time(self.rounds[proto], msg.size, self._lossy() if link.loss > 0.0 else None)
         return t if t <= self.horizon else math.nan
+
+    def _wait_for_path(self, msg: Message) -> None:
+        self.cut_off.append(msg)
+        if not self._watching:  # the first time only: a world without link faults pays nothing
+            self._watching = True
+            self.network.watch(self._changed)
+
+    def _changed(self) -> None:
+        # A watcher must not look links up while a fault is still changing edges: look
+        # once they all changed, at the same instant.
+        if self.cut_off:
+            self._env.timeout(0).callbacks.append(self._reconnected)
+
+    def _reconnected(self, _: object) -> None:
+        """A path may be back: mail that waited for it is read at the devices' next
+        polls from now (each still NaN past the horizon)."""
+        if not self.cut_off or not self.network.link(self.store, self.client).up:
+            return
+        now = self._env.now
+        waiting, self.cut_off = self.cut_off, []
+        rec = self._recorder
+        for msg in waiting:
+            if rec.status(msg.id) == "delivered":  # not destroyed meanwhile (its store's disk)
+                rec.retrieved(msg.id, self.retrieved_at(msg, now))
