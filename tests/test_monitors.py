@@ -217,3 +217,10 @@ def test_cli_sample_every_writes_timeseries_and_read_loads_it(
     assert Results.read(out3).timeseries is None
     code, _, err = cli(["run", str(path), "--out", str(out3), "--sample-every", "0"], capsys)
     assert code == 2
+    code, _, err = cli(["run", str(path), "--out", str(out3), "--sample-every", "soon"], capsys)
+    assert code == 2 and err.strip().splitlines() == [
+        "mailflow: --sample-every soon: Input should be a valid number of seconds, optionally with a unit (ms, s, m, h or d)"
+    ]
+    out4 = tmp_path / "run4"
+    code, _, _ = cli(["run", str(path), "--out", str(out4), "--sample-every", "15m"], capsys)
+    assert code == 0 and pd.read_parquet(out4 / "timeseries.parquet")["time"].iloc[0] == 900.0

@@ -256,12 +256,12 @@ def run_command(
         bool,
         typer.Option("--overwrite", help="Replace results of another scenario or seed in --out."),
     ] = False,
-    sample_every: Annotated[
-        float | None,
+    sample_every_text: Annotated[
+        str | None,
         typer.Option(
-            "--sample-every", metavar="SECONDS",
+            "--sample-every", metavar="DURATION",
             help="Also write timeseries.parquet: queue lengths, sessions and the like, "
-            "time-averaged over a grid of this step.",
+            "time-averaged over a grid of this step (seconds, or with a unit: 15m, 1h).",
         ),
     ] = None,
     timeseries: Annotated[
@@ -276,6 +276,7 @@ def run_command(
     from ..simulation.results import ResultsFolder, ResultsFolderError, run_id
 
     sc = _load(scenario, sets, force)
+    sample_every = _duration_flag("--sample-every", sample_every_text)
     if sample_every is None and timeseries:
         sample_every = sc.horizon / 100
     if sample_every is not None and not 0.0 < sample_every < float("inf"):
@@ -303,11 +304,11 @@ def run_command(
             except OSError as exc:
                 _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
             results = _simulate(sc, seed, trace, sample_every)
-            print_summary(results, _wide_console())
-            try:
+            try:  # written before the summary is printed: a reader that stops early loses nothing
                 target.write(results)
             except OSError as exc:
                 _fail(f"--out {folder}: cannot write results: {exc.strerror or exc}")
+            print_summary(results, _wide_console())
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         name = signal.Signals(signum).name
@@ -324,6 +325,19 @@ def run_command(
         soft_wrap=True,
     )
 
+
+
+def _duration_flag(flag: str, text: str | None) -> float | None:
+    """A flag's duration: seconds, or a number with a unit (``15m``); one line if bad."""
+    if text is None:
+        return None
+    from ..config.units import parse_duration
+
+    try:
+        return float(parse_duration(text.strip()))
+    except ValueError as exc:
+        _fail(f"{flag} {text}: {exc}")
+        raise  # not reached: _fail exits
 
 
 def _progress_bar(title: str, fields: str, clock: ProgressColumn) -> Progress:
