@@ -190,13 +190,14 @@ def test_a_full_queue_answers_452_and_the_client_tries_later() -> None:
 
 
 def test_a_relay_with_a_full_queue_answers_452_at_mail_from() -> None:
-    """A relay whose queue file system has no room (its size at the floor) refuses
-    MAIL FROM with 452 4.3.1: the sender defers at its last host."""
+    """A relay whose queue file system has no room (a byte above the floor of
+    1.5 x 10,240,000, ten bytes of it used) refuses MAIL FROM with 452 4.3.1: the
+    sender defers at its last host."""
     from sim.mail.relay import Relay
 
     data = tiny_data()
     mx = node(data, "mx")
-    mx.update(id="relay", kind="relay", resolver="dns", queue_file_system_size=15_360_000)
+    mx.update(id="relay", kind="relay", resolver="dns", queue_file_system_size=15_360_001)
     for key in ("processing",):
         mx.pop(key)
     for edge in data["topology"]["edges"]:
@@ -205,9 +206,10 @@ def test_a_relay_with_a_full_queue_answers_452_at_mail_from() -> None:
                 edge[end] = "relay"
     data["domains"][0]["mx"] = [{"host": "relay", "preference": 10}]
     model = build(parse_scenario(data), trace=True)
-    model.run(until=102)
     relay = model.node("relay")
     assert isinstance(relay, Relay)
+    relay.space.used = 10
+    model.run(until=102)
     a = model.recorder.attempts()
     first = a[(a["id"] == 0) & (a["hop"] == 1)]
     assert list(first["reply"]) == [452] and list(first["outcome"]) == ["deferred"]
@@ -325,6 +327,9 @@ def test_a_default_scenario_pays_nothing_for_the_outbox() -> None:
         ("mta", {"qmgr_message_active_limit": 0}, "topology.nodes[mta].qmgr_message_active_limit", "greater than 0"),
         ("mta", {"queue_file_system_size": "lots"}, "topology.nodes[mta].queue_file_system_size", "lots"),
         ("mta", {"queue_minfree": -1}, "topology.nodes[mta].queue_minfree", "greater than or equal to 0"),
+        ("mta", {"queue_file_system_size": "15MB"}, "topology.nodes[mta]",
+         "queue_file_system_size (1.5e+07 bytes) must be above max(queue_minfree, 1.5 x message_size_limit) "
+         "= 1.536e+07 bytes, or the queue never takes a message"),
         ("source", {"outbox_retry": 0}, "workload[people].outbox_retry", "greater than 0"),
         ("source", {"max_attempts": 0}, "workload[people].max_attempts", "greater than or equal to 1"),
         ("source", {"connect_timeout": -5}, "workload[people].connect_timeout", "greater than 0"),

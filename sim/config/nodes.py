@@ -326,6 +326,19 @@ class MTANode(NodeBase):
             )
         return self
 
+    @model_validator(mode="after")
+    def _queue_can_take_mail(self) -> MTANode:
+        # Postfix refuses MAIL FROM while the free space is at or below the larger of
+        # queue_minfree and 1.5 x message_size_limit: a smaller file system takes nothing.
+        size = self.queue_file_system_size
+        floor = max(self.queue_minfree, 1.5 * self.message_size_limit)
+        if size is not None and size <= floor:
+            raise ValueError(
+                f"queue_file_system_size ({size:g} bytes) must be above max(queue_minfree, "
+                f"1.5 x message_size_limit) = {floor:g} bytes, or the queue never takes a message"
+            )
+        return self
+
 
 @cache
 def _preset_dump(name: str, mode: str) -> dict[str, Any]:
