@@ -132,7 +132,9 @@ HELO_TIMEOUT = Reply(0, "4.4.2", "timed out while performing the EHLO handshake"
 # answered by a reset after one round trip; Postfix logs dsn=4.4.1 "Connection refused".
 # No SMTP reply code either.
 CONNECTION_REFUSED = Reply(0, "4.4.1", "Connection refused", Phase.CONNECT)
-INTERRUPTED = Reply(421, "4.4.2", "Connection lost during the session", Phase.DATA)
+# A session cut short (a crash of either end, a path gone): no reply came; Postfix logs
+# "lost connection with HOST" with dsn=4.4.2. No reply code.
+INTERRUPTED = Reply(0, "4.4.2", "Connection lost during the session", Phase.DATA)
 # Postfix smtpd's answer to MAIL FROM while its queue file system is short of space
 # (smtpd_check_queue: free space at most queue_minfree or 1.5 x message_size_limit).
 NO_SPACE = Reply(452, "4.3.1", "Insufficient system storage", Phase.MAIL)
