@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from sim.faces.trace import message_line
+
 from sim import build, run
 from sim.config import parse_scenario
 from sim.core.records import BOUNCED, DELIVERED, LOST, Recorder
@@ -112,6 +114,10 @@ def test_a_path_cut_after_the_dot_arrived_is_the_classic_duplicate() -> None:
     assert row["copies"] == 2 and row["status"] == "delivered"
     assert row["accepted"] == pytest.approx(100.848 - L, abs=ABS)  # the first copy's
     assert row["delivered"] == pytest.approx(100.84 + AT_MX, abs=ABS)
+    # Read once, the first copy, at the IMAP check of 600 (7 round trips of 0.071 s and
+    # 10 kB at 1 MB/s), not again after the second copy's delivery.
+    assert row["retrieved"] == pytest.approx(600 + 7 * 0.071 + 0.01, abs=ABS)
+    assert ", delivered, 2 copies (a duplicate), attempts 2;" in message_line(res, 0)
     lmtp = res.attempts[res.attempts["hop"] == 2]
     assert list(lmtp["end"]) == [pytest.approx(100.84 + AT_MX, abs=ABS), pytest.approx(RETRY, abs=ABS)]
     assert (row["attempts"], row["deferrals"]) == (2, 1)

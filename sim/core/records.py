@@ -452,6 +452,10 @@ class Recorder:
         self._delivered[mid] = t
         self.ended(mid, DELIVERED, t)
 
+    def copies(self, mid: int) -> int:
+        """How many times row ``mid`` was put into a mailbox so far."""
+        return self._copies[mid]
+
     def split(self, mid: int) -> None:
         """Row ``mid`` now has one live copy more (a session was cut after its final "."
         had reached the server: the server has it, and the client, never told, keeps its

@@ -49,9 +49,14 @@ def message_line(results: Results, id: int) -> str:
     kind = str(row["kind"])
     if _present(row.get("parent_id")):
         kind += f" ({row['action']}, about message {int(row['parent_id'])})"
+    status = str(row["status"])
+    if status == "in_flight" and _present(row.get("where")):
+        status += f" at {row['where']}"  # who holds it at the end (an outbox: the client)
+    copies = int(row["copies"]) if _present(row.get("copies")) else 1
+    extra = f", {copies} copies (a duplicate)" if copies > 1 else ""
     return (
         f"message {id}: {kind} {row['sender_domain']} → {row['recipient_domain']}, "
-        f"{int(row['size']):,} B, {row['status']}{reason}, attempts {int(row['attempts'])}; {times}"
+        f"{int(row['size']):,} B, {status}{reason}{extra}, attempts {int(row['attempts'])}; {times}"
     )
 
 

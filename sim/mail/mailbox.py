@@ -103,5 +103,5 @@ class Mailbox:
         if self.kept is not None:
             self.kept.append(msg.id)
         readers = msg.domain.readers
-        if readers is not None:
+        if readers is not None and rec.copies(msg.id) == 1:  # a duplicate is read as one, the first
             rec.retrieved(msg.id, readers.retrieved_at(msg, now))
