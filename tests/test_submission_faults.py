@@ -160,6 +160,36 @@ def test_a_cut_submission_goes_back_to_the_outbox(what: str) -> None:
     assert m.loc[0, "submitted"] == pytest.approx(1900.2 + SUBMIT, abs=1e-9)
 
 
+def test_a_path_that_goes_while_a_client_waits_for_an_smtpd_is_met_as_silence() -> None:
+    """One smtpd; two messages at 10; home~r down from 10.2 to 20. Message 0's session
+    is cut at 10.2 (interrupted; its outbox retry at 10.2 + 1800). Message 1 waited for
+    the smtpd; taken at 10.2, it finds no path: no answer, the client's 160 s, then the
+    outbox: tried again at 170.2 + 1800 = 1970.2, submitted 0.388 later."""
+    data = burst(tiny_data(duration=150, drain=3000), 2)
+    node(data, "mta")["smtpd_workers"] = 1
+    data["faults"] = [{"kind": "link", "a": "home", "b": "r", "start": 10.2, "end": 20}]
+    res = run(parse_scenario(data), trace=True)
+    one = hop0(res, 1)
+    assert list(zip(one["start"], one["end"], one["outcome"])) == [
+        (10.2, pytest.approx(170.2, abs=1e-9), "timeout"), (pytest.approx(1970.2, abs=1e-9),
+                                                            pytest.approx(1970.588, abs=1e-9), "delivered")]
+    assert list(hop0(res, 0)["outcome"]) == ["interrupted", "delivered"]
+    check_books(res.messages)
+
+
+def test_a_down_mta_behind_a_path_that_is_gone_is_silent_whatever_it_would_say() -> None:
+    """The MTA is down and would refuse, but home~r is down too (5 to 20): the client's
+    SYN never reaches it, so it waits its 160 s (no reset), then tries again 1800 s
+    later: 10 + 160 + 1800 = 1970, submitted at 1970.388."""
+    data = burst(tiny_data(duration=150, drain=3000), 1)
+    data["faults"] = [{"kind": "link", "a": "home", "b": "r", "start": 5, "end": 20},
+                      {"kind": "node", "node": "mta", "answer": "refuse", "start": 5, "end": 20}]
+    res = run(parse_scenario(data), trace=True)
+    a = hop0(res, 0)
+    assert list(a["end"]) == pytest.approx([170, 1970.388], abs=1e-9)
+    assert list(a["outcome"]) == ["timeout", "delivered"]
+
+
 def test_a_full_queue_answers_452_and_the_client_tries_later() -> None:
     """message_size_limit 100,000 B: the floor is 150,000 B of free space; the queue's
     file system holds 165,000 B. The MX refuses connections until 1000, so what is

@@ -268,11 +268,11 @@ class MTA:
         goes back there and is tried again later. Without one (a direct call), the
         message waits for the MTA as before.
         """
-        if outbox is not None and (not self.up or (self._reach and not self.network.link(client, self.id).up)):
-            # No smtpd speaks: the connection gets no answer or a reset (a down host's
-            # own answer; a path that is gone answers nothing).
-            outbox.unanswered(msg, cc, self, self.down_reply if not self.up else NO_ANSWER)
-            return
+        if outbox is not None:
+            unanswered = self._unanswered(client)
+            if unanswered is not None:
+                outbox.unanswered(msg, cc, self, unanswered)
+                return
         self.recorder.held(msg.id, self.code)
         for other in cc:
             self.recorder.held(other.id, self.code)
@@ -285,6 +285,14 @@ class MTA:
         ESP takes a campaign in one API call instead: ``sim.mail.esp``)."""
         for msg, cc in rows:
             self.submit(msg, client, cc, outbox)
+
+    def _unanswered(self, client: str) -> Reply | None:
+        """What a client connecting now gets instead of an smtpd, if anything: nothing
+        over a path that is gone (whatever the host would say), else a down host's own
+        answer (no answer, or a reset)."""
+        if self._reach and not self.network.link(client, self.id).up:
+            return NO_ANSWER
+        return None if self.up else self.down_reply
 
     def _admit(self, envelope: Envelope) -> None:
         """Queue ``envelope`` for delivery: into the active queue while it holds fewer
@@ -344,11 +352,13 @@ class MTA:
                 if got is None:  # rested: look at the queue
                     continue
                 msg, client, cc, outbox, _ = got
-            if outbox is not None and not self.up:
-                # The MTA went down while the client waited for an smtpd: its connection
-                # gets the down host's answer, and the client keeps the message.
-                outbox.unanswered(msg, cc, self, self.down_reply)
-                continue
+            if outbox is not None:
+                # The MTA went down, or the path went, while the client waited for an
+                # smtpd: its connection gets that answer, and the client keeps the message.
+                unanswered = self._unanswered(client)
+                if unanswered is not None:
+                    outbox.unanswered(msg, cc, self, unanswered)
+                    continue
             link = self.network.link(client, self.id)
             gen = self._loss if link.loss > 0.0 else None
             start = env.now
