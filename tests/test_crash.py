@@ -298,3 +298,24 @@ def test_a_relay_fails_on_both_sides_and_reasons_add_up() -> None:
         assert (node_.up, node_.down_reply, node_.active.paused) == (False, NO_ANSWER, True)
         node_.repair(silent)
         assert (node_.up, node_.active.paused) == (True, False)
+
+
+def test_two_copies_of_one_row_due_at_once_leave_the_deferred_queue_in_turn() -> None:
+    """A relay can hold both copies of a duplicate (its own, and the sender's sent
+    again), deferred to the same due time: the queue orders them by when they were put,
+    never by comparing the messages (which raised)."""
+    import simpy
+
+    from sim.core.records import Message
+    from sim.mail.retry import DeferredQueue
+
+    env = simpy.Environment()
+    released: list[tuple[Message, ...]] = []
+    queue = DeferredQueue(env, 300.0, released.append)
+    row = Message(0, None, 0, 1.0, None)
+    twin = row.twin()
+    queue.put((twin,), 5.0)
+    queue.put((row,), 5.0)
+    queue.start()
+    env.run(400)
+    assert released == [(twin,), (row,)] and queue.rows() == 0

@@ -1248,7 +1248,7 @@ class MTA:
         lost = [m for envelope in self.active.items for m in envelope]
         gone = len(self.active.items)  # envelopes that leave the active queue's count
         self.active.items.clear()
-        lost += [m for _, _, envelope in self.deferred.heap for m in envelope]
+        lost += [m for *_, envelope in self.deferred.heap for m in envelope]
         self.deferred.heap.clear()
         lost += [m for envelope in self.held_back for m in envelope]  # the incoming queue
         self.held_back.clear()

@@ -266,8 +266,10 @@ class DeferredQueue:
         self.every = every
         self.release = release
         self.whole_seconds = whole_seconds
-        # (due, id of the envelope's first row, envelope): the id breaks ties in a fixed order
-        self.heap: list[tuple[float, int, Envelope]] = []
+        # (due, id of the envelope's first row, put count, envelope): the id breaks ties in
+        # a fixed order; the count, ties of two copies of one row (a duplicate's).
+        self.heap: list[tuple[float, int, int, Envelope]] = []
+        self._puts = 0
         self._idle: simpy.Event | None = None  # the sleeping runner's wake-up
         self._alarms: list[float] = []  # without a grid: the times of timeouts armed
 
@@ -276,11 +278,12 @@ class DeferredQueue:
 
     def rows(self) -> int:
         """Rows (recipients) held: the envelopes' sizes added up (for the books)."""
-        return sum(len(item[2]) for item in self.heap)
+        return sum(len(item[-1]) for item in self.heap)
 
     def put(self, envelope: Envelope, due: float) -> None:
         """Hold ``envelope`` until the first scan that takes it (or its due time, no grid)."""
-        heapq.heappush(self.heap, (due, envelope[0].id, envelope))
+        self._puts += 1
+        heapq.heappush(self.heap, (due, envelope[0].id, self._puts, envelope))
         if self.every == 0.0:
             if not self._alarms or self._alarms[0] > due:
                 self._arm(due)
@@ -295,7 +298,7 @@ class DeferredQueue:
         limit = math.floor(now) + 1 if self.whole_seconds else now
         heap = self.heap
         while heap and heap[0][0] <= limit:
-            self.release(heapq.heappop(heap)[2])
+            self.release(heapq.heappop(heap)[-1])
 
     def start(self) -> None:
         """Start the queue runner (none without a grid: timeouts do its work)."""
@@ -312,7 +315,7 @@ class DeferredQueue:
         heap = self.heap
         # Compared with the alarm's own time, not env.now (which may be an ulp off).
         while heap and heap[0][0] <= at:
-            self.release(heapq.heappop(heap)[2])
+            self.release(heapq.heappop(heap)[-1])
         if heap and (not self._alarms or self._alarms[0] > heap[0][0]):
             self._arm(heap[0][0])
 
@@ -329,4 +332,4 @@ class DeferredQueue:
             now = env.now
             limit = math.floor(now) + 1 if whole else now
             while heap and heap[0][0] <= limit:
-                self.release(heapq.heappop(heap)[2])
+                self.release(heapq.heappop(heap)[-1])
