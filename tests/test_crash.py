@@ -221,6 +221,17 @@ def test_a_disk_failure_at_the_mx_loses_the_message_being_handed_over() -> None:
     assert row["copies"] == 0
 
 
+def test_a_planned_stop_that_loses_the_disk_keeps_what_it_accepts_afterwards() -> None:
+    # MX down from 100.7 to 200 with its disk lost, no crash: the session open since
+    # 100.59 finishes, accepted at 100.848 on the new disk (after the loss), and the
+    # message waits for the scanners until the repair: delivered 200 + 0.0651.
+    res = one([crash("mx", 100.7, 200, crash=False, disk="lost")])
+    row = res.messages.loc[0]
+    assert (row["status"], row["copies"]) == ("delivered", 1)
+    assert row["accepted"] == pytest.approx(100.848, abs=ABS)
+    assert row["delivered"] == pytest.approx(200 + AT_MX, abs=ABS)
+
+
 def test_a_message_the_mx_took_just_before_losing_its_disk_is_lost() -> None:
     # The MX took the message when it answered "." (100.832) and its disk goes with the
     # crash at 100.84: the sender heard the 250 (100.848) and is done; the only copy is

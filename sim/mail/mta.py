@@ -116,6 +116,7 @@ class MTA:
         self._halts: set[str] = set()
         self.disk_losses = 0
         self.wiped: str | None = None
+        self.lost_at = -1.0  # when the disk was last lost
         self.lost = 0  # rows lost with this node's disk
         self._cuts = ctx.sessions  # open sessions, kept when a fault can cut them
         self.connections = 0  # submission sessions open
@@ -1225,6 +1226,7 @@ class MTA:
         self.active.pause()
         if failure.disk:
             self.wiped = disk_lost(self.id)
+            self.lost_at = self.env.now
             self.disk_losses += 1
             self._lose_disk(self.wiped)
 

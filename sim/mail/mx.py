@@ -91,7 +91,8 @@ class MX(PolicyServer):
         self.losses = 0
         self.wiped: str | None = None
         self.lost = 0
-        self.retrying: set[Message] = set()
+        self.retrying: dict[Message, None] = {}  # (a dict: lost in the order they came)
+        self.lost_at = -1.0  # when the disk was last lost
         self.deferred = 0  # hand-offs to a store that was down or cut off
         self._cuts = ctx.sessions
         self.started = False
@@ -122,7 +123,7 @@ class MX(PolicyServer):
 
     def take(self, msg: Message, now: float) -> None:
         """A message whose DATA was just answered 250 joins the scan queue."""
-        if self.wiped is not None:  # taken as the disk went (a session cut after ".")
+        if self.wiped is not None and now <= self.lost_at:  # taken before the disk went
             self._lose((msg,), self.wiped)
             return
         self.queue.put(msg)
@@ -146,6 +147,7 @@ class MX(PolicyServer):
         self.queue.pause()
         if failure.disk:
             self.wiped = disk_lost(self.id)
+            self.lost_at = self.env.now
             self.losses += 1
             lost = [*self.queue.items, *self.retrying]
             self.queue.items.clear()
@@ -171,13 +173,13 @@ class MX(PolicyServer):
     def _later(self, msg: Message) -> None:
         """The store is down or cut off: the message waits here and is tried again
         ``LMTP_RETRY`` later (Postfix's LMTP client defers it)."""
-        self.retrying.add(msg)
+        self.retrying[msg] = None
         self.deferred += 1
         self.env.timeout(LMTP_RETRY).callbacks.append(lambda _: self._again(msg))
 
     def _again(self, msg: Message) -> None:
         if msg in self.retrying:  # not lost with the disk meanwhile
-            self.retrying.discard(msg)
+            del self.retrying[msg]
             self.queue.put(msg)
 
     def stats(self) -> dict[str, float]:

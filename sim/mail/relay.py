@@ -107,7 +107,7 @@ class Relay(MTA, PolicyServer):
         """The recipients of a transaction just answered 250: queued here afresh (their
         queue lifetime and attempts count from now, for this relay's schedule), together
         in envelopes as this relay's recipient limit allows."""
-        if self.wiped is not None:  # taken as its disk was lost (a session cut after ".")
+        if self.wiped is not None and now <= self.lost_at:  # taken before its disk was lost
             self._lose(rows, self.wiped, queued=False)
             return
         self.relayed += len(rows)
