@@ -132,7 +132,7 @@ class MX(PolicyServer):
 
     def holding(self) -> int:
         """Messages accepted here and not yet stored or discarded."""
-        return len(self.queue) + self.in_work + len(self.retrying)
+        return len(self.queue) + self.in_work + len(self.retrying) + self.arriving
 
     # -- faults (sim.core.faults) ----------------------------------------------------
 

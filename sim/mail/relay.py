@@ -121,6 +121,10 @@ class Relay(MTA, PolicyServer):
         if self._active_level is not None:
             self._active_level.set(now, len(self.active.items))
 
+    def holding(self) -> int:
+        """As an MTA's, and the rows accepted as of a "." still on its way."""
+        return MTA.holding(self) + self.arriving
+
     def _hosts(self, answer: tuple[tuple[int, str], ...]) -> tuple[str, ...]:
         """The MX hosts better than this relay, in order (RFC 5321 5.1)."""
         better = self._better.get(answer)

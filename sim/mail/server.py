@@ -61,6 +61,7 @@ class PolicyServer:
         self.sessions = 0  # sessions ever opened
         self.refused = 0  # connections refused with a reply (e.g. 421 when full)
         self.unanswered = 0  # connections that got no answer (the host was down)
+        self.arriving = 0  # rows accepted as of a "." still on its way (see data)
         self._env = ctx.env  # the clock, for the connections level
         # Content checks and tar-pit delays (sim.mail.content): None,
         # unless the kind of server sets them, costs a client nothing.
@@ -156,10 +157,20 @@ class PolicyServer:
         # next (relay it on, hand it to the store) counts on from here.
         for msg in rows:
             msg.hop += 1
-        self.take_rows(rows, now)
+        if now > self._env.now:
+            # Decided for a "." still on its way (its client crashed after sending it):
+            # the rows are the server's when it arrives, counted here until then.
+            self.arriving += len(rows)
+            self._env.timeout(now - self._env.now).callbacks.append(lambda _: self._arrived(rows, now))
+        else:
+            self.take_rows(rows, now)
         if self.accept_counts is not None:
             self.accept_counts.accepted(client, now)
         return ACCEPTED
+
+    def _arrived(self, rows: Sequence[Message], now: float) -> None:
+        self.arriving -= len(rows)
+        self.take_rows(rows, now)
 
     def close(self, client: str) -> None:
         """The client ends the session (QUIT, or the connection broke)."""
