@@ -332,3 +332,24 @@ def test_two_copies_of_one_row_due_at_once_leave_the_deferred_queue_in_turn() ->
     queue.start()
     env.run(400)
     assert released == [(twin,), (row,)] and queue.rows() == 0
+
+
+@pytest.mark.parametrize("fault, copies, accepted", [
+    # The path goes after the MX answered (100.832): its 250 is lost, two copies.
+    ({"kind": "link", "a": "r", "b": "mx", "start": 100.84, "end": 100.9}, 2, 100.848 - L),
+    # The MX crashes after answering: its 250 still arrives, one copy.
+    (crash("mx", 100.84, 100.9), 1, 100.848 - L),
+    # The path goes while the body is still crossing: nothing was answered, one copy.
+    ({"kind": "link", "a": "r", "b": "mx", "start": 100.8, "end": 100.9}, 1, RETRY - AT_MX),
+])
+def test_shared_links_keep_the_duplicate_rules(fault: dict[str, Any], copies: int, accepted: float) -> None:
+    """Every edge shared (one transfer at a time: the same times as unshared): the body
+    at its share, then the 250's way back (L = 0.016 s) as a timeout of its own, so a
+    cut in it is after the MX answered "." at 100.832, as on unshared links."""
+    data = tiny_data(duration=150)
+    for edge in data["topology"]["edges"]:
+        edge["shared"] = True
+    data["faults"] = [fault]
+    row = run(parse_scenario(data), trace=True).messages.loc[0]
+    assert row["copies"] == copies and row["status"] == "delivered"
+    assert row["accepted"] == pytest.approx(accepted, abs=ABS)

@@ -878,8 +878,11 @@ class MTA:
                 heard: Reply | None = None  # the answer of a server that crashed after giving it
                 try:
                     if link.shared:  # the body takes its share of shared edges (sim.world.sharing)
-                        # It is spent last, so a cut within the phase comes before "." arrived.
-                        yield from transfer(env, link, wait, size)
+                        # The body at its share, then the 250's way back, in a timeout
+                        # of its own: a cut in it has the server holding the rows.
+                        yield from transfer(env, link, wait - link.latency, size)
+                        dotted = env.now + link.latency
+                        yield env.timeout(link.latency)
                     else:
                         dotted = env.now + wait
                         yield env.timeout(wait)
