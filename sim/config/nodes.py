@@ -247,7 +247,7 @@ class MTANode(NodeBase):
     # Overload (issue 10): the queue manager's and the queue file system's limits (postconf(5)).
     qmgr_message_active_limit: Int = Field(
         20_000, gt=0, le=MAX_COUNT,
-        description="Postfix: messages in the active queue at most; more wait in the incoming queue",
+        description="Postfix: messages (here: envelopes) in the active queue at most; more wait in incoming",
     )
     queue_minfree: Bytes = Field(
         0, ge=0, le=MAX_SIZE, description="Postfix: free queue space below which MAIL FROM gets 452 4.3.1"

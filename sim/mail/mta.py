@@ -320,7 +320,7 @@ class MTA:
         env, rec, cost, incoming = self.env, self.recorder, self.dialogues.submission, self.incoming
         inbound, mail_phase = self.inbound, Phase.MAIL  # the MTA answers MAIL FROM itself
         sessions, active = self._sessions_level, self._active_level
-        opened = self.ctx.sessions  # None unless a fault can cut a session
+        cuts = self.ctx.sessions  # None unless a fault can cut a session
         waiting: simpy.Event | None = first
         free = 0.0  # when the last session's QUIT ends (the worker rests until then)
         while True:
@@ -368,8 +368,8 @@ class MTA:
             if sessions is not None:
                 sessions.set(start, self.in_session)
             self.connections += 1
-            if opened is not None:
-                opened.opened(client, self.id)
+            if cuts is not None:
+                cuts.opened(client, self.id)
             held = True  # the message is this session's until queued, bounced or handed back
             try:
                 tries = msg.attempts + 1  # submission attempts, this one included
@@ -438,8 +438,8 @@ class MTA:
                         incoming.items.appendleft((msg, client, cc, outbox, env.now))
             finally:
                 self.connections -= 1  # sessions in their dialogue (the QUIT not counted)
-                if opened is not None:
-                    opened.closed()
+                if cuts is not None:
+                    cuts.closed()
 
     def _hand_back(self, rows: tuple[Message, ...]) -> None:
         """The session ends with ``rows`` still the client's: out of this MTA's count."""
@@ -1234,6 +1234,8 @@ class MTA:
             self._lose_disk(self.wiped)
 
     def _unhalt(self, failure: Failure) -> None:
+        """The fault ``failure`` no longer holds the delivery side: when no other does,
+        the queue moves again."""
         self._halts.discard(failure.reason)
         if self._halts:
             return

@@ -165,6 +165,7 @@ class MX(PolicyServer):
             self.queue.resume()
 
     def _lose(self, msgs: list[Message] | tuple[Message, ...], reason: str) -> None:
+        """Messages whose only copy was here end lost (no DSN: no one knows)."""
         now, rec = self.env.now, self.recorder
         for msg in msgs:
             rec.ended(msg.id, LOST, now, reason)
@@ -178,6 +179,7 @@ class MX(PolicyServer):
         self.env.timeout(LMTP_RETRY).callbacks.append(lambda _: self._again(msg))
 
     def _again(self, msg: Message) -> None:
+        """A hand-off's retry is due: back into the scan queue."""
         if msg in self.retrying:  # not lost with the disk meanwhile
             del self.retrying[msg]
             self.queue.put(msg)
