@@ -353,3 +353,70 @@ def test_shared_links_keep_the_duplicate_rules(fault: dict[str, Any], copies: in
     row = run(parse_scenario(data), trace=True).messages.loc[0]
     assert row["copies"] == copies and row["status"] == "delivered"
     assert row["accepted"] == pytest.approx(accepted, abs=ABS)
+
+
+def _books_at(faults: list[dict[str, Any]], until: float, **changes: Any) -> tuple[int, int]:
+    """The census and the recorder's in-flight count of the tiny world at ``until``."""
+    data = tiny_data(duration=150)
+    data["faults"] = faults
+    for key, value in changes.items():
+        node(data, key).update(value)
+    model = build(parse_scenario(data))
+    model.run(until=until)
+    return sum(model.census().values()), model.recorder.in_flight()
+
+
+@pytest.mark.parametrize("faults, until", [
+    # The MX crashed after answering (100.832); its 250 arrives at 100.848: meanwhile
+    # the sender holds the row, the MX not yet.
+    ([crash("mx", 100.84, 100.9)], 100.845),
+    ([crash("mx", 100.84, 100.9, disk="lost")], 100.845),
+    # The sender crashed after its "." left (100.816): the "." arrives at 100.832;
+    # meanwhile the MX counts the copy on its way, the sender its own.
+    ([crash("mta", 100.82, 100.9)], 100.825),
+])
+def test_the_books_hold_while_a_dot_or_its_answer_is_on_the_wire(faults: list[dict[str, Any]], until: float) -> None:
+    census, in_flight = _books_at(faults, until)
+    assert census == in_flight and in_flight >= 1
+
+
+def test_a_dot_on_its_way_to_a_server_that_crashes_meanwhile_never_arrives() -> None:
+    # The sender crashes at 100.82 after its "." left; the MX crashes at 100.825, before
+    # the "." would arrive (100.832): no copy at the MX. The sender's own copy goes at
+    # its repair, 100.9: a cached look-up (0.002) and a session the MX (back at 100.9)
+    # answers: accepted 100.902 + 0.258, delivered 0.0651 later. One copy.
+    res = one([crash("mta", 100.82, 100.9), crash("mx", 100.825, 100.9)])
+    row = res.messages.loc[0]
+    assert (row["copies"], row["status"]) == (1, "delivered")
+    assert row["accepted"] == pytest.approx(100.902 + SESSION, abs=ABS)
+    assert row["delivered"] == pytest.approx(100.902 + SESSION + AT_MX, abs=ABS)
+
+
+def test_a_dot_on_its_way_when_the_sender_lost_its_disk_is_the_only_copy_left() -> None:
+    # As above, but the sender's disk goes with its crash: its copy is lost at 100.82;
+    # the MX's copy vanishes with the MX's crash: the row ends as its last copy did.
+    res = one([crash("mta", 100.82, 100.9, disk="lost"), crash("mx", 100.825, 100.9)])
+    row = res.messages.loc[0]
+    assert (row["status"], row["reason"]) == ("lost", "disk lost at mta")
+    assert row["ended"] == pytest.approx(100.82, abs=ABS)
+
+
+def test_a_server_that_takes_its_time_after_the_dot_still_has_the_message() -> None:
+    # reply_delay 1 s: the MX waits 1 s before each reply, so its 250 is back at 107.848
+    # and the "." reached it at 106.832, left the sender at 106.816. A sender crash at
+    # 106.9 (after the "." arrived, before the answer) leaves the MX with the message:
+    # two copies; at 106.81 (before the "." left) one.
+    twice = one([crash("mta", 106.9, 110)], mx={"reply_delay": 1}).messages.loc[0]
+    once = one([crash("mta", 106.81, 110)], mx={"reply_delay": 1}).messages.loc[0]
+    assert (twice["copies"], once["copies"]) == (2, 1)
+
+
+def test_shared_links_keep_the_rule_of_a_dot_sent() -> None:
+    # Every edge shared; the sender crashes at 100.82, after its "." left (100.816):
+    # the MX has it when it arrives, 100.832, as on unshared links.
+    data = tiny_data(duration=150)
+    for edge in data["topology"]["edges"]:
+        edge["shared"] = True
+    data["faults"] = [crash("mta", 100.82, 100.9)]
+    row = run(parse_scenario(data), trace=True).messages.loc[0]
+    assert row["copies"] == 2 and row["accepted"] == pytest.approx(100.848 - L, abs=ABS)

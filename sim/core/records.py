@@ -299,6 +299,8 @@ class Recorder:
         # final "."): kept only for the rare rows that have them, so in_flight() counts
         # every copy. An in-flight row's status counts one live copy, an ended row's none.
         self.spare: dict[int, int] = {}
+        # How a copy ended while another lived (status, time, reason), by row.
+        self._copy_ends: dict[int, tuple[int, float, str]] = {}
         self.forks = 0  # copies made so far (sessions cut after "." that reached the server)
         self._bind()
 
@@ -468,6 +470,17 @@ class Recorder:
         self._end_copy(mid)
         self.forks -= 1
 
+    def vanished(self, mid: int) -> None:
+        """A copy made by ``split`` never reached its server after all (the server
+        crashed before the "." on its way arrived): it ends without an end of its own.
+        If it was the row's last live copy, the row ends as its other copy did."""
+        self.forks -= 1
+        if mid in self.spare:
+            self._end_copy(mid)
+        elif self._status[mid] == IN_FLIGHT:
+            status, t, reason = self._copy_ends.pop(mid)
+            self.ended(mid, status, t, reason)
+
     def _end_copy(self, mid: int) -> None:
         left = self.spare[mid] - 1
         if left:
@@ -514,6 +527,7 @@ class Recorder:
         bounces or is lost while another lives ends only itself."""
         if self.spare and mid in self.spare and status != DELIVERED:
             self._end_copy(mid)
+            self._copy_ends[mid] = (status, t, reason)  # the row's end if its last copy vanishes
             return
         if self._status[mid] != IN_FLIGHT:
             # A message ending twice would break the books; fail loudly, never quietly.

@@ -825,6 +825,7 @@ class MTA:
         left = rows  # not settled yet
         answering = rows  # waiting for their replies (what an interrupt cuts off)
         dotted = _NEVER  # when the reply to "." is due back
+        after = 0.0  # the server's own time from the "." to its answer
         try:
             reply = server.mail(client, first, start, transaction)
             if reply is not None:  # refused at MAIL FROM: for every recipient
@@ -874,27 +875,31 @@ class MTA:
                 wait = link.time(pre + cost.accept + extra - done, size, gen)
                 if checks is not None:  # the replies to DATA and "." and what "." sets off
                     wait += 2 * pause + (0.0 if refused else lag)
-                    wait += checks.data_delay(ok, env.now + wait)
+                    delay = checks.data_delay(ok, env.now + wait)
+                    wait += delay
+                    after = pause + delay
                 heard: Reply | None = None  # the answer of a server that crashed after giving it
                 try:
                     if link.shared:  # the body takes its share of shared edges (sim.world.sharing)
-                        # The body at its share, then the 250's way back, in a timeout
-                        # of its own: a cut in it has the server holding the rows.
-                        yield from transfer(env, link, wait - link.latency, size)
-                        dotted = env.now + link.latency
-                        yield env.timeout(link.latency)
+                        # The body at its share, then from the "." on (its way there, the
+                        # server's time, the 250's way back) in a timeout of its own, so
+                        # that a cut in it follows the rules of a "." sent.
+                        tail = 2 * link.latency + after
+                        yield from transfer(env, link, wait - tail, size)
+                        dotted = env.now + tail
+                        yield env.timeout(tail)
                     else:
                         dotted = env.now + wait
                         yield env.timeout(wait)
                 except simpy.Interrupt as cut:
-                    cause, decided = cut.cause, dotted - link.latency
+                    cause = cut.cause
                     if not (isinstance(cause, Cut) and cause.what == "crash" and cause.node == server.id
-                            and env.now >= decided):
+                            and env.now >= dotted - link.latency):
                         raise
-                    # The server went down after answering ".": it took the rows (or
-                    # refused them) then, and its reply, on the wire already, arrives.
-                    heard = server.data(client, ok, decided)
+                    # The server went down after answering ".": it had taken the rows (or
+                    # refused them), and its reply, on the wire already, arrives.
                     yield env.timeout(dotted - env.now)
+                    heard = server.data(client, ok, dotted - link.latency)
                 now = env.now
                 reply = server.data(client, ok, now) if heard is None else heard
                 taken = reply.code < 400
@@ -919,22 +924,25 @@ class MTA:
             for m in answering:
                 rec.attempt(m.id, hop, attempt, order, self.code, server.code, start,
                             env.now, INTERRUPTED, _INTERRUPTED)
-            if env.now >= self._unheard_from(cut.cause, server, dotted, link.latency):
+            if env.now >= self._unheard_from(cut.cause, server, dotted, link.latency, after):
                 self._duplicate(answering, server, client, dotted - link.latency)
             server.close(client)
             return _INTERRUPTED, left, _CLOSED
 
-    def _unheard_from(self, cause: object, server: SMTPServer, dotted: float, latency: float) -> float:
-        """From when a session cut by ``cause`` leaves the server with the message (it
-        answers "." at ``dotted - latency``) while the client never hears its answer
-        (due back at ``dotted``): a broken path loses the answer on its way back (from
-        the server's decision); the client's own crash loses it from the moment its "."
-        was sent (``dotted - 2 latency``: the "." still arrives). A crash of the server
-        leaves none: what it had answered still arrives (above), and before that it had
-        taken nothing."""
+    def _unheard_from(
+        self, cause: object, server: SMTPServer, dotted: float, latency: float, after: float
+    ) -> float:
+        """From when a session cut by ``cause`` leaves the server with the message (the
+        "." reaches it at ``dotted - latency - after``, it answers ``after`` later) while
+        the client never hears its answer (due back at ``dotted``): a broken path, from
+        when the "." arrived (the server commits and answers into the void); the client's
+        own crash, from when its "." left, one way earlier (the "." still arrives). A
+        crash of the server leaves none: what it had answered still arrives (above), and
+        before that it had taken nothing."""
+        arrived = dotted - latency - after
         if isinstance(cause, Cut) and cause.what == "crash":
-            return _NEVER if cause.node == server.id else dotted - 2 * latency
-        return dotted - latency
+            return _NEVER if cause.node == server.id else arrived - latency
+        return arrived
 
     def _duplicate(self, rows: Envelope, server: SMTPServer, client: str, decided: float) -> None:
         """The session was cut after its final "." reached ``server`` and the server

@@ -124,7 +124,7 @@ class MX(PolicyServer):
     def take(self, msg: Message, now: float) -> None:
         """A message whose DATA was just answered 250 joins the scan queue."""
         if self.wiped is not None and now <= self.lost_at:  # taken before the disk went
-            self._lose((msg,), self.wiped)
+            self._lose((msg,), self.wiped, self.lost_at)
             return
         self.queue.put(msg)
         if self._queue_level is not None:
@@ -164,9 +164,10 @@ class MX(PolicyServer):
             self.wiped = None
             self.queue.resume()
 
-    def _lose(self, msgs: list[Message] | tuple[Message, ...], reason: str) -> None:
-        """Messages whose only copy was here end lost (no DSN: no one knows)."""
-        now, rec = self.env.now, self.recorder
+    def _lose(self, msgs: list[Message] | tuple[Message, ...], reason: str, at: float | None = None) -> None:
+        """Messages whose only copy was here end lost (no DSN: no one knows), at ``at``
+        (default: now)."""
+        now, rec = self.env.now if at is None else at, self.recorder
         for msg in msgs:
             rec.ended(msg.id, LOST, now, reason)
         self.lost += len(msgs)

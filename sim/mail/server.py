@@ -62,6 +62,8 @@ class PolicyServer:
         self.refused = 0  # connections refused with a reply (e.g. 421 when full)
         self.unanswered = 0  # connections that got no answer (the host was down)
         self.arriving = 0  # rows accepted as of a "." still on its way (see data)
+        self.crashes = 0  # faults so far that crashed it (a "." on its way is then lost)
+        self._recorder = ctx.recorder
         self._env = ctx.env  # the clock, for the connections level
         # Content checks and tar-pit delays (sim.mail.content): None,
         # unless the kind of server sets them, costs a client nothing.
@@ -114,6 +116,8 @@ class PolicyServer:
         fault says (default: the host's ``answer``). The schedule cuts the sessions in
         progress when the fault is a crash."""
         self.set_up(False, failure.reason, None if failure.answer is None else DOWN_ANSWERS[failure.answer])
+        if failure.crash:
+            self.crashes += 1
 
     def repair(self, failure: Failure) -> None:
         """The fault is over (up again unless another reason holds it)."""
@@ -161,15 +165,22 @@ class PolicyServer:
             # Decided for a "." still on its way (its client crashed after sending it):
             # the rows are the server's when it arrives, counted here until then.
             self.arriving += len(rows)
-            self._env.timeout(now - self._env.now).callbacks.append(lambda _: self._arrived(rows, now))
+            crashes = self.crashes
+            self._env.timeout(now - self._env.now).callbacks.append(lambda _: self._arrived(rows, now, crashes))
         else:
             self.take_rows(rows, now)
         if self.accept_counts is not None:
             self.accept_counts.accepted(client, now)
         return ACCEPTED
 
-    def _arrived(self, rows: Sequence[Message], now: float) -> None:
+    def _arrived(self, rows: Sequence[Message], now: float, crashes: int) -> None:
+        """The "." has arrived: the rows are the server's, unless it crashed meanwhile
+        (nothing arrived: the copies vanish, the sender's own go on)."""
         self.arriving -= len(rows)
+        if crashes != self.crashes:
+            for msg in rows:
+                self._recorder.vanished(msg.id)
+            return
         self.take_rows(rows, now)
 
     def close(self, client: str) -> None:
