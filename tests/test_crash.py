@@ -188,8 +188,15 @@ def test_a_disk_failure_loses_the_mta_queue_and_the_rows_in_its_sessions() -> No
     assert list(m["status"]) == ["lost", "lost"]
     assert list(m["reason"]) == ["disk lost at mta"] * 2
     assert list(m["ended"]) == [pytest.approx(200.40, abs=ABS)] * 2
-    cut = model.recorder.attempts().iloc[-1]
-    assert (cut["id"], cut["outcome"], cut["start"]) == (1, "interrupted", pytest.approx(200.390, abs=ABS))
+    a = model.recorder.attempts()
+    cut = a[a["outcome"] == "interrupted"].iloc[-1]
+    assert (cut["id"], cut["start"]) == (1, pytest.approx(200.390, abs=ABS))
+    # Each loss is a row of the attempts table: the attempt the row never made at the
+    # MTA (hop 1, its second), the MTA to itself, at the fault's start, outcome lost.
+    lost = a[a["outcome"] == "lost"]
+    assert list(zip(lost["id"], lost["hop"], lost["attempt"], lost["src"], lost["dst"])) == [
+        (0, 1, 2, "mta", "mta"), (1, 1, 2, "mta", "mta")]
+    assert list(lost["end"]) == [pytest.approx(200.40, abs=ABS)] * 2 and lost["reply"].isna().all()
     assert model.stats()["mta"]["mta"]["lost"] == 2
 
 
@@ -199,6 +206,12 @@ def test_a_disk_failure_at_the_store_destroys_what_was_not_retrieved() -> None:
     assert row["status"] == "lost" and row["reason"] == "disk lost at store"
     assert row["delivered"] == pytest.approx(100.9131, abs=ABS)  # kept
     assert row["ended"] == 300 and math.isnan(row["retrieved"])
+    # In the journey: after its hand-off to the store (hop 2, attempt 1), the store's
+    # loss (hop 2, attempt 2, the store to itself, at 300).
+    a = res.attempts
+    assert list(a.loc[a["hop"] == 2, "outcome"]) == ["delivered", "lost"]
+    loss = a[a["outcome"] == "lost"].iloc[0]
+    assert (loss["attempt"], loss["src"], loss["dst"], loss["start"]) == (2, "store", "store", 300)
     # Retrieved at 600.507: a loss at 700 takes nothing the person has not got.
     later = one([crash("store", 700, 800, disk="lost")]).messages.loc[0]
     assert later["status"] == "delivered" and later["retrieved"] == pytest.approx(600.507, abs=ABS)
@@ -221,6 +234,9 @@ def test_a_disk_failure_at_the_mx_loses_the_message_being_handed_over() -> None:
     row = res.messages.loc[0]
     assert (row["status"], row["reason"], row["ended"]) == ("lost", "disk lost at mx", pytest.approx(100.87, abs=ABS))
     assert row["copies"] == 0
+    loss = res.attempts[res.attempts["outcome"] == "lost"]
+    assert list(zip(loss["hop"], loss["attempt"], loss["src"], loss["end"])) == [
+        (2, 1, "mx", pytest.approx(100.87, abs=ABS))]  # the hand-off it never finished
 
 
 def test_a_planned_stop_that_loses_the_disk_keeps_what_it_accepts_afterwards() -> None:

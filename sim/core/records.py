@@ -34,6 +34,7 @@ __all__ = [
     "DELAYED",
     "DOMAIN_NOT_FOUND",
     "DELIVERED",
+    "DISK_LOSS",
     "DISCARDED",
     "DSN_KIND",
     "EXPIRED",
@@ -65,7 +66,8 @@ DSN_KIND = KINDS.index("dsn")
 ACTIONS = ("failed", "delayed")
 FAILED, DELAYED = range(2)
 # What one attempt at one server came to (the attempts table's `outcome`).
-OUTCOMES = ("delivered", "bounced", "try_next", "deferred", "refused", "timeout", "interrupted")
+OUTCOMES = ("delivered", "bounced", "try_next", "deferred", "refused", "timeout", "interrupted", "lost")
+DISK_LOSS = OUTCOMES.index("lost")  # no attempt: the row's copy went with a node's disk
 # Why a message ended other than delivered (the `reason` column).
 TOO_LARGE = "message too large"
 UNKNOWN_RECIPIENT = "unknown recipient"
@@ -413,9 +415,24 @@ class Recorder:
         """
         if final:
             self._reply[mid] = self.replies.code(reply.line)
+        if self._attempts is not None:
+            self._row(mid, hop, attempt, order, src, dst, start, end, reply.code,
+                      self.enhanced.code(reply.enhanced), outcome)
+
+    def disk_loss(self, mid: int, node: int, hop: int, attempt: int, t: float) -> None:
+        """With tracing, a row of the attempts table saying that row ``mid``'s copy went
+        with the disk of ``node`` (a node code) at ``t``: the attempt it never made there
+        (hop ``hop``, ``attempt``, host_order 0, ``node`` to itself), no reply, outcome
+        ``lost`` (the fault's effect on the message, after its attempts in a journey)."""
+        if self._attempts is not None:
+            self._row(mid, hop, attempt, 0, node, node, t, t, 0, 0, DISK_LOSS)
+
+    def _row(
+        self, mid: int, hop: int, attempt: int, order: int, src: int, dst: int, start: float, end: float,
+        code: int, enhanced: int, outcome: int,
+    ) -> None:
         table = self._attempts
-        if table is None:
-            return
+        assert table is not None
         i = table.n
         if i == table.capacity:
             table.grow()
@@ -429,8 +446,8 @@ class Recorder:
         a["dst"][i] = dst
         a["start"][i] = start
         a["end"][i] = end
-        a["reply"][i] = reply.code
-        a["enhanced"][i] = self.enhanced.code(reply.enhanced)
+        a["reply"][i] = code
+        a["enhanced"][i] = enhanced
         a["outcome"][i] = outcome
 
     def session(self, mid: int, node: int) -> None:

@@ -45,7 +45,7 @@ class Mailbox:
         losable = any(
             isinstance(f, NodeFault) and f.disk == "lost" and spec.id in f.targets for f in ctx.scenario.faults
         )
-        self.kept: list[int] | None = [] if losable else None
+        self.kept: list[tuple[int, int]] | None = [] if losable else None
         self.destroyed = 0
 
     def monitor(self, monitors: Monitors) -> None:
@@ -71,8 +71,9 @@ class Mailbox:
         self.up = False
         if failure.disk and self.kept is not None:
             now, rec, reason = self.env.now, self.recorder, disk_lost(self.id)
-            for mid in dict.fromkeys(self.kept):  # a duplicate's two copies are one row
+            for mid, hop in {mid: hop for mid, hop in self.kept}.items():  # a duplicate's copies: one row
                 if not rec.retrieved_by(mid, now):
+                    rec.disk_loss(mid, self.code, hop, 2, now)  # after its hand-off (attempt 1)
                     rec.destroyed(mid, now, reason)
                     self.destroyed += 1
             self.kept.clear()
@@ -100,8 +101,8 @@ class Mailbox:
         now = env.now
         rec.delivered(msg.id, now)
         self.stored += 1
-        if self.kept is not None:
-            self.kept.append(msg.id)
+        if self.kept is not None:  # with the LMTP hand-off's hop, for the attempts table
+            self.kept.append((msg.id, msg.hop + 1))
         readers = msg.domain.readers
         if readers is not None and rec.copies(msg.id) == 1:  # a duplicate is read as one, the first
             rec.retrieved(msg.id, readers.retrieved_at(msg, now))

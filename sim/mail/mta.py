@@ -1289,6 +1289,7 @@ class MTA:
         they were in this MTA's queue (their bytes leave its file system)."""
         now, rec = self.env.now, self.recorder
         for m in rows:
+            rec.disk_loss(m.id, self.code, m.hop + 1, m.attempts + 1, now)
             rec.ended(m.id, LOST, now, reason)
         self.lost += len(rows)
         if queued and self.space is not None:

@@ -169,6 +169,7 @@ class MX(PolicyServer):
         (default: now)."""
         now, rec = self.env.now if at is None else at, self.recorder
         for msg in msgs:
+            rec.disk_loss(msg.id, self.code, msg.hop + 1, 1, now)  # before its hand-off
             rec.ended(msg.id, LOST, now, reason)
         self.lost += len(msgs)
 
