@@ -191,7 +191,7 @@ MESSAGE_COLUMNS = (
     Column("mx_host", "I", 0, "nodes"),
     Column("where", "I", 0, "nodes"),
     Column("folder", "b", -1, FOLDERS),  # a delivered row's; -1: not delivered
-    Column("copies", "B", 0),  # times put into a mailbox: 2 or more is a duplicate
+    Column("copies", "B", 0),  # times put into a mailbox (filled in at the end): 2 or more is a duplicate
 )
 
 ATTEMPT_COLUMNS = (
@@ -304,6 +304,9 @@ class Recorder:
         # How a copy ended while another lived (status, time, reason), by row.
         self._copy_ends: dict[int, tuple[int, float, str]] = {}
         self.forks = 0  # copies made so far (sessions cut after "." that reached the server)
+        # Deliveries of a row beyond its first (a duplicate's), by row: ``copies`` is
+        # 1 for a row ever delivered plus these, filled in when the table is made.
+        self._more: dict[int, int] = {}
         self._bind()
 
     def _bind(self) -> None:
@@ -317,7 +320,6 @@ class Recorder:
         self._reply, self._reason, self._mx_host, self._where = (
             a["final_reply"], a["reason"], a["mx_host"], a["where"]
         )
-        self._copies = a["copies"]
 
     def __len__(self) -> int:
         return self._messages.n
@@ -461,19 +463,17 @@ class Recorder:
             self._accepted[mid] = t
             self._where[mid] = node
 
-    def delivered(self, mid: int, t: float) -> None:
-        """The message is in its recipient's mailbox: it ends delivered (a further copy
-        of a row delivered already adds to its ``copies``)."""
-        self._copies[mid] += 1
-        if self._status[mid] == DELIVERED and self.spare.get(mid):
+    def delivered(self, mid: int, t: float) -> bool:
+        """The message is in its recipient's mailbox: it ends delivered. A further copy
+        of a row delivered already adds to its ``copies`` and leaves the row as it was
+        (False: not the first copy)."""
+        if self.spare and self._status[mid] == DELIVERED and mid in self.spare:
+            self._more[mid] = self._more.get(mid, 0) + 1
             self._end_copy(mid)  # a duplicate: the row stays delivered, as first
-            return
+            return False
         self._delivered[mid] = t
         self.ended(mid, DELIVERED, t)
-
-    def copies(self, mid: int) -> int:
-        """How many times row ``mid`` was put into a mailbox so far."""
-        return self._copies[mid]
+        return True
 
     def split(self, mid: int) -> None:
         """Row ``mid`` now has one live copy more (a session was cut after its final "."
@@ -598,6 +598,10 @@ class Recorder:
             np.where(delivered, np.where(codes == JUNK, JUNK, INBOX), -1),
             categories=pd.Index(list(FOLDERS), dtype=object),
         )
+        copies = delivered.astype(np.uint8)  # (not written at each delivery either)
+        for mid, more in self._more.items():
+            copies[mid] += more
+        frame["copies"] = copies
         return frame
 
     def attempts(self, release: bool = False) -> pd.DataFrame | None:

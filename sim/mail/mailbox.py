@@ -99,10 +99,10 @@ class Mailbox:
             if writes is not None:
                 writes.set(env.now, self.slots.busy)
         now = env.now
-        rec.delivered(msg.id, now)
+        first = rec.delivered(msg.id, now)
         self.stored += 1
         if self.kept is not None:  # with the LMTP hand-off's hop, for the attempts table
             self.kept.append((msg.id, msg.hop + 1))
         readers = msg.domain.readers
-        if readers is not None and rec.copies(msg.id) == 1:  # a duplicate is read as one, the first
+        if readers is not None and first:  # a duplicate is read as one, the first
             rec.retrieved(msg.id, readers.retrieved_at(msg, now))

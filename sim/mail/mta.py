@@ -269,7 +269,7 @@ class MTA:
         goes back there and is tried again later. Without one (a direct call), the
         message waits for the MTA as before.
         """
-        if outbox is not None:
+        if outbox is not None and (self._reach or not self.up):  # (the common case pays two reads)
             unanswered = self._unanswered(client)
             if unanswered is not None:
                 outbox.unanswered(msg, cc, self, unanswered)
@@ -353,7 +353,7 @@ class MTA:
                 if got is None:  # rested: look at the queue
                     continue
                 msg, client, cc, outbox, _ = got
-            if outbox is not None:
+            if outbox is not None and (self._reach or not self.up):
                 # The MTA went down, or the path went, while the client waited for an
                 # smtpd: its connection gets that answer, and the client keeps the message.
                 unanswered = self._unanswered(client)
@@ -415,8 +415,11 @@ class MTA:
                     if cc:
                         for envelope in self._split(rows):
                             self._admit(envelope)
+                    elif self.in_active < self.active_limit:  # self._admit(rows), inlined
+                        self.in_active += 1
+                        self.active.put(rows)
                     else:
-                        self._admit(rows)
+                        self.held_back.append(rows)
                     if active is not None:
                         active.set(env.now, len(self.active.items))
                 if held:
@@ -954,7 +957,7 @@ class MTA:
         rec = self.recorder
         for m in rows:
             rec.split(m.id)
-        reply = server.data(client, tuple(m.twin() for m in rows), decided)
+        reply = server.data(client, tuple(m.twin() for m in rows), decided, decided > self.env.now)
         for m in rows:
             if reply.code < 400:
                 rec.accepted(m.id, decided, server.code)

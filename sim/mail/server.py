@@ -149,9 +149,10 @@ class PolicyServer:
         """RCPT TO: None accepts, else the refusal."""
         return self.chain.answer(_RCPT, self, client, msg, now)
 
-    def data(self, client: str, rows: Sequence[Message], now: float) -> Reply:
+    def data(self, client: str, rows: Sequence[Message], now: float, ahead: bool = False) -> Reply:
         """The final "." has arrived at ``now`` for the recipients ``rows`` (those whose
-        RCPT passed; one message): 250 (and each row is ours) or a refusal for all."""
+        RCPT passed; one message): 250 (and each row is ours) or a refusal for all.
+        ``ahead``: ``now`` is still to come (a "." on its way; see below)."""
         reply = self.chain.answer(_DATA, self, client, rows[0], now)
         if reply is None and self.checks is not None:
             reply = self.checks.verdict(rows)  # DMARC, a before-queue scan
@@ -161,9 +162,10 @@ class PolicyServer:
         # next (relay it on, hand it to the store) counts on from here.
         for msg in rows:
             msg.hop += 1
-        if now > self._env.now:
-            # Decided for a "." still on its way (its client crashed after sending it):
-            # the rows are the server's when it arrives, counted here until then.
+        if ahead:
+            # Decided for a "." still on its way (``now`` is ahead: its client crashed
+            # after sending it): the rows are the server's when it arrives, counted
+            # here until then.
             self.arriving += len(rows)
             crashes = self.crashes
             self._env.timeout(now - self._env.now).callbacks.append(lambda _: self._arrived(rows, now, crashes))
