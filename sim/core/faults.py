@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["Cut", "DISK_LOST", "Failure", "Fails", "disk_lost"]
+__all__ = ["Cut", "DISK_LOST", "Failure", "Fails", "Halts", "disk_lost"]
 
 DISK_LOST = "disk lost at "  # the reason a message on a lost disk ends lost, then the node
 
@@ -56,3 +56,49 @@ class Cut:
 
     what: str  # "crash" (a node), "link" (no path left)
     node: str  # the node that crashed, or one end of the broken path
+
+
+class Halts:
+    """The faults holding a node's work down (its queue, its scanners, its writes), and
+    what became of its disk: shared by every kind of server that holds mail.
+
+    ``losses`` counts the disk's losses (work begun before a loss and ended after it
+    lost what it held); ``wiped`` is the reason text of rows lost with it, and
+    ``lost_at`` when it was last lost, both until nothing holds the node any more.
+    """
+
+    __slots__ = ("reasons", "losses", "wiped", "lost_at")
+
+    def __init__(self) -> None:
+        self.reasons: set[str] = set()
+        self.losses = 0
+        self.wiped: str | None = None
+        self.lost_at = -1.0
+
+    def __bool__(self) -> bool:
+        return bool(self.reasons)
+
+    def hold(self, failure: Failure, node: str, now: float) -> str | None:
+        """``failure`` holds ``node`` down from ``now``: the reason of the rows lost with
+        its disk if the fault loses it, else None."""
+        self.reasons.add(failure.reason)
+        if not failure.disk:
+            return None
+        self.wiped = disk_lost(node)
+        self.lost_at = now
+        self.losses += 1
+        return self.wiped
+
+    def release(self, failure: Failure) -> bool:
+        """``failure`` is over: whether nothing holds the node any more (its work goes
+        on; the loss of its disk is behind it)."""
+        self.reasons.discard(failure.reason)
+        if self.reasons:
+            return False
+        self.wiped = None
+        return True
+
+    def lost_with(self, now: float) -> str | None:
+        """The reason a copy taken at ``now`` is lost if it was on the disk the last
+        loss took (a "." answered as the disk went, before the repair), else None."""
+        return self.wiped if self.wiped is not None and now <= self.lost_at else None

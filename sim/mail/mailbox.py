@@ -16,7 +16,7 @@ import simpy
 from ..config import MailboxNode
 from ..config.faults import NodeFault
 from ..core.component import Context, registers
-from ..core.faults import Failure, disk_lost
+from ..core.faults import Failure, Halts
 from ..core.monitors import Level, Monitors
 from ..core.queues import Slots
 from ..core.records import Message
@@ -41,7 +41,7 @@ class Mailbox:
         # the rows stored here since the last disk loss, kept only when some fault can
         # lose this store's disk (no cost otherwise).
         self.up = True
-        self._halts: set[str] = set()
+        self.halts = Halts()
         losable = any(
             isinstance(f, NodeFault) and f.disk == "lost" and spec.id in f.targets for f in ctx.scenario.faults
         )
@@ -67,10 +67,10 @@ class Mailbox:
         """A fault takes the store down: it takes no LMTP hand-off (a crash cuts those in
         progress: the MX keeps the message). With its disk lost, every row stored here
         and not yet retrieved is destroyed: lost, its delivered time kept."""
-        self._halts.add(failure.reason)
         self.up = False
-        if failure.disk and self.kept is not None:
-            now, rec, reason = self.env.now, self.recorder, disk_lost(self.id)
+        reason = self.halts.hold(failure, self.id, self.env.now)
+        if reason is not None and self.kept is not None:
+            now, rec = self.env.now, self.recorder
             for mid, hop in {mid: hop for mid, hop in self.kept}.items():  # a duplicate's copies: one row
                 if not rec.retrieved_by(mid, now):
                     rec.disk_loss(mid, self.code, hop, 2, now)  # after its hand-off (attempt 1)
@@ -80,8 +80,7 @@ class Mailbox:
 
     def repair(self, failure: Failure) -> None:
         """Up again unless another fault holds it."""
-        self._halts.discard(failure.reason)
-        self.up = not self._halts
+        self.up = self.halts.release(failure)
 
     def store(self, msg: Message) -> Generator[simpy.Event, Any, None]:
         """Write ``msg`` into its recipient's mailbox; it is delivered when this returns."""

@@ -37,7 +37,7 @@ from ..config import MTANode
 from ..config.nodes import sending_ips
 from ..core.component import Context, registers
 from ..core.downtime import Downtime
-from ..core.faults import Cut, Failure, disk_lost
+from ..core.faults import Cut, Failure, Halts, disk_lost
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import BOUNCED, DELAYED, EXPIRED, FAILED, LOST, Envelope, Message
@@ -111,12 +111,9 @@ class MTA:
         self.down_reply = NO_ANSWER  # what a submitting client gets while it is down
         self._down: Downtime[Reply] = Downtime()  # the faults holding it down, each's answer
         # Faults holding the delivery side down (sim.core.faults): while any does, the
-        # active queue is paused; a lost disk counts in ``disk_losses`` (an attempt that
-        # sees the count change lost its rows) and ``wiped`` says why, until the repair.
-        self._halts: set[str] = set()
-        self.disk_losses = 0
-        self.wiped: str | None = None
-        self.lost_at = -1.0  # when the disk was last lost
+        # active queue is paused; an attempt that sees the disk's loss count change
+        # lost its rows.
+        self.halts = Halts()
         self.lost = 0  # rows lost with this node's disk
         self._cuts = ctx.sessions  # open sessions, kept when a fault can cut them
         self.connections = 0  # submission sessions open
@@ -522,7 +519,7 @@ class MTA:
         queue_level, sessions = self._active_level, self._sessions_level
         reuse, reuse_time, reuse_count = self._reuse
         relayhost = self.relayhost
-        cuts = self._cuts
+        cuts, halts = self._cuts, self.halts
         plain = type(self)._hosts is MTA._hosts  # no filter on the MX answer (not a relay)
         envelope: Envelope | None = None
         waiting: simpy.Event | None = first
@@ -580,7 +577,7 @@ class MTA:
                 rec.attempting(m.id, m.attempts)
             pending: Envelope = envelope
             outcome = _INTERRUPTED
-            losses = self.disk_losses  # changed by the time it ends: its rows went with the disk
+            losses = halts.losses  # changed by the time it ends: its rows went with the disk
             kept: SMTPServer | None = None  # the session still open when the attempt ends
             order = 0
             try:
@@ -691,8 +688,8 @@ class MTA:
                 self.in_session -= len(pending)
                 if sessions is not None:
                     sessions.set(env.now, self.in_session)
-                if self.disk_losses != losses:  # the disk they were on is gone
-                    self._lose(pending, self.wiped or disk_lost(self.id))
+                if halts.losses != losses:  # the disk they were on is gone
+                    self._lose(pending, halts.wiped or disk_lost(self.id))
                     self._left()
                 elif active.paused:
                     # The MTA is down: they stay in the active queue, first (Postfix's
@@ -1236,21 +1233,16 @@ class MTA:
         is paused; what the deferred queue releases meanwhile waits there, due at once
         after the repair). A crash cuts the sessions in progress (the schedule does);
         without one they finish. With the disk lost, every row queued here ends lost."""
-        self._halts.add(failure.reason)
         self.active.pause()
-        if failure.disk:
-            self.wiped = disk_lost(self.id)
-            self.lost_at = self.env.now
-            self.disk_losses += 1
-            self._lose_disk(self.wiped)
+        wiped = self.halts.hold(failure, self.id, self.env.now)
+        if wiped is not None:
+            self._lose_disk(wiped)
 
     def _unhalt(self, failure: Failure) -> None:
         """The fault ``failure`` no longer holds the delivery side: when no other does,
         the queue moves again."""
-        self._halts.discard(failure.reason)
-        if self._halts:
+        if not self.halts.release(failure):
             return
-        self.wiped = None
         # Postfix's qmgr, starting, moves what was in the active queue back to be
         # delivered at once and runs the deferred queue: the mail due meanwhile goes now.
         self.deferred.run_now()
@@ -1260,7 +1252,7 @@ class MTA:
 
     def _lose_disk(self, reason: str) -> None:
         """The queue files are gone: the active, deferred and parked rows end lost. The
-        rows in delivery sessions end lost when their attempt ends (``disk_losses``);
+        rows in delivery sessions end lost when their attempt ends (``halts.losses``);
         submissions in progress are not lost (the client still has them)."""
         now = self.env.now
         lost = [m for envelope in self.active.items for m in envelope]

@@ -20,7 +20,7 @@ import simpy
 
 from ..config import MXNode
 from ..core.component import Context, registers
-from ..core.faults import Failure, disk_lost
+from ..core.faults import Failure, Halts, disk_lost
 from ..core.monitors import Level, Monitors
 from ..core.queues import WorkQueue
 from ..core.records import DISCARDED, LOST, SPAM_DISCARDED, Message
@@ -84,15 +84,12 @@ class MX(PolicyServer):
                 spec, ctx.recorder, self._processing, streams.uniform("mx", spec.id, "content")
             )
         self.queue: WorkQueue[Message] = WorkQueue(ctx.env)
-        # Faults (sim.core.faults): the ones holding the scanners down; a lost disk counts
-        # in ``losses`` (a scanner cut while the count changed lost its message) and
-        # ``wiped`` says why until the repair; messages waiting for their store.
-        self._halts: set[str] = set()
-        self.losses = 0
-        self.wiped: str | None = None
+        # Faults (sim.core.faults): the ones holding the scanners down (a scanner cut
+        # while the disk's loss count changed lost its message); messages waiting for
+        # their store.
+        self.halts = Halts()
         self.lost = 0
         self.retrying: dict[Message, None] = {}  # (a dict: lost in the order they came)
-        self.lost_at = -1.0  # when the disk was last lost
         self.deferred = 0  # hand-offs to a store that was down or cut off
         self._cuts = ctx.sessions
         self.started = False
@@ -123,8 +120,9 @@ class MX(PolicyServer):
 
     def take(self, msg: Message, now: float) -> None:
         """A message whose DATA was just answered 250 joins the scan queue."""
-        if self.wiped is not None and now <= self.lost_at:  # taken before the disk went
-            self._lose((msg,), self.wiped, self.lost_at)
+        wiped = self.halts.lost_with(now)
+        if wiped is not None:  # on the disk that went
+            self._lose((msg,), wiped, self.halts.lost_at)
             return
         self.queue.put(msg)
         if self._queue_level is not None:
@@ -143,25 +141,20 @@ class MX(PolicyServer):
         what waits for its store ends lost; the messages being handed over too, when
         their session is cut."""
         PolicyServer.fail(self, failure)
-        self._halts.add(failure.reason)
         self.queue.pause()
-        if failure.disk:
-            self.wiped = disk_lost(self.id)
-            self.lost_at = self.env.now
-            self.losses += 1
+        wiped = self.halts.hold(failure, self.id, self.env.now)
+        if wiped is not None:
             lost = [*self.queue.items, *self.retrying]
             self.queue.items.clear()
             self.retrying.clear()
-            self._lose(lost, self.wiped)
+            self._lose(lost, wiped)
             if self._queue_level is not None:
                 self._queue_level.set(self.env.now, 0)
 
     def repair(self, failure: Failure) -> None:
         """Up again (unless another reason holds it); the scanners go on."""
         PolicyServer.repair(self, failure)
-        self._halts.discard(failure.reason)
-        if not self._halts:
-            self.wiped = None
+        if self.halts.release(failure):
             self.queue.resume()
 
     def _lose(self, msgs: list[Message] | tuple[Message, ...], reason: str, at: float | None = None) -> None:
@@ -208,7 +201,7 @@ class MX(PolicyServer):
 
     def _worker(self, first: simpy.Event) -> Generator[simpy.Event, Any, None]:
         """A scanner, hired with the event that hands it its first message."""
-        env, rec, cost, queue, cuts = self.env, self.recorder, self.lmtp, self.queue, self._cuts
+        env, rec, cost, queue, cuts, halts = self.env, self.recorder, self.lmtp, self.queue, self._cuts, self.halts
         queue_level, busy = self._queue_level, self._busy_level
         # Content checks: a before-queue scan was spent in the session (none here); an
         # after-queue one gives each row its verdict here.
@@ -252,7 +245,7 @@ class MX(PolicyServer):
                 busy.set(env.now, self.in_work)
             scan = 0.0 if before else self._processing()
             rate = msg.domain.discard_rate
-            losses = self.losses
+            losses = halts.losses
             try:
                 dropped = DISCARDED if rate > 0.0 and self._filter() < rate else None
                 if dropped is None and sorting is not None and sorting.after_queue(msg) == DISCARD:
@@ -291,8 +284,8 @@ class MX(PolicyServer):
                 # Accepted here and not yet stored: the MX still has it (on its disk) and
                 # a scanner takes it again, first; unless the disk went meanwhile.
                 self.in_work -= 1
-                if self.losses != losses:
-                    self._lose((msg,), self.wiped or disk_lost(self.id))
+                if halts.losses != losses:
+                    self._lose((msg,), halts.wiped or disk_lost(self.id))
                 else:
                     queue.requeue(msg)
                 if busy is not None and queue_level is not None:

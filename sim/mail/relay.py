@@ -107,8 +107,9 @@ class Relay(MTA, PolicyServer):
         """The recipients of a transaction just answered 250: queued here afresh (their
         queue lifetime and attempts count from now, for this relay's schedule), together
         in envelopes as this relay's recipient limit allows."""
-        if self.wiped is not None and now <= self.lost_at:  # taken before its disk was lost
-            self._lose(rows, self.wiped, queued=False)
+        wiped = self.halts.lost_with(now)
+        if wiped is not None:  # on the disk that went
+            self._lose(rows, wiped, queued=False)
             return
         self.relayed += len(rows)
         for msg in rows:
