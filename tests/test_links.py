@@ -338,22 +338,15 @@ def two_sites(**changes: Any) -> dict[str, Any]:
     domain every 100 s from 100 s; one message from example.org to other.org at 100 s."""
     data = tiny_data(**changes)
     topo = data["topology"]
-    topo["nodes"] += [
-        {"id": "home2", "kind": "client"},
-        {"id": "r2", "kind": "router"},
-        {"id": "mta2", "kind": "mta", "resolver": "dns2", "workers": 4},
-        {"id": "dns2", "kind": "resolver", "lookup": 0.2},
-        {"id": "mx2", "kind": "mx", "processing": 0.05},
-        {"id": "store2", "kind": "mailbox", "write": 0.01},
-    ]
-    topo["edges"] += [
-        {"a": "home2", "b": "r2", "latency": 0.02, "bandwidth": 1.0e6},
-        {"a": "r2", "b": "mta2", "latency": 0.001, "bandwidth": 1.0e8},
-        {"a": "mta2", "b": "dns2", "latency": 0.001},
-        {"a": "r2", "b": "mx2", "latency": 0.015, "bandwidth": 5.0e6},
-        {"a": "mx2", "b": "store2", "latency": 0.0005, "bandwidth": 1.0e8},
-        {"a": "r", "b": "r2", "latency": 0.05},
-    ]
+    site = tiny_data()["topology"]  # the same site again, every id with a 2
+
+    def two(value: Any) -> Any:
+        return f"{value}2" if value in {n["id"] for n in site["nodes"]} else value
+
+    topo["nodes"] += [{**n, "id": two(n["id"]), **({"resolver": two(n["resolver"])} if "resolver" in n else {})}
+                      for n in site["nodes"]]
+    topo["edges"] += [{**e, "a": two(e["a"]), "b": two(e["b"])} for e in site["edges"]]
+    topo["edges"].append({"a": "r", "b": "r2", "latency": 0.05})
     other = {**data["domains"][0], "name": "other.org", "outbound": "mta2",
              "mx": [{"host": "mx2", "preference": 10}], "mailbox": "store2"}
     other["retrieval"] = {**other["retrieval"], "client": "home2"}
