@@ -41,6 +41,13 @@ class Downtime(Generic[T]):
             reasons.pop(reason, None)
         return not reasons
 
+    def winning(self, wins: Callable[[T], bool]) -> T:
+        """How the node answers while down (some reason holds it): the first way that
+        ``wins`` (for an SMTP host a silent one: a machine that is off refuses
+        nothing), else the first."""
+        hows = self.reasons.values()
+        return next((how for how in hows if wins(how)), next(iter(hows)))
+
     @property
     def hows(self) -> ValuesView[T]:
         """How the node answers for each reason holding it down."""

@@ -51,7 +51,7 @@ from .retry import DeferredQueue, PostfixBackoff, RetrySchedule, first_gap, sche
 from .smtp import (
     ACCEPTED, CONNECTION_REFUSED, GREETING_TIMEOUT, HELO_TIMEOUT, INTERRUPTED, NO_ANSWER, SERVFAIL, Outcome,
     Phase, Reply,
-    ServerTime, SMTPServer,
+    ServerTime, SMTPServer, is_silent,
 )
 
 if TYPE_CHECKING:
@@ -1217,15 +1217,14 @@ class MTA:
         the delivery side stops (``_halt``)."""
         reply = CONNECTION_REFUSED if failure.answer == "refuse" else NO_ANSWER
         self.up = self._down.change(False, failure.reason, reply)
-        self.down_reply = next((r for r in self._down.hows if r.silent), reply)
+        self.down_reply = self._down.winning(is_silent)
         self._halt(failure)
 
     def repair(self, failure: Failure) -> None:
         """The fault is over: up again (unless another fault holds it), the queue moving."""
         self.up = self._down.change(True, failure.reason, NO_ANSWER)
         if not self.up:
-            replies = self._down.hows
-            self.down_reply = next((r for r in replies if r.silent), next(iter(replies)))
+            self.down_reply = self._down.winning(is_silent)
         self._unhalt(failure)
 
     def _halt(self, failure: Failure) -> None:

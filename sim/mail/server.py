@@ -19,7 +19,7 @@ from ..core.downtime import Downtime, run_outages
 from ..core.monitors import Level
 from ..core.records import Message
 from .policies import Chain, Policy
-from .smtp import ACCEPTED, CONNECTION_REFUSED, NO_ANSWER, Phase, Reply
+from .smtp import ACCEPTED, CONNECTION_REFUSED, NO_ANSWER, Phase, Reply, is_silent
 
 if TYPE_CHECKING:
     from .content import ContentChecks
@@ -100,8 +100,7 @@ class PolicyServer:
         """
         self.up = self._down.change(up, reason, answer or self.answer)
         if not self.up:
-            replies = self._down.hows
-            self.down_reply = next((r for r in replies if r.silent), next(iter(replies)))
+            self.down_reply = self._down.winning(is_silent)
 
     def schedule_outages(self, outages: Sequence[Outage]) -> None:
         """Take the host down (reason ``"outage"``) for each scheduled outage, answering

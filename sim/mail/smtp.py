@@ -47,6 +47,7 @@ __all__ = [
     "HELO_TIMEOUT",
     "INTERRUPTED",
     "NO_ANSWER",
+    "is_silent",
     "NO_SPACE",
     "Outcome",
     "Phase",
@@ -132,6 +133,11 @@ HELO_TIMEOUT = Reply(0, "4.4.2", "timed out while performing the EHLO handshake"
 # answered by a reset after one round trip; Postfix logs dsn=4.4.1 "Connection refused".
 # No SMTP reply code either.
 CONNECTION_REFUSED = Reply(0, "4.4.1", "Connection refused", Phase.CONNECT)
+def is_silent(reply: Reply) -> bool:
+    """Whether ``reply`` is no answer at all (what wins among a down host's reasons)."""
+    return reply.silent
+
+
 # A session cut short (a crash of either end, a path gone): no reply came; Postfix logs
 # "lost connection with HOST" with dsn=4.4.2. No reply code.
 INTERRUPTED = Reply(0, "4.4.2", "Connection lost during the session", Phase.DATA)
