@@ -22,8 +22,8 @@ def test_api_returns_messages_and_summary() -> None:
     assert list(m.columns) == [
         "message_id", "parent_id", "sender_domain", "recipient_domain", "recipient_person", "kind", "action", "size",
         "created", "submitted",
-        "accepted", "delivered", "retrieved", "ended", "status", "attempts", "deferrals", "final_reply", "reason",
-        "mx_host", "where", "folder", "copies",
+        "accepted", "delivered", "retrieved", "synced", "read", "ended", "status", "attempts", "deferrals",
+        "final_reply", "reason", "mx_host", "where", "access", "folder", "copies",
     ]
     assert (m["message_id"] == m.index).all()
     assert list(m["folder"]) == ["inbox"] * 3  # every delivered row not junked

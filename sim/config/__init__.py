@@ -8,7 +8,7 @@ checks), ``budget`` (messages and memory a run needs, sources that send nothing)
 """
 
 from .distributions import Constant, Distribution, Exponential, LogNormal, Uniform
-from .domains import Device, Domain, MXChange, MXRecord, Retrieval
+from .domains import Device, DeviceType, Domain, MXChange, MXRecord, Retrieval
 from .errors import ScenarioError, ScenarioWarning
 from .loading import apply_overrides, default_scenario_path, load_scenario, parse_scenario
 from .nodes import (
@@ -36,6 +36,7 @@ __all__ = [
     "EspNode",
     "Constant",
     "Device",
+    "DeviceType",
     "Distribution",
     "Domain",
     "Edge",

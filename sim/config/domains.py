@@ -8,10 +8,12 @@ from pydantic import Field, model_validator
 
 from .base import MAX_TIME, MAX_USERS, Int, NodeId, Num, Strict
 from .nodes import Greylisting
+from .quota import Quota
+from .reading import Reading
 from .units import Seconds
 
 
-__all__ = ["DNSFailure", "Device", "Domain", "MXChange", "MXRecord", "Retrieval"]
+__all__ = ["Access", "DNSFailure", "Device", "DeviceType", "Domain", "MXChange", "MXRecord", "Retrieval"]
 
 
 class MXRecord(Strict):
@@ -57,17 +59,57 @@ class Device(Strict):
         return self
 
 
-class Retrieval(Strict):
-    """How a domain's people read their mail (shares are normalised).
+Access = Literal["imap", "pop3", "webmail"]
 
-    With no protocol given, the shares are IMAP 0.5, POP3 0.1 and webmail 0.4; once any
-    protocol is given, the ones left out have share 0.
+
+class DeviceType(Strict):
+    """One kind of device a domain's people may have (a phone, a desktop...).
+
+    Each person has a device of this type with probability ``share`` (drawn once per
+    person and type from a hash: no memory per person). ``access`` is how it reads mail;
+    ``sync`` how an IMAP device learns of new mail (IDLE push or polling; POP3 always
+    polls, webmail sees the store at once).
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    share: Num = Field(ge=0, le=1, description="probability that a person has one")
+    access: Access
+    sync: Literal["idle", "poll"] = Field("poll", description="imap: IDLE push or polling; pop3 always polls")
+    poll_interval: Seconds = Field(600, ge=1, le=MAX_TIME, description="Thunderbird checks every 10 min")
+    phase: Seconds | None = Field(
+        None, ge=0, le=MAX_TIME, description="seconds into the cycle of every device's checks; default random"
+    )
+    # POP3 only: Thunderbird's account wizard and Outlook 2010+ leave a copy 14 days.
+    leave_on_server: bool = Field(True, description="pop3: keep the server copy after download")
+    delete_after: Seconds | None = Field(
+        1209600, ge=0, le=MAX_TIME, description="pop3 with leave_on_server: remove the server copy after; null: never"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeviceType:
+        if self.phase is not None and self.phase >= self.poll_interval:
+            raise ValueError(f"phase ({self.phase}) must be below poll_interval")
+        if self.sync == "idle" and self.access != "imap":
+            raise ValueError(f"sync: idle needs access: imap, not {self.access}")
+        return self
+
+
+class Retrieval(Strict):
+    """How a domain's people read their mail.
+
+    Either ``devices:`` (each person has each type with its own share; a person who
+    draws none has the first type), or the older one-device form ``imap/pop3/webmail``
+    (each person has exactly one device, chosen by the shares, normalised). With neither,
+    the shares are IMAP 0.5, POP3 0.1 and webmail 0.4; once any protocol is given, the
+    ones left out have share 0.
     """
 
     @model_validator(mode="before")
     @classmethod
     def _left_out_means_unused(cls, data: Any) -> Any:
         if isinstance(data, dict) and any(p in data for p in ("imap", "pop3", "webmail")):
+            if data.get("devices") is not None:
+                raise ValueError("give either devices: or imap/pop3/webmail shares, not both")
             data = dict(data)
             for protocol in ("imap", "pop3", "webmail"):
                 data.setdefault(protocol, {"share": 0})
@@ -77,12 +119,35 @@ class Retrieval(Strict):
     imap: Device = Field(default_factory=lambda: Device(share=0.5))
     pop3: Device = Field(default_factory=lambda: Device(share=0.1))
     webmail: Device = Field(default_factory=lambda: Device(share=0.4))
+    devices: list[DeviceType] | None = Field(
+        None, description="device types people have, each with its own share; replaces imap/pop3/webmail"
+    )
+    reading: Reading | None = Field(None, description="when people look at their mail and reply; absent: not modelled")
 
     @model_validator(mode="after")
     def _some_share(self) -> Retrieval:
-        if self.imap.share + self.pop3.share + self.webmail.share <= 0:
+        if self.devices is not None:
+            if not self.devices:
+                raise ValueError("devices: is empty; give at least one device type")
+            names = [d.name for d in self.devices]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"device type {twice[0]!r} is listed twice")
+        elif self.imap.share + self.pop3.share + self.webmail.share <= 0:
             raise ValueError("imap, pop3 and webmail shares are all zero")
         return self
+
+    def device_types(self) -> tuple[list[DeviceType], bool]:
+        """The device types, and whether a person has exactly one of them (the older
+        one-device form, chosen by normalised shares) rather than each with its share."""
+        if self.devices is not None:
+            return self.devices, False
+        total = self.imap.share + self.pop3.share + self.webmail.share
+        legacy = [
+            DeviceType(name=name, share=d.share / total, access=name, poll_interval=d.poll_interval, phase=d.phase)
+            for name, d in (("imap", self.imap), ("pop3", self.pop3), ("webmail", self.webmail))
+        ]
+        return legacy, True
 
 
 class Domain(Strict):
@@ -96,6 +161,7 @@ class Domain(Strict):
     unknown_recipient_rate: Num = Field(0.0, ge=0, le=1)
     discard_rate: Num = Field(0.0, ge=0, le=1, description="accepted, silently dropped")
     retrieval: Retrieval | None = None
+    quota: Quota | None = Field(None, description="per-mailbox quota; absent: mailboxes never fill")
     utc_offset: Num = Field(
         0, ge=-12, le=14, description="hours ahead of UTC of its people's clocks (daily profiles)"
     )

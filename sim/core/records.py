@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..mail.smtp import Reply
 
 __all__ = [
+    "ACCESS",
     "ACTIONS",
     "ATTEMPT_COLUMNS",
     "BOUNCED",
@@ -85,6 +86,8 @@ REASONS = (TOO_LARGE, UNKNOWN_RECIPIENT, EXPIRED, DISCARDED, NO_MAIL, DOMAIN_NOT
 # Where a delivered row went in its mailbox (the `folder` column); JUNK is written when a
 # receiver junks a row, INBOX is every other delivered row (filled in when the table is made).
 FOLDERS = ("inbox", "junk")
+# How the device that first had a delivered row reads mail (the `access` column).
+ACCESS = ("imap", "pop3", "webmail")
 INBOX, JUNK = range(2)
 
 NAN = float("nan")
@@ -181,7 +184,9 @@ MESSAGE_COLUMNS = (
     Column("submitted", "d", NAN),
     Column("accepted", "d", NAN),
     Column("delivered", "d", NAN),
-    Column("retrieved", "d", NAN),
+    Column("retrieved", "d", NAN),  # the first of the recipient's devices has it
+    Column("synced", "d", NAN),  # every one of the recipient's devices has it (NaN: one never will)
+    Column("read", "d", NAN),  # the recipient first looks at it
     Column("ended", "d", NAN),
     Column("status", "B", IN_FLIGHT, STATUSES),
     Column("attempts", "I", 0),
@@ -190,6 +195,7 @@ MESSAGE_COLUMNS = (
     Column("reason", "I", 0, "reasons"),
     Column("mx_host", "I", 0, "nodes"),
     Column("where", "I", 0, "nodes"),
+    Column("access", "b", -1, ACCESS),  # how the device that first had it reads mail; -1: none
     Column("folder", "b", -1, FOLDERS),  # a delivered row's; -1: not delivered
     Column("copies", "B", 0),  # times put into a mailbox (filled in at the end): 2 or more is a duplicate
 )
@@ -533,8 +539,21 @@ class Recorder:
         return self._kind[mid]
 
     def retrieved(self, mid: int, t: float) -> None:
-        """The recipient's device has the message (NaN: not within the run)."""
+        """The recipient's first device has the message (NaN: not within the run)."""
         self._retrieved[mid] = t
+
+    def synced(self, mid: int, t: float) -> None:
+        """Every one of the recipient's devices has the message (NaN: not within the
+        run, or one never will: a POP3 device took it off the server first)."""
+        self._messages.arrays["synced"][mid] = t
+
+    def read(self, mid: int, t: float) -> None:
+        """The recipient first looks at the message (NaN: not within the run)."""
+        self._messages.arrays["read"][mid] = t
+
+    def access(self, mid: int, code: int) -> None:
+        """How the device that first had the message reads mail (an index of ``ACCESS``)."""
+        self._messages.arrays["access"][mid] = code
 
     def ended(self, mid: int, status: int, t: float, reason: str = "") -> None:
         """Record how and when message ``mid`` ended; then it can be dropped.

@@ -1,25 +1,32 @@
-"""Recipients' devices: IMAP and POP3 clients that poll, and webmail that shows at once.
+"""Recipients' devices: IMAP clients that poll or IDLE, POP3 clients that take mail
+off the server, and webmail that shows the store at once.
 
-Each of a domain's people reads with one protocol (drawn once per person from the
-domain's shares) and, for polling protocols, checks at a fixed phase in the polling
-cycle (drawn once per person). Retrieval time is then a formula, not an event loop:
-the next check at or after delivery, plus the fetch session on the path from the
-mailbox store to the person's device.
+Each of a domain's people has one or more devices (drawn once per person and device
+type from a hash of the person: no memory per person), each checking at a fixed phase
+of its polling cycle. When a message is stored, when each device has it is a formula,
+not an event loop: the device's next check at or after storage, plus the fetch session
+on the path from the mailbox store to the device. A POP3 device that does not leave a
+copy deletes the server's copy when it downloads it, so devices that would look later
+never see the message (:class:`Copies`). What follows from these times (reading,
+replies, quotas, device loss) plugs in as hooks (:attr:`Readers.hooks`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import Retrieval
+from ..config import DeviceType, Retrieval
 from ..core.component import Context
-from ..core.records import Message
+from ..core.records import ACCESS, Message
 
-__all__ = ["IMAP", "POP3", "Readers", "WEBMAIL", "next_poll", "person_uniforms"]
+__all__ = ["ACCESS", "Copies", "IMAP", "POP3", "Readers", "WEBMAIL", "next_poll", "person_uniforms"]
 
 IMAP, POP3, WEBMAIL = range(3)
+INF = math.inf
 
 
 def next_poll(t: float, phase: float, interval: float) -> float:
@@ -55,19 +62,64 @@ def _splitmix(x: int) -> int:
     return z ^ (z >> 31)
 
 
+@dataclass(slots=True)
+class Copies:
+    """What one recipient's devices do with one stored message (times are absolute
+    and may lie past the run's horizon; ``INF``: never).
+
+    ``kinds`` are the person's devices (indexes into :attr:`Readers.types`), ``times``
+    when each has the message: ``INF`` for a device whose first look comes after the
+    server's copy is gone. ``server_until`` is when a POP3 device removes the server's
+    copy (``INF``: kept). ``first`` is the position in ``kinds`` of the device that had
+    it first (-1: none ever will).
+    """
+
+    person: int
+    kinds: tuple[int, ...]
+    times: list[float]
+    server_until: float
+    first: int
+
+    @property
+    def retrieved(self) -> float:
+        """When the first device has it (``INF``: never)."""
+        return self.times[self.first] if self.first >= 0 else INF
+
+    @property
+    def synced(self) -> float:
+        """When every one of the person's devices has it (``INF``: one never will)."""
+        return max(self.times)
+
+    def holders(self, types: list[DeviceType]) -> list[int]:
+        """Positions in ``kinds`` of the devices that keep a copy once the server's is
+        gone: the POP3 devices that downloaded it (IMAP devices drop theirs with the
+        server's). Empty while the server keeps it."""
+        if self.server_until == INF:
+            return []
+        return [
+            i for i, (k, t) in enumerate(zip(self.kinds, self.times))
+            if types[k].access == "pop3" and t <= self.server_until
+        ]
+
+
+Hook = Callable[[Message, Copies, float], None]
+
+
 class Readers:
     """The people of one domain and the devices they read mail with."""
 
     def __init__(self, ctx: Context, spec: Retrieval, domain: str, store: str) -> None:
-        shares = np.array([spec.imap.share, spec.pop3.share, spec.webmail.share], dtype=float)
-        cumulative = np.cumsum(shares / shares.sum())
-        self.cut = (float(cumulative[0]), float(cumulative[1]))  # imap below, then pop3
-        self.interval = (spec.imap.poll_interval, spec.pop3.poll_interval, 0.0)
-        # A person's checks sit at a fixed point of the cycle, spread evenly over it
+        types, self.one_each = spec.device_types()
+        self.types: list[DeviceType] = types
+        self.access = tuple(ACCESS.index(t.access) for t in types)
+        shares = np.array([t.share for t in types], dtype=float)
+        # One device per person (older form): the cumulative shares pick it.
+        self.cumulative = tuple(float(c) for c in np.cumsum(shares / shares.sum())) if self.one_each else ()
+        self.shares = tuple(float(x) for x in shares)
+        self.interval = tuple(float(t.poll_interval) for t in types)
+        # A device's checks sit at a fixed point of its cycle, spread evenly over it
         # unless the scenario pins it; kept as a fraction of the cycle.
-        self.fixed = tuple(
-            None if d.phase is None else d.phase / d.poll_interval for d in (spec.imap, spec.pop3)
-        ) + (None,)
+        self.fixed = tuple(None if t.phase is None else t.phase / t.poll_interval for t in types)
         self._streams, dialogues = ctx.streams, ctx.dialogues
         self._domain = domain
         # Both streams are made when first needed: most of a big world's domains may
@@ -79,6 +131,9 @@ class Readers:
         self.client = spec.client  # where the devices attach
         self.rounds = (dialogues.imap, dialogues.pop3, dialogues.webmail)
         self.horizon = ctx.horizon
+        # What follows from a stored message's copies (reading, replies, quotas, device
+        # loss): called once per stored row, in order; none unless a capability needs it.
+        self.hooks: list[Hook] = []
         # Mail delivered while no path joined the devices to their store (a link fault):
         # retrieved at the first poll after a path is back (``_reconnected``).
         self._env, self._recorder = ctx.env, ctx.recorder
@@ -98,27 +153,79 @@ class Readers:
             self._loss = self._streams.generator("devices", self._domain, "loss")
         return self._loss
 
-    def device(self, person: int) -> tuple[int, float]:
-        """A person's protocol (IMAP, POP3 or WEBMAIL) and phase as a fraction of the cycle."""
+    def devices(self, person: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """A person's devices (indexes into :attr:`types`) and each one's phase as a
+        fraction of its cycle."""
         u, phase = person_uniforms(self.key, person)
-        proto = IMAP if u < self.cut[0] else POP3 if u < self.cut[1] else WEBMAIL
-        return proto, phase
+        if self.one_each:
+            cumulative = self.cumulative
+            k = 0
+            while k < len(cumulative) - 1 and u >= cumulative[k]:
+                k += 1
+            return (k,), (phase,)
+        kinds: list[int] = []
+        phases: list[float] = []
+        for k, share in enumerate(self.shares):
+            uk, pk = person_uniforms(self.key ^ _splitmix(k + 1), person)
+            if uk < share:
+                kinds.append(k)
+                phases.append(pk)
+        if not kinds:  # everyone reads mail somehow: the first type
+            kinds.append(0)
+            phases.append(person_uniforms(self.key ^ _splitmix(1), person)[1])
+        return tuple(kinds), tuple(phases)
 
-    def retrieved_at(self, msg: Message, delivered: float) -> float:
-        """When the recipient's device has ``msg``, or NaN if after the run's horizon."""
-        proto, phase = self.device(msg.user)
-        if proto == WEBMAIL:
-            t = delivered
-        else:
-            interval = self.interval[proto]
-            fraction = self.fixed[proto]
-            t = next_poll(delivered, (phase if fraction is None else fraction) * interval, interval)
+    def check_at(self, k: int, phase: float, t: float) -> float:
+        """When a device of type ``k`` (phase as a fraction of its cycle) next looks at
+        the server at or after ``t``: at once for webmail and IDLE, else its next poll."""
+        dt = self.types[k]
+        if dt.access == "webmail" or dt.sync == "idle":
+            return t
+        interval = self.interval[k]
+        fraction = self.fixed[k]
+        return next_poll(t, (phase if fraction is None else fraction) * interval, interval)
+
+    def copies(self, msg: Message, t: float) -> Copies:
+        """When each of the recipient's devices has ``msg``, stored at ``t``."""
+        kinds, phases = self.devices(msg.user)
         link = self.network.link(self.store, self.client)
-        if not link.up:  # cut off from the store: read when a path is back, if ever
+        loss = self._lossy() if link.loss > 0.0 else None
+        times = []
+        for k, phase in zip(kinds, phases):
+            times.append(self.check_at(k, phase, t) + link.time(self.rounds[self.access[k]], msg.size, loss))
+        server_until = INF
+        for k, phase, tk in zip(kinds, phases, times):
+            dt = self.types[k]
+            if dt.access != "pop3":
+                continue
+            if not dt.leave_on_server:
+                gone = tk
+            elif dt.delete_after is not None:
+                gone = self.check_at(k, phase, tk + dt.delete_after)
+            else:
+                continue
+            server_until = min(server_until, gone)
+        if server_until < INF:
+            times = [tk if tk <= server_until else INF for tk in times]
+        first = min(range(len(times)), key=times.__getitem__)
+        return Copies(msg.user, kinds, times, server_until, first if times[first] < INF else -1)
+
+    def stored(self, msg: Message, t: float) -> None:
+        """``msg`` is in its mailbox at ``t``: record when its devices have it, then run
+        the hooks."""
+        if not self.network.link(self.store, self.client).up:  # cut off: when a path is back, if ever
             self._wait_for_path(msg)
-            return math.nan
-        t += link.time(self.rounds[proto], msg.size, self._lossy() if link.loss > 0.0 else None)
-        return t if t <= self.horizon else math.nan
+            return
+        c = self.copies(msg, t)
+        rec, horizon = self._recorder, self.horizon
+        first = c.retrieved
+        rec.retrieved(msg.id, first if first <= horizon else math.nan)
+        last = c.synced
+        rec.synced(msg.id, last if last <= horizon else math.nan)
+        if c.first >= 0:
+            rec.access(msg.id, self.access[c.kinds[c.first]])
+        for hook in self.hooks:
+            hook(msg, c, t)
 
     def _wait_for_path(self, msg: Message) -> None:
         self.cut_off.append(msg)
@@ -142,4 +249,4 @@ class Readers:
         rec = self._recorder
         for msg in waiting:
             if rec.status(msg.id) == "delivered":  # not destroyed meanwhile (its store's disk)
-                rec.retrieved(msg.id, self.retrieved_at(msg, now))
+                self.stored(msg, now)

@@ -104,4 +104,4 @@ class Mailbox:
             self.kept.append((msg.id, msg.hop + 1))
         readers = msg.domain.readers
         if readers is not None and first:  # a duplicate is read as one, the first
-            rec.retrieved(msg.id, readers.retrieved_at(msg, now))
+            readers.stored(msg, now)

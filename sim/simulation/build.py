@@ -236,6 +236,8 @@ def _build(
             domain.mailbox = ctx.nodes[spec.mailbox]
             if spec.retrieval is not None and spec.users > 0:
                 domain.readers = Readers(ctx, spec.retrieval, spec.name, spec.mailbox)
+    # What follows a stored message plugs into its domain's readers as hooks
+    # (sim.mail.devices.Readers.hooks): reading and replies, quotas, device loss.
     sources = [TrafficSource(ctx, spec) for spec in scenario.workload]
     monitors = None
     if sample_every is not None:
