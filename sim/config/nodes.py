@@ -662,6 +662,10 @@ class MailboxNode(NodeBase):
     id: NodeId
     concurrency: Int = Field(32, gt=0, le=MAX_WORKERS, description="concurrent mailbox writes")
     write: TimeDistribution = Field(default=TimeConstant(value=0.005), description="one write")
+    # Capacity (issue 11): the store's disk, shared by every mailbox on it (sim.mail.quota).
+    size: Bytes | None = Field(
+        None, gt=0, le=MAX_SIZE, description="bytes the store holds; full, its MX answers 452 4.3.1; none: no limit"
+    )
 
 
 Node = Annotated[

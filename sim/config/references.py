@@ -117,6 +117,8 @@ def check_references(sc: Scenario) -> None:
         servers(f"{p}.ns", dom.ns)
         if dom.mailbox is not None:
             need(f"{p}.mailbox", dom.mailbox, "mailbox")
+        elif dom.quota is not None:
+            raise ScenarioError(f"{p}.quota", f"domain {dom.name!r} has a quota but no mailbox to count it in")
         if dom.retrieval is not None:
             need(f"{p}.retrieval.client", dom.retrieval.client, "client")
         if dom.users > 0:

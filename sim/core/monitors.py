@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -140,6 +141,9 @@ class Monitors:
         self.every = every
         self.end = end
         self.levels: dict[tuple[str, str], Level] = {}
+        # Who feeds levels lazily (changes worked out after the fact, in time order) and
+        # must bring them up to a time before they are closed: called with that time.
+        self.flushes: list[Callable[[float], None]] = []
 
     def level(self, component: str, metric: str, value: float = 0.0) -> Level:
         """A new level for ``metric`` of ``component``, starting at ``value`` at time 0."""
@@ -151,6 +155,8 @@ class Monitors:
 
     def close(self, now: float) -> None:
         """Close every level's grid intervals up to ``now`` (call it at the end of a run)."""
+        for flush in self.flushes:
+            flush(now)
         for level in self.levels.values():
             level.close(now)
 

@@ -9,7 +9,7 @@ is needed until something happens on the device (see ``sim.mail.devices``).
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -20,6 +20,9 @@ from ..core.faults import Failure, Halts
 from ..core.monitors import Level, Monitors
 from ..core.queues import Slots
 from ..core.records import Message
+
+if TYPE_CHECKING:
+    from .quota import StoreCapacity
 
 __all__ = ["Mailbox"]
 
@@ -47,10 +50,16 @@ class Mailbox:
         )
         self.kept: list[tuple[int, int]] | None = [] if losable else None
         self.destroyed = 0
+        # Capacity (sim.mail.quota): the store's size, and its occupancy when the run
+        # keeps one (a size here or a quota on one of its domains; None: nothing counted).
+        self.size = spec.size
+        self.capacity: StoreCapacity | None = None
 
     def monitor(self, monitors: Monitors) -> None:
-        """Follow writes in progress as a level (``timeseries.parquet``)."""
+        """Follow writes in progress (and occupancy, when kept) as levels (``timeseries.parquet``)."""
         self._writes_level = monitors.level(self.id, "writes")
+        if self.capacity is not None:
+            self.capacity.monitor(monitors)
 
     def start(self) -> None:
         """Nothing to start: writes run in the MX's scanner that hands the message over."""
@@ -60,8 +69,12 @@ class Mailbox:
         return 0
 
     def stats(self) -> dict[str, float]:
-        """Messages stored, and those destroyed with a lost disk before retrieval."""
-        return {"stored": self.stored, "destroyed": self.destroyed}
+        """Messages stored, those destroyed with a lost disk before retrieval, and the
+        occupancy figures when kept."""
+        stats: dict[str, float] = {"stored": self.stored, "destroyed": self.destroyed}
+        if self.capacity is not None:
+            stats.update(self.capacity.stats(self.env.now))
+        return stats
 
     def fail(self, failure: Failure) -> None:
         """A fault takes the store down: it takes no LMTP hand-off (a crash cuts those in
@@ -104,4 +117,6 @@ class Mailbox:
             self.kept.append((msg.id, msg.hop + 1))
         readers = msg.domain.readers
         if readers is not None and first:  # a duplicate is read as one, the first
-            readers.stored(msg, now)
+            readers.stored(msg, now)  # its hooks count it when capacity is kept
+        elif first and self.capacity is not None:  # nobody reads it: it stays
+            self.capacity.kept(msg, now)

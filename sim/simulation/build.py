@@ -29,6 +29,7 @@ from ..core.rng import Streams
 from ..core.sessions import Sessions
 from ..mail.devices import Readers
 from ..mail.domains import Directory
+from ..mail.quota import Capacity
 from ..mail.senders import TrafficSource
 from ..mail.smtp import Dialogues
 from ..world.faults import FaultSchedule, cuts_sessions
@@ -238,6 +239,8 @@ def _build(
                 domain.readers = Readers(ctx, spec.retrieval, spec.name, spec.mailbox)
     # What follows a stored message plugs into its domain's readers as hooks
     # (sim.mail.devices.Readers.hooks): reading and replies, quotas, device loss.
+    if Capacity.wanted(ctx):  # quotas and store sizes: nothing made, no cost, without them
+        Capacity.build(ctx)
     sources = [TrafficSource(ctx, spec) for spec in scenario.workload]
     monitors = None
     if sample_every is not None:
