@@ -274,3 +274,41 @@ def test_a_quota_needs_a_mailbox() -> None:
     with pytest.raises(ScenarioError) as info:
         parse_scenario(data)
     assert str(info.value) == "domains[nomail.example].quota: domain 'nomail.example' has a quota but no mailbox to count it in"
+
+
+def test_levels_read_mid_run_include_the_frees_due() -> None:
+    """As above, read at t = 1900 with no store or RCPT since 1501.6291: message 2's
+    free at 1800.649 is in the level all the same (the monitors ask for the frees due
+    before they close their intervals)."""
+    model = build(parse_scenario(pop3(world({**FULL_AFTER_FIRST, "full_tempfail_for": None}))), sample_every=100)
+    model.run(until=1900)
+    ts = model.timeseries()
+    assert ts is not None
+    occupancy = ts[(ts["component"] == "store") & (ts["metric"] == "occupancy")].set_index("time")
+    assert occupancy.index[-1] == 1900.0
+    assert occupancy.loc[1800.0, "value"] == 105_000 and occupancy.loc[1900.0, "value"] == 95_000
+    assert occupancy.loc[1900.0, "mean"] == pytest.approx((105_000 * POP3 + 95_000 * (100 - POP3)) / 100, abs=1e-6)
+
+
+def test_the_example_of_docs_quotas_runs_as_it_says() -> None:
+    """docs/quotas.md's scenario: every reply it names happens, the books balance, the
+    store's figures add up."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "quotas.md").read_text()
+    example = [b for b in re.findall(r"```yaml\n(.*?)```", page, flags=re.S) if "topology:" in b and "workload:" in b]
+    assert len(example) == 1
+    result = run(parse_scenario(yaml.safe_load(example[0])), trace=True, sample_every=3600)
+    rows = result.messages
+    check_books(rows)
+    replies = set(result.attempts["enhanced"])
+    assert {"4.2.2", "5.2.2", "4.3.1", "2.0.0"} <= replies
+    bounced = rows[(rows["status"] == "bounced") & (rows["kind"] == "person")]
+    assert len(bounced) > 0 and set(bounced["reason"]) == {"mailbox full"}
+    assert set(rows.loc[rows["kind"] == "dsn", "parent_id"].astype(int)) == set(bounced.index)
+    stats = result.stats["mailbox"]["store"]
+    assert 20 * 1_800_000 < stats["occupancy"] <= stats["peak_occupancy"] <= 40_000_000
+    assert stats["refused_store_full"] > 0 and stats["refused_quota_permanent"] == len(rows[rows["reason"] == "mailbox full"])
