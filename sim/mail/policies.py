@@ -25,6 +25,9 @@ policy            phase    reply
                            ``greylisting`` block)
 ``DomainGreylist`` RCPT    the same, by the recipient domain's own table (the domain's
                            ``greylisting`` block), shared by all its MX hosts
+``RoomCheck``     RCPT     452 4.3.1 for a full store, 452 4.2.2 / 552 5.2.2 for a full
+                           mailbox (store capacity: ``sim.mail.quota``, added last to
+                           every MX when a quota or a store size is set)
 ================  =======  =================================================
 
 Rate limits per sending IP and per sender domain (Postfix anvil's, the MX's
