@@ -312,3 +312,35 @@ def test_the_example_of_docs_quotas_runs_as_it_says() -> None:
     stats = result.stats["mailbox"]["store"]
     assert 20 * 1_800_000 < stats["occupancy"] <= stats["peak_occupancy"] <= 40_000_000
     assert stats["refused_store_full"] > 0 and stats["refused_quota_permanent"] == len(rows[rows["reason"] == "mailbox full"])
+
+
+def test_starting_shares_spread_per_person_and_add_up_exactly() -> None:
+    """initial 0.2, initial_max 1.4 over 3000 people: each mailbox starts with
+    floor(storage x (0.2 + 1.2 u)), u the person's splitmix uniform (the devices' hash,
+    sim.mail.devices.person_uniforms, here as the independent scalar reference); the
+    store starts with their exact sum (worked out on numpy slices) and with the full
+    ones counted; the shares span the range with the mean near 0.8."""
+    from sim.mail.devices import person_uniforms
+
+    data = world({"storage": 1_000_000, "initial": 0.2, "initial_max": 1.4})
+    data["domains"][0]["users"] = 3000
+    model = build(parse_scenario(data), sample_every=100)
+    quota = model.node("store").capacity.quotas[0]
+    held = [float(int(1_000_000 * (0.2 + 1.2 * person_uniforms(quota.key, p)[0]))) for p in range(3000)]
+    assert [quota.initial(p) for p in range(3000)] == held
+    assert model.node("store").capacity.used == sum(held) and quota.full == sum(h >= 1_000_000 for h in held)
+    assert min(held) >= 200_000 and max(held) < 1_400_000
+    assert sum(held) / 3000 == pytest.approx(800_000, rel=0.03)
+    assert quota.full / 3000 == pytest.approx(1 / 3, abs=0.03)  # shares >= 1: 0.4 of 1.2
+    full = quota.full
+    model.run()
+    ts = model.timeseries()
+    assert ts is not None
+    # Nothing is stored before 100.9131: the levels over [0, 100) are the starting ones.
+    first = ts[(ts["component"] == "store") & (ts["time"] == 100.0)].set_index("metric")
+    assert first.loc["occupancy", "mean"] == sum(held) and first.loc["full_mailboxes", "mean"] == full
+
+
+def test_initial_max_below_initial_is_refused() -> None:
+    with pytest.raises(ScenarioError, match=r"initial_max \(0.1\) must be at least initial \(0.5\)"):
+        parse_scenario(world({"initial": 0.5, "initial_max": 0.1}))

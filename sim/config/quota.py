@@ -7,7 +7,7 @@ default comes from.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import MAX_TIME, Num, Strict
 from .units import Bytes, Seconds
@@ -38,5 +38,15 @@ class Quota(Strict):
         description="seconds a full mailbox answers 452 4.2.2 before 552 5.2.2; 0: 552 at once; null: always 452",
     )
     initial: Num = Field(
-        0.0, ge=0, le=10, description="share of its storage every mailbox holds when the run starts"
+        0.0, ge=0, le=10, description="share of its storage a mailbox holds when the run starts (the least, with initial_max)"
     )
+    initial_max: Num | None = Field(
+        None, ge=0, le=10,
+        description="each mailbox's starting share uniform on [initial, initial_max], per person; none: initial for all",
+    )
+
+    @model_validator(mode="after")
+    def _spread(self) -> Quota:
+        if self.initial_max is not None and self.initial_max < self.initial:
+            raise ValueError(f"initial_max ({self.initial_max:g}) must be at least initial ({self.initial:g})")
+        return self

@@ -37,8 +37,11 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..config.quota import Quota
 from ..core.monitors import Level, Monitors
+from .devices import person_uniforms
 from .smtp import NO_SPACE, Phase, Reply
 
 if TYPE_CHECKING:
@@ -71,33 +74,57 @@ class MailboxQuota:
 
     ``mailboxes`` holds ``[used, full_since]`` for each person whose mailbox changed
     (``full_since``: when it reached its quota, NaN while under it); a person not in it
-    holds ``start`` bytes, the domain's ``initial`` share.
+    holds what it started with (:meth:`initial`): ``initial`` x ``storage`` bytes, or,
+    with ``initial_max``, a share uniform on [``initial``, ``initial_max``] drawn from a
+    hash of the person (``key``), so that no memory is kept per person.
     """
 
-    __slots__ = ("limit", "ceiling", "tempfail", "start", "since", "users", "mailboxes", "full",
-                 "deferred", "bounced")
+    __slots__ = ("limit", "ceiling", "tempfail", "start", "span", "key", "users", "mailboxes", "full",
+                 "total", "deferred", "bounced")
 
-    def __init__(self, spec: Quota, users: int) -> None:
+    def __init__(self, spec: Quota, users: int, key: int = 0) -> None:
         self.limit = float(spec.storage)
         self.ceiling = self.limit * (1.0 + spec.quota_grace)  # what the last message may reach
         self.tempfail = INF if spec.full_tempfail_for is None else float(spec.full_tempfail_for)
-        self.start = float(math.floor(spec.initial * spec.storage))  # whole bytes: sums stay exact
-        self.since = 0.0 if self.start >= self.limit else NAN  # an untouched mailbox's full_since
+        self.start = spec.initial
+        self.span = 0.0 if spec.initial_max is None else spec.initial_max - spec.initial
+        self.key = key
         self.users = users
         self.mailboxes: dict[int, list[float]] = {}
-        self.full = users if self.start >= self.limit else 0  # mailboxes at or over quota now
+        # The mailboxes' bytes at t = 0 and how many of them start full: one pass over
+        # the people (vectorised) when the shares differ, none when they are alike.
+        if self.span == 0.0:
+            each = self.initial(0)
+            self.total = each * users
+            self.full = users if each >= self.limit else 0
+        else:
+            self.total, self.full = _initial_totals(self, users)
         self.deferred = 0  # RCPTs answered 452 4.2.2
         self.bounced = 0  # RCPTs answered 552 5.2.2
+
+    def initial(self, person: int) -> float:
+        """Bytes ``person``'s mailbox holds when the run starts (whole bytes: sums stay exact)."""
+        share = self.start
+        if self.span:
+            share = share + self.span * person_uniforms(self.key, person)[0]
+        return float(math.floor(self.limit * share))
 
     def used(self, person: int) -> float:
         """Bytes in ``person``'s mailbox now (frees due applied by the store)."""
         entry = self.mailboxes.get(person)
-        return self.start if entry is None else entry[0]
+        return self.initial(person) if entry is None else entry[0]
+
+    def _entry(self, person: int) -> list[float]:
+        """``[used, full_since]`` of ``person``'s mailbox (a new list for one untouched)."""
+        entry = self.mailboxes.get(person)
+        if entry is None:
+            used = self.initial(person)
+            entry = [used, 0.0 if used >= self.limit else NAN]
+        return entry
 
     def answer(self, person: int, size: float, now: float) -> Reply | None:
         """None when ``size`` more bytes fit ``person``'s mailbox, else 452 or 552."""
-        entry = self.mailboxes.get(person)
-        used, since = (self.start, self.since) if entry is None else entry
+        used, since = self._entry(person)
         limit = self.limit
         if used + size <= limit or (used < limit and used + size <= self.ceiling):
             return None
@@ -112,10 +139,7 @@ class MailboxQuota:
     def change(self, person: int, delta: float, t: float) -> int:
         """``person``'s mailbox grows by ``delta`` bytes (shrinks: negative) at ``t``;
         the change in the number of full mailboxes (-1, 0 or 1)."""
-        mailboxes = self.mailboxes
-        entry = mailboxes.get(person)
-        if entry is None:
-            entry = mailboxes[person] = [self.start, self.since]
+        entry = self.mailboxes[person] = self._entry(person)
         before = entry[0]
         after = entry[0] = before + delta
         limit = self.limit
@@ -126,10 +150,37 @@ class MailboxQuota:
         elif after < limit <= before:
             entry[1] = NAN
             crossed = -1
-        if after == self.start and crossed <= 0 and self.start < limit:
-            del mailboxes[person]  # as it started: keep only mailboxes that changed
+        if after < limit and after == self.initial(person):
+            del self.mailboxes[person]  # as it started: keep only mailboxes that changed
         self.full += crossed
         return crossed
+
+
+# People per slice when the starting shares of a domain's mailboxes are summed.
+_SLICE = 1 << 20
+
+
+def _initial_totals(quota: MailboxQuota, users: int) -> tuple[float, int]:
+    """The bytes all of ``quota``'s mailboxes start with, and how many start full: the
+    same hash and arithmetic as :meth:`MailboxQuota.initial`, on numpy slices."""
+    total, full = 0.0, 0
+    key = np.uint64(quota.key)
+    for first in range(0, users, _SLICE):
+        people = np.arange(first, min(first + _SLICE, users), dtype=np.uint64)
+        z = _splitmix_array(key ^ _splitmix_array(people))
+        u = (_splitmix_array(z) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        held = np.floor(quota.limit * (quota.start + quota.span * u))
+        total += float(held.sum())
+        full += int((held >= quota.limit).sum())
+    return total, full
+
+
+def _splitmix_array(x: np.ndarray) -> np.ndarray:
+    """``sim.mail.devices._splitmix`` on an array of uint64 (wrapping as the scalar masks)."""
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 # A free waiting in a store's heap: (when, row id, the mailbox's quota or None, person, bytes).
@@ -146,7 +197,7 @@ class StoreCapacity:
         self.domains: dict[Domain, MailboxQuota | None] = {}
         self.size = INF if size is None else float(size)
         self.quotas = quotas
-        self.used = sum(q.start * q.users for q in quotas)  # the mailboxes' content at t = 0
+        self.used = sum(q.total for q in quotas)  # the mailboxes' content at t = 0
         self.peak = self.used
         self.frees: list[Free] = []
         self.refused = 0  # RCPTs answered 452 4.3.1
@@ -268,7 +319,12 @@ class Capacity:
             if store is None or store.id not in involved:
                 continue
             spec = domain.spec.quota
-            quota = None if spec is None else MailboxQuota(spec, domain.users)
+            quota = None
+            if spec is not None:
+                # The key of the per-person hash of starting shares: drawn only when they differ.
+                key = 0 if spec.initial_max is None else int(
+                    ctx.streams.generator("quota", domain.name, "initial").integers(0, 2**63))
+                quota = MailboxQuota(spec, domain.users, key)
             if quota is not None:
                 quotas[store.id].append(quota)
             by_domain[domain] = quota
