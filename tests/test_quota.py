@@ -312,6 +312,8 @@ def test_the_example_of_docs_quotas_runs_as_it_says() -> None:
     stats = result.stats["mailbox"]["store"]
     assert 20 * 1_800_000 < stats["occupancy"] <= stats["peak_occupancy"] <= 40_000_000
     assert stats["refused_store_full"] > 0 and stats["refused_quota_permanent"] == len(rows[rows["reason"] == "mailbox full"])
+    again = run(parse_scenario(yaml.safe_load(example[0])), trace=True, sample_every=3600)
+    assert again.messages.equals(rows) and again.timeseries.equals(result.timeseries)  # same seed, same run
 
 
 def test_starting_shares_spread_per_person_and_add_up_exactly() -> None:
@@ -344,3 +346,20 @@ def test_starting_shares_spread_per_person_and_add_up_exactly() -> None:
 def test_initial_max_below_initial_is_refused() -> None:
     with pytest.raises(ScenarioError, match=r"initial_max \(0.1\) must be at least initial \(0.5\)"):
         parse_scenario(world({"initial": 0.5, "initial_max": 0.1}))
+
+
+def test_every_mx_host_asks_the_same_mailbox() -> None:
+    """Two MX hosts (10: mx, 20: mx2, alike): message 1's mailbox is full, so mx answers
+    452 4.2.2 at S = 200.39 (try_next); after its QUIT (200.39 + 0.256) the session with
+    mx2 starts at 200.646 and gets 452 too: deferred. The quota is the domain's, not a
+    host's."""
+    data = world({**FULL_AFTER_FIRST, "full_tempfail_for": None}, drain=200)
+    data["topology"]["nodes"].append({**node(data, "mx"), "id": "mx2"})
+    data["topology"]["edges"].append({"a": "r", "b": "mx2", "latency": 0.015, "bandwidth": 5.0e6})
+    data["domains"][0]["mx"].append({"host": "mx2", "preference": 20})
+    result = run(parse_scenario(data), trace=True)
+    check_books(result.messages)
+    t = tries(result, 1)
+    assert list(t["dst"]) == ["mx", "mx2"] and list(t["host_order"]) == [1, 2]
+    assert list(t["start"]) == pytest.approx([200.39, 200.39 + DEFER], abs=1e-9)
+    assert list(t["outcome"]) == ["try_next", "deferred"] and set(t["enhanced"]) == {"4.2.2"}
