@@ -25,6 +25,8 @@ class Quota(Strict):
     ``quota_grace``). A message that does not fit is refused at RCPT: ``452 4.2.2`` while
     the mailbox has been full for less than ``full_tempfail_for`` seconds, ``552 5.2.2``
     after (0: at once, Dovecot's default and Yahoo's answer; null: never, Gmail's).
+    Mailboxes start with ``initial`` x ``storage`` bytes, or with a share uniform on
+    [``initial``, ``initial_max``] drawn per person.
     """
 
     storage: Bytes = Field(
@@ -38,7 +40,8 @@ class Quota(Strict):
         description="seconds a full mailbox answers 452 4.2.2 before 552 5.2.2; 0: 552 at once; null: always 452",
     )
     initial: Num = Field(
-        0.0, ge=0, le=10, description="share of its storage a mailbox holds when the run starts (the least, with initial_max)"
+        0.0, ge=0, le=10,
+        description="share of its storage a mailbox holds when the run starts (the least, with initial_max)",
     )
     initial_max: Num | None = Field(
         None, ge=0, le=10,

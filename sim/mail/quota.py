@@ -39,9 +39,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config.nodes import MailboxNode
 from ..config.quota import Quota
 from ..core.monitors import Level, Monitors
 from .devices import person_uniforms
+from .mailbox import Mailbox
+from .mx import MX
 from .smtp import NO_SPACE, Phase, Reply
 
 if TYPE_CHECKING:
@@ -211,6 +214,12 @@ class StoreCapacity:
         self._full = monitors.level(self.store, "full_mailboxes", self.full_mailboxes)
         monitors.flushes.append(self.advance)
 
+    def add(self, quota: MailboxQuota) -> None:
+        """A domain with a quota keeps its mailboxes here (before the run starts)."""
+        self.quotas.append(quota)
+        self.used += quota.total
+        self.peak = max(self.peak, self.used)
+
     @property
     def full_mailboxes(self) -> int:
         """Mailboxes at or over their quota now (as of the last frees applied)."""
@@ -269,6 +278,10 @@ class StoreCapacity:
         }
 
 
+# What the MX asks for a recipient domain: its store's capacity and its quota (or None).
+Room = tuple[StoreCapacity, "MailboxQuota | None"]
+
+
 class RoomCheck:
     """The MX's RCPT rule for store capacity: asks the recipient's store (None for a
     domain on a store without capacity)."""
@@ -276,7 +289,7 @@ class RoomCheck:
     phase = Phase.RCPT
     __slots__ = ("rooms",)
 
-    def __init__(self, rooms: dict[Domain, tuple[StoreCapacity, MailboxQuota | None]]) -> None:
+    def __init__(self, rooms: dict[Domain, Room]) -> None:
         self.rooms = rooms
 
     def check(self, server: ServerState, client: str, msg: Message | None, now: float) -> Reply | None:
@@ -290,34 +303,31 @@ class Capacity:
     """A run's store capacity: every store that has a ``size`` or a domain with a
     ``quota``, and the MX rule that asks them."""
 
-    def __init__(self, stores: dict[str, StoreCapacity], rooms: dict[Domain, tuple[StoreCapacity, MailboxQuota | None]]) -> None:
+    def __init__(self, stores: dict[str, StoreCapacity], rooms: dict[Domain, Room]) -> None:
         self.stores = stores
         self.check = RoomCheck(rooms)
 
     @classmethod
     def wanted(cls, ctx: Context) -> bool:
         """Whether the scenario has any quota or store size (else nothing is made)."""
-        sc = ctx.scenario
-        return any(d.quota is not None for d in sc.domains) or any(
-            getattr(n, "size", None) is not None and n.kind == "mailbox" for n in sc.topology.nodes
-        )
+        return any(d.quota is not None for d in ctx.scenario.domains) or bool(_sized(ctx))
 
     @classmethod
     def build(cls, ctx: Context) -> Capacity:
         """Make the stores' capacities, hook them into the domains' readers (or their
         store, for a domain whose people have no devices) and add the rule to every MX."""
-        from .mailbox import Mailbox
-        from .mx import MX
-
-        involved = {d.mailbox.id for d in ctx.domains if d.mailbox is not None and d.spec.quota is not None}
-        involved |= {n.id for n in ctx.scenario.topology.nodes if n.kind == "mailbox" and getattr(n, "size", None) is not None}
-        quotas: dict[str, list[MailboxQuota]] = {s: [] for s in involved}
-        rooms: dict[Domain, tuple[StoreCapacity, MailboxQuota | None]] = {}
-        by_domain: dict[Domain, MailboxQuota | None] = {}
-        for domain in ctx.domains:
-            store = domain.mailbox
-            if store is None or store.id not in involved:
+        counted = {d.mailbox.id for d in ctx.domains if d.mailbox is not None and d.spec.quota is not None}
+        counted |= _sized(ctx)
+        rooms: dict[Domain, Room] = {}
+        stores: dict[str, StoreCapacity] = {}
+        for store_id in sorted(counted):
+            node = ctx.nodes[store_id]
+            assert isinstance(node, Mailbox)
+            stores[store_id] = node.capacity = StoreCapacity(store_id, node.size, [])
+        for domain in ctx.domains:  # every domain on a counted store counts in its bytes
+            if domain.mailbox is None or domain.mailbox.id not in counted:
                 continue
+            capacity = stores[domain.mailbox.id]
             spec = domain.spec.quota
             quota = None
             if spec is not None:
@@ -325,16 +335,7 @@ class Capacity:
                 key = 0 if spec.initial_max is None else int(
                     ctx.streams.generator("quota", domain.name, "initial").integers(0, 2**63))
                 quota = MailboxQuota(spec, domain.users, key)
-            if quota is not None:
-                quotas[store.id].append(quota)
-            by_domain[domain] = quota
-        stores: dict[str, StoreCapacity] = {}
-        for store_id in sorted(involved):
-            node = ctx.nodes[store_id]
-            assert isinstance(node, Mailbox)
-            stores[store_id] = node.capacity = StoreCapacity(store_id, node.size, quotas[store_id])
-        for domain, quota in by_domain.items():
-            capacity = stores[domain.mailbox.id]
+                capacity.add(quota)
             rooms[domain] = (capacity, quota)
             capacity.domains[domain] = quota
             if domain.readers is not None:  # a domain without devices: Mailbox.store asks kept()
@@ -344,6 +345,11 @@ class Capacity:
             if isinstance(component, MX):
                 component.add_policy(made.check)
         return made
+
+
+def _sized(ctx: Context) -> set[str]:
+    """The stores given a ``size``."""
+    return {n.id for n in ctx.scenario.topology.nodes if isinstance(n, MailboxNode) and n.size is not None}
 
 
 def _hook(capacity: StoreCapacity, quota: MailboxQuota | None) -> Callable[[Message, Copies, float], None]:
