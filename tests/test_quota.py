@@ -363,3 +363,16 @@ def test_every_mx_host_asks_the_same_mailbox() -> None:
     assert list(t["dst"]) == ["mx", "mx2"] and list(t["host_order"]) == [1, 2]
     assert list(t["start"]) == pytest.approx([200.39, 200.39 + DEFER], abs=1e-9)
     assert list(t["outcome"]) == ["try_next", "deferred"] and set(t["enhanced"]) == {"4.2.2"}
+
+
+def test_mail_nobody_reads_counts_and_stays() -> None:
+    """A domain whose people have no devices (no retrieval): its mail still counts
+    (the store itself reports it) and is never freed: message 0 fills the mailbox,
+    1 and 2 bounce at once (full_tempfail_for 0)."""
+    data = world(FULL_AFTER_FIRST)
+    del data["domains"][0]["retrieval"]
+    result = run(parse_scenario(data))
+    check_books(result.messages)
+    assert list(result.messages["status"][:3]) == ["delivered", "bounced", "bounced"]
+    stats = result.stats["mailbox"]["store"]
+    assert stats["occupancy"] == 105_000 and stats["full_mailboxes"] == 1
