@@ -13,7 +13,7 @@ from .reading import Reading
 from .units import Seconds
 
 
-__all__ = ["Access", "DNSFailure", "Device", "DeviceType", "Domain", "MXChange", "MXRecord", "Retrieval"]
+__all__ = ["Access", "Asleep", "DNSFailure", "Device", "DeviceType", "Domain", "MXChange", "MXRecord", "Retrieval"]
 
 
 class MXRecord(Strict):
@@ -62,6 +62,23 @@ class Device(Strict):
 Access = Literal["imap", "pop3", "webmail"]
 
 
+class Asleep(Strict):
+    """A daily stretch of the domain's local time (its ``utc_offset``) in which a device
+    is off or asleep (a phone at night, an office desktop after work): it checks nothing
+    and is told nothing, and syncs when it wakes at ``end_hour``. Hours of the day, 0 to
+    24 (fractions allowed: 6.5 is 06:30); ``end_hour`` below ``start_hour`` spans midnight.
+    Numbers rather than "23:00": YAML reads an unquoted 23:00 as the number 1380."""
+
+    start_hour: Num = Field(ge=0, lt=24, description="local hour the device goes to sleep")
+    end_hour: Num = Field(ge=0, lt=24, description="local hour it wakes and syncs")
+
+    @model_validator(mode="after")
+    def _a_stretch(self) -> Asleep:
+        if self.start_hour == self.end_hour:
+            raise ValueError(f"start_hour and end_hour are both {self.start_hour:g}: give a stretch of the day")
+        return self
+
+
 class DeviceType(Strict):
     """One kind of device a domain's people may have (a phone, a desktop...).
 
@@ -84,6 +101,12 @@ class DeviceType(Strict):
     delete_after: Seconds | None = Field(
         1209600, ge=0, le=MAX_TIME, description="pop3 with leave_on_server: remove the server copy after; null: never"
     )
+    # IMAP IDLE: the client ends IDLE and issues it again at least every 29 min (RFC 2177
+    # section 3); a client cut off from its server notices then and reconnects.
+    idle_refresh: Seconds = Field(
+        1740, ge=1, le=MAX_TIME, description="idle: seconds between re-issued IDLE commands (RFC 2177: 29 min)"
+    )
+    asleep: Asleep | None = Field(None, description="a daily stretch of local time the device is off; none: always on")
 
     @model_validator(mode="after")
     def _consistent(self) -> DeviceType:
