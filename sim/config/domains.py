@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import MAX_TIME, MAX_USERS, Int, NodeId, Num, Strict
 from .nodes import Greylisting
@@ -72,6 +72,19 @@ class Asleep(Strict):
     start_hour: Num = Field(ge=0, lt=24, description="local hour the device goes to sleep")
     end_hour: Num = Field(ge=0, lt=24, description="local hour it wakes and syncs")
 
+    @field_validator("start_hour", "end_hour", mode="before")
+    @classmethod
+    def _an_hour(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("give the local hour as a number (23:30 is 23.5)")
+        if isinstance(value, int) and not isinstance(value, bool) and 60 <= value < 1440:
+            # YAML 1.1 reads an unquoted 23:00 as sexagesimal: 23 * 60 = 1380.
+            raise ValueError(
+                f"{value} is not an hour of the day: YAML reads an unquoted 23:00 as {value}; "
+                "write the hour as a number (23, or 23.5 for 23:30)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _a_stretch(self) -> Asleep:
         if self.start_hour == self.end_hour:
@@ -94,7 +107,8 @@ class DeviceType(Strict):
     sync: Literal["idle", "poll"] = Field("poll", description="imap: IDLE push or polling; pop3 always polls")
     poll_interval: Seconds = Field(600, ge=1, le=MAX_TIME, description="Thunderbird checks every 10 min")
     phase: Seconds | None = Field(
-        None, ge=0, le=MAX_TIME, description="seconds into the cycle of every device's checks; default random"
+        None, ge=0, le=MAX_TIME,
+        description="seconds into the cycle of every device's checks (idle: its re-issued IDLEs); default random",
     )
     # POP3 only: Thunderbird's account wizard and Outlook 2010+ leave a copy 14 days.
     leave_on_server: bool = Field(True, description="pop3: keep the server copy after download")
@@ -110,11 +124,18 @@ class DeviceType(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> DeviceType:
-        if self.phase is not None and self.phase >= self.poll_interval:
-            raise ValueError(f"phase ({self.phase}) must be below poll_interval")
         if self.sync == "idle" and self.access != "imap":
             raise ValueError(f"sync: idle needs access: imap, not {self.access}")
+        # An IDLE client's cycle is its re-issued IDLE, a poller's its polls.
+        cycle = "idle_refresh" if self.sync == "idle" else "poll_interval"
+        if self.phase is not None and self.phase >= getattr(self, cycle):
+            raise ValueError(f"phase ({self.phase}) must be below {cycle}")
         return self
+
+    @property
+    def cycle(self) -> float:
+        """Seconds between the checks its ``phase`` places: re-issued IDLEs or polls."""
+        return float(self.idle_refresh if self.sync == "idle" else self.poll_interval)
 
 
 class Retrieval(Strict):

@@ -126,7 +126,7 @@ class Readers:
         self.interval = tuple(float(t.poll_interval) for t in types)
         # A device's checks sit at a fixed point of its cycle, spread evenly over it
         # unless the scenario pins it; kept as a fraction of the cycle.
-        self.fixed = tuple(None if t.phase is None else t.phase / t.poll_interval for t in types)
+        self.fixed = tuple(None if t.phase is None else t.phase / t.cycle for t in types)
         # How each type learns of new mail, once, so the per-row path reads tuples.
         self.idle = tuple(t.access == "imap" and t.sync == "idle" for t in types)
         self.webmail = tuple(t.access == "webmail" for t in types)
