@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
 from .base import MAX_TIME, MAX_USERS, Int, NodeId, Num, Strict
 from .nodes import Greylisting
@@ -180,6 +180,16 @@ class Retrieval(Strict):
         elif self.imap.share + self.pop3.share + self.webmail.share <= 0:
             raise ValueError("imap, pop3 and webmail shares are all zero")
         return self
+
+    @model_serializer(mode="wrap")
+    def _one_form(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A scenario written with devices: dumps (mailflow show, sweeps) without the older
+        # form's default shares, which would read back as both forms at once.
+        data = handler(self)
+        if self.devices is not None and isinstance(data, dict):
+            for protocol in ("imap", "pop3", "webmail"):
+                data.pop(protocol, None)
+        return data
 
     def device_types(self) -> tuple[list[DeviceType], bool]:
         """The device types, and whether a person has exactly one of them (the older
