@@ -387,3 +387,20 @@ def test_bad_devices_input_is_one_line_naming_the_key(
     code, out, err = cli(["run", str(path), "--out", str(tmp_path / "out")], capsys)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert f"domains[example.org].retrieval.{key}" in err
+
+
+def test_the_summary_has_a_sync_leg_and_splits_retrieval_by_access() -> None:
+    # The POP3 desktop takes every message off the server at 600.649; the IMAP phone
+    # never has them: the sync leg never completes (censored at the horizon, as "never"
+    # cannot be told from "later"), the retrieval leg ends at the POP3 download.
+    pop3 = {"name": "desktop", "access": "pop3", "poll_interval": 600, "phase": 0, "leave_on_server": False}
+    imap = {"name": "phone", "access": "imap", "poll_interval": 1800, "phase": 0}
+    res = run(parse_scenario(with_devices(pop3, imap, drain=1000)))
+    s = res.summary()
+    assert s.times.loc["sync", "count"] == 0 and s.times.loc["sync", "censored"] == 3
+    assert s.times.loc["retrieval", "count"] == 3
+    split = s.access
+    assert split is not None and list(split.index) == ["pop3"] and split.loc["pop3", "rows"] == 3
+    waits = [600 + POP3_S - delivered(mid) for mid in range(3)]
+    assert split.loc["pop3", "mean"] == pytest.approx(sum(waits) / 3, abs=ABS)
+    assert "retrieval by the first device's access" in str(s)
