@@ -404,3 +404,21 @@ def test_the_summary_has_a_sync_leg_and_splits_retrieval_by_access() -> None:
     waits = [600 + POP3_S - delivered(mid) for mid in range(3)]
     assert split.loc["pop3", "mean"] == pytest.approx(sum(waits) / 3, abs=ABS)
     assert "retrieval by the first device's access" in str(s)
+
+
+def test_the_example_of_docs_devices_md_is_valid() -> None:
+    """docs/devices.md's yaml block: its retrieval validates as written (the python block
+    of that page runs in tests/test_docs.py)."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from sim.config import Retrieval
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "devices.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", page, flags=re.S)
+    retrieval = Retrieval.model_validate(yaml.safe_load(block)["domains"][0]["retrieval"])
+    types, one_each = retrieval.device_types()
+    assert [t.name for t in types] == ["desktop", "android", "iphone", "laptop"] and not one_each
+    assert types[1].idle_refresh == 1440 and types[2].asleep is not None and not types[3].leave_on_server
