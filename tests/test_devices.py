@@ -422,3 +422,18 @@ def test_the_example_of_docs_devices_md_is_valid() -> None:
     types, one_each = retrieval.device_types()
     assert [t.name for t in types] == ["desktop", "android", "iphone", "laptop"] and not one_each
     assert types[1].idle_refresh == 1440 and types[2].asleep is not None and not types[3].leave_on_server
+
+
+def test_two_pop3_devices_that_both_downloaded_both_hold_copies() -> None:
+    # Two POP3 devices that delete: the desktop looks at 600 (removal at its QUIT,
+    # 600.649), the laptop at 600.3, before that QUIT: it downloads too, its session
+    # ending after the removal (600.949). Both hold the only copies; the IMAP phone
+    # looking at 1800 has none.
+    desktop = {"name": "desktop", "access": "pop3", "poll_interval": 600, "phase": 0, "leave_on_server": False}
+    laptop = {**desktop, "name": "laptop", "phase": 0.3}
+    phone = {"name": "phone", "access": "imap", "poll_interval": 1800, "phase": 0}
+    domain, readers = readers_of(with_devices(desktop, laptop, phone))
+    c = readers.copies(Message(0, domain, 0, 10_000, None), 100.0)
+    assert c.server_until == pytest.approx(600 + POP3_S, abs=ABS)
+    assert c.times == pytest.approx([600 + POP3_S, 600.3 + POP3_S, math.inf], abs=ABS)
+    assert c.holders(readers.types) == [0, 1]

@@ -101,13 +101,13 @@ class Copies:
 
     def holders(self, types: list[DeviceType]) -> list[int]:
         """Positions in ``kinds`` of the devices that keep a copy once the server's is
-        gone: the POP3 devices that downloaded it (IMAP devices drop theirs with the
-        server's). Empty while the server keeps it."""
+        gone: the POP3 devices that downloaded it (each looked before the removal; IMAP
+        devices drop theirs with the server's). Empty while the server keeps it."""
         if self.server_until == INF:
             return []
         return [
             i for i, (k, t) in enumerate(zip(self.kinds, self.times))
-            if types[k].access == "pop3" and t <= self.server_until
+            if types[k].access == "pop3" and t < INF
         ]
 
 
@@ -295,7 +295,8 @@ class Readers:
         told at once (one way more: one round trip in all), webmail shows it after its
         request, a polling client at its next poll plus a session, a device asleep when
         it wakes plus a session. POP3 keeps no flags on the server: never (``INF``).
-        Exact (no retransmissions drawn): reading it changes no random stream.
+        Exact (no retransmissions drawn): reading it changes no random stream. The
+        path is taken as it is now (``INF`` while none joins the store and the client).
         """
         kinds, phases = self.devices(person)
         if k not in kinds:
