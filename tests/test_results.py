@@ -37,7 +37,7 @@ def test_api_returns_messages_and_summary() -> None:
     assert row["censored"] == 0 and not row[[c for c in s.times.columns if c.endswith("_censored")]].any()
     assert row["p50"] == pytest.approx(d.median())
     assert list(s.times.index) == [
-        "delivery", "submission", "relay", "local delivery", "retrieval", "end to end",
+        "delivery", "submission", "relay", "local delivery", "retrieval", "sync", "end to end",
     ]
     assert "delivered" in str(s)
 

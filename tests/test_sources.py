@@ -205,6 +205,7 @@ def test_round_trips_are_sourced() -> None:
         "imap": d.imap,
         "pop3": d.pop3,
         "webmail": d.webmail,
+        "imap_idle": d.imap_idle,
     }
     for name, total in totals.items():
         assert name in table, f"no row for `{name}`"

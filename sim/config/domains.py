@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
 from .base import MAX_TIME, MAX_USERS, Int, NodeId, Num, Strict
 from .nodes import Greylisting
@@ -13,7 +13,7 @@ from .reading import Reading
 from .units import Seconds
 
 
-__all__ = ["Access", "DNSFailure", "Device", "DeviceType", "Domain", "MXChange", "MXRecord", "Retrieval"]
+__all__ = ["Access", "Asleep", "DNSFailure", "Device", "DeviceType", "Domain", "MXChange", "MXRecord", "Retrieval"]
 
 
 class MXRecord(Strict):
@@ -62,6 +62,36 @@ class Device(Strict):
 Access = Literal["imap", "pop3", "webmail"]
 
 
+class Asleep(Strict):
+    """A daily stretch of the domain's local time (its ``utc_offset``) in which a device
+    is off or asleep (a phone at night, an office desktop after work): it checks nothing
+    and is told nothing, and syncs when it wakes at ``end_hour``. Hours of the day, 0 to
+    24 (fractions allowed: 6.5 is 06:30); ``end_hour`` below ``start_hour`` spans midnight.
+    Numbers rather than "23:00": YAML reads an unquoted 23:00 as the number 1380."""
+
+    start_hour: Num = Field(ge=0, lt=24, description="local hour the device goes to sleep")
+    end_hour: Num = Field(ge=0, lt=24, description="local hour it wakes and syncs")
+
+    @field_validator("start_hour", "end_hour", mode="before")
+    @classmethod
+    def _an_hour(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("give the local hour as a number (23:30 is 23.5)")
+        if isinstance(value, int) and not isinstance(value, bool) and 60 <= value < 1440:
+            # YAML 1.1 reads an unquoted 23:00 as sexagesimal: 23 * 60 = 1380.
+            raise ValueError(
+                f"{value} is not an hour of the day: YAML reads an unquoted 23:00 as {value}; "
+                "write the hour as a number (23, or 23.5 for 23:30)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _a_stretch(self) -> Asleep:
+        if self.start_hour == self.end_hour:
+            raise ValueError(f"start_hour and end_hour are both {self.start_hour:g}: give a stretch of the day")
+        return self
+
+
 class DeviceType(Strict):
     """One kind of device a domain's people may have (a phone, a desktop...).
 
@@ -77,21 +107,35 @@ class DeviceType(Strict):
     sync: Literal["idle", "poll"] = Field("poll", description="imap: IDLE push or polling; pop3 always polls")
     poll_interval: Seconds = Field(600, ge=1, le=MAX_TIME, description="Thunderbird checks every 10 min")
     phase: Seconds | None = Field(
-        None, ge=0, le=MAX_TIME, description="seconds into the cycle of every device's checks; default random"
+        None, ge=0, le=MAX_TIME,
+        description="seconds into the cycle of every device's checks (idle: its re-issued IDLEs); default random",
     )
     # POP3 only: Thunderbird's account wizard and Outlook 2010+ leave a copy 14 days.
     leave_on_server: bool = Field(True, description="pop3: keep the server copy after download")
     delete_after: Seconds | None = Field(
         1209600, ge=0, le=MAX_TIME, description="pop3 with leave_on_server: remove the server copy after; null: never"
     )
+    # IMAP IDLE: the client ends IDLE and issues it again at least every 29 min (RFC 2177
+    # section 3); a client cut off from its server notices then and reconnects.
+    idle_refresh: Seconds = Field(
+        1740, ge=1, le=MAX_TIME, description="idle: seconds between re-issued IDLE commands (RFC 2177: 29 min)"
+    )
+    asleep: Asleep | None = Field(None, description="a daily stretch of local time the device is off; none: always on")
 
     @model_validator(mode="after")
     def _consistent(self) -> DeviceType:
-        if self.phase is not None and self.phase >= self.poll_interval:
-            raise ValueError(f"phase ({self.phase}) must be below poll_interval")
         if self.sync == "idle" and self.access != "imap":
             raise ValueError(f"sync: idle needs access: imap, not {self.access}")
+        # An IDLE client's cycle is its re-issued IDLE, a poller's its polls.
+        cycle = "idle_refresh" if self.sync == "idle" else "poll_interval"
+        if self.phase is not None and self.phase >= getattr(self, cycle):
+            raise ValueError(f"phase ({self.phase}) must be below {cycle}")
         return self
+
+    @property
+    def cycle(self) -> float:
+        """Seconds between the checks its ``phase`` places: re-issued IDLEs or polls."""
+        return float(self.idle_refresh if self.sync == "idle" else self.poll_interval)
 
 
 class Retrieval(Strict):
@@ -136,6 +180,16 @@ class Retrieval(Strict):
         elif self.imap.share + self.pop3.share + self.webmail.share <= 0:
             raise ValueError("imap, pop3 and webmail shares are all zero")
         return self
+
+    @model_serializer(mode="wrap")
+    def _one_form(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A scenario written with devices: dumps (mailflow show, sweeps) without the older
+        # form's default shares, which would read back as both forms at once.
+        data = handler(self)
+        if self.devices is not None and isinstance(data, dict):
+            for protocol in ("imap", "pop3", "webmail"):
+                data.pop(protocol, None)
+        return data
 
     def device_types(self) -> tuple[list[DeviceType], bool]:
         """The device types, and whether a person has exactly one of them (the older

@@ -226,6 +226,15 @@ def print_summary(results: Results, console: Console = out) -> None:
         )
     console.print(times)
     console.print(summary.note(), style="dim", highlight=False)
+    if summary.access is not None and len(summary.access) > 1:  # one access method says nothing new
+        split = Table(title="retrieval by the first device's access (rows retrieved)", title_justify="left")
+        for col in ("access", "rows", "share", "mean", "p50", "p95"):
+            split.add_column(col, justify="left" if col == "access" else "right")
+        for access, row in summary.access.iterrows():
+            split.add_row(
+                str(access), f"{int(row['rows']):,}", f"{row['share']:.1%}", *(_fmt(row[c]) for c in ("mean", "p50", "p95"))
+            )
+        console.print(split)
 
 
 @app.command("run")

@@ -4,17 +4,20 @@ off the server, and webmail that shows the store at once.
 Each of a domain's people has one or more devices (drawn once per person and device
 type from a hash of the person: no memory per person), each checking at a fixed phase
 of its polling cycle. When a message is stored, when each device has it is a formula,
-not an event loop: the device's next check at or after storage, plus the fetch session
-on the path from the mailbox store to the device. A POP3 device that does not leave a
-copy deletes the server's copy when it downloads it, so devices that would look later
-never see the message (:class:`Copies`). What follows from these times (reading,
-replies, quotas, device loss) plugs in as hooks (:attr:`Readers.hooks`).
+not an event loop: the device's look at the server (at once for webmail and an IDLE
+client that is connected, else its next poll; a device asleep looks when it wakes),
+plus the session on the path from the mailbox store to the device (an IDLE client,
+already logged in, only ends IDLE and fetches). A POP3 device that does not leave a
+copy deletes the server's copy when its session ends, so devices that look later never
+see the message (:class:`Copies`). What follows from these times (reading, replies,
+quotas, device loss) plugs in as hooks (:attr:`Readers.hooks`); a flag set on one
+device reaches another at :meth:`Readers.next_sync`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,11 +25,13 @@ import numpy as np
 from ..config import DeviceType, Retrieval
 from ..core.component import Context
 from ..core.records import ACCESS, Message
+from ..world.links import Link
 
 __all__ = ["ACCESS", "Copies", "IMAP", "POP3", "Readers", "WEBMAIL", "next_poll", "person_uniforms"]
 
 IMAP, POP3, WEBMAIL = range(3)
 INF = math.inf
+HOUR, DAY = 3600.0, 86400.0
 
 
 def next_poll(t: float, phase: float, interval: float) -> float:
@@ -37,6 +42,8 @@ def next_poll(t: float, phase: float, interval: float) -> float:
 
 
 _MASK = (1 << 64) - 1
+_SECOND = 0xD1B54A32D192ED03  # sets a person's second uniform apart from the first
+_TO_UNIT = 2.0**-32  # 32 random bits to a uniform in [0, 1)
 
 
 def person_uniforms(key: int, person: int) -> tuple[float, float]:
@@ -50,7 +57,7 @@ def person_uniforms(key: int, person: int) -> tuple[float, float]:
     # output equal person p+1's first (splitmix's state advances by the same constant).
     z = _splitmix(key ^ _splitmix(person))
     a = _splitmix(z)
-    b = _splitmix(z ^ 0xD1B54A32D192ED03)
+    b = _splitmix(z ^ _SECOND)
     return (a >> 11) * 2.0**-53, (b >> 11) * 2.0**-53
 
 
@@ -68,10 +75,11 @@ class Copies:
     and may lie past the run's horizon; ``INF``: never).
 
     ``kinds`` are the person's devices (indexes into :attr:`Readers.types`), ``times``
-    when each has the message: ``INF`` for a device whose first look comes after the
-    server's copy is gone. ``server_until`` is when a POP3 device removes the server's
-    copy (``INF``: kept). ``first`` is the position in ``kinds`` of the device that had
-    it first (-1: none ever will).
+    when each has the message (its session over): ``INF`` for a device whose look comes
+    at or after the server's copy is gone. ``server_until`` is when a POP3 device
+    removes the server's copy (``INF``: kept). ``first`` is the position in ``kinds`` of
+    the device that had it first (-1: none ever will). ``looks`` is when each device's
+    session began (its look at the server; empty when not kept).
     """
 
     person: int
@@ -79,6 +87,7 @@ class Copies:
     times: list[float]
     server_until: float
     first: int
+    looks: Sequence[float] = ()
 
     @property
     def retrieved(self) -> float:
@@ -92,13 +101,13 @@ class Copies:
 
     def holders(self, types: list[DeviceType]) -> list[int]:
         """Positions in ``kinds`` of the devices that keep a copy once the server's is
-        gone: the POP3 devices that downloaded it (IMAP devices drop theirs with the
-        server's). Empty while the server keeps it."""
+        gone: the POP3 devices that downloaded it (each looked before the removal; IMAP
+        devices drop theirs with the server's). Empty while the server keeps it."""
         if self.server_until == INF:
             return []
         return [
             i for i, (k, t) in enumerate(zip(self.kinds, self.times))
-            if types[k].access == "pop3" and t <= self.server_until
+            if types[k].access == "pop3" and t < INF
         ]
 
 
@@ -119,7 +128,21 @@ class Readers:
         self.interval = tuple(float(t.poll_interval) for t in types)
         # A device's checks sit at a fixed point of its cycle, spread evenly over it
         # unless the scenario pins it; kept as a fraction of the cycle.
-        self.fixed = tuple(None if t.phase is None else t.phase / t.poll_interval for t in types)
+        self.fixed = tuple(None if t.phase is None else t.phase / t.cycle for t in types)
+        # How each type learns of new mail, once, so the per-row path reads tuples.
+        self.idle = tuple(t.access == "imap" and t.sync == "idle" for t in types)
+        self.webmail = tuple(t.access == "webmail" for t in types)
+        self.refresh = tuple(float(t.idle_refresh) for t in types)
+        # Daily stretches asleep in seconds of local time; the domain's clock offset.
+        self.asleep = tuple(
+            None if t.asleep is None else (t.asleep.start_hour * HOUR, t.asleep.end_hour * HOUR) for t in types
+        )
+        self.offset = float(ctx.domains[domain].spec.utc_offset) * HOUR
+        # POP3 types that take the server's copy away: (leave_on_server, delete_after).
+        self.removes = tuple(
+            t.access == "pop3" and (not t.leave_on_server or t.delete_after is not None) for t in types
+        )
+        self._mix = tuple(_splitmix(k + 1) for k in range(len(types)))
         self._streams, dialogues = ctx.streams, ctx.dialogues
         self._domain = domain
         # Both streams are made when first needed: most of a big world's domains may
@@ -130,6 +153,7 @@ class Readers:
         self.store = store  # where the mail is fetched from
         self.client = spec.client  # where the devices attach
         self.rounds = (dialogues.imap, dialogues.pop3, dialogues.webmail)
+        self.idle_rounds = dialogues.imap_idle
         self.horizon = ctx.horizon
         # What follows from a stored message's copies (reading, replies, quotas, device
         # loss): called once per stored row, in order; none unless a capability needs it.
@@ -156,68 +180,159 @@ class Readers:
     def devices(self, person: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
         """A person's devices (indexes into :attr:`types`) and each one's phase as a
         fraction of its cycle."""
-        u, phase = person_uniforms(self.key, person)
+        key = self.key
         if self.one_each:
-            cumulative = self.cumulative
-            k = 0
-            while k < len(cumulative) - 1 and u >= cumulative[k]:
-                k += 1
-            return (k,), (phase,)
+            u, phase = person_uniforms(key, person)
+            return (self._one(u),), (phase,)
+        # One 64-bit hash per type: its high 32 bits decide whether the person has one,
+        # its low 32 bits the phase (a 600 s cycle in steps of 0.14 us); the person's own
+        # mix is made once. Two uniforms from one hash halve the cost of three types.
+        z = _splitmix(key ^ _splitmix(person))
         kinds: list[int] = []
         phases: list[float] = []
         for k, share in enumerate(self.shares):
-            uk, pk = person_uniforms(self.key ^ _splitmix(k + 1), person)
-            if uk < share:
+            h = _splitmix(z ^ self._mix[k])
+            if (h >> 32) * _TO_UNIT < share:
                 kinds.append(k)
-                phases.append(pk)
-        if not kinds:  # everyone reads mail somehow: the first type
+                phases.append((h & 0xFFFFFFFF) * _TO_UNIT)
+        if not kinds:  # everyone reads mail somehow: the first type, at its own phase
             kinds.append(0)
-            phases.append(person_uniforms(self.key ^ _splitmix(1), person)[1])
+            phases.append((_splitmix(z ^ self._mix[0]) & 0xFFFFFFFF) * _TO_UNIT)
         return tuple(kinds), tuple(phases)
+
+    def _one(self, u: float) -> int:
+        """The one device type (older form) a person's uniform picks."""
+        cumulative = self.cumulative
+        k = 0
+        while k < len(cumulative) - 1 and u >= cumulative[k]:
+            k += 1
+        return k
+
+    def awake(self, k: int, t: float) -> float:
+        """``t``, or when a device of type ``k`` asleep at ``t`` wakes (local time)."""
+        window = self.asleep[k]
+        if window is None:
+            return t
+        start, end = window
+        local = (t + self.offset) % DAY
+        if start < end:
+            return t + (end - local) if start <= local < end else t
+        if local >= start:  # asleep past midnight
+            return t + (DAY - local) + end
+        return t + (end - local) if local < end else t
+
+    def _look(self, k: int, phase: float, t: float, reconnect: bool = False) -> tuple[float, bool]:
+        """When a device of type ``k`` looks at the server for mail stored at ``t``, and
+        whether that is an IDLE push (no login) rather than a session of its own."""
+        if self.webmail[k]:
+            when, push = t, False
+        elif self.idle[k]:
+            fraction = self.fixed[k]
+            if reconnect:  # the old connection is dead: noticed at the next re-issued IDLE
+                refresh = self.refresh[k]
+                when, push = next_poll(t, (phase if fraction is None else fraction) * refresh, refresh), False
+            else:
+                when, push = t, True
+        else:
+            interval = self.interval[k]
+            fraction = self.fixed[k]
+            when, push = next_poll(t, (phase if fraction is None else fraction) * interval, interval), False
+        if self.asleep[k] is not None:
+            woken = self.awake(k, when)
+            if woken != when:  # asleep: it syncs on waking, a session of its own
+                return woken, False
+        return when, push
 
     def check_at(self, k: int, phase: float, t: float) -> float:
         """When a device of type ``k`` (phase as a fraction of its cycle) next looks at
-        the server at or after ``t``: at once for webmail and IDLE, else its next poll."""
-        dt = self.types[k]
-        if dt.access == "webmail" or dt.sync == "idle":
-            return t
-        interval = self.interval[k]
-        fraction = self.fixed[k]
-        return next_poll(t, (phase if fraction is None else fraction) * interval, interval)
+        the server at or after ``t``: at once for webmail and IDLE, else its next poll;
+        a device asleep looks when it wakes."""
+        return self._look(k, phase, t)[0]
 
-    def copies(self, msg: Message, t: float) -> Copies:
-        """When each of the recipient's devices has ``msg``, stored at ``t``."""
+    def _session(self, k: int, push: bool, size: float, link: Link, loss: np.random.Generator | None) -> float:
+        """Seconds from a device's look to having a message of ``size`` bytes."""
+        if push:  # the untagged EXISTS travels one way, then DONE and UID FETCH
+            return link.latency + link.time(self.idle_rounds, size, loss)
+        return link.time(self.rounds[self.access[k]], size, loss)
+
+    def copies(self, msg: Message, t: float, reconnect: bool = False) -> Copies:
+        """When each of the recipient's devices has ``msg``, stored at ``t`` (or, with
+        ``reconnect``, waiting since before ``t`` for a path that came back at ``t``)."""
         kinds, phases = self.devices(msg.user)
         link = self.network.link(self.store, self.client)
         loss = self._lossy() if link.loss > 0.0 else None
+        looks = []
         times = []
         for k, phase in zip(kinds, phases):
-            times.append(self.check_at(k, phase, t) + link.time(self.rounds[self.access[k]], msg.size, loss))
-        server_until = INF
-        for k, phase, tk in zip(kinds, phases, times):
+            when, push = self._look(k, phase, t, reconnect)
+            looks.append(when)
+            times.append(when + self._session(k, push, msg.size, link, loss))
+        server_until, remover = INF, -1
+        for i, k in enumerate(kinds):
+            if not self.removes[k]:
+                continue
             dt = self.types[k]
-            if dt.access != "pop3":
-                continue
-            if not dt.leave_on_server:
-                gone = tk
-            elif dt.delete_after is not None:
-                gone = self.check_at(k, phase, tk + dt.delete_after)
-            else:
-                continue
-            server_until = min(server_until, gone)
-        if server_until < INF:
-            times = [tk if tk <= server_until else INF for tk in times]
+            if dt.leave_on_server:  # removed at the session of the first poll after the age
+                later = self._look(k, phases[i], times[i] + (dt.delete_after or 0.0))[0]
+                gone = later + link.time(self.rounds[POP3], 0, None)
+            else:  # DELE takes effect at the QUIT ending the download (RFC 1939)
+                gone = times[i]
+            if gone < server_until:
+                server_until, remover = gone, i
+        if remover >= 0:
+            # A device that looks at or after the removal finds nothing; the remover had it.
+            times = [
+                tk if i == remover or looks[i] < server_until else INF for i, tk in enumerate(times)
+            ]
         first = min(range(len(times)), key=times.__getitem__)
-        return Copies(msg.user, kinds, times, server_until, first if times[first] < INF else -1)
+        return Copies(msg.user, kinds, times, server_until, first if times[first] < INF else -1, looks)
+
+    def next_sync(self, person: int, k: int, t: float) -> float:
+        """When the person's device of type ``k`` sees a change (a flag: read, deleted,
+        moved) made at ``t`` on another of their IMAP or webmail devices.
+
+        The change reaches the server one way after ``t``; then an IDLE client awake is
+        told at once (one way more: one round trip in all), webmail shows it after its
+        request, a polling client at its next poll plus a session, a device asleep when
+        it wakes plus a session. POP3 keeps no flags on the server: never (``INF``).
+        Exact (no retransmissions drawn): reading it changes no random stream. The
+        path is taken as it is now (``INF`` while none joins the store and the client).
+        """
+        kinds, phases = self.devices(person)
+        if k not in kinds:
+            raise ValueError(f"person {person} has no device of type {self.types[k].name!r}")
+        if self.access[k] == POP3:
+            return INF
+        link = self.network.link(self.store, self.client)
+        at_server = t + link.latency
+        when, push = self._look(k, phases[kinds.index(k)], at_server)
+        if push:
+            return when + link.latency
+        return when + link.time(self.rounds[self.access[k]], 0, None)
 
     def stored(self, msg: Message, t: float) -> None:
         """``msg`` is in its mailbox at ``t``: record when its devices have it, then run
         the hooks."""
-        if not self.network.link(self.store, self.client).up:  # cut off: when a path is back, if ever
+        self._stored(msg, t, False)
+
+    def _stored(self, msg: Message, t: float, reconnect: bool) -> None:
+        link = self.network.link(self.store, self.client)
+        if not link.up:  # cut off: when a path is back, if ever
             self._wait_for_path(msg)
             return
-        c = self.copies(msg, t)
         rec, horizon = self._recorder, self.horizon
+        if self.one_each and not self.hooks:
+            # One device and nobody to tell (the older form): no lists, no Copies.
+            u, phase = person_uniforms(self.key, msg.user)
+            k = self._one(u)
+            when, push = self._look(k, phase, t, reconnect)
+            tk = when + self._session(k, push, msg.size, link, self._lossy() if link.loss > 0.0 else None)
+            tk = tk if tk <= horizon else math.nan
+            rec.retrieved(msg.id, tk)
+            rec.synced(msg.id, tk)
+            rec.access(msg.id, self.access[k])
+            return
+        c = self.copies(msg, t, reconnect)
         first = c.retrieved
         rec.retrieved(msg.id, first if first <= horizon else math.nan)
         last = c.synced
@@ -241,7 +356,8 @@ class Readers:
 
     def _reconnected(self, _: object) -> None:
         """A path may be back: mail that waited for it is read at the devices' next
-        polls from now (each still NaN past the horizon)."""
+        polls from now (an IDLE client reconnects at its next re-issued IDLE; each
+        still NaN past the horizon)."""
         if not self.cut_off or not self.network.link(self.store, self.client).up:
             return
         now = self._env.now
@@ -249,4 +365,4 @@ class Readers:
         rec = self._recorder
         for msg in waiting:
             if rec.status(msg.id) == "delivered":  # not destroyed meanwhile (its store's disk)
-                self.stored(msg, now)
+                self._stored(msg, now, True)

@@ -285,5 +285,8 @@ class Dialogues:
         self.pop3 = 2 + settings.tls_round_trips + 6
         # IMAP (RFC 9051): TCP, TLS, greeting, LOGIN, SELECT, FETCH, LOGOUT.
         self.imap = 2 + settings.tls_round_trips + 4
+        # IMAP IDLE (RFC 2177) on a connection already logged in and selected: the
+        # server's untagged EXISTS (one way, counted apart), then DONE and UID FETCH.
+        self.imap_idle = 2
         # Webmail: the page is already open; an HTTPS fetch on a kept-alive connection.
         self.webmail = 1
