@@ -376,3 +376,21 @@ def test_mail_nobody_reads_counts_and_stays() -> None:
     assert list(result.messages["status"][:3]) == ["delivered", "bounced", "bounced"]
     stats = result.stats["mailbox"]["store"]
     assert stats["occupancy"] == 105_000 and stats["full_mailboxes"] == 1
+
+
+def test_mail_stored_while_the_devices_are_cut_off_counts_at_once() -> None:
+    """The people's devices sit on their own client node, cut off from the store from
+    0 to 1000 s. Message 0 is stored at 100.9131 all the same and fills the mailbox:
+    message 1 is refused at S = 200.39 as when the devices were reachable (a mailbox
+    that counted it only once its devices could reach it would have taken it)."""
+    data = world({**FULL_AFTER_FIRST, "full_tempfail_for": None})
+    data["topology"]["nodes"].append({"id": "phones", "kind": "client"})
+    data["topology"]["edges"].append({"a": "phones", "b": "r", "latency": 0.02})
+    data["domains"][0]["retrieval"]["client"] = "phones"
+    data["faults"] = [{"kind": "link", "a": "phones", "b": "r", "start": 0, "end": 1000}]
+    result = run(parse_scenario(data), trace=True)
+    check_books(result.messages)
+    assert result.messages["delivered"].iloc[0] == pytest.approx(100.9131, abs=1e-9)
+    first = tries(result, 1).iloc[0]
+    assert (first["reply"], first["enhanced"]) == (452, "4.2.2")
+    assert first["start"] == pytest.approx(200.39, abs=1e-9)

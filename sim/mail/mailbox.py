@@ -115,8 +115,8 @@ class Mailbox:
         self.stored += 1
         if self.kept is not None:  # with the LMTP hand-off's hop, for the attempts table
             self.kept.append((msg.id, msg.hop + 1))
+        if first and self.capacity is not None:  # it takes room from now (a hook frees it)
+            self.capacity.stored(msg, now)
         readers = msg.domain.readers
         if readers is not None and first:  # a duplicate is read as one, the first
-            readers.stored(msg, now)  # its hooks count it when capacity is kept
-        elif first and self.capacity is not None:  # nobody reads it: it stays
-            self.capacity.kept(msg, now)
+            readers.stored(msg, now)

@@ -244,18 +244,16 @@ class StoreCapacity:
             if crossed and self._full is not None:
                 self._full.add(t, crossed)
 
-    def stored(self, quota: MailboxQuota | None, msg: Message, until: float, t: float) -> None:
-        """``msg`` is stored at ``t`` and stays until ``until`` (``INF``: to the end)."""
+    def stored(self, msg: Message, t: float) -> None:
+        """``msg`` is stored at ``t``: it counts from now, whether or not its devices
+        can reach the store (a link fault only delays when they take it)."""
         self.advance(t)
-        size = msg.size
-        self._change(quota, msg.user, size, t)
-        if until < INF:
-            heapq.heappush(self.frees, (until, msg.id, quota, msg.user, size))
+        self._change(self.domains.get(msg.domain), msg.user, msg.size, t)
 
-    def kept(self, msg: Message, t: float) -> None:
-        """``msg`` is stored at ``t`` for a domain whose people have no devices: it
-        stays to the end."""
-        self.stored(self.domains.get(msg.domain), msg, INF, t)
+    def leaves(self, msg: Message, until: float) -> None:
+        """The server's copy of ``msg`` goes at ``until`` (``INF``: it stays to the end)."""
+        if until < INF:
+            heapq.heappush(self.frees, (until, msg.id, self.domains.get(msg.domain), msg.user, msg.size))
 
     def answer(self, quota: MailboxQuota | None, msg: Message, now: float) -> Reply | None:
         """What the MX answers at RCPT for ``msg`` to a mailbox on this store."""
@@ -338,8 +336,8 @@ class Capacity:
                 capacity.add(quota)
             rooms[domain] = (capacity, quota)
             capacity.domains[domain] = quota
-            if domain.readers is not None:  # a domain without devices: Mailbox.store asks kept()
-                domain.readers.hooks.append(_hook(capacity, quota))
+            if domain.readers is not None:  # without devices, what is stored stays
+                domain.readers.hooks.append(_hook(capacity))
         made = cls(stores, rooms)
         for component in ctx.nodes.values():
             if isinstance(component, MX):
@@ -352,10 +350,11 @@ def _sized(ctx: Context) -> set[str]:
     return {n.id for n in ctx.scenario.topology.nodes if isinstance(n, MailboxNode) and n.size is not None}
 
 
-def _hook(capacity: StoreCapacity, quota: MailboxQuota | None) -> Callable[[Message, Copies, float], None]:
-    """The readers' hook of one domain: the message counts until its server copy goes."""
+def _hook(capacity: StoreCapacity) -> Callable[[Message, Copies, float], None]:
+    """The readers' hook of one domain: the message leaves the store when its server
+    copy goes (it was counted when stored: ``Mailbox.store``)."""
 
     def stored(msg: Message, copies: Copies, t: float) -> None:
-        capacity.stored(quota, msg, copies.server_until, t)
+        capacity.leaves(msg, copies.server_until)
 
     return stored
