@@ -38,6 +38,7 @@ __all__ = [
     "DISK_LOSS",
     "DISCARDED",
     "DSN_KIND",
+    "REPLY_KIND",
     "EXPIRED",
     "Envelope",
     "FAILED",
@@ -60,9 +61,10 @@ __all__ = [
 
 STATUSES = ("in_flight", "delivered", "bounced", "lost")
 IN_FLIGHT, DELIVERED, BOUNCED, LOST = range(4)
-# Kinds of rows (docs/results.md); reply rows come with a later capability.
+# Kinds of rows (docs/results.md); reply rows are made by reading (sim.mail.reading).
 KINDS = ("person", "transactional", "marketing", "spam", "dsn", "reply")
 DSN_KIND = KINDS.index("dsn")
+REPLY_KIND = KINDS.index("reply")
 # What a DSN row reports (RFC 3464 2.3.3 Action): a failure, or a delay warning.
 ACTIONS = ("failed", "delayed")
 FAILED, DELAYED = range(2)
@@ -173,10 +175,13 @@ class Column:
 
 MESSAGE_COLUMNS = (
     Column("message_id", "q", -1),
-    Column("parent_id", "q", -1, nullable=True),  # a DSN's: the row it reports on
+    Column("parent_id", "q", -1, nullable=True),  # a DSN's: the row it reports on; a reply's: the row answered
     Column("sender_domain", "I", 0, "domains", zero_is_missing=False),
     Column("recipient_domain", "I", 0, "domains", zero_is_missing=False),
     Column("recipient_person", "I", 0),
+    # Who wrote the row, when recorded (a reply: the person answering); -1: not recorded,
+    # the sender is the one sim.mail.dsn.sender_person names (DSNs go to that person).
+    Column("sender_person", "q", -1, nullable=True),
     Column("kind", "B", 0, KINDS),
     Column("action", "b", -1, ACTIONS),  # a DSN's (RFC 3464 Action); -1: missing
     Column("size", "d", NAN),
@@ -369,6 +374,20 @@ class Recorder:
         a["action"][mid] = action
         return mid
 
+    def reply(self, t: float, parent: int, sender: int, rcpt: int, person: int, writer: int, size: float) -> int:
+        """A reply to row ``parent`` is made at ``t`` by person ``writer`` of domain
+        ``sender`` (indexes), to ``person`` of ``rcpt``; returns its row id."""
+        mid = self.created(t, sender, rcpt, person, REPLY_KIND, size)
+        a = self._messages.arrays
+        a["parent_id"][mid] = parent
+        a["sender_person"][mid] = writer
+        return mid
+
+    def writer(self, mid: int) -> int:
+        """The person recorded as having written row ``mid`` (a reply's), or -1: none
+        recorded (``sim.mail.dsn.who_sent`` then names the sender)."""
+        return self._messages.arrays["sender_person"][mid]
+
     def message_of(self, mid: int) -> int:
         """The ``message_id`` of row ``mid`` (its first recipient's row)."""
         return self._mid[mid]
@@ -523,11 +542,23 @@ class Recorder:
         self._status[mid] = LOST
         self._ended[mid] = t
         self._retrieved[mid] = NAN
+        read = self._messages.arrays["read"]
+        if not read[mid] <= t:  # a look planned for after the loss never happens
+            read[mid] = NAN
         self._reason[mid] = self.reasons.code(reason)
 
     def junk(self, mid: int) -> None:
         """A receiver's filter put the row in the junk folder (it is delivered there)."""
         self._messages.arrays["folder"][mid] = JUNK
+
+    def junked(self, mid: int) -> bool:
+        """Whether a receiver's filter put row ``mid`` in the junk folder."""
+        return self._messages.arrays["folder"][mid] == JUNK
+
+    def read_at(self, mid: int) -> float:
+        """When the recipient first looks at row ``mid`` (NaN: not within the run, or
+        not at all)."""
+        return self._messages.arrays["read"][mid]
 
     def retrieved_by(self, mid: int, t: float) -> bool:
         """Whether row ``mid``'s device had fetched it by ``t`` (a retrieval computed for

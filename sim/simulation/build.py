@@ -29,6 +29,7 @@ from ..core.rng import Streams
 from ..core.sessions import Sessions
 from ..mail.devices import Readers
 from ..mail.domains import Directory
+from ..mail.reading import Replies, attach as attach_reading
 from ..mail.senders import TrafficSource
 from ..mail.smtp import Dialogues
 from ..world.faults import FaultSchedule, cuts_sessions
@@ -50,6 +51,7 @@ class Model:
     wall: float = 0.0  # seconds spent in run()
     monitors: Monitors | None = None  # time-series levels, when the run samples them
     faults: FaultSchedule | None = None  # the scenario's faults, when it has some
+    replies: list[Replies] = field(default_factory=list)  # domains' people answering mail (reading)
 
     @property
     def env(self) -> simpy.Environment:
@@ -152,6 +154,7 @@ class Model:
             held = self.ctx.nodes[node.id].holding()
             counts[node.kind] = counts.get(node.kind, 0) + held
         outboxes = sum(source.holding() for source in self.sources)  # failed submissions
+        outboxes += sum(r.holding() for r in self.replies)
         if outboxes:
             counts["client"] = counts.get("client", 0) + outboxes
         return counts
@@ -238,6 +241,11 @@ def _build(
                 domain.readers = Readers(ctx, spec.retrieval, spec.name, spec.mailbox)
     # What follows a stored message plugs into its domain's readers as hooks
     # (sim.mail.devices.Readers.hooks): reading and replies, quotas, device loss.
+    replies = []
+    for domain in domains:
+        reading = attach_reading(ctx, domain)  # only where a domain has reading:
+        if reading is not None and reading.replies is not None:
+            replies.append(reading.replies)
     sources = [TrafficSource(ctx, spec) for spec in scenario.workload]
     monitors = None
     if sample_every is not None:
@@ -247,4 +255,4 @@ def _build(
             if monitor is not None:
                 monitor(monitors)
     faults = FaultSchedule(ctx, scenario.faults) if scenario.faults else None
-    return Model(scenario, seed, ctx, sources, monitors=monitors, faults=faults)
+    return Model(scenario, seed, ctx, sources, monitors=monitors, faults=faults, replies=replies)
