@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import simpy
 
@@ -57,6 +57,7 @@ _BLOCK_SALT = 0x6A09E667F3BCC909  # any fixed odd constant: keeps block n apart 
 _POISSON_1: tuple[float, ...] = tuple(
     sum(math.exp(-1.0) / math.factorial(j) for j in range(k + 1)) for k in range(18)
 )
+TOLERANCE = 1e-6  # operational seconds: far above the clock's rounding, far below any gap
 _OUTBOX_RETRY = float(Source.model_fields["outbox_retry"].default)  # a mail client's send/receive
 
 
@@ -90,23 +91,34 @@ class Looks:
 
     def next(self, person: int, t: float) -> float:
         """The person's first look at or after ``t`` (O(1) expected: a block is empty
-        with probability 1/e)."""
+        with probability 1/e). A look within ``TOLERANCE`` operational seconds before
+        ``t`` counts as at ``t``: the inverse of the daily clock rounds, and a look
+        must be found again from its own time."""
         clock = self.clock
-        tau = clock.tau(t)
+        tau = clock.tau(t) - TOLERANCE
         base = _splitmix(self.key ^ _splitmix(person))
         n = math.floor(tau / self.block)
         while True:
             for x in self._in_block(base, n):
                 if x >= tau:
-                    return max(t, clock.time(x))  # (rounding of the inverse: never before t)
+                    return max(t, clock.time(x))
             n += 1
 
     def between(self, person: int, start: float, end: float) -> Iterator[float]:
         """The person's looks in [``start``, ``end``), in order (for tests and notebooks)."""
-        t = self.next(person, start)
-        while t < end:
-            yield t
-            t = self.next(person, math.nextafter(t, math.inf))
+        clock = self.clock
+        tau = clock.tau(start)
+        base = _splitmix(self.key ^ _splitmix(person))
+        n = math.floor(tau / self.block)
+        while True:
+            for x in self._in_block(base, n):
+                if x < tau:
+                    continue
+                t = clock.time(x)
+                if t >= end:
+                    return
+                yield t
+            n += 1
 
 
 class Replies(MailClient):
@@ -124,7 +136,7 @@ class Replies(MailClient):
     def due(self, event: simpy.Event) -> None:
         """A reply's time has come: make its row and submit it (unless the row it
         answers was destroyed before it was read)."""
-        parent, to, writer = event.value
+        parent, to, writer = cast("tuple[int, Domain, int]", event.value)
         rec = self.recorder
         if not rec.read_at(parent) <= self.env.now:  # NaN: the look never happened
             return
