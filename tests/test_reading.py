@@ -276,3 +276,24 @@ def test_bad_reading_keys_are_one_line(
     data["domains"][0]["retrieval"]["reading"] = keys
     path = write(tmp_path, data)
     assert_key_error(["validate", str(path)], capsys, path, f"domains[example.org].retrieval.reading.{key}", problem)
+
+
+def test_a_row_lost_with_its_store_before_it_is_read_is_not_read_nor_answered() -> None:
+    """The tiny world, messages made at 100 ... 600 (stop 650), looks every 1000 s,
+    every read row answered. The store's disk is lost at 700: rows 0-4 were retrieved
+    at 600.507 and stay (read at 1000, answered at 1050); row 5 (delivered 600.7131,
+    its poll due at 1200.507) is destroyed: its look at 2000 never happens, so its
+    read is empty and its reply, due at 2050, is never made."""
+    data = tiny_data(duration=2100, drain=1000)
+    data["workload"][0]["stop"] = 650
+    data["domains"][0]["retrieval"]["reading"] = reading(reply_share=1)
+    data["faults"] = [{"kind": "node", "node": "store", "start": 700, "end": 800, "disk": "lost"}]
+    model = build(parse_scenario(data))
+    pin_looks(model)
+    model.run()
+    m = model.recorder.messages()
+    assert list(m.loc[:4, "read"]) == [1000.0] * 5
+    assert m.loc[5, "status"] == "lost" and math.isnan(m.loc[5, "read"])
+    answered = set(m["parent_id"].dropna().astype(int))
+    assert {0, 1, 2, 3, 4} <= answered and 5 not in answered
+    assert (m.loc[m["parent_id"].isin([0, 1, 2, 3, 4]), "created"] == 1050.0).all()

@@ -26,7 +26,7 @@ the recipient reads the row and whether (and when) they answer it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, cast
 
 import simpy
@@ -69,10 +69,23 @@ class Looks:
     """When each of a domain's people looks at their mail: a pure function of (key,
     person), a Poisson process of ``per_day`` looks a day on a daily profile."""
 
-    def __init__(self, key: int, per_day: float, weights: tuple[float, ...], utc_offset: float) -> None:
-        self.key = key
+    def __init__(
+        self, key: int | Callable[[], int], per_day: float, weights: tuple[float, ...], utc_offset: float
+    ) -> None:
+        # The key may be drawn at the first look asked for (a Generator costs ~1 KB and
+        # ~26 us: a big world's domains may never receive mail in a short run).
+        self._key: int | None = key if isinstance(key, int) else None
+        self._draw = None if isinstance(key, int) else key
         self.block = DAY / per_day  # operational seconds holding one look on average
         self.clock = DailyClock(weights, utc_offset)
+
+    @property
+    def key(self) -> int:
+        """The key of the per-person hash."""
+        if self._key is None:
+            assert self._draw is not None
+            self._key = self._draw()
+        return self._key
 
     def _in_block(self, base: int, n: int) -> list[float]:
         """The looks of block ``n`` in operational time, sorted."""
@@ -157,7 +170,11 @@ class Reading:
         self.env = ctx.env
         self.recorder = ctx.recorder
         self.horizon = ctx.horizon
-        key = int(ctx.streams.generator("reading", domain.name, "looks").integers(0, 2**63))
+        streams, name = ctx.streams, domain.name
+
+        def key() -> int:
+            return int(streams.generator("reading", name, "looks").integers(0, 2**63))
+
         self.looks = Looks(key, float(spec.looks_per_day), profile_weights(spec.profile), domain.spec.utc_offset)
         self.share = float(spec.reply_share)
         # A domain with no outbound MTA, or an application's ESP, sends no replies.
