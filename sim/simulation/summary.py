@@ -27,7 +27,7 @@ import pandas as pd
 from ..core.records import STATUSES
 from .stats import EVENTS, aalen_johansen, percentile, restricted_mean
 
-__all__ = ["FLAGGED", "LEGS", "QUANTILES", "Summary", "leg_outcomes", "leg_times", "mail", "summarize"]
+__all__ = ["FLAGGED", "LEGS", "QUANTILES", "READING_LEGS", "Summary", "leg_outcomes", "leg_times", "mail", "summarize"]
 
 # (name, from column, to column): the legs of a message's journey, in order.
 LEGS = (
@@ -38,7 +38,15 @@ LEGS = (
     ("retrieval", "delivered", "retrieved"),
     ("end to end", "created", "retrieved"),
 )
-_LEGS = {name: (start, end) for name, start, end in LEGS}
+# With reading modelled (a run with ``read`` times): waiting for a look after the first
+# device has it, and the whole way from the sender to a reader. Rows in the junk folder
+# are never read and leave these out (they would stay open for ever).
+READING_LEGS = (
+    ("reading", "retrieved", "read"),
+    ("to read", "created", "read"),
+)
+_LEGS = {name: (start, end) for name, start, end in (*LEGS, *READING_LEGS)}
+_READING = frozenset(name for name, _, _ in READING_LEGS)
 # The percentiles reported, as shares of the rows that began the leg.
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 # The statistics that carry a ``<stat>_censored`` flag.
@@ -65,6 +73,7 @@ class Summary:
     horizon: float = math.nan
     warmup: float = 0.0
     dsn_rows: int = 0  # DSN rows left out (summarize(..., dsn=False))
+    reply_rows: int = 0  # reply rows among the rows counted (reading: people answering mail)
 
     def __str__(self) -> str:
         return f"{self.counts.to_string()}\n\n{self.shown_times().to_string()}\n{self.note()}"
@@ -97,6 +106,8 @@ class Summary:
         since = f"messages created from {self.warmup:g} s on; " if self.warmup else ""
         if self.dsn_rows:
             since += f"{self.dsn_rows:,} DSN rows (bounces, delay warnings) left out; "
+        if self.reply_rows:
+            since += f"{self.reply_rows:,} of the rows are replies (kind reply); "
         return (
             f"{since}rmean: mean of the rows completing the leg, restricted to the horizon "
             f"({self.horizon:g} s), ~ if rows still open at the end could change it; "
@@ -112,6 +123,7 @@ class Summary:
             "horizon": self.horizon,
             "warmup": self.warmup,
             "dsn_rows": self.dsn_rows,
+            "reply_rows": self.reply_rows,
         }
 
 
@@ -168,8 +180,12 @@ def leg_outcomes(messages: pd.DataFrame, leg: str, horizon: float) -> pd.DataFra
 
 def _leg_stats(messages: pd.DataFrame, horizon: float) -> pd.DataFrame:
     rows = {}
+    reading = "read" in messages.columns and bool(messages["read"].notna().any())
+    unread = messages[messages["folder"] != "junk"] if reading and "folder" in messages.columns else messages
     for name in _LEGS:
-        o = leg_outcomes(messages, name, horizon)
+        if name in _READING and not reading:
+            continue  # reading not modelled: the table is as it always was
+        o = leg_outcomes(unread if name in _READING else messages, name, horizon)
         d, ev = o["duration"].to_numpy(), o["event"].to_numpy()
         cif, open_mass = aalen_johansen(d, ev, EVENTS["delivered"])
         completed = d[ev == EVENTS["delivered"]]
@@ -236,12 +252,13 @@ def summarize(
     if not dsn:
         kept = mail(messages)
         left_out, messages = len(messages) - len(kept), kept
+    replies = int((messages["kind"] == "reply").sum()) if "kind" in messages.columns else 0
     if by is None:
-        return Summary(_counts(messages), _leg_stats(messages, h), h, warmup, left_out)
+        return Summary(_counts(messages), _leg_stats(messages, h), h, warmup, left_out, replies)
     if by not in messages.columns:
         raise KeyError(f"no column {by!r} to group by")
     groups = [(g, part) for g, part in messages.groupby(by, observed=True, sort=True)]
     counts = pd.DataFrame({g: _counts(part) for g, part in groups}).T
     counts.index.name = by
     times = pd.concat({g: _leg_stats(part, h) for g, part in groups}, names=[by, "leg"])
-    return Summary(counts, times, h, warmup, left_out)
+    return Summary(counts, times, h, warmup, left_out, replies)
