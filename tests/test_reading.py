@@ -15,6 +15,7 @@ from sim.config.workload import PROFILES
 from sim.mail.dsn import sender_person
 from sim.mail.reading import Looks, Reading
 from sim.simulation.build import Model
+from sim.simulation.summary import LEGS, READING_LEGS
 from tests.conftest import assert_key_error, tiny_data
 from tests.test_accounting import balanced
 from tests.test_errors import write
@@ -297,3 +298,26 @@ def test_a_row_lost_with_its_store_before_it_is_read_is_not_read_nor_answered() 
     answered = set(m["parent_id"].dropna().astype(int))
     assert {0, 1, 2, 3, 4} <= answered and 5 not in answered
     assert (m.loc[m["parent_id"].isin([0, 1, 2, 3, 4]), "created"] == 1050.0).all()
+
+
+def test_the_summary_has_reading_legs_only_when_people_read() -> None:
+    """Without reading the legs are as before; with it, reading (retrieved -> read) and
+    to read (created -> read) over the reading domains' rows, and the note counts the
+    replies. Pinned looks: the tiny world's rows are read 1000 - 600.507 = 399.493 s
+    after retrieval (rows 0-4) or 2000 - 1200.507 = 799.493 s (rows 5-10)."""
+    plain = run(parse_scenario(tiny_data())).summary()
+    assert list(plain.times.index) == [name for name, _, _ in LEGS]
+    data = tiny_data(duration=1150, drain=1000)
+    data["domains"][0]["retrieval"]["reading"] = reading(reply_share=0)
+    model = build(parse_scenario(data))
+    pin_looks(model)
+    model.run()
+    s = model.results().summary()
+    assert list(s.times.index) == [name for name, _, _ in (*LEGS, *READING_LEGS)]
+    legs = s.times.loc["reading"]
+    assert legs["count"] == 11 and legs["censored"] == 0
+    assert legs["max"] == pytest.approx(799.493, abs=1e-9)
+    assert legs["p50"] == pytest.approx(799.493, abs=1e-9)  # 6 of 11 rows
+    assert s.reply_rows == 0
+    replied = run(parse_scenario(busy(reply_share=0.3))).summary()
+    assert replied.reply_rows > 0 and f"{replied.reply_rows:,} of the rows are replies" in replied.note()

@@ -51,7 +51,9 @@ __all__ = ["Looks", "Reading", "Replies", "attach"]
 
 _PERSON, _REPLY = KINDS.index("person"), REPLY_KIND
 _MASK = (1 << 64) - 1
-_BLOCK_SALT = 0x6A09E667F3BCC909  # any fixed odd constant: keeps block n apart from person n
+# Block n is mixed in as n times an odd constant (a bijection of 64-bit words), apart
+# from the person, who is mixed in by a splitmix step of their own.
+_BLOCK_SALT = 0x6A09E667F3BCC909
 # Poisson(1) by inversion: P(K <= k) for k = 0, 1, ...; 18 looks in one block of mean 1
 # has probability below 1e-16, past a double's resolution of the uniform.
 _POISSON_1: tuple[float, ...] = tuple(
@@ -89,17 +91,20 @@ class Looks:
 
     def _in_block(self, base: int, n: int) -> list[float]:
         """The looks of block ``n`` in operational time, sorted."""
-        z = _splitmix(base ^ _splitmix((n + _BLOCK_SALT) & _MASK))
+        z = _splitmix(base ^ ((n * _BLOCK_SALT) & _MASK))
         u = _uniform(z)
         k = 0
         while k < len(_POISSON_1) and u >= _POISSON_1[k]:
             k += 1
+        if not k:
+            return []
         b = self.block
         out = []
         for _ in range(k):
             z = _splitmix(z)
             out.append((n + _uniform(z)) * b)
-        out.sort()
+        if k > 1:
+            out.sort()
         return out
 
     def next(self, person: int, t: float) -> float:

@@ -39,8 +39,9 @@ LEGS = (
     ("end to end", "created", "retrieved"),
 )
 # With reading modelled (a run with ``read`` times): waiting for a look after the first
-# device has it, and the whole way from the sender to a reader. Rows in the junk folder
-# are never read and leave these out (they would stay open for ever).
+# device has it, and the whole way from the sender to a reader. Only rows of domains
+# whose people read count, and no row in the junk folder: those are never read and
+# would stay open for ever.
 READING_LEGS = (
     ("reading", "retrieved", "read"),
     ("to read", "created", "read"),
@@ -181,11 +182,15 @@ def leg_outcomes(messages: pd.DataFrame, leg: str, horizon: float) -> pd.DataFra
 def _leg_stats(messages: pd.DataFrame, horizon: float) -> pd.DataFrame:
     rows = {}
     reading = "read" in messages.columns and bool(messages["read"].notna().any())
-    unread = messages[messages["folder"] != "junk"] if reading and "folder" in messages.columns else messages
+    readers = messages
+    if reading and {"folder", "recipient_domain"} <= set(messages.columns):
+        # Only the domains whose people read (some row of theirs was read), and no junk.
+        domains = messages.loc[messages["read"].notna(), "recipient_domain"].unique()
+        readers = messages[messages["recipient_domain"].isin(domains) & (messages["folder"] != "junk")]
     for name in _LEGS:
         if name in _READING and not reading:
             continue  # reading not modelled: the table is as it always was
-        o = leg_outcomes(unread if name in _READING else messages, name, horizon)
+        o = leg_outcomes(readers if name in _READING else messages, name, horizon)
         d, ev = o["duration"].to_numpy(), o["event"].to_numpy()
         cif, open_mass = aalen_johansen(d, ev, EVENTS["delivered"])
         completed = d[ev == EVENTS["delivered"]]
