@@ -254,6 +254,23 @@ def test_the_books_balance_with_replies() -> None:
     assert (m["kind"] == "reply").sum() > 100
 
 
+def test_the_books_balance_with_replies_in_the_outbox() -> None:
+    """The MTA is down from 1500 to 3500 s: replies made meanwhile wait in the mail
+    clients' outbox (held by the client node) and are counted there by the census;
+    they are sent after it is back and delivered."""
+    data = busy(reply_share=0.5, reply_delay=1)
+    data["duration"] = 4000
+    data["drain"] = 6000
+    data["faults"] = [{"kind": "node", "node": "mta", "start": 1500, "end": 3500}]
+    model = balanced(data, [0.2, 0.25, 0.3, 0.33])
+    assert any(r.kept for r in model.replies)  # some reply was taken back into an outbox
+    m = model.recorder.messages()
+    replies = m[m["kind"] == "reply"]
+    late = replies[(replies["created"] > 1600) & (replies["created"] < 3400)]
+    assert len(late) > 20 and (late["submitted"] >= 3500).all()
+    assert (replies["status"] == "delivered").all()
+
+
 def test_same_scenario_same_replies() -> None:
     a = run(parse_scenario(busy(reply_share=0.3)), seed=3).messages
     b = run(parse_scenario(busy(reply_share=0.3)), seed=3).messages
