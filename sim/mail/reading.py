@@ -172,6 +172,7 @@ class Reading:
 
     def __init__(self, ctx: Context, domain: Domain, spec: ReadingSpec, client: str) -> None:
         self.spec = spec
+        self.domain = domain.name
         self.env = ctx.env
         self.recorder = ctx.recorder
         self.horizon = ctx.horizon
@@ -190,6 +191,16 @@ class Reading:
         self._answer: Draw = ctx.streams.uniform("reading", domain.name, "reply")
         self._delay: Draw = ctx.streams.sampler(spec.reply_delay, "reading", domain.name, "reply-delay")
         self.read = 0  # rows read within the run
+
+    def stats(self) -> dict[str, float]:
+        """Rows read within the run; replies made, and those taken back into the mail
+        clients' outbox (submissions the MTA did not take)."""
+        replies = self.replies
+        return {
+            "read": self.read,
+            "replies": replies.made if replies is not None else 0,
+            "replies_kept": replies.kept if replies is not None else 0,
+        }
 
     def __call__(self, msg: Message, copies: Copies, t: float) -> None:
         """Row ``msg`` was stored at ``t`` and its devices have it as ``copies`` say."""
@@ -211,7 +222,7 @@ class Reading:
         if self._answer() >= self.share:
             return
         at = read + float(self._delay())
-        if at > replies.stop:
+        if at >= replies.stop:  # made while traffic runs, as a source's mail
             return
         # One timeout per reply, scheduled now: its value says what it answers.
         self.env.timeout(at - self.env.now, (mid, msg.sender, msg.user)).callbacks.append(replies.due)
