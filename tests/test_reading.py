@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim import build, run
+from sim import build, load_scenario, run
 from sim.config import parse_scenario
 from sim.config.workload import PROFILES
 from sim.mail.dsn import sender_person
@@ -17,11 +17,12 @@ from sim.mail.reading import Looks, Reading
 from sim.simulation.build import Model
 from sim.simulation.summary import LEGS, READING_LEGS
 from tests.conftest import assert_key_error, tiny_data
-from tests.test_accounting import balanced
+from tests.test_accounting import balanced, check_books
 from tests.test_errors import write
 from tests.test_links import two_sites
 
 DAY = 86400.0
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- looks -------------------------------------------------------------------------------
@@ -342,3 +343,25 @@ def test_the_summary_has_reading_legs_only_when_people_read() -> None:
     assert s.reply_rows == 0
     replied = run(parse_scenario(busy(reply_share=0.3))).summary()
     assert replied.reply_rows > 0 and f"{replied.reply_rows:,} of the rows are replies" in replied.note()
+
+
+def test_the_working_day_scenario() -> None:
+    """topologies/reading-day.yaml (docs/reading.md): the books balance, every person
+    row is read, mail across the six hours is read later than mail within a company,
+    and about a fifth of what is read is answered (less the replies due after the
+    duration)."""
+    res = run(load_scenario(ROOT / "topologies" / "reading-day.yaml"))
+    m = res.messages
+    check_books(m)
+    person = m[m["kind"] == "person"]
+    assert person.loc[person["status"] == "delivered", "read"].notna().mean() > 0.999
+    to_read = person["read"] - person["created"]
+    across = (person["sender_domain"] != person["recipient_domain"]).to_numpy()
+    assert to_read[across].median() > 1.5 * to_read[~across].median()
+    assert to_read[across].quantile(0.9) > 3 * to_read[~across].quantile(0.9)
+    replies = m[m["kind"] == "reply"]
+    read = m[m["kind"].isin(["person", "reply"]) & m["read"].notna()]
+    assert 0.17 < len(replies) / len(read) < 0.2
+    stats = res.stats["reading"]
+    assert sum(d["replies"] for d in stats.values()) == len(replies)
+    assert sum(d["read"] for d in stats.values()) == m["read"].notna().sum()

@@ -175,7 +175,7 @@ class Column:
 
 MESSAGE_COLUMNS = (
     Column("message_id", "q", -1),
-    Column("parent_id", "q", -1, nullable=True),  # a DSN's: the row it reports on; a reply's: the row answered
+    Column("parent_id", "q", -1, nullable=True),  # a DSN's: the row it reports on; a reply's: the one answered
     Column("sender_domain", "I", 0, "domains", zero_is_missing=False),
     Column("recipient_domain", "I", 0, "domains", zero_is_missing=False),
     Column("recipient_person", "I", 0),
