@@ -51,14 +51,18 @@ __all__ = ["Looks", "Reading", "Replies", "attach"]
 
 _PERSON, _REPLY = KINDS.index("person"), REPLY_KIND
 _MASK = (1 << 64) - 1
-# Block n is mixed in as n times an odd constant (a bijection of 64-bit words), apart
-# from the person, who is mixed in by a splitmix step of their own.
+# Block n and person p are mixed in as n and p times odd constants of their own
+# (bijections of 64-bit words), each before a splitmix step.
 _BLOCK_SALT = 0x6A09E667F3BCC909
+_PERSON_SALT = 0xBB67AE8584CAA73B
 # Poisson(1) by inversion: P(K <= k) for k = 0, 1, ...; 18 looks in one block of mean 1
 # has probability below 1e-16, past a double's resolution of the uniform.
 _POISSON_1: tuple[float, ...] = tuple(
     sum(math.exp(-1.0) / math.factorial(j) for j in range(k + 1)) for k in range(18)
 )
+_MOST = len(_POISSON_1)
+_EMPTY = _POISSON_1[0]  # P(no look in a block) = 1/e
+_UNIT = 2.0**-53
 TOLERANCE = 1e-6  # operational seconds: far above the clock's rounding, far below any gap
 _OUTBOX_RETRY = float(Source.model_fields["outbox_retry"].default)  # a mail client's send/receive
 
@@ -79,7 +83,9 @@ class Looks:
         self._key: int | None = key if isinstance(key, int) else None
         self._draw = None if isinstance(key, int) else key
         self.block = DAY / per_day  # operational seconds holding one look on average
-        self.clock = DailyClock(weights, utc_offset)
+        # A flat profile's operational time is the time itself: no clock to apply.
+        flat = len(set(weights)) == 1
+        self.clock: DailyClock | None = None if flat else DailyClock(weights, utc_offset)
 
     @property
     def key(self) -> int:
@@ -89,12 +95,18 @@ class Looks:
             self._key = self._draw()
         return self._key
 
+    def _base(self, person: int) -> int:
+        """The person's own key: the domain's key and the person, mixed."""
+        # Person p enters as p times an odd constant (a bijection), so distinct people
+        # give distinct inputs, and one splitmix step mixes them with the key.
+        return _splitmix(self.key ^ ((person * _PERSON_SALT) & _MASK))
+
     def _in_block(self, base: int, n: int) -> list[float]:
         """The looks of block ``n`` in operational time, sorted."""
         z = _splitmix(base ^ ((n * _BLOCK_SALT) & _MASK))
         u = _uniform(z)
         k = 0
-        while k < len(_POISSON_1) and u >= _POISSON_1[k]:
+        while k < _MOST and u >= _POISSON_1[k]:
             k += 1
         if not k:
             return []
@@ -112,27 +124,41 @@ class Looks:
         with probability 1/e). A look within ``TOLERANCE`` operational seconds before
         ``t`` counts as at ``t``: the inverse of the daily clock rounds, and a look
         must be found again from its own time."""
+        # The hot path (once per stored row): the draws of _in_block, inlined, keeping
+        # the least look at or after tau instead of a sorted list.
         clock = self.clock
-        tau = clock.tau(t) - TOLERANCE
-        base = _splitmix(self.key ^ _splitmix(person))
-        n = math.floor(tau / self.block)
+        tau = (t if clock is None else clock.tau(t)) - TOLERANCE
+        base = self._base(person)
+        b = self.block
+        n = math.floor(tau / b)
         while True:
-            for x in self._in_block(base, n):
-                if x >= tau:
-                    return max(t, clock.time(x))
+            z = _splitmix(base ^ ((n * _BLOCK_SALT) & _MASK))
+            u = (z >> 11) * _UNIT
+            if u >= _EMPTY:  # at least one look in the block
+                k = 1
+                while k < _MOST and u >= _POISSON_1[k]:
+                    k += 1
+                best = math.inf
+                for _ in range(k):
+                    z = _splitmix(z)
+                    x = (n + (z >> 11) * _UNIT) * b
+                    if tau <= x < best:
+                        best = x
+                if best < math.inf:
+                    return max(t, best if clock is None else clock.time(best))
             n += 1
 
     def between(self, person: int, start: float, end: float) -> Iterator[float]:
         """The person's looks in [``start``, ``end``), in order (for tests and notebooks)."""
         clock = self.clock
-        tau = clock.tau(start)
-        base = _splitmix(self.key ^ _splitmix(person))
+        tau = start if clock is None else clock.tau(start)
+        base = self._base(person)
         n = math.floor(tau / self.block)
         while True:
             for x in self._in_block(base, n):
                 if x < tau:
                     continue
-                t = clock.time(x)
+                t = x if clock is None else clock.time(x)
                 if t >= end:
                     return
                 yield t
