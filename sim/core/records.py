@@ -93,6 +93,9 @@ ACCESS = ("imap", "pop3", "webmail")
 INBOX, JUNK = range(2)
 
 NAN = float("nan")
+# No person: a person index is below a domain's users (at most 2**32 - 1), so the
+# largest 32-bit value is free to mean "not recorded" in a 4-byte column.
+NO_PERSON = 2**32 - 1
 
 
 class Message:
@@ -179,9 +182,9 @@ MESSAGE_COLUMNS = (
     Column("sender_domain", "I", 0, "domains", zero_is_missing=False),
     Column("recipient_domain", "I", 0, "domains", zero_is_missing=False),
     Column("recipient_person", "I", 0),
-    # Who wrote the row, when recorded (a reply: the person answering); -1: not recorded,
-    # the sender is the one sim.mail.dsn.sender_person names (DSNs go to that person).
-    Column("sender_person", "q", -1, nullable=True),
+    # Who wrote the row, when recorded (a reply: the person answering); NO_PERSON: not
+    # recorded, the sender is the one sim.mail.dsn.sender_person names (as for DSNs).
+    Column("sender_person", "I", NO_PERSON, nullable=True),
     Column("kind", "B", 0, KINDS),
     Column("action", "b", -1, ACTIONS),  # a DSN's (RFC 3464 Action); -1: missing
     Column("size", "d", NAN),
@@ -386,7 +389,8 @@ class Recorder:
     def writer(self, mid: int) -> int:
         """The person recorded as having written row ``mid`` (a reply's), or -1: none
         recorded (``sim.mail.dsn.who_sent`` then names the sender)."""
-        return self._messages.arrays["sender_person"][mid]
+        writer = self._messages.arrays["sender_person"][mid]
+        return -1 if writer == NO_PERSON else writer
 
     def message_of(self, mid: int) -> int:
         """The ``message_id`` of row ``mid`` (its first recipient's row)."""
