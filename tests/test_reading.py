@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sim import build, load_scenario, run
 from sim.config import parse_scenario
@@ -365,3 +367,36 @@ def test_the_working_day_scenario() -> None:
     stats = res.stats["reading"]
     assert sum(d["replies"] for d in stats.values()) == len(replies)
     assert sum(d["read"] for d in stats.values()) == m["read"].notna().sum()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    share=st.floats(0.1, 1.0),
+    looks=st.floats(50, 2000),
+    delay=st.floats(0, 600),
+    outage=st.one_of(st.none(), st.tuples(st.floats(100, 1500), st.floats(10, 1500))),
+    loss=st.sampled_from([0.0, 0.02]),
+    unknown=st.sampled_from([0.0, 0.1]),
+    instants=st.lists(st.floats(0.05, 0.95), min_size=1, max_size=4),
+    seed=st.integers(0, 2**16),
+)
+def test_books_balance_with_replies_in_any_world(
+    share: float, looks: float, delay: float, outage: tuple[float, float] | None, loss: float,
+    unknown: float, instants: list[float], seed: int,
+) -> None:
+    """Random reading worlds (replies of replies, an MTA down for a while, lossy links,
+    bounces and their DSNs): at random instants the census equals the in-flight count,
+    and every row's books hold (tests/test_accounting.py's checks, replies included)."""
+    data = busy(reply_share=share, looks_per_day=looks, reply_delay=delay)
+    data.update(duration=2000, drain=3000, seed=seed)
+    data["workload"][0]["interarrival"] = 5.0
+    data["domains"][0].update(users=50, unknown_recipient_rate=unknown)
+    if outage is not None:
+        data["faults"] = [{"kind": "node", "node": "mta", "start": outage[0], "end": sum(outage)}]
+    for edge in data["topology"]["edges"]:
+        edge["loss"] = loss
+    model = balanced(data, instants)
+    m = model.recorder.messages()
+    replies = m[m["kind"] == "reply"]
+    assert (replies["created"] < 2000).all()
+    assert len(replies) == sum(r.stats()["replies"] for r in model.reading)
