@@ -538,7 +538,8 @@ class Recorder:
         """A delivered row's copies in its mailbox are gone (the store lost its disk before
         the row was retrieved): it becomes lost, its delivered time kept. The one status
         change after delivery the books allow, once; a row with a copy still on its way
-        stays delivered (that copy will reach the mailbox)."""
+        stays delivered (that copy will reach the mailbox). A look planned for after
+        ``t`` (reading) never happens: ``read`` is emptied."""
         if self._status[mid] != DELIVERED:
             raise RuntimeError(f"message {mid} destroyed while {STATUSES[self._status[mid]]}")
         if self.spare.get(mid):
