@@ -148,6 +148,9 @@ def test_a_reply_travels_back_the_whole_path() -> None:
     m = model.recorder.messages()
     assert len(m) == 2
     first, reply = m.loc[0], m.loc[1]
+    assert first["accepted"] == pytest.approx(101.648, abs=1e-9)
+    assert first["delivered"] == pytest.approx(101.7131, abs=1e-9)
+    assert first["retrieved"] == pytest.approx(600.507, abs=1e-9)
     assert first["read"] == 1000.0
     assert reply["kind"] == "reply" and reply["parent_id"] == 0
     assert (reply["sender_domain"], reply["recipient_domain"]) == ("other.org", "example.org")
