@@ -47,6 +47,7 @@ def check_books(m: pd.DataFrame, faults: bool = False) -> None:
     # A row has a folder (inbox or junk) exactly when it was delivered.
     assert (m["folder"].notna() == m["delivered"].notna()).all()
     check_dsns(m, faults)
+    check_replies(m)
 
 
 def balanced(data: dict[str, Any], instants: list[float]) -> Model:
@@ -64,11 +65,25 @@ def balanced(data: dict[str, Any], instants: list[float]) -> Model:
     return model
 
 
+def check_replies(m: pd.DataFrame) -> None:
+    """Reply rows (reading): each answers a read row of people's mail, after its read,
+    back to its sender domain, written by its recipient."""
+    replies = m[m["kind"] == "reply"]
+    if replies.empty:
+        return
+    parents = m.loc[replies["parent_id"].astype(int)]
+    assert parents["kind"].isin(["person", "reply"]).all()
+    assert (replies["created"].to_numpy() >= parents["read"].to_numpy()).all()
+    assert (replies["recipient_domain"].to_numpy() == parents["sender_domain"].to_numpy()).all()
+    assert (replies["sender_domain"].to_numpy() == parents["recipient_domain"].to_numpy()).all()
+    assert (replies["sender_person"].to_numpy() == parents["recipient_person"].to_numpy()).all()
+
+
 def check_dsns(m: pd.DataFrame, faults: bool = False) -> None:
     """DSN rows (bounces are mail): each about one row that is not a DSN, back to its
     sender; a failure DSN made when its parent bounced, at most one of each action."""
     dsn = m[m["kind"] == "dsn"]
-    assert (m["parent_id"].notna() == (m["kind"] == "dsn")).all()
+    assert (m["parent_id"].notna() == m["kind"].isin(["dsn", "reply"])).all()
     assert (m["action"].notna() == (m["kind"] == "dsn")).all()
     if dsn.empty:
         return

@@ -20,7 +20,8 @@ def test_api_returns_messages_and_summary() -> None:
     res = sim.run(tiny(), seed=3)
     m = res.messages
     assert list(m.columns) == [
-        "message_id", "parent_id", "sender_domain", "recipient_domain", "recipient_person", "kind", "action", "size",
+        "message_id", "parent_id", "sender_domain", "recipient_domain", "recipient_person", "sender_person", "kind",
+        "action", "size",
         "created", "submitted",
         "accepted", "delivered", "retrieved", "synced", "read", "ended", "status", "attempts", "deferrals",
         "final_reply", "reason", "mx_host", "where", "access", "folder", "copies",

@@ -38,6 +38,7 @@ __all__ = [
     "DISK_LOSS",
     "DISCARDED",
     "DSN_KIND",
+    "REPLY_KIND",
     "EXPIRED",
     "Envelope",
     "FAILED",
@@ -60,9 +61,10 @@ __all__ = [
 
 STATUSES = ("in_flight", "delivered", "bounced", "lost")
 IN_FLIGHT, DELIVERED, BOUNCED, LOST = range(4)
-# Kinds of rows (docs/results.md); reply rows come with a later capability.
+# Kinds of rows (docs/results.md); reply rows are made by reading (sim.mail.reading).
 KINDS = ("person", "transactional", "marketing", "spam", "dsn", "reply")
 DSN_KIND = KINDS.index("dsn")
+REPLY_KIND = KINDS.index("reply")
 # What a DSN row reports (RFC 3464 2.3.3 Action): a failure, or a delay warning.
 ACTIONS = ("failed", "delayed")
 FAILED, DELAYED = range(2)
@@ -91,6 +93,9 @@ ACCESS = ("imap", "pop3", "webmail")
 INBOX, JUNK = range(2)
 
 NAN = float("nan")
+# No person: a person index is below a domain's users (at most 2**32 - 1), so the
+# largest 32-bit value is free to mean "not recorded" in a 4-byte column.
+NO_PERSON = 2**32 - 1
 
 
 class Message:
@@ -173,10 +178,13 @@ class Column:
 
 MESSAGE_COLUMNS = (
     Column("message_id", "q", -1),
-    Column("parent_id", "q", -1, nullable=True),  # a DSN's: the row it reports on
+    Column("parent_id", "q", -1, nullable=True),  # a DSN's: the row it reports on; a reply's: the one answered
     Column("sender_domain", "I", 0, "domains", zero_is_missing=False),
     Column("recipient_domain", "I", 0, "domains", zero_is_missing=False),
     Column("recipient_person", "I", 0),
+    # Who wrote the row, when recorded (a reply: the person answering); NO_PERSON: not
+    # recorded, the sender is the one sim.mail.dsn.sender_person names (as for DSNs).
+    Column("sender_person", "I", NO_PERSON, nullable=True),
     Column("kind", "B", 0, KINDS),
     Column("action", "b", -1, ACTIONS),  # a DSN's (RFC 3464 Action); -1: missing
     Column("size", "d", NAN),
@@ -369,6 +377,21 @@ class Recorder:
         a["action"][mid] = action
         return mid
 
+    def reply(self, t: float, parent: int, sender: int, rcpt: int, person: int, writer: int, size: float) -> int:
+        """A reply to row ``parent`` is made at ``t`` by person ``writer`` of domain
+        ``sender`` (indexes), to ``person`` of ``rcpt``; returns its row id."""
+        mid = self.created(t, sender, rcpt, person, REPLY_KIND, size)
+        a = self._messages.arrays
+        a["parent_id"][mid] = parent
+        a["sender_person"][mid] = writer
+        return mid
+
+    def writer(self, mid: int) -> int:
+        """The person recorded as having written row ``mid`` (a reply's), or -1: none
+        recorded (``sim.mail.dsn.who_sent`` then names the sender)."""
+        writer = self._messages.arrays["sender_person"][mid]
+        return -1 if writer == NO_PERSON else writer
+
     def message_of(self, mid: int) -> int:
         """The ``message_id`` of row ``mid`` (its first recipient's row)."""
         return self._mid[mid]
@@ -515,7 +538,8 @@ class Recorder:
         """A delivered row's copies in its mailbox are gone (the store lost its disk before
         the row was retrieved): it becomes lost, its delivered time kept. The one status
         change after delivery the books allow, once; a row with a copy still on its way
-        stays delivered (that copy will reach the mailbox)."""
+        stays delivered (that copy will reach the mailbox). A look planned for after
+        ``t`` (reading) never happens: ``read`` is emptied."""
         if self._status[mid] != DELIVERED:
             raise RuntimeError(f"message {mid} destroyed while {STATUSES[self._status[mid]]}")
         if self.spare.get(mid):
@@ -523,11 +547,23 @@ class Recorder:
         self._status[mid] = LOST
         self._ended[mid] = t
         self._retrieved[mid] = NAN
+        read = self._messages.arrays["read"]
+        if not read[mid] <= t:  # a look planned for after the loss never happens
+            read[mid] = NAN
         self._reason[mid] = self.reasons.code(reason)
 
     def junk(self, mid: int) -> None:
         """A receiver's filter put the row in the junk folder (it is delivered there)."""
         self._messages.arrays["folder"][mid] = JUNK
+
+    def junked(self, mid: int) -> bool:
+        """Whether a receiver's filter put row ``mid`` in the junk folder."""
+        return self._messages.arrays["folder"][mid] == JUNK
+
+    def read_at(self, mid: int) -> float:
+        """When the recipient first looks at row ``mid`` (NaN: not within the run, or
+        not at all)."""
+        return self._messages.arrays["read"][mid]
 
     def retrieved_by(self, mid: int, t: float) -> bool:
         """Whether row ``mid``'s device had fetched it by ``t`` (a retrieval computed for

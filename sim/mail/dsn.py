@@ -24,10 +24,11 @@ What is never done:
   (no MX and no A record: Postfix's 5.4.4), the null MX (a send-only domain that
   publishes one, RFC 7505 4.1) or NXDOMAIN.
 
-A DSN's ``recipient_person`` is who sent the parent. Rows do not record their sender
-person, so it is a hash (splitmix64) of the parent's ``message_id`` and a fixed key,
-scaled to the sender domain's users: one person per message, the same for every
-recipient row of it, no memory and no random stream (docs/model.md).
+A DSN's ``recipient_person`` is who sent the parent. Only replies record their sender
+person (``sender_person``, the person answering: sim.mail.reading); for every other
+row it is a hash (splitmix64) of the parent's ``message_id`` and a fixed key, scaled to
+the sender domain's users: one person per message, the same for every recipient row of
+it, no memory and no random stream (docs/model.md).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "dsn_size",
     "notice",
     "sender_person",
+    "who_sent",
 ]
 
 # Sizes (docs/sources.md, "Bounces"). A failure DSN returns the original message
@@ -93,13 +95,20 @@ def sender_person(message_id: int, users: int) -> int:
     return int(person_uniforms(_PERSON_KEY, message_id)[0] * users) if users > 0 else 0
 
 
+def who_sent(rec: Recorder, mid: int, users: int) -> int:
+    """Who wrote row ``mid``: the person its row records (a reply's writer), else the
+    one :func:`sender_person` names for its message among the sender domain's ``users``."""
+    writer = rec.writer(mid)
+    return writer if writer >= 0 else sender_person(rec.message_of(mid), users)
+
+
 def notice(rec: Recorder, parent: Message, now: float, action: int) -> Notice | None:
     """The DSN about ``parent`` made at ``now`` (its row created), or None when none
     is due: a DSN is never about a DSN (null sender)."""
     if parent.null_sender:
         return None
     to = parent.sender
-    person = sender_person(rec.message_of(parent.id), to.users)
+    person = who_sent(rec, parent.id, to.users)
     size = dsn_size(parent.size, action)
     row = rec.notice(now, parent.id, person, size, action)
     return Notice(row, to, person, size, to)

@@ -47,7 +47,7 @@ from .mta import MTA, SUBMISSION
 from .smtp import Outcome, Reply
 from .traffic import Contacts, DailyClock, Receivers, size_sampler
 
-__all__ = ["MAX_SIZE", "TrafficSource"]
+__all__ = ["MAX_SIZE", "MailClient", "TrafficSource"]
 
 _REFUSED, _TIMEOUT = Outcome.REFUSED, Outcome.TIMEOUT
 
@@ -55,15 +55,92 @@ MAX_SIZE = 1e15  # bytes: a far tail draw is clamped rather than overflowing
 _RETRIES = 8  # draws to find a recipient not already on the message before giving up on one
 
 
-class TrafficSource:
+class MailClient:
+    """People's mail clients at one client node: the outbox (``sim.mail.mta.Outbox``).
+
+    What the MTA does not take goes back into the outbox and is sent again
+    ``outbox_retry`` later, on one :class:`Timeline` (made at the first failure).
+    """
+
+    def __init__(self, ctx: Context, client: str, timeout: float, outbox_retry: float) -> None:
+        self.ctx = ctx
+        self.env = ctx.env
+        self.recorder = ctx.recorder
+        self.mta: MTA | None = None
+        self.client = client
+        self.timeout = timeout  # a mail client's wait for a silent MTA
+        self.outbox_retry = outbox_retry
+        self._client_code = ctx.recorder.nodes.code(client)
+        self._outbox: Timeline | None = None
+        self.outbox_rows = 0
+        self.kept = 0  # failed submissions: messages taken back into the outbox
+
+    def unanswered(self, msg: Message, cc: tuple[Message, ...], server: MTA, reply: Reply) -> None:
+        """The client connects to ``server`` and hears nothing (``reply`` silent: it
+        waits out its connect timeout) or a reset (one round trip); then the message
+        goes back into the outbox."""
+        now = self.env.now
+        if reply.silent:
+            wait = self.timeout
+            outcome = _TIMEOUT
+        else:
+            wait = self.ctx.network.link(self.client, server.id).time(1, 0, None)
+            outcome = _REFUSED
+        self._hold(msg, cc)
+        self._timeline().at(now + wait, self._failed, (msg, cc, server, now, reply, outcome))
+
+    def _failed(self, arg: tuple[Message, tuple[Message, ...], MTA, float, Reply, Outcome]) -> None:
+        msg, cc, server, start, reply, outcome = arg
+        self.outbox_rows -= 1 + len(cc)  # counted again by keep
+        self.keep(msg, cc, server, start, reply, outcome)
+
+    def keep(
+        self, msg: Message, cc: tuple[Message, ...], server: MTA, start: float, reply: Reply, outcome: Outcome,
+        end: float | None = None,
+    ) -> None:
+        """A submission attempt begun at ``start`` failed with ``reply`` at ``end``
+        (default: now): each row gets its hop-0 attempt row, and the message waits in
+        the outbox for the next send/receive, ``outbox_retry`` after ``end``."""
+        rec = self.recorder
+        now = self.env.now if end is None else end
+        msg.attempts += 1  # submission attempts so far (counted on the first row)
+        for m in (msg, *cc):
+            rec.attempt(m.id, SUBMISSION, msg.attempts, 1, self._client_code, server.code, start, now,
+                        reply, outcome)
+        self.kept += 1
+        self._hold(msg, cc)
+        self._timeline().at(now + self.outbox_retry, self._resubmit, (msg, cc))
+
+    def _hold(self, msg: Message, cc: tuple[Message, ...]) -> None:
+        rec, code = self.recorder, self._client_code
+        rec.held(msg.id, code)
+        for m in cc:
+            rec.held(m.id, code)
+        self.outbox_rows += 1 + len(cc)
+
+    def _resubmit(self, arg: tuple[Message, tuple[Message, ...]]) -> None:
+        msg, cc = arg
+        self.outbox_rows -= 1 + len(cc)
+        assert self.mta is not None
+        self.mta.submit(msg, self.client, cc, self)
+
+    def _timeline(self) -> Timeline:
+        if self._outbox is None:
+            self._outbox = Timeline(self.env)
+        return self._outbox
+
+    def holding(self) -> int:
+        """Rows waiting in the clients' outbox (or on a connection that will fail)."""
+        return self.outbox_rows
+
+
+class TrafficSource(MailClient):
     """One source's arrival process; it creates and submits messages."""
 
     def __init__(self, ctx: Context, spec: Source) -> None:
-        self.ctx = ctx
-        self.env = ctx.env
+        super().__init__(ctx, spec.client, spec.mail_client_timeout, spec.outbox_retry)
         self.spec = spec
         self.id = spec.name
-        self.recorder = ctx.recorder
         self.sender = ctx.domains[spec.domain]
         self.kind = KINDS.index(spec.kind)
         self.stop = spec.stop_time(ctx.scenario.duration)
@@ -114,16 +191,8 @@ class TrafficSource:
         mta = spec.mta or self.sender.spec.outbound
         assert mta is not None  # checked when the scenario was loaded
         self.mta_id = mta
-        self.mta: MTA | None = None
         self.created = 0  # rows (recipients) made
         self.messages = 0  # messages made
-        # The clients' outbox (made at its first message) and the rows waiting in it.
-        self.client = spec.client
-        self.timeout = spec.mail_client_timeout  # a mail client's wait for a silent MTA
-        self._client_code = ctx.recorder.nodes.code(spec.client)
-        self._outbox: Timeline | None = None
-        self.outbox_rows = 0
-        self.kept = 0  # failed submissions: messages taken back into the outbox
         # An API client's retries (sim.mail.esp): its settings and its jitter's stream.
         self.api_timeout = spec.api_client_timeout
         self.max_attempts = spec.max_attempts
@@ -156,66 +225,6 @@ class TrafficSource:
         first, cc = self._make()
         assert self.mta is not None
         self.mta.submit(first, self.client, cc, self)
-
-    # -- the outbox ----------------------------------------------------------------
-
-    def unanswered(self, msg: Message, cc: tuple[Message, ...], server: MTA, reply: Reply) -> None:
-        """The client connects to ``server`` and hears nothing (``reply`` silent: it
-        waits out its connect timeout) or a reset (one round trip); then the message
-        goes back into the outbox."""
-        now = self.env.now
-        if reply.silent:
-            wait = self.timeout
-            outcome = _TIMEOUT
-        else:
-            wait = self.ctx.network.link(self.client, server.id).time(1, 0, None)
-            outcome = _REFUSED
-        self._hold(msg, cc)
-        self._timeline().at(now + wait, self._failed, (msg, cc, server, now, reply, outcome))
-
-    def _failed(self, arg: tuple[Message, tuple[Message, ...], MTA, float, Reply, Outcome]) -> None:
-        msg, cc, server, start, reply, outcome = arg
-        self.outbox_rows -= 1 + len(cc)  # counted again by keep
-        self.keep(msg, cc, server, start, reply, outcome)
-
-    def keep(
-        self, msg: Message, cc: tuple[Message, ...], server: MTA, start: float, reply: Reply, outcome: Outcome,
-        end: float | None = None,
-    ) -> None:
-        """A submission attempt begun at ``start`` failed with ``reply`` at ``end``
-        (default: now): each row gets its hop-0 attempt row, and the message waits in
-        the outbox for the next send/receive, ``outbox_retry`` after ``end``."""
-        rec = self.recorder
-        now = self.env.now if end is None else end
-        msg.attempts += 1  # submission attempts so far (counted on the first row)
-        for m in (msg, *cc):
-            rec.attempt(m.id, SUBMISSION, msg.attempts, 1, self._client_code, server.code, start, now,
-                        reply, outcome)
-        self.kept += 1
-        self._hold(msg, cc)
-        self._timeline().at(now + self.spec.outbox_retry, self._resubmit, (msg, cc))
-
-    def _hold(self, msg: Message, cc: tuple[Message, ...]) -> None:
-        rec, code = self.recorder, self._client_code
-        rec.held(msg.id, code)
-        for m in cc:
-            rec.held(m.id, code)
-        self.outbox_rows += 1 + len(cc)
-
-    def _resubmit(self, arg: tuple[Message, tuple[Message, ...]]) -> None:
-        msg, cc = arg
-        self.outbox_rows -= 1 + len(cc)
-        assert self.mta is not None
-        self.mta.submit(msg, self.client, cc, self)
-
-    def _timeline(self) -> Timeline:
-        if self._outbox is None:
-            self._outbox = Timeline(self.env)
-        return self._outbox
-
-    def holding(self) -> int:
-        """Rows waiting in the clients' outbox (or on a connection that will fail)."""
-        return self.outbox_rows
 
     def _make(self) -> tuple[Message, tuple[Message, ...]]:
         """A new message: its first recipient's row and its further recipients' rows."""

@@ -30,6 +30,7 @@ from ..core.sessions import Sessions
 from ..mail.devices import Readers
 from ..mail.domains import Directory
 from ..mail.quota import Capacity
+from ..mail.reading import Reading, attach as attach_reading
 from ..mail.senders import TrafficSource
 from ..mail.smtp import Dialogues
 from ..world.faults import FaultSchedule, cuts_sessions
@@ -51,6 +52,7 @@ class Model:
     wall: float = 0.0  # seconds spent in run()
     monitors: Monitors | None = None  # time-series levels, when the run samples them
     faults: FaultSchedule | None = None  # the scenario's faults, when it has some
+    reading: list[Reading] = field(default_factory=list)  # domains whose people read (and reply)
 
     @property
     def env(self) -> simpy.Environment:
@@ -153,6 +155,7 @@ class Model:
             held = self.ctx.nodes[node.id].holding()
             counts[node.kind] = counts.get(node.kind, 0) + held
         outboxes = sum(source.holding() for source in self.sources)  # failed submissions
+        outboxes += sum(r.replies.holding() for r in self.reading if r.replies is not None)
         if outboxes:
             counts["client"] = counts.get("client", 0) + outboxes
         return counts
@@ -169,6 +172,8 @@ class Model:
             out["domain"] = {d.name: d.greylist.stats() for d in self.ctx.domains if d.greylist is not None}
         if self.faults is not None:  # per fault and target: failures, time down
             out["fault"] = self.faults.stats()
+        if self.reading:  # per domain whose people read: rows read, replies made
+            out["reading"] = {r.domain: r.stats() for r in self.reading}
         return out
 
 
@@ -241,6 +246,7 @@ def _build(
     # (sim.mail.devices.Readers.hooks): reading and replies, quotas, device loss.
     if Capacity.wanted(ctx):  # quotas and store sizes: nothing made, no cost, without them
         Capacity.build(ctx)
+    reading = [r for r in (attach_reading(ctx, d) for d in domains) if r is not None]  # where reading: is
     sources = [TrafficSource(ctx, spec) for spec in scenario.workload]
     monitors = None
     if sample_every is not None:
@@ -250,4 +256,4 @@ def _build(
             if monitor is not None:
                 monitor(monitors)
     faults = FaultSchedule(ctx, scenario.faults) if scenario.faults else None
-    return Model(scenario, seed, ctx, sources, monitors=monitors, faults=faults)
+    return Model(scenario, seed, ctx, sources, monitors=monitors, faults=faults, reading=reading)

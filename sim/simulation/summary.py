@@ -27,7 +27,8 @@ import pandas as pd
 from ..core.records import STATUSES
 from .stats import EVENTS, aalen_johansen, percentile, restricted_mean
 
-__all__ = ["FLAGGED", "LEGS", "QUANTILES", "Summary", "by_access", "leg_outcomes", "leg_times", "mail", "summarize"]
+__all__ = ["FLAGGED", "LEGS", "QUANTILES", "READING_LEGS", "Summary", "by_access", "leg_outcomes", "leg_times", "mail",
+           "summarize"]
 
 # (name, from column, to column): the legs of a message's journey, in order.
 LEGS = (
@@ -39,7 +40,16 @@ LEGS = (
     ("sync", "delivered", "synced"),  # every device of the recipient has it
     ("end to end", "created", "retrieved"),
 )
-_LEGS = {name: (start, end) for name, start, end in LEGS}
+# With reading modelled (a run with ``read`` times): waiting for a look after the first
+# device has it, and the whole way from the sender to a reader. Only rows of domains
+# whose people read count, and no row in the junk folder: those are never read and
+# would stay open for ever.
+READING_LEGS = (
+    ("reading", "retrieved", "read"),
+    ("to read", "created", "read"),
+)
+_LEGS = {name: (start, end) for name, start, end in (*LEGS, *READING_LEGS)}
+_READING = frozenset(name for name, _, _ in READING_LEGS)
 # The percentiles reported, as shares of the rows that began the leg.
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 # The statistics that carry a ``<stat>_censored`` flag.
@@ -69,6 +79,7 @@ class Summary:
     # The retrieval leg split by how the first device read the mail (None: grouped, or
     # a table without the column): see :func:`by_access`.
     access: pd.DataFrame | None = None
+    reply_rows: int = 0  # reply rows among the rows counted (reading: people answering mail)
 
     def __str__(self) -> str:
         text = f"{self.counts.to_string()}\n\n{self.shown_times().to_string()}\n{self.note()}"
@@ -104,6 +115,8 @@ class Summary:
         since = f"messages created from {self.warmup:g} s on; " if self.warmup else ""
         if self.dsn_rows:
             since += f"{self.dsn_rows:,} DSN rows (bounces, delay warnings) left out; "
+        if self.reply_rows:
+            since += f"{self.reply_rows:,} of the rows are replies (kind reply); "
         return (
             f"{since}rmean: mean of the rows completing the leg, restricted to the horizon "
             f"({self.horizon:g} s), ~ if rows still open at the end could change it; "
@@ -120,6 +133,7 @@ class Summary:
             "warmup": self.warmup,
             "dsn_rows": self.dsn_rows,
             "access": None if self.access is None else json.loads(self.access.reset_index().to_json(orient="records")),
+            "reply_rows": self.reply_rows,
         }
 
 
@@ -200,10 +214,18 @@ def by_access(messages: pd.DataFrame) -> pd.DataFrame:
 
 def _leg_stats(messages: pd.DataFrame, horizon: float) -> pd.DataFrame:
     rows = {}
+    reading = "read" in messages.columns and bool(messages["read"].notna().any())
+    readers = messages
+    if reading and {"folder", "recipient_domain"} <= set(messages.columns):
+        # Only the domains whose people read (some row of theirs was read), and no junk.
+        domains = messages.loc[messages["read"].notna(), "recipient_domain"].unique()
+        readers = messages[messages["recipient_domain"].isin(domains) & (messages["folder"] != "junk")]
     for name, (_, end) in _LEGS.items():
+        if name in _READING and not reading:
+            continue  # reading not modelled: the table is as it always was
         if end not in messages.columns:  # a table from before the column existed
             continue
-        o = leg_outcomes(messages, name, horizon)
+        o = leg_outcomes(readers if name in _READING else messages, name, horizon)
         d, ev = o["duration"].to_numpy(), o["event"].to_numpy()
         cif, open_mass = aalen_johansen(d, ev, EVENTS["delivered"])
         completed = d[ev == EVENTS["delivered"]]
@@ -270,13 +292,14 @@ def summarize(
     if not dsn:
         kept = mail(messages)
         left_out, messages = len(messages) - len(kept), kept
+    replies = int((messages["kind"] == "reply").sum()) if "kind" in messages.columns else 0
     if by is None:
         access = by_access(messages) if "access" in messages.columns else None
-        return Summary(_counts(messages), _leg_stats(messages, h), h, warmup, left_out, access)
+        return Summary(_counts(messages), _leg_stats(messages, h), h, warmup, left_out, access, replies)
     if by not in messages.columns:
         raise KeyError(f"no column {by!r} to group by")
     groups = [(g, part) for g, part in messages.groupby(by, observed=True, sort=True)]
     counts = pd.DataFrame({g: _counts(part) for g, part in groups}).T
     counts.index.name = by
     times = pd.concat({g: _leg_stats(part, h) for g, part in groups}, names=[by, "leg"])
-    return Summary(counts, times, h, warmup, left_out)
+    return Summary(counts, times, h, warmup, left_out, reply_rows=replies)
