@@ -511,18 +511,21 @@ class Recorder:
         else:
             del self.spare[mid]
 
-    def destroyed(self, mid: int, t: float, reason: str) -> None:
-        """A delivered row's copies in its mailbox are gone (the store lost its disk before
-        the row was retrieved): it becomes lost, its delivered time kept. The one status
-        change after delivery the books allow, once; a row with a copy still on its way
-        stays delivered (that copy will reach the mailbox)."""
+    def destroyed(self, mid: int, t: float, reason: str, device: bool = False) -> None:
+        """A delivered row's copies are gone: in its mailbox (the store lost its disk before
+        the row was retrieved: ``retrieved`` is cleared), or with ``device`` on the
+        recipient's devices that alone held it (``sim.mail.device_loss``: it had been
+        retrieved, and ``retrieved`` stays). It becomes lost, its delivered time kept. The
+        one status change after delivery the books allow, once; a row with a copy still
+        on its way stays delivered (that copy will reach the mailbox)."""
         if self._status[mid] != DELIVERED:
             raise RuntimeError(f"message {mid} destroyed while {STATUSES[self._status[mid]]}")
         if self.spare.get(mid):
             return
         self._status[mid] = LOST
         self._ended[mid] = t
-        self._retrieved[mid] = NAN
+        if not device:
+            self._retrieved[mid] = NAN
         self._reason[mid] = self.reasons.code(reason)
 
     def junk(self, mid: int) -> None:

@@ -168,6 +168,8 @@ class Model:
             out["domain"] = {d.name: d.greylist.stats() for d in self.ctx.domains if d.greylist is not None}
         if self.faults is not None:  # per fault and target: failures, time down
             out["fault"] = self.faults.stats()
+            if self.faults.devices is not None:  # device faults: what was lost, by access method
+                out["device_loss"] = self.faults.devices.by_access()
         return out
 
 
@@ -246,5 +248,6 @@ def _build(
             monitor = getattr(ctx.nodes[node.id], "monitor", None)
             if monitor is not None:
                 monitor(monitors)
+    # After the readers: device faults hook into them (sim.mail.device_loss).
     faults = FaultSchedule(ctx, scenario.faults) if scenario.faults else None
     return Model(scenario, seed, ctx, sources, monitors=monitors, faults=faults)
