@@ -152,7 +152,7 @@ YEAR = 365 * 86400.0
 class DeviceFailures(Strict):
     """Devices failing at random: each device of the type on its own, a Poisson process."""
 
-    rate: Num = Field(gt=0, le=10_000, description="failures per device per year (0.03: phones lost or stolen)")
+    rate: Num = Field(gt=0, le=1_000_000, description="failures per device per year (0.03: phones lost or stolen)")
 
 
 class DeviceFault(Strict):

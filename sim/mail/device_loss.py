@@ -71,11 +71,14 @@ class Plan:
 
     def count(self, person: int, kind: int) -> int:
         """How many times the person's device of type ``kind`` fails before ``end``."""
-        n, t = 0, -INF
-        while (t := self.after(person, kind, t)) < INF:
+        if self.rate == 0.0:
+            return int(self.after(person, kind, -INF) < INF)
+        n, at = 0, self.start
+        while True:
+            at += -math.log1p(-self._u(person, kind, n + 1)) / self.rate
+            if at >= self.end:
+                return n
             n += 1
-            t = math.nextafter(t, INF)
-        return n
 
     def _u(self, person: int, kind: int, draw: int) -> float:
         return person_uniforms((self.key + (kind + 1) * _STEP + draw * (_STEP << 1)) & _MASK, person)[0]
