@@ -20,6 +20,7 @@ import simpy
 # Importing the model registers each node kind's component class.
 from .. import mail as _mail  # noqa: F401
 from ..config import Scenario
+from ..config.faults import DeviceFault
 from ..config.budget import estimate
 from ..config.yamlfile import paused_gc
 from ..core.component import REGISTRY, Component, Context
@@ -27,6 +28,7 @@ from ..core.monitors import Monitors
 from ..core.records import Recorder
 from ..core.rng import Streams
 from ..core.sessions import Sessions
+from ..mail.device_loss import DeviceLosses
 from ..mail.devices import Readers
 from ..mail.domains import Directory
 from ..mail.senders import TrafficSource
@@ -50,6 +52,7 @@ class Model:
     wall: float = 0.0  # seconds spent in run()
     monitors: Monitors | None = None  # time-series levels, when the run samples them
     faults: FaultSchedule | None = None  # the scenario's faults, when it has some
+    devices: DeviceLosses | None = None  # its device faults, when it has some
 
     @property
     def env(self) -> simpy.Environment:
@@ -157,8 +160,9 @@ class Model:
         return counts
 
     def stats(self) -> dict[str, dict[str, dict[str, float]]]:
-        """Each component's counters, by node kind and id (kinds with none left out), and
-        under ``domain`` the counters of domains' own greylisting tables."""
+        """Each component's counters, by node kind and id (kinds with none left out),
+        under ``domain`` the counters of domains' own greylisting tables, under ``fault``
+        the faults' and under ``device_loss`` the devices and rows lost by access method."""
         out: dict[str, dict[str, dict[str, float]]] = {}
         for node in self.scenario.topology.nodes:
             counters = self.ctx.nodes[node.id].stats()
@@ -168,8 +172,8 @@ class Model:
             out["domain"] = {d.name: d.greylist.stats() for d in self.ctx.domains if d.greylist is not None}
         if self.faults is not None:  # per fault and target: failures, time down
             out["fault"] = self.faults.stats()
-            if self.faults.devices is not None:  # device faults: what was lost, by access method
-                out["device_loss"] = self.faults.devices.by_access()
+        if self.devices is not None:  # device faults: what was lost, by access method
+            out["device_loss"] = self.devices.by_access()
         return out
 
 
@@ -248,6 +252,13 @@ def _build(
             monitor = getattr(ctx.nodes[node.id], "monitor", None)
             if monitor is not None:
                 monitor(monitors)
-    # After the readers: device faults hook into them (sim.mail.device_loss).
-    faults = FaultSchedule(ctx, scenario.faults) if scenario.faults else None
-    return Model(scenario, seed, ctx, sources, monitors=monitors, faults=faults)
+    # Device faults hook into the readers (sim.mail.device_loss), made above; a run
+    # without them adds nothing.
+    devices = None
+    if any(isinstance(f, DeviceFault) for f in scenario.faults):
+        labels = [FaultSchedule.label(i, f) for i, f in enumerate(scenario.faults)]
+        devices = DeviceLosses(ctx, scenario.faults, labels)
+    faults = None
+    if scenario.faults:
+        faults = FaultSchedule(ctx, scenario.faults, None if devices is None else devices.stats)
+    return Model(scenario, seed, ctx, sources, monitors=monitors, faults=faults, devices=devices)

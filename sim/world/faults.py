@@ -13,13 +13,13 @@ Every failure and repair is logged (``FaultSchedule.log``): what failed, when, u
 when; the run's counters (``run.json``) summarise it per fault and target.
 
 Device faults (``kind: device``) take no process: they are played by the hit domains'
-readers as each message is stored (``sim.mail.device_loss``); their counters (devices
-and rows lost) join the others here.
+readers as each message is stored (``sim.mail.device_loss``, made by the build); their
+counters (devices and rows lost), handed in as ``device_stats``, join the others here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import simpy
@@ -28,7 +28,6 @@ from ..config.faults import DeviceFault, Fault, LinkFault, NodeFault, Partition
 from ..core.component import Context
 from ..core.faults import Cut, Failure, Fails
 from ..core.sessions import Sessions
-from ..mail.device_loss import DeviceLosses
 
 __all__ = ["FaultSchedule", "cuts_sessions"]
 
@@ -46,17 +45,19 @@ class FaultSchedule:
     """Plays a scenario's faults: one process per failing target, none without faults
     (and none for device faults: ``devices``)."""
 
-    def __init__(self, ctx: Context, faults: Sequence[Fault]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        faults: Sequence[Fault],
+        device_stats: Callable[[int], dict[str, dict[str, float]]] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.env = ctx.env
         self.faults = list(faults)
         # (label, target, down at, up at or None while still down)
         self.log: list[list[Any]] = []
-        # Device faults: hooks on the hit domains' readers, made now (after the readers).
-        self.devices: DeviceLosses | None = None
-        if any(isinstance(f, DeviceFault) for f in self.faults):
-            labels = [self.label(i, f) for i, f in enumerate(self.faults)]
-            self.devices = DeviceLosses(ctx, self.faults, labels)
+        # A device fault's counters by its index (sim.mail.device_loss plays them).
+        self.device_stats = device_stats
 
     @staticmethod
     def label(index: int, fault: Fault) -> str:
@@ -175,8 +176,8 @@ class FaultSchedule:
         out: dict[str, dict[str, float]] = {}
         for i, fault in enumerate(self.faults):
             if isinstance(fault, DeviceFault):
-                assert self.devices is not None
-                out.update(self.devices.stats(i))
+                assert self.device_stats is not None, "device faults are played by sim.mail.device_loss"
+                out.update(self.device_stats(i))
                 continue
             for target in self.targets(fault):
                 out[f"{self.label(i, fault)}: {target}"] = {"failures": 0, "downtime": 0.0}
