@@ -169,8 +169,13 @@ def test_random_failures_are_poisson() -> None:
     # The first failure is exponential with mean 1/3 year: P(before 0.1 y) = 1 - e^-0.3.
     first = np.array([plan.after(p, 0, 0.0) for p in range(20_000)])
     assert abs(np.mean(first < 0.1 * YEAR) - (1 - math.exp(-0.3))) < 4 * math.sqrt(0.26 * 0.74 / 20_000)
-    # Another device type of the same people draws on its own.
-    assert [plan.after(p, 1, 0.0) for p in range(5)] != list(first[:5])
+    # Each (device type, k-th gap) of the same people draws on its own: no two of the
+    # first draws of three types are correlated (4 standard errors: 4 / sqrt(20000)).
+    draws = {(k, j): np.array([plan._u(p, k, j) for p in range(20_000)]) for k in range(3) for j in range(3)}
+    keys = sorted(draws)
+    for a in range(len(keys)):
+        for b in range(a + 1, len(keys)):
+            assert abs(np.corrcoef(draws[keys[a]], draws[keys[b]])[0, 1]) < 4 / math.sqrt(20_000), (keys[a], keys[b])
 
 
 def test_random_failures_in_a_run_match_the_rate() -> None:

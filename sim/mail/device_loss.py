@@ -36,7 +36,7 @@ __all__ = ["DEVICE_LOST", "DeviceLosses", "Plan"]
 DEVICE_LOST = "device lost"  # the reason of a row whose only copies were on lost devices
 INF = math.inf
 _MASK = (1 << 64) - 1
-_STEP = 0x9E3779B97F4A7C15  # splitmix's increment: spreads the (type, draw) keys apart
+_STEP = 0x9E3779B97F4A7C15  # splitmix's (odd) increment: spreads the (type, draw) keys apart
 
 
 @dataclass(slots=True)
@@ -81,7 +81,9 @@ class Plan:
             n += 1
 
     def _u(self, person: int, kind: int, draw: int) -> float:
-        return person_uniforms((self.key + (kind + 1) * _STEP + draw * (_STEP << 1)) & _MASK, person)[0]
+        # (kind, draw) -> a distinct offset of the key (the step is odd: multiplying by it
+        # is a bijection mod 2^64), then the person's own splitmix mixing.
+        return person_uniforms((self.key + (((kind + 1) << 40) + draw) * _STEP) & _MASK, person)[0]
 
 
 @dataclass(slots=True)
@@ -172,8 +174,9 @@ class DeviceLosses:
                 check = readers.check_at(k, phases[i], f)
                 if check > gone:
                     break
-                # Its download takes what the first one took (the same path and size).
-                have = check + (c.times[i] - readers.check_at(k, phases[i], t))
+                # Its download takes what the first one took (the same path and size);
+                # the next failure that matters comes after this one in any case.
+                have = max(check + (c.times[i] - readers.check_at(k, phases[i], t)), math.nextafter(f, INF))
             if plan is None:  # this holder keeps a copy through the run
                 return
             if f > last:  # the last holder to fail decides when, and which fault it was
