@@ -273,3 +273,17 @@ def test_mailflow_run_says_what_went_with_the_devices(tmp_path: Path, capsys: py
     meta = json.loads((tmp_path / "out" / "run.json").read_text())
     assert meta["components"]["device_loss"]["pop3"] == {"devices_lost": 1, "rows_lost": 3}
     assert meta["components"]["fault"]["fault 0: example.org/desktop"] == {"failures": 1, "rows_lost": 3}
+
+
+def test_show_of_the_ready_scenario_round_trips(capsys: pytest.CaptureFixture[str]) -> None:
+    """``mailflow show`` prints device faults with every key filled in (``share: null``
+    beside ``random:``), and the faults it prints load as the same faults."""
+    path = Path(__file__).resolve().parent.parent / "topologies" / "pop3-vs-imap.yaml"
+    code, out, _ = cli(["show", str(path)], capsys)
+    assert code == 0
+    data = yaml.safe_load(path.read_text())
+    written = parse_scenario(data).faults
+    data["faults"] = yaml.safe_load(out)["faults"]
+    shown = parse_scenario(data)
+    assert shown.faults == written
+    assert [f.share for f in shown.faults] == [None, None, 0.1]

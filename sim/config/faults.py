@@ -168,7 +168,9 @@ class DeviceFault(Strict):
     device: str = Field(min_length=1, description="a device type of the domain's retrieval (imap/pop3/webmail in the one-device form)")
     start: Seconds = Field(0, ge=0, le=MAX_TIME, description="scripted: the instant; random: when failures may begin")
     end: Seconds | None = Field(None, ge=0, le=MAX_TIME, description="random: when failures stop (default: the run's end)")
-    share: Num = Field(1, gt=0, le=1, description="scripted: the share of the people with such a device who lose it")
+    share: Num | None = Field(
+        None, gt=0, le=1, description="scripted: the share of the people with such a device who lose it (none: all)"
+    )
     random: DeviceFailures | None = Field(None, description="each device fails at random at a rate; absent: once, at start")
 
     @model_validator(mode="after")
@@ -179,7 +181,7 @@ class DeviceFault(Strict):
             raise ValueError("name the domain whose devices are lost (domain: NAME, or domains: [NAME, ...])")
         if self.random is None and self.end is not None:
             raise ValueError("a scripted device loss is an instant (start): end is for random: failures")
-        if self.random is not None and "share" in self.model_fields_set:
+        if self.random is not None and self.share is not None:
             raise ValueError("share is for a scripted loss; with random: every device fails at the rate")
         if self.end is not None and self.end <= self.start:
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")

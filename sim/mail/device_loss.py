@@ -132,7 +132,8 @@ class DeviceLosses:
                 end = self.horizon if fault.end is None else min(fault.end, self.horizon)
                 rate = 0.0 if fault.random is None else fault.random.rate / YEAR
                 label = f"{labels[i]}: {name}/{fault.device}"
-                plan = Plan(i, label, key, float(fault.start), end, float(fault.share), rate)
+                share = 1.0 if fault.share is None else float(fault.share)
+                plan = Plan(i, label, key, float(fault.start), end, share, rate)
                 self.plans.setdefault(i, []).append(plan)
                 dom = self.domains.get(name)
                 if dom is None:
