@@ -287,3 +287,25 @@ def test_show_of_the_ready_scenario_round_trips(capsys: pytest.CaptureFixture[st
     shown = parse_scenario(data)
     assert shown.faults == written
     assert [f.share for f in shown.faults] == [None, None, 0.1]
+
+
+def test_a_store_disk_and_a_device_lose_each_their_own_rows() -> None:
+    """The store loses its disk at 450 s: the row delivered at ~400.7 s was not yet
+    downloaded (the desktop's next poll is at 600) and is lost with the disk; the rows
+    the desktop had downloaded (at 200.649 and 400.649) are not, but go with the
+    desktop at 500 s. No row ends twice."""
+    store = {"kind": "node", "node": "store", "start": 450, "end": 460, "disk": "lost"}
+    m = run(parse_scenario(world({"leave_on_server": False}, faults=[store, loss(start=500)]))).messages
+    assert m.loc[[0, 1, 2], "reason"].tolist() == [DEVICE_LOST] * 3
+    assert m.loc[[0, 1, 2], "ended"].tolist() == [500.0] * 3
+    assert m.loc[3, "reason"] == "disk lost at store" and m.loc[3, "ended"] == 450.0
+    assert math.isnan(m.loc[3, "retrieved"])
+    assert (m.loc[4:, "status"] == "delivered").all()
+    # The desktop lost at 700 s instead: the row the disk took at 450 s would have been
+    # downloaded at 600.649 and lost at 700 with it; it stays lost with the disk. The
+    # row delivered at ~500.9 s (downloaded at 600.649) goes with the desktop.
+    m = run(parse_scenario(world({"leave_on_server": False}, faults=[store, loss(start=700)]))).messages
+    assert m.loc[3, "reason"] == "disk lost at store" and m.loc[3, "ended"] == 450.0
+    assert m.loc[[0, 1, 2, 4], "reason"].tolist() == [DEVICE_LOST] * 4
+    assert (m.loc[[0, 1, 2, 4], "ended"] == 700.0).all()
+    assert (m.loc[5:, "status"] == "delivered").all()
