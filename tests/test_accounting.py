@@ -36,8 +36,12 @@ def check_books(m: pd.DataFrame, faults: bool = False) -> None:
         assert (both[b] >= both[a]).all(), (a, b)
     # Only delivered messages reach a mailbox (and those a store's lost disk destroyed
     # later); every ending but delivery has a reason.
-    destroyed = (m["status"] == "lost") & m["reason"].astype(str).str.startswith("disk lost at ")
+    reason = m["reason"].astype(str)
+    on_device = (m["status"] == "lost") & (reason == "device lost")
+    destroyed = (m["status"] == "lost") & reason.str.startswith("disk lost at ") | on_device
     assert m.loc[(m["status"] != "delivered") & ~destroyed, "delivered"].isna().all()
+    # A row lost with a device had been downloaded to it first, and keeps that time.
+    assert (m.loc[on_device, "retrieved"] <= m.loc[on_device, "ended"]).all()
     assert ((m["copies"] > 0) == m["delivered"].notna()).all()
     ended_badly = m[m["status"].isin(["bounced", "lost"])]
     assert ended_badly["reason"].notna().all()
@@ -352,7 +356,29 @@ def _node_maker(nodes: dict[str, str], duration: float, edges: list[tuple[str, s
     return node_fault(nodes, duration)
 
 
-FAULT_MAKERS = [_node_maker, link_fault, partition]
+# The people of the property test's world read with a POP3 desktop that takes mail off
+# the server and an IMAP phone, each polling often: a device fault loses mail.
+DEVICES = [
+    {"name": "desktop", "share": 0.7, "access": "pop3", "leave_on_server": False, "poll_interval": 60},
+    {"name": "phone", "share": 0.8, "access": "imap", "poll_interval": 120},
+]
+
+
+@st.composite
+def device_fault(draw: st.DrawFn, nodes: dict[str, str], duration: float, edges: list[tuple[str, str]]) -> dict[str, Any]:
+    """The desktops or phones of the world's people lost: a share at an instant, or each
+    at random at a rate that makes failures likely within the run."""
+    fault: dict[str, Any] = {"kind": "device", "domain": "example.org",
+                             "device": draw(st.sampled_from(["desktop", "phone"])),
+                             "start": draw(st.floats(0, duration))}
+    if draw(st.booleans()):
+        fault["share"] = draw(st.floats(0.01, 1))
+    else:
+        fault["random"] = {"rate": draw(st.floats(1e3, 1e6))}
+    return fault
+
+
+FAULT_MAKERS = [_node_maker, link_fault, partition, device_fault]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -379,7 +405,8 @@ def test_books_balance_under_faults_of_every_kind(
     instants: list[float],
 ) -> None:
     """Random small worlds (shared links or not) with random faults of every kind (node
-    faults at every kind of server, link faults, partitions; scripted and random): at random instants the
+    faults at every kind of server, link faults, partitions, people's devices lost;
+    scripted and random): at random instants the
     census (every live copy where it is) equals the recorder's in-flight count; no row
     ends twice (the recorder raises); every extra copy is one a session cut after its
     final "." made."""
@@ -393,6 +420,7 @@ def test_books_balance_under_faults_of_every_kind(
                               default_destination_recipient_limit=2)
     node(world, "mx").update(max_connections=3, processing={"dist": "exponential", "mean": 0.5})
     world["domains"][0].update(unknown_recipient_rate=0.1, users=50)
+    world["domains"][0]["retrieval"] = {"client": "home", "devices": DEVICES}
     if esp:
         node(world, "mta").update(kind="esp", api_rate=1.0, send_rate=2.0)
         world["workload"].append({"name": "news", "kind": "marketing", "client": "home",

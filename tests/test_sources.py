@@ -47,6 +47,7 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("NodeFault", "name"): "a label for the fault; no modelling content",
     ("LinkFault", "name"): "a label for the fault; no modelling content",
     ("Partition", "name"): "a label for the fault; no modelling content",
+    ("DeviceFault", "name"): "a label for the fault; no modelling content",
 }
 EXEMPT.update(
     {(kind.__name__, "region"): "a label saying where a node is; nothing in the model reads it" for kind in NODE_TYPES}

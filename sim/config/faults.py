@@ -10,6 +10,10 @@ A scenario's ``faults:`` list holds entries of three kinds:
   (one way) or ``loss`` more packet loss.
 - ``partition``: every edge between a set of nodes (``nodes:``, or every node of a
   ``region:``) and the rest of the world is down.
+- ``device``: people's devices of one type (``device:``) in a domain (``domain:`` or
+  ``domains:``) are lost, a ``share`` of them at the instant ``start``, or each at a
+  ``random: {rate: R}`` per year; each is replaced at once by an empty one
+  (``sim.mail.device_loss``).
 
 Scripted faults happen once, from ``start`` to ``end``. A fault with ``random:`` happens
 again and again between ``start`` and ``end`` (default: the whole run): up for a time
@@ -31,7 +35,10 @@ from .base import MAX_TIME, NodeId, Num, Strict
 from .distributions import Constant, TimeDistribution, Uniform
 from .units import Seconds
 
-__all__ = ["Answer", "FAULT_KINDS", "Fault", "LinkFault", "NodeFault", "Partition", "RandomFaults"]
+__all__ = [
+    "Answer", "DeviceFailures", "DeviceFault", "FAULT_KINDS", "Fault", "LinkFault", "NodeFault", "Partition",
+    "RandomFaults", "YEAR",
+]
 
 Answer = Literal["none", "refuse"]
 
@@ -138,5 +145,53 @@ class Partition(_FaultBase):
         return self
 
 
-Fault = Annotated[Union[NodeFault, LinkFault, Partition], Field(discriminator="kind")]
-FAULT_KINDS = ("node", "link", "partition")
+# A year of device time, as Backblaze's annualized failure rate counts it (drive days / 365).
+YEAR = 365 * 86400.0
+
+
+class DeviceFailures(Strict):
+    """Devices failing at random: each device of the type on its own, a Poisson process."""
+
+    rate: Num = Field(gt=0, le=1_000_000, description="failures per device per year (0.03: phones lost or stolen)")
+
+
+class DeviceFault(Strict):
+    """People's devices of one type lost (stolen, broken, wiped) and replaced at once by
+    an empty one: at the instant ``start`` a ``share`` of them, or each at random."""
+
+    kind: Literal["device"]
+    name: str | None = Field(None, min_length=1, description="a label for the fault (run.json)")
+    domain: str | None = Field(None, min_length=1, description="the domain whose people lose devices")
+    domains: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="domains whose people lose devices (each on its own)"
+    )
+    device: str = Field(min_length=1, description="a device type of the domain's retrieval (imap/pop3/webmail in the one-device form)")
+    start: Seconds = Field(0, ge=0, le=MAX_TIME, description="scripted: the instant; random: when failures may begin")
+    end: Seconds | None = Field(None, ge=0, le=MAX_TIME, description="random: when failures stop (default: the run's end)")
+    share: Num | None = Field(
+        None, gt=0, le=1, description="scripted: the share of the people with such a device who lose it (none: all)"
+    )
+    random: DeviceFailures | None = Field(None, description="each device fails at random at a rate; absent: once, at start")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeviceFault:
+        if self.domain is not None and self.domains:
+            raise ValueError("give domain or domains, not both")
+        if self.domain is None and not self.domains:
+            raise ValueError("name the domain whose devices are lost (domain: NAME, or domains: [NAME, ...])")
+        if self.random is None and self.end is not None:
+            raise ValueError("a scripted device loss is an instant (start): end is for random: failures")
+        if self.random is not None and self.share is not None:
+            raise ValueError("share is for a scripted loss; with random: every device fails at the rate")
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+    @property
+    def targets(self) -> list[str]:
+        """The domains whose people lose devices."""
+        return [self.domain] if self.domain is not None else self.domains
+
+
+Fault = Annotated[Union[NodeFault, LinkFault, Partition, DeviceFault], Field(discriminator="kind")]
+FAULT_KINDS = ("node", "link", "partition", "device")

@@ -10,7 +10,7 @@ import networkx as nx
 from .base import MAX_MESSAGES
 from .domains import Domain
 from .errors import ScenarioError, key_text
-from .faults import LinkFault, NodeFault
+from .faults import DeviceFault, LinkFault, NodeFault
 from .nodes import MTANode, MXNode, RelayNode, sending_ips
 from .scenario import Scenario
 
@@ -222,6 +222,8 @@ def _check_faults(sc: Scenario, kinds: dict[str, str], links: set[frozenset[str]
                     raise ScenarioError(f"{p}.{end}", f"{node_id!r} is not a node of the topology")
             if frozenset((fault.a, fault.b)) not in links:
                 raise ScenarioError(p, f"no edge between {fault.a!r} and {fault.b!r} in topology.edges")
+        elif isinstance(fault, DeviceFault):
+            _check_device_fault(sc, p, fault)
         else:
             if fault.region is not None and fault.region not in regions:
                 known = ", ".join(sorted(regions)[:5]) or "none"
@@ -234,6 +236,26 @@ def _check_faults(sc: Scenario, kinds: dict[str, str], links: set[frozenset[str]
             }
             if len(side) == len(kinds):
                 raise ScenarioError(p, "the side cut off is the whole world: nothing is left on the other side")
+
+
+def _check_device_fault(sc: Scenario, p: str, fault: DeviceFault) -> None:
+    """Each domain a device fault names exists, has people who read mail, and has the
+    device type it names."""
+    domains = {d.name: d for d in sc.domains}
+    for j, name in enumerate(fault.targets):
+        at = f"{p}.domain" if fault.domain is not None else f"{p}.domains[{j}]"
+        dom = domains.get(name)
+        if dom is None:
+            raise ScenarioError(at, f"{name!r} is not a domain of the scenario")
+        if name in fault.targets[:j]:
+            raise ScenarioError(at, f"{name!r} is listed twice")
+        if dom.retrieval is None or dom.users == 0:
+            raise ScenarioError(at, f"domain {name!r} has no devices to lose (it needs users and a retrieval)")
+        types = [t.name for t in dom.retrieval.device_types()[0]]
+        if fault.device not in types:
+            raise ScenarioError(
+                f"{p}.device", f"domain {name!r} has no device type {fault.device!r} (it has {', '.join(types)})"
+            )
 
 
 def _check_histories(sc: Scenario) -> None:

@@ -534,19 +534,22 @@ class Recorder:
         else:
             del self.spare[mid]
 
-    def destroyed(self, mid: int, t: float, reason: str) -> None:
-        """A delivered row's copies in its mailbox are gone (the store lost its disk before
-        the row was retrieved): it becomes lost, its delivered time kept. The one status
-        change after delivery the books allow, once; a row with a copy still on its way
-        stays delivered (that copy will reach the mailbox). A look planned for after
-        ``t`` (reading) never happens: ``read`` is emptied."""
+    def destroyed(self, mid: int, t: float, reason: str, device: bool = False) -> None:
+        """A delivered row's copies are gone: in its mailbox (the store lost its disk before
+        the row was retrieved: ``retrieved`` is cleared), or with ``device`` on the
+        recipient's devices that alone held it (``sim.mail.device_loss``: it had been
+        retrieved, and ``retrieved`` stays). It becomes lost, its delivered time kept. The
+        one status change after delivery the books allow, once; a row with a copy still
+        on its way stays delivered (that copy will reach the mailbox). A look planned for
+        after ``t`` (reading) never happens: ``read`` is emptied."""
         if self._status[mid] != DELIVERED:
             raise RuntimeError(f"message {mid} destroyed while {STATUSES[self._status[mid]]}")
         if self.spare.get(mid):
             return
         self._status[mid] = LOST
         self._ended[mid] = t
-        self._retrieved[mid] = NAN
+        if not device:
+            self._retrieved[mid] = NAN
         read = self._messages.arrays["read"]
         if not read[mid] <= t:  # a look planned for after the loss never happens
             read[mid] = NAN

@@ -190,6 +190,15 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}" if abs(x) >= 100 else f"{x:.2f}"
 
 
+def _device_losses(by_access: dict[str, dict[str, float]]) -> str:
+    """One line: rows lost with devices and devices lost, by access method."""
+    rows = sum(int(v["rows_lost"]) for v in by_access.values())
+    each = ", ".join(
+        f"{access} {int(v['devices_lost']):,} ({int(v['rows_lost']):,} rows)" for access, v in by_access.items()
+    )
+    return f"lost with devices: {rows:,} rows; devices lost by access: {each}"
+
+
 def print_summary(results: Results, console: Console = out) -> None:
     """Print a run's counts by status and its per-leg delivery times as tables."""
     import pandas as pd
@@ -208,6 +217,9 @@ def print_summary(results: Results, console: Console = out) -> None:
         share = "" if status == "created" else f"{(n / total if total else 0):.2%}"
         counts.add_row(str(status), f"{int(n):,}", share)
     console.print(counts)
+    devices = results.stats.get("device_loss")
+    if devices:  # a run with device faults: what went with the lost devices
+        console.print(_device_losses(devices), highlight=False)
 
     # Censored statistics print as "> t" (rmean as "~m"), unreached percentiles as
     # "n/r": summary.shown_times applies the rules, the note under the table says them.

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Scenario
-from ..config.faults import LinkFault, NodeFault
+from ..config.faults import DeviceFault, LinkFault, NodeFault
 from ..simulation import Results, leg_times
 from ..simulation.stats import EVENTS, aalen_johansen, t_interval
 from ..simulation.summary import LEGS, leg_outcomes, summarize
@@ -266,8 +266,8 @@ def outage_windows(scenario: Scenario) -> dict[str, list[tuple[float, float]]]:
         if spans:
             windows[node.id] = [(float(o.start), float(o.end)) for o in spans]
     for fault in scenario.faults:
-        if fault.random is not None or fault.end is None:
-            continue
+        if fault.random is not None or fault.end is None or isinstance(fault, DeviceFault):
+            continue  # a device fault is an instant, or random
         span = (float(fault.start), float(fault.end))
         if isinstance(fault, NodeFault):
             names = fault.targets

@@ -20,6 +20,7 @@ import simpy
 # Importing the model registers each node kind's component class.
 from .. import mail as _mail  # noqa: F401
 from ..config import Scenario
+from ..config.faults import DeviceFault
 from ..config.budget import estimate
 from ..config.yamlfile import paused_gc
 from ..core.component import REGISTRY, Component, Context
@@ -27,6 +28,7 @@ from ..core.monitors import Monitors
 from ..core.records import Recorder
 from ..core.rng import Streams
 from ..core.sessions import Sessions
+from ..mail.device_loss import DeviceLosses
 from ..mail.devices import Readers
 from ..mail.domains import Directory
 from ..mail.quota import Capacity
@@ -53,6 +55,7 @@ class Model:
     monitors: Monitors | None = None  # time-series levels, when the run samples them
     faults: FaultSchedule | None = None  # the scenario's faults, when it has some
     reading: list[Reading] = field(default_factory=list)  # domains whose people read (and reply)
+    devices: DeviceLosses | None = None  # its device faults, when it has some
 
     @property
     def env(self) -> simpy.Environment:
@@ -161,8 +164,9 @@ class Model:
         return counts
 
     def stats(self) -> dict[str, dict[str, dict[str, float]]]:
-        """Each component's counters, by node kind and id (kinds with none left out), and
-        under ``domain`` the counters of domains' own greylisting tables."""
+        """Each component's counters, by node kind and id (kinds with none left out),
+        under ``domain`` the counters of domains' own greylisting tables, under ``fault``
+        the faults' and under ``device_loss`` the devices and rows lost by access method."""
         out: dict[str, dict[str, dict[str, float]]] = {}
         for node in self.scenario.topology.nodes:
             counters = self.ctx.nodes[node.id].stats()
@@ -174,6 +178,8 @@ class Model:
             out["fault"] = self.faults.stats()
         if self.reading:  # per domain whose people read: rows read, replies made
             out["reading"] = {r.domain: r.stats() for r in self.reading}
+        if self.devices is not None:  # device faults: what was lost, by access method
+            out["device_loss"] = self.devices.by_access()
         return out
 
 
@@ -255,5 +261,13 @@ def _build(
             monitor = getattr(ctx.nodes[node.id], "monitor", None)
             if monitor is not None:
                 monitor(monitors)
-    faults = FaultSchedule(ctx, scenario.faults) if scenario.faults else None
-    return Model(scenario, seed, ctx, sources, monitors=monitors, faults=faults, reading=reading)
+    # Device faults hook into the readers (sim.mail.device_loss), made above; a run
+    # without them adds nothing.
+    devices = None
+    if any(isinstance(f, DeviceFault) for f in scenario.faults):
+        labels = [FaultSchedule.label(i, f) for i, f in enumerate(scenario.faults)]
+        devices = DeviceLosses(ctx, scenario.faults, labels)
+    faults = None
+    if scenario.faults:
+        faults = FaultSchedule(ctx, scenario.faults, None if devices is None else devices.stats)
+    return Model(scenario, seed, ctx, sources, monitors=monitors, faults=faults, devices=devices, reading=reading)

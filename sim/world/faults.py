@@ -11,16 +11,20 @@ scenario changes no other draw.
 
 Every failure and repair is logged (``FaultSchedule.log``): what failed, when, until
 when; the run's counters (``run.json``) summarise it per fault and target.
+
+Device faults (``kind: device``) take no process: they are played by the hit domains'
+readers as each message is stored (``sim.mail.device_loss``, made by the build); their
+counters (devices and rows lost), handed in as ``device_stats``, join the others here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import simpy
 
-from ..config.faults import Fault, LinkFault, NodeFault, Partition
+from ..config.faults import DeviceFault, Fault, LinkFault, NodeFault, Partition
 from ..core.component import Context
 from ..core.faults import Cut, Failure, Fails
 from ..core.sessions import Sessions
@@ -38,14 +42,22 @@ def cuts_sessions(faults: Sequence[Fault]) -> bool:
 
 
 class FaultSchedule:
-    """Plays a scenario's faults: one process per failing target, none without faults."""
+    """Plays a scenario's faults: one process per failing target, none without faults
+    (and none for device faults: ``devices``)."""
 
-    def __init__(self, ctx: Context, faults: Sequence[Fault]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        faults: Sequence[Fault],
+        device_stats: Callable[[int], dict[str, dict[str, float]]] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.env = ctx.env
         self.faults = list(faults)
         # (label, target, down at, up at or None while still down)
         self.log: list[list[Any]] = []
+        # A device fault's counters by its index (sim.mail.device_loss plays them).
+        self.device_stats = device_stats
 
     @staticmethod
     def label(index: int, fault: Fault) -> str:
@@ -60,14 +72,16 @@ class FaultSchedule:
             return fault.targets
         if isinstance(fault, LinkFault):
             return [f"{fault.a}~{fault.b}"]
+        if isinstance(fault, DeviceFault):
+            return [f"{domain}/{fault.device}" for domain in fault.targets]
         return [fault.region or ",".join(fault.nodes)]
 
     def start(self) -> None:
         """Start a process for each failing target (called after every component started)."""
         horizon = self.ctx.horizon
         for i, fault in enumerate(self.faults):
-            if fault.start >= horizon:
-                continue  # after the run: never happens
+            if fault.start >= horizon or isinstance(fault, DeviceFault):
+                continue  # after the run: never happens; a device fault needs no process
             if isinstance(fault, NodeFault):
                 for node in fault.targets:
                     self.env.process(self._node(i, fault, node))
@@ -76,7 +90,7 @@ class FaultSchedule:
 
     # -- when ------------------------------------------------------------------------
 
-    def _spans(self, index: int, fault: Fault, target: str) -> Generator[tuple[float, float], None, None]:
+    def _spans(self, index: int, fault: NodeFault | LinkFault | Partition, target: str) -> Generator[tuple[float, float], None, None]:
         """The fault's (down, up) times at ``target``: one span when scripted; at
         random, an up time drawn from ``between``, a down time from ``repair``, again
         until the window (``start`` to ``end``, default the run's end) is over."""
@@ -157,12 +171,16 @@ class FaultSchedule:
     def stats(self) -> dict[str, dict[str, float]]:
         """Per fault and target, in the order of ``faults:``: failures, and seconds down
         within the run (a fault that never happened, one starting after the run's end
-        or a random one that drew no failure in time, shows as 0 and 0)."""
-        out: dict[str, dict[str, float]] = {
-            f"{self.label(i, fault)}: {target}": {"failures": 0, "downtime": 0.0}
-            for i, fault in enumerate(self.faults)
-            for target in self.targets(fault)
-        }
+        or a random one that drew no failure in time, shows as 0 and 0); for a device
+        fault, per domain, devices lost (``failures``) and rows lost (``rows_lost``)."""
+        out: dict[str, dict[str, float]] = {}
+        for i, fault in enumerate(self.faults):
+            if isinstance(fault, DeviceFault):
+                assert self.device_stats is not None, "device faults are played by sim.mail.device_loss"
+                out.update(self.device_stats(i))
+                continue
+            for target in self.targets(fault):
+                out[f"{self.label(i, fault)}: {target}"] = {"failures": 0, "downtime": 0.0}
         now = self.env.now
         for label, target, down, up in self.log:
             row = out[f"{label}: {target}"]
