@@ -272,3 +272,25 @@ def test_delay_warning_time_takes_units_and_is_off_by_default() -> None:
     nodes = {n.id: n for n in sc.topology.nodes}
     assert nodes["acme-mail"].delay_warning_time == 4 * 3600  # type: ignore[union-attr]
     assert nodes["gmail-submit"].delay_warning_time == 0  # type: ignore[union-attr]
+
+
+def test_a_dsn_goes_back_to_the_writer_a_source_with_contacts_drew() -> None:
+    """A source with ``contacts`` draws who writes each message (to choose its
+    recipients) and records them in ``sender_person``: the bounce goes to that person,
+    not to the hash of the message id that names the sender of other sources' mail."""
+    from tests.conftest import tiny_data
+
+    data = tiny_data(duration=2000)
+    data["domains"][0]["users"] = 50
+    data["domains"][0]["unknown_recipient_rate"] = 1.0  # every row bounces at RCPT
+    data["workload"][0]["contacts"] = 3
+    result = sim.run(parse_scenario(data), seed=2)
+    rows = result.messages
+    mail, dsns = rows[rows["kind"] == "person"], rows[rows["kind"] == "dsn"]
+    assert len(mail) > 10 and len(dsns) == len(mail)
+    assert mail["sender_person"].notna().all()
+    parents = mail.loc[dsns["parent_id"].to_numpy()]
+    assert list(dsns["recipient_person"]) == list(parents["sender_person"].astype(int))
+    # The hash would have named someone else for most of them.
+    hashed = [sender_person(int(m), 50) for m in parents["message_id"]]
+    assert sum(h != p for h, p in zip(hashed, parents["sender_person"])) > len(parents) // 2

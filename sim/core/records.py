@@ -182,8 +182,9 @@ MESSAGE_COLUMNS = (
     Column("sender_domain", "I", 0, "domains", zero_is_missing=False),
     Column("recipient_domain", "I", 0, "domains", zero_is_missing=False),
     Column("recipient_person", "I", 0),
-    # Who wrote the row, when recorded (a reply: the person answering); NO_PERSON: not
-    # recorded, the sender is the one sim.mail.dsn.sender_person names (as for DSNs).
+    # Who wrote the row, when recorded (a reply: the person answering; a source with
+    # contacts: the person it drew); NO_PERSON: not recorded, the sender is the one
+    # sim.mail.dsn.sender_person names.
     Column("sender_person", "I", NO_PERSON, nullable=True),
     Column("kind", "B", 0, KINDS),
     Column("action", "b", -1, ACTIONS),  # a DSN's (RFC 3464 Action); -1: missing
@@ -385,6 +386,11 @@ class Recorder:
         a["parent_id"][mid] = parent
         a["sender_person"][mid] = writer
         return mid
+
+    def wrote(self, mid: int, person: int) -> None:
+        """Row ``mid`` was written by ``person`` of its sender domain (a source that
+        draws its writers, for their contacts): DSNs and replies go back to them."""
+        self._messages.arrays["sender_person"][mid] = person
 
     def writer(self, mid: int) -> int:
         """The person recorded as having written row ``mid`` (a reply's), or -1: none

@@ -236,6 +236,8 @@ class TrafficSource(MailClient):
         domain, user = self._recipient(sender)
         now, rec, kind, src = self.env.now, self.recorder, self.kind, self.sender
         mid = rec.created(now, src.index, domain.index, user, kind, size)
+        if self._sender_person is not None:  # a drawn writer: bounces and replies go back to them
+            rec.wrote(mid, sender)
         first = Message(mid, domain, user, size, src)
         self.created += 1
         self.messages += 1
@@ -261,6 +263,8 @@ class TrafficSource(MailClient):
                 continue  # everyone this sender would write to is on the message already
             taken.add((domain.index, user))
             row = rec.created(now, src.index, domain.index, user, kind, size, mid)
+            if self._sender_person is not None:
+                rec.wrote(row, sender)
             out.append(Message(row, domain, user, size, src))
         self.created += len(out)
         return tuple(out)
