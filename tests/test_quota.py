@@ -394,3 +394,18 @@ def test_mail_stored_while_the_devices_are_cut_off_counts_at_once() -> None:
     first = tries(result, 1).iloc[0]
     assert (first["reply"], first["enhanced"]) == (452, "4.2.2")
     assert first["start"] == pytest.approx(200.39, abs=1e-9)
+
+
+def test_a_run_sampling_time_series_follows_every_store_s_occupancy() -> None:
+    """No quota and no size: sampling time series still follows each store's bytes
+    (``occupancy``), which then equals what was stored (IMAP keeps every copy), and
+    the messages are those of a run that does not sample."""
+    data = tiny_data(duration=350, drain=1000)
+    plain = run(parse_scenario(data))
+    sampled = run(parse_scenario(data), sample_every=100)
+    assert sampled.messages.equals(plain.messages)
+    ts = sampled.timeseries
+    level = ts[(ts["component"] == "store") & (ts["metric"] == "occupancy")].set_index("time")["value"]
+    # Three 10,000-byte messages stored at about 100.9, 200.9 and 300.9 s.
+    assert list(level.loc[[100.0, 200.0, 300.0, 400.0]]) == [0, 10_000, 20_000, 30_000]
+    assert sampled.stats["mailbox"]["store"]["occupancy"] == 30_000

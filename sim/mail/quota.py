@@ -311,11 +311,15 @@ class Capacity:
         return any(d.quota is not None for d in ctx.scenario.domains) or bool(_sized(ctx))
 
     @classmethod
-    def build(cls, ctx: Context) -> Capacity:
-        """Make the stores' capacities, hook them into the domains' readers (or their
-        store, for a domain whose people have no devices) and add the rule to every MX."""
+    def build(cls, ctx: Context, every_store: bool = False) -> Capacity:
+        """Make the stores' capacities, hook them into the domains' readers and add the
+        rule to every MX that needs it. ``every_store``: count every store, not only
+        those with a size or a quota domain (a run sampling their occupancy over time)."""
         counted = {d.mailbox.id for d in ctx.domains if d.mailbox is not None and d.spec.quota is not None}
         counted |= _sized(ctx)
+        limited = bool(counted)  # some store can refuse: the MX asks at RCPT
+        if every_store:
+            counted |= {n.id for n in ctx.scenario.topology.nodes if isinstance(n, MailboxNode)}
         rooms: dict[Domain, Room] = {}
         stores: dict[str, StoreCapacity] = {}
         for store_id in sorted(counted):
@@ -340,7 +344,7 @@ class Capacity:
                 domain.readers.hooks.append(_hook(capacity))
         made = cls(stores, rooms)
         for component in ctx.nodes.values():
-            if isinstance(component, MX):
+            if limited and isinstance(component, MX):
                 component.add_policy(made.check)
         return made
 

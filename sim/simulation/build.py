@@ -250,8 +250,10 @@ def _build(
                 domain.readers = Readers(ctx, spec.retrieval, spec.name, spec.mailbox)
     # What follows a stored message plugs into its domain's readers as hooks
     # (sim.mail.devices.Readers.hooks): reading and replies, quotas, device loss.
-    if Capacity.wanted(ctx):  # quotas and store sizes: nothing made, no cost, without them
-        Capacity.build(ctx)
+    # Quotas and store sizes, or a run sampling time series (each store's occupancy over
+    # time): nothing made, no cost, otherwise.
+    if Capacity.wanted(ctx) or sample_every is not None:
+        Capacity.build(ctx, every_store=sample_every is not None)
     reading = [r for r in (attach_reading(ctx, d) for d in domains) if r is not None]  # where reading: is
     sources = [TrafficSource(ctx, spec) for spec in scenario.workload]
     monitors = None
