@@ -43,6 +43,16 @@ def check_books(m: pd.DataFrame, faults: bool = False) -> None:
     # A row lost with a device had been downloaded to it first, and keeps that time.
     assert (m.loc[on_device, "retrieved"] <= m.loc[on_device, "ended"]).all()
     assert ((m["copies"] > 0) == m["delivered"].notna()).all()
+    # The last hop's columns agree: a first device's access exactly when some device had
+    # it; every device (synced) and a look (read) only after the first device; none of
+    # them for a row whose store lost it before any device had it.
+    if "access" in m:
+        assert (m["access"].notna() == m["retrieved"].notna()).all()
+        assert m.loc[m["synced"].notna(), "retrieved"].notna().all()
+        assert (m["synced"].dropna() >= m.loc[m["synced"].notna(), "retrieved"]).all()
+        assert (m["read"].dropna() >= m.loc[m["read"].notna(), "retrieved"]).all()
+        on_disk = reason.str.startswith("disk lost at ")
+        assert m.loc[on_disk, ["retrieved", "synced", "read", "access"]].isna().all().all()
     ended_badly = m[m["status"].isin(["bounced", "lost"])]
     assert ended_badly["reason"].notna().all()
     assert m.loc[m["status"].isin(["delivered", "in_flight"]), "reason"].isna().all()

@@ -309,3 +309,30 @@ def test_a_store_disk_and_a_device_lose_each_their_own_rows() -> None:
     assert m.loc[[0, 1, 2, 4], "reason"].tolist() == [DEVICE_LOST] * 4
     assert (m.loc[[0, 1, 2, 4], "ended"] == 700.0).all()
     assert (m.loc[5:, "status"] == "delivered").all()
+
+
+def test_a_replacement_looking_at_the_instant_of_removal_finds_nothing() -> None:
+    """The desktop (POP3 without a copy, every 400 s from 0) removes message 0 at
+    400.649; the phone (POP3 keeping a copy for ever, every 200 s from 0.649) had it at
+    201.298 and is lost at 300: its replacement next looks at 400.649, the instant of
+    the removal, and finds nothing (the rule of Readers.copies). So only the desktop
+    held it, and it is lost with the desktop at 500."""
+    data = world({"leave_on_server": False, "poll_interval": 400},
+                 faults=[loss("phone", start=300), loss("desktop", start=500)])
+    data["domains"][0]["retrieval"]["devices"][1] = {
+        "name": "phone", "share": 1, "access": "pop3", "poll_interval": 200, "phase": 0.649, "delete_after": None}
+    m = run(parse_scenario(data)).messages
+    row = m.loc[0]
+    assert (row["status"], row["reason"], row["ended"]) == ("lost", "device lost", 500.0)
+
+
+def test_rows_read_counts_only_looks_that_happened_before_a_loss() -> None:
+    """A row lost with its device before the look planned for it is not read: the
+    reading figures in run.json count the same rows as the read column."""
+    data = world({"leave_on_server": False}, phone={"share": 0}, faults=[loss(start=500)])
+    data["domains"][0]["retrieval"]["reading"] = {"looks_per_day": 400, "reply_share": 0, "profile": "flat"}
+    result = run(parse_scenario(data))
+    m = result.messages
+    undone = ((m["reason"] == "device lost") & m["read"].isna()).sum()
+    assert undone > 0  # some look came after the loss
+    assert result.stats["reading"]["example.org"]["read"] == m["read"].notna().sum()

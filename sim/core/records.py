@@ -322,6 +322,8 @@ class Recorder:
         # Deliveries of a row beyond its first (a duplicate's), by row: ``copies`` is
         # 1 for a row ever delivered plus these, filled in when the table is made.
         self._more: dict[int, int] = {}
+        # Looks planned when a row was stored that its loss undid, by recipient domain.
+        self.unread: dict[int, int] = {}
         self._bind()
 
     def _bind(self) -> None:
@@ -554,10 +556,15 @@ class Recorder:
             return
         self._status[mid] = LOST
         self._ended[mid] = t
-        if not device:
+        if not device:  # no device ever had it: nor every device, nor a first one
             self._retrieved[mid] = NAN
+            self._messages.arrays["synced"][mid] = NAN
+            self._messages.arrays["access"][mid] = -1
         read = self._messages.arrays["read"]
         if not read[mid] <= t:  # a look planned for after the loss never happens
+            if read[mid] == read[mid]:  # it was planned: one row fewer read in its domain
+                domain = self._recipient[mid]
+                self.unread[domain] = self.unread.get(domain, 0) + 1
             read[mid] = NAN
         self._reason[mid] = self.reasons.code(reason)
 

@@ -173,7 +173,7 @@ class DeviceLosses:
                 if phases is None:
                     phases = readers.devices(c.person)[1]
                 check = readers.check_at(k, phases[i], f)
-                if check > gone:
+                if check >= gone:  # a look at the removal finds nothing (Readers.copies)
                     break
                 # Its download takes what the first one took (the same path and size);
                 # the next failure that matters comes after this one in any case.

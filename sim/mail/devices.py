@@ -163,6 +163,15 @@ class Readers:
         self._env, self._recorder = ctx.env, ctx.recorder
         self.cut_off: list[Message] = []
         self._watching = False
+        # The latest cut of the path (went down, came back): an IDLE client's connection
+        # died with it, and it hears of new mail only once it has reconnected at its next
+        # re-issued IDLE after the path came back. Followed only when some fault can cut
+        # links and some device IDLEs.
+        self._path_up = True
+        self._down_at = 0.0
+        self._last_cut: tuple[float, float] | None = None
+        if any(self.idle) and any(f.kind in ("link", "partition") for f in ctx.scenario.faults):
+            self._watch()
 
     @property
     def key(self) -> int:
@@ -224,13 +233,21 @@ class Readers:
     def _look(self, k: int, phase: float, t: float, reconnect: bool = False) -> tuple[float, bool]:
         """When a device of type ``k`` looks at the server for mail stored at ``t``, and
         whether that is an IDLE push (no login) rather than a session of its own."""
+        if self.asleep[k] is not None:
+            woken = self.awake(k, t)
+            if woken != t:  # asleep when the mail comes: it syncs on waking, a session of its own
+                return woken, False
         if self.webmail[k]:
             when, push = t, False
         elif self.idle[k]:
             fraction = self.fixed[k]
-            if reconnect:  # the old connection is dead: noticed at the next re-issued IDLE
-                refresh = self.refresh[k]
-                when, push = next_poll(t, (phase if fraction is None else fraction) * refresh, refresh), False
+            refresh = self.refresh[k]
+            start = (phase if fraction is None else fraction) * refresh
+            cut = self._last_cut
+            if reconnect or (cut is not None and next_poll(cut[1], start, refresh) > t):
+                # The old connection died with the path: noticed at the next re-issued
+                # IDLE after the path came back, then a session of its own.
+                when, push = next_poll(t, start, refresh), False
             else:
                 when, push = t, True
         else:
@@ -239,7 +256,7 @@ class Readers:
             when, push = next_poll(t, (phase if fraction is None else fraction) * interval, interval), False
         if self.asleep[k] is not None:
             woken = self.awake(k, when)
-            if woken != when:  # asleep: it syncs on waking, a session of its own
+            if woken != when:  # its check falls while it sleeps: it syncs on waking
                 return woken, False
         return when, push
 
@@ -327,40 +344,50 @@ class Readers:
             k = self._one(u)
             when, push = self._look(k, phase, t, reconnect)
             tk = when + self._session(k, push, msg.size, link, self._lossy() if link.loss > 0.0 else None)
-            tk = tk if tk <= horizon else math.nan
-            rec.retrieved(msg.id, tk)
-            rec.synced(msg.id, tk)
-            rec.access(msg.id, self.access[k])
+            if tk <= horizon:
+                rec.retrieved(msg.id, tk)
+                rec.synced(msg.id, tk)
+                rec.access(msg.id, self.access[k])
             return
         c = self.copies(msg, t, reconnect)
         first = c.retrieved
         rec.retrieved(msg.id, first if first <= horizon else math.nan)
         last = c.synced
         rec.synced(msg.id, last if last <= horizon else math.nan)
-        if c.first >= 0:
+        if first <= horizon:  # (INF: no device ever has it)
             rec.access(msg.id, self.access[c.kinds[c.first]])
         for hook in self.hooks:
             hook(msg, c, t)
 
     def _wait_for_path(self, msg: Message) -> None:
         self.cut_off.append(msg)
-        if not self._watching:  # the first time only: a world without link faults pays nothing
+        self._watch()
+
+    def _watch(self) -> None:
+        if not self._watching:  # once only: a world without link faults pays nothing
             self._watching = True
             self.network.watch(self._changed)
 
     def _changed(self) -> None:
         # A watcher must not look links up while a fault is still changing edges: look
         # once they all changed, at the same instant.
-        if self.cut_off:
-            self._env.timeout(0).callbacks.append(self._reconnected)
+        self._env.timeout(0).callbacks.append(self._reconnected)
 
     def _reconnected(self, _: object) -> None:
-        """A path may be back: mail that waited for it is read at the devices' next
-        polls from now (an IDLE client reconnects at its next re-issued IDLE; each
-        still NaN past the horizon)."""
-        if not self.cut_off or not self.network.link(self.store, self.client).up:
-            return
+        """The graph changed: note when the path went down or came back (IDLE clients'
+        connections), and when it is back, mail that waited for it is read at the
+        devices' next polls from now (an IDLE client reconnects at its next re-issued
+        IDLE; each still NaN past the horizon)."""
+        up = self.network.link(self.store, self.client).up
         now = self._env.now
+        if up != self._path_up:
+            self._path_up = up
+            if up:
+                self._last_cut = (self._down_at, now)
+            else:
+                self._down_at = now
+        if not self.cut_off or not up:
+            return
         waiting, self.cut_off = self.cut_off, []
         rec = self._recorder
         for msg in waiting:

@@ -199,6 +199,7 @@ class Reading:
     def __init__(self, ctx: Context, domain: Domain, spec: ReadingSpec, client: str) -> None:
         self.spec = spec
         self.domain = domain.name
+        self.index = domain.index
         self.env = ctx.env
         self.recorder = ctx.recorder
         self.horizon = ctx.horizon
@@ -216,14 +217,14 @@ class Reading:
             self.replies = Replies(ctx, domain, client, outbound, spec)
         self._answer: Draw = ctx.streams.uniform("reading", domain.name, "reply")
         self._delay: Draw = ctx.streams.sampler(spec.reply_delay, "reading", domain.name, "reply-delay")
-        self.read = 0  # rows read within the run
+        self.read = 0  # rows read within the run (less those a loss undid: Recorder.unread)
 
     def stats(self) -> dict[str, float]:
         """Rows read within the run; replies made, and those taken back into the mail
         clients' outbox (submissions the MTA did not take)."""
         replies = self.replies
         return {
-            "read": self.read,
+            "read": self.read - self.recorder.unread.get(self.index, 0),
             "replies": replies.made if replies is not None else 0,
             "replies_kept": replies.kept if replies is not None else 0,
         }
