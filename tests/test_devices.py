@@ -304,6 +304,15 @@ def test_a_flag_set_on_the_phone_reaches_the_desktop_at_its_next_sync() -> None:
         with_phone.next_sync(0, 1, 1000.0)
 
 
+def behind_a_cut(data: dict, start: float, end: float) -> None:
+    """The devices sit behind their own access link (phones-r, as home-r), cut from
+    ``start`` to ``end``."""
+    data["topology"]["nodes"].append({"id": "phones", "kind": "client"})
+    data["topology"]["edges"].append({"a": "phones", "b": "r", "latency": 0.02, "bandwidth": 1.0e6})
+    data["domains"][0]["retrieval"]["client"] = "phones"
+    data["faults"] = [{"kind": "link", "a": "phones", "b": "r", "start": start, "end": end}]
+
+
 def test_an_idle_client_cut_off_reconnects_at_its_next_idle() -> None:
     # The devices sit behind their own access link (phones-r, as home-r); it is cut from
     # 50 s to 700 s. Message 0 is delivered at 100.6 while cut off; the path is back at
@@ -311,10 +320,7 @@ def test_an_idle_client_cut_off_reconnects_at_its_next_idle() -> None:
     # 1740 s, phase 0: at 1740) and logs in again: 1740 + 0.507. Messages 1 and 2
     # (delivered at 200.6 and 300.6, also cut off) come with it.
     data = with_devices({"name": "desktop", "access": "imap", "sync": "idle", "phase": 0})
-    data["topology"]["nodes"].append({"id": "phones", "kind": "client"})
-    data["topology"]["edges"].append({"a": "phones", "b": "r", "latency": 0.02, "bandwidth": 1.0e6})
-    data["domains"][0]["retrieval"]["client"] = "phones"
-    data["faults"] = [{"kind": "link", "a": "phones", "b": "r", "start": 50, "end": 700}]
+    behind_a_cut(data, 50, 700)
     m = run(parse_scenario(data)).messages
     assert list(m["retrieved"]) == pytest.approx([1740 + IMAP_S] * 3, abs=ABS)
     # A poller reconnects at its next poll after the path is back (600 s, phase 0: 1200).
@@ -330,10 +336,7 @@ def test_an_idle_client_hears_of_nothing_until_it_has_reconnected_after_a_cut() 
     # IDLE (1740): all three come then, in one login (1740 + 0.507), not message 2
     # first over a connection that no longer exists.
     data = with_devices({"name": "desktop", "access": "imap", "sync": "idle", "phase": 0})
-    data["topology"]["nodes"].append({"id": "phones", "kind": "client"})
-    data["topology"]["edges"].append({"a": "phones", "b": "r", "latency": 0.02, "bandwidth": 1.0e6})
-    data["domains"][0]["retrieval"]["client"] = "phones"
-    data["faults"] = [{"kind": "link", "a": "phones", "b": "r", "start": 50, "end": 250}]
+    behind_a_cut(data, 50, 250)
     m = run(parse_scenario(data)).messages
     assert list(m["retrieved"]) == pytest.approx([1740 + IMAP_S] * 3, abs=ABS)
     # A cut that ended before the connection's next re-issue and mail after that
