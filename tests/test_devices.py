@@ -405,7 +405,28 @@ BAD_DEVICES = [
                  "phase (1800.0) must be below idle_refresh", id="idle-phase"),
     pytest.param({"share": 1.5}, "devices[p].share", "less than or equal to 1", id="share-above-1"),
     pytest.param({"idle_refresh": 0}, "devices[p].idle_refresh", "greater than or equal to 1", id="refresh-0"),
+    pytest.param({"sync": "idle", "idle_refresh": 3600}, "devices[p].idle_refresh", "less than or equal to 1800",
+                 id="refresh-past-autologout"),
+    pytest.param({"asleep": "23-7"}, "devices[p].asleep",
+                 "give asleep as a mapping: {start_hour: 23, end_hour: 7}", id="sleep-not-a-mapping"),
+    pytest.param({"leave_on_server": False}, "devices[p]",
+                 "leave_on_server is for access: pop3 (POP3 removes mail from the server), not imap", id="imap-leave"),
+    pytest.param({"access": "pop3", "leave_on_server": False, "delete_after": 3600}, "devices[p]",
+                 "delete_after needs leave_on_server: true", id="delete-without-copy"),
 ]
+
+
+def test_show_of_devices_reads_back() -> None:
+    """The effective scenario dumps each device type without the POP3 keys it does not
+    use, so it loads again (the defaults are filled in on every device type)."""
+    from sim.config import parse_scenario as parse
+
+    data = with_devices({"name": "phone", "access": "imap", "sync": "idle"},
+                        {"name": "desktop", "access": "pop3", "leave_on_server": False},
+                        {"name": "laptop", "access": "pop3"})
+    scenario = parse(data)
+    again = parse(scenario.model_dump(mode="json"))
+    assert again.domains[0].retrieval == scenario.domains[0].retrieval
 
 
 @pytest.mark.parametrize("change, key, problem", BAD_DEVICES)

@@ -118,19 +118,46 @@ class DeviceType(Strict):
     # IMAP IDLE: the client ends IDLE and issues it again at least every 29 min (RFC 2177
     # section 3); a client cut off from its server notices then and reconnects.
     idle_refresh: Seconds = Field(
-        1740, ge=1, le=MAX_TIME, description="idle: seconds between re-issued IDLE commands (RFC 2177: 29 min)"
+        1740, ge=1, le=1800,
+        description="idle: seconds between re-issued IDLE commands (RFC 2177: 29 min; at most 30 min, "
+        "RFC 3501's autologout)",
     )
     asleep: Asleep | None = Field(None, description="a daily stretch of local time the device is off; none: always on")
+
+    @field_validator("asleep", mode="before")
+    @classmethod
+    def _a_mapping(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, dict):
+            raise ValueError("give asleep as a mapping: {start_hour: 23, end_hour: 7}")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> DeviceType:
         if self.sync == "idle" and self.access != "imap":
             raise ValueError(f"sync: idle needs access: imap, not {self.access}")
+        pop3_keys = sorted(self.model_fields_set & {"leave_on_server", "delete_after"})
+        if pop3_keys and self.access != "pop3":
+            raise ValueError(f"{pop3_keys[0]} is for access: pop3 (POP3 removes mail from the server), not {self.access}")
+        if "delete_after" in self.model_fields_set and self.delete_after is not None and not self.leave_on_server:
+            raise ValueError("delete_after needs leave_on_server: true (without a copy left, the download removes it)")
         # An IDLE client's cycle is its re-issued IDLE, a poller's its polls.
         cycle = "idle_refresh" if self.sync == "idle" else "poll_interval"
         if self.phase is not None and self.phase >= getattr(self, cycle):
             raise ValueError(f"phase ({self.phase}) must be below {cycle}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _own_keys(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Dumped (mailflow show, sweeps) without the POP3 keys it does not use, which
+        # would read back as given on the wrong access.
+        data = handler(self)
+        if isinstance(data, dict):
+            if self.access != "pop3":
+                data.pop("leave_on_server", None)
+                data.pop("delete_after", None)
+            elif not self.leave_on_server:
+                data.pop("delete_after", None)
+        return data
 
     @property
     def cycle(self) -> float:
