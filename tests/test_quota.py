@@ -409,3 +409,21 @@ def test_a_run_sampling_time_series_follows_every_store_s_occupancy() -> None:
     # Three 10,000-byte messages stored at about 100.9, 200.9 and 300.9 s.
     assert list(level.loc[[100.0, 200.0, 300.0, 400.0]]) == [0, 10_000, 20_000, 30_000]
     assert sampled.stats["mailbox"]["store"]["occupancy"] == 30_000
+
+
+def test_mailflow_run_says_what_the_stores_refused(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """The run of test_a_full_mailbox_defers_then_bounces_with_a_dsn (full_tempfail_for
+    1000 s): 452 4.2.2 to message 1 at 200.39 and 800.848 and to message 2 at 300.59
+    and 900.848, then 552 5.2.2 to each and to both their DSNs (to the same full
+    mailbox); the summary says so in one line."""
+    import yaml
+
+    from tests.conftest import cli
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(world({**FULL_AFTER_FIRST, "full_tempfail_for": 1000})))
+    code, out, _ = cli(["run", str(path), "--out", str(tmp_path / "out")], capsys)
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("refused for room"))
+    assert line == ("refused for room at the stores: 452 4.2.2 x4, 552 5.2.2 x4; "
+                    "mailboxes full at the end: 1 (docs/quotas.md)")

@@ -199,6 +199,18 @@ def _device_losses(by_access: dict[str, dict[str, float]]) -> str:
     return f"lost with devices: {rows:,} rows; devices lost by access: {each}"
 
 
+def _store_refusals(stores: dict[str, dict[str, float]]) -> str | None:
+    """One line: the RCPTs full mailboxes and full stores refused (None: none did)."""
+    keys = (("refused_quota_temporary", "452 4.2.2"), ("refused_quota_permanent", "552 5.2.2"),
+            ("refused_store_full", "452 4.3.1"))
+    totals = {reply: sum(int(s.get(key, 0)) for s in stores.values()) for key, reply in keys}
+    if not any(totals.values()):
+        return None
+    each = ", ".join(f"{reply} x{n:,}" for reply, n in totals.items() if n)
+    full = sum(int(s.get("full_mailboxes", 0)) for s in stores.values())
+    return f"refused for room at the stores: {each}; mailboxes full at the end: {full:,} (docs/quotas.md)"
+
+
 def print_summary(results: Results, console: Console = out) -> None:
     """Print a run's counts by status and its per-leg delivery times as tables."""
     import pandas as pd
@@ -220,6 +232,9 @@ def print_summary(results: Results, console: Console = out) -> None:
     devices = results.stats.get("device_loss")
     if devices:  # a run with device faults: what went with the lost devices
         console.print(_device_losses(devices), highlight=False)
+    refusals = _store_refusals(results.stats.get("mailbox", {}))
+    if refusals is not None:  # quotas or store sizes at work
+        console.print(refusals, highlight=False)
 
     # Censored statistics print as "> t" (rmean as "~m"), unreached percentiles as
     # "n/r": summary.shown_times applies the rules, the note under the table says them.
