@@ -214,6 +214,35 @@ def test_a_poller_asleep_when_mail_comes_syncs_on_waking_not_at_its_next_poll() 
     assert readers.next_sync(0, 0, 17_900) == pytest.approx(18_000 + IMAP_S - 0.01, abs=ABS)
 
 
+def test_a_poller_that_sleeps_before_its_next_poll_syncs_on_waking() -> None:
+    # Asleep 00:03 to 00:04:12 (180 s to 252 s), polling hourly at 3000 s: rows 0 and 1
+    # (delivered 100.9 and 200.7: awake, then asleep) are fetched when it wakes at 252 s
+    # (the sync of a device coming back on), not at the poll at 3000 s; row 2 (300.9,
+    # after the wake) waits for that poll.
+    dev = {"name": "desktop", "access": "imap", "poll_interval": 3600, "phase": 3000,
+           "asleep": {"start_hour": 0.05, "end_hour": 0.07}}
+    data = with_devices(dev)
+    m = run(parse_scenario(data)).messages
+    assert list(m["retrieved"]) == pytest.approx([252 + IMAP_S, 252 + IMAP_S, 3000 + IMAP_S], abs=ABS)
+    _, readers = readers_of(data)
+    assert readers.next_sync(0, 0, 100) == pytest.approx(252 + IMAP_S - 0.01, abs=ABS)
+
+
+def test_an_idle_client_that_woke_after_a_cut_has_a_new_connection() -> None:
+    # IDLE, asleep 36 s to 252 s, the path cut 50 s to 150 s (inside the sleep): rows 0
+    # and 1 come at the wake (252 + a login); on waking it connected afresh over the
+    # healed path, so row 2 (delivered 300.9) is pushed at once, as without the cut.
+    dev = {"name": "desktop", "access": "imap", "sync": "idle", "phase": 0,
+           "asleep": {"start_hour": 0.01, "end_hour": 0.07}}
+    plain = run(parse_scenario(with_devices(dict(dev)))).messages
+    data = with_devices(dev)
+    behind_a_cut(data, 50, 150)
+    m = run(parse_scenario(data)).messages
+    assert list(m["retrieved"][:2]) == pytest.approx([252 + IMAP_S] * 2, abs=ABS)
+    pushed = plain.loc[2, "retrieved"] - plain.loc[2, "delivered"]
+    assert pushed < IMAP_S and m.loc[2, "retrieved"] - m.loc[2, "delivered"] == pytest.approx(pushed, abs=ABS)
+
+
 def test_pop3_without_a_copy_takes_the_mail_from_devices_that_look_later() -> None:
     # The POP3 desktop polls at 600 (phase 0): its session ends at 600 + 0.649, and DELE
     # takes effect at that QUIT. The IMAP phone polls at 1800: the server's copy is gone,

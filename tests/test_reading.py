@@ -322,6 +322,7 @@ def test_a_row_lost_with_its_store_before_it_is_read_is_not_read_nor_answered() 
     m = model.recorder.messages()
     assert list(m.loc[:4, "read"]) == [1000.0] * 5
     assert m.loc[5, "status"] == "lost" and math.isnan(m.loc[5, "read"])
+    check_books(m, faults=True)  # and no device had it: no synced, no access either
     answered = set(m["parent_id"].dropna().astype(int))
     assert {0, 1, 2, 3, 4} <= answered and 5 not in answered
     assert (m.loc[m["parent_id"].isin([0, 1, 2, 3, 4]), "created"] == 1050.0).all()

@@ -127,7 +127,7 @@ class DeviceType(Strict):
     @field_validator("asleep", mode="before")
     @classmethod
     def _a_mapping(cls, value: Any) -> Any:
-        if value is not None and not isinstance(value, dict):
+        if value is not None and not isinstance(value, (dict, Asleep)):
             raise ValueError("give asleep as a mapping: {start_hour: 23, end_hour: 7}")
         return value
 

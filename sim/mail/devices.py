@@ -163,6 +163,7 @@ class Readers:
         self._env, self._recorder = ctx.env, ctx.recorder
         self.cut_off: list[Message] = []
         self._watching = False
+        self._looking = False  # a look at the path is scheduled for this instant
         # The latest cut of the path (went down, came back): an IDLE client's connection
         # died with it, and it hears of new mail only once it has reconnected at its next
         # re-issued IDLE after the path came back. Followed only when some fault can cut
@@ -230,10 +231,20 @@ class Readers:
             return t + (DAY - local) + end
         return t + (end - local) if local < end else t
 
+    def _next_wake(self, k: int, t: float) -> float:
+        """The first instant after ``t`` at which a device of type ``k`` wakes (INF: it
+        never sleeps)."""
+        window = self.asleep[k]
+        if window is None:
+            return INF
+        ahead = (window[1] - (t + self.offset)) % DAY
+        return t + (ahead if ahead > 0.0 else DAY)
+
     def _look(self, k: int, phase: float, t: float, reconnect: bool = False) -> tuple[float, bool]:
         """When a device of type ``k`` looks at the server for mail stored at ``t``, and
         whether that is an IDLE push (no login) rather than a session of its own."""
-        if self.asleep[k] is not None:
+        sleeps = self.asleep[k] is not None
+        if sleeps:
             woken = self.awake(k, t)
             if woken != t:  # asleep when the mail comes: it syncs on waking, a session of its own
                 return woken, False
@@ -244,7 +255,10 @@ class Readers:
             refresh = self.refresh[k]
             start = (phase if fraction is None else fraction) * refresh
             cut = self._last_cut
-            if reconnect or (cut is not None and next_poll(cut[1], start, refresh) > t):
+            if reconnect or (
+                cut is not None and next_poll(cut[1], start, refresh) > t
+                and not (sleeps and self._next_wake(k, cut[1]) <= t)  # woken since: a new connection
+            ):
                 # The old connection died with the path: noticed at the next re-issued
                 # IDLE after the path came back, then a session of its own.
                 when, push = next_poll(t, start, refresh), False
@@ -254,9 +268,11 @@ class Readers:
             interval = self.interval[k]
             fraction = self.fixed[k]
             when, push = next_poll(t, (phase if fraction is None else fraction) * interval, interval), False
-        if self.asleep[k] is not None:
-            woken = self.awake(k, when)
-            if woken != when:  # its check falls while it sleeps: it syncs on waking
+        if sleeps and not push:
+            # A sleep before its look (the look falling in it, or over by then): it
+            # syncs on waking, a session of its own.
+            woken = self._next_wake(k, t)
+            if woken <= self.awake(k, when):
                 return woken, False
         return when, push
 
@@ -370,14 +386,17 @@ class Readers:
 
     def _changed(self) -> None:
         # A watcher must not look links up while a fault is still changing edges: look
-        # once they all changed, at the same instant.
-        self._env.timeout(0).callbacks.append(self._reconnected)
+        # once they all changed, at the same instant (once, however many edges changed).
+        if not self._looking:
+            self._looking = True
+            self._env.timeout(0).callbacks.append(self._reconnected)
 
     def _reconnected(self, _: object) -> None:
         """The graph changed: note when the path went down or came back (IDLE clients'
         connections), and when it is back, mail that waited for it is read at the
         devices' next polls from now (an IDLE client reconnects at its next re-issued
         IDLE; each still NaN past the horizon)."""
+        self._looking = False
         up = self.network.link(self.store, self.client).up
         now = self._env.now
         if up != self._path_up:

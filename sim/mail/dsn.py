@@ -24,9 +24,9 @@ What is never done:
   (no MX and no A record: Postfix's 5.4.4), the null MX (a send-only domain that
   publishes one, RFC 7505 4.1) or NXDOMAIN.
 
-A DSN's ``recipient_person`` is who sent the parent. Only replies record their sender
-person (``sender_person``, the person answering: sim.mail.reading); for every other
-row it is a hash (splitmix64) of the parent's ``message_id`` and a fixed key, scaled to
+A DSN's ``recipient_person`` is who sent the parent: the ``sender_person`` its row
+records (a reply's writer, sim.mail.reading; the writer a source with ``contacts``
+drew); for every other row a hash (splitmix64) of the parent's ``message_id`` and a fixed key, scaled to
 the sender domain's users: one person per message, the same for every recipient row of
 it, no memory and no random stream (docs/model.md).
 """
