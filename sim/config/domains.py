@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
@@ -224,11 +225,19 @@ class Retrieval(Strict):
         if self.devices is not None:
             return self.devices, False
         total = self.imap.share + self.pop3.share + self.webmail.share
-        legacy = [
-            DeviceType(name=name, share=d.share / total, access=name, poll_interval=d.poll_interval, phase=d.phase)
-            for name, d in (("imap", self.imap), ("pop3", self.pop3), ("webmail", self.webmail))
-        ]
-        return legacy, True
+        key = tuple((d.share / total, d.poll_interval, d.phase) for d in (self.imap, self.pop3, self.webmail))
+        return list(_one_device_types(key)), True
+
+
+@functools.lru_cache(maxsize=256)
+def _one_device_types(key: tuple[tuple[float, float, float | None], ...]) -> tuple[DeviceType, ...]:
+    """The older form's three device types for (share, poll_interval, phase) of IMAP,
+    POP3 and webmail: made once and shared by every domain that reads alike (a generated
+    world's thousands of domains would otherwise each hold three)."""
+    return tuple(
+        DeviceType(name=name, share=share, access=name, poll_interval=interval, phase=phase)
+        for name, (share, interval, phase) in zip(("imap", "pop3", "webmail"), key)
+    )
 
 
 class Domain(Strict):

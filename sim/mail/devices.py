@@ -114,35 +114,78 @@ class Copies:
 Hook = Callable[[Message, Copies, float], None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Derived:
+    """A domain's device types as the tuples :class:`Readers` reads per row."""
+
+    access: tuple[int, ...]
+    cumulative: tuple[float, ...]  # one device per person (older form): the shares, summed
+    shares: tuple[float, ...]
+    interval: tuple[float, ...]
+    # A device's checks sit at a fixed point of its cycle, spread evenly over it unless
+    # the scenario pins it; kept as a fraction of the cycle.
+    fixed: tuple[float | None, ...]
+    idle: tuple[bool, ...]  # how each type learns of new mail
+    webmail: tuple[bool, ...]
+    refresh: tuple[float, ...]
+    asleep: tuple[tuple[float, float] | None, ...]  # daily stretches asleep, seconds of local time
+    removes: tuple[bool, ...]  # POP3 types that take the server's copy away
+    mix: tuple[int, ...]  # each type's salt of the per-person hash
+
+
+_SHARED: dict[tuple[int, ...], tuple[list[DeviceType], _Derived]] = {}
+
+
+def _derived(types: list[DeviceType], one_each: bool, shared: bool) -> _Derived:
+    """The tuples of ``types``; made once for types shared by many domains (``shared``:
+    the older form's, from one cache), else per domain."""
+    key = (*map(id, types), one_each)
+    if shared:
+        found = _SHARED.get(key)
+        if found is not None and all(a is b for a, b in zip(found[0], types)):
+            return found[1]
+    shares = np.array([t.share for t in types], dtype=float)
+    d = _Derived(
+        access=tuple(ACCESS.index(t.access) for t in types),
+        cumulative=tuple(float(c) for c in np.cumsum(shares / shares.sum())) if one_each else (),
+        shares=tuple(float(x) for x in shares),
+        interval=tuple(float(t.poll_interval) for t in types),
+        fixed=tuple(None if t.phase is None else t.phase / t.cycle for t in types),
+        idle=tuple(t.access == "imap" and t.sync == "idle" for t in types),
+        webmail=tuple(t.access == "webmail" for t in types),
+        refresh=tuple(float(t.idle_refresh) for t in types),
+        asleep=tuple(
+            None if t.asleep is None else (t.asleep.start_hour * HOUR, t.asleep.end_hour * HOUR) for t in types
+        ),
+        removes=tuple(t.access == "pop3" and (not t.leave_on_server or t.delete_after is not None) for t in types),
+        mix=tuple(_splitmix(k + 1) for k in range(len(types))),
+    )
+    if shared:
+        if len(_SHARED) > 1024:  # a long session of sweeps: start afresh
+            _SHARED.clear()
+        _SHARED[key] = (types, d)
+    return d
+
+
 class Readers:
     """The people of one domain and the devices they read mail with."""
 
     def __init__(self, ctx: Context, spec: Retrieval, domain: str, store: str) -> None:
         types, self.one_each = spec.device_types()
         self.types: list[DeviceType] = types
-        self.access = tuple(ACCESS.index(t.access) for t in types)
-        shares = np.array([t.share for t in types], dtype=float)
-        # One device per person (older form): the cumulative shares pick it.
-        self.cumulative = tuple(float(c) for c in np.cumsum(shares / shares.sum())) if self.one_each else ()
-        self.shares = tuple(float(x) for x in shares)
-        self.interval = tuple(float(t.poll_interval) for t in types)
-        # A device's checks sit at a fixed point of its cycle, spread evenly over it
-        # unless the scenario pins it; kept as a fraction of the cycle.
-        self.fixed = tuple(None if t.phase is None else t.phase / t.cycle for t in types)
-        # How each type learns of new mail, once, so the per-row path reads tuples.
-        self.idle = tuple(t.access == "imap" and t.sync == "idle" for t in types)
-        self.webmail = tuple(t.access == "webmail" for t in types)
-        self.refresh = tuple(float(t.idle_refresh) for t in types)
-        # Daily stretches asleep in seconds of local time; the domain's clock offset.
-        self.asleep = tuple(
-            None if t.asleep is None else (t.asleep.start_hour * HOUR, t.asleep.end_hour * HOUR) for t in types
-        )
+        # What each type is, as tuples the per-row path reads: shared by every domain
+        # whose people read alike (the older form's types are shared objects).
+        d = _derived(types, self.one_each, shared=spec.devices is None)
+        self.access, self.cumulative, self.shares, self.interval = d.access, d.cumulative, d.shares, d.interval
+        self.fixed, self.idle, self.webmail, self.refresh = d.fixed, d.idle, d.webmail, d.refresh
+        self.asleep, self.removes, self._mix = d.asleep, d.removes, d.mix
         self.offset = float(ctx.domains[domain].spec.utc_offset) * HOUR
-        # POP3 types that take the server's copy away: (leave_on_server, delete_after).
-        self.removes = tuple(
-            t.access == "pop3" and (not t.leave_on_server or t.delete_after is not None) for t in types
+        # Whether some device can take a server copy away within the run (a copy kept
+        # 14 days outlives a shorter run): what frees room in a mailbox.
+        self.removes_in_run = any(
+            t.access == "pop3" and (not t.leave_on_server or float(t.delete_after or INF) < ctx.horizon)
+            for t in types
         )
-        self._mix = tuple(_splitmix(k + 1) for k in range(len(types)))
         self._streams, dialogues = ctx.streams, ctx.dialogues
         self._domain = domain
         # Both streams are made when first needed: most of a big world's domains may

@@ -340,7 +340,10 @@ class Capacity:
                 capacity.add(quota)
             rooms[domain] = (capacity, quota)
             capacity.domains[domain] = quota
-            if domain.readers is not None:  # without devices, what is stored stays
+            # Only POP3 devices that remove mail within the run free room; without them
+            # what is stored stays, and the readers keep their quick path (no hook, no
+            # Copies a row).
+            if domain.readers is not None and domain.readers.removes_in_run:
                 domain.readers.hooks.append(_hook(capacity))
         made = cls(stores, rooms)
         for component in ctx.nodes.values():
