@@ -336,3 +336,15 @@ def test_rows_read_counts_only_looks_that_happened_before_a_loss() -> None:
     undone = ((m["reason"] == "device lost") & m["read"].isna()).sum()
     assert undone > 0  # some look came after the loss
     assert result.stats["reading"]["example.org"]["read"] == m["read"].notna().sum()
+
+
+def test_trace_says_when_a_row_went_with_its_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Row 0 of the hand-computed run (POP3 desktop without a copy, lost at 500): its
+    journey's line has its retrieval and its end, and says why."""
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(world({"leave_on_server": False}, faults=[loss(start=500)])))
+    assert cli(["run", str(path), "--out", str(tmp_path / "out"), "--trace"], capsys)[0] == 0
+    code, out, _ = cli(["trace", str(tmp_path / "out"), "--id", "0"], capsys)
+    header = out.splitlines()[0]
+    assert code == 0 and "lost (device lost)" in header
+    assert "retrieved 200.649" in header and header.endswith("ended 500.000")

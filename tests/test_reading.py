@@ -163,6 +163,12 @@ def test_a_reply_travels_back_the_whole_path() -> None:
     assert reply["retrieved"] == pytest.approx(1200.507, abs=1e-9)
     assert reply["read"] == 2000.0
     assert reply["status"] == "delivered" and reply["mx_host"] == "mx"
+    # mailflow trace's line names the row it answers and every time of the last hop.
+    from sim.faces.trace import message_line
+
+    line = message_line(model.results(), 1)
+    assert line.startswith("message 1: reply (to message 0) other.org → example.org")
+    assert "retrieved 1,200.507, synced 1,200.507, read 2,000.000" in line
 
 
 def test_a_reply_to_a_reply_goes_back_to_who_replied() -> None:

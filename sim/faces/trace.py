@@ -21,7 +21,7 @@ __all__ = ["MAX_DIFFERENCES", "print_comparison", "print_journey", "print_sweep_
 
 # At most this many differing scenario keys are listed; the rest are counted.
 MAX_DIFFERENCES = 20
-_TIMES = ("created", "submitted", "accepted", "delivered", "retrieved")
+_TIMES = ("created", "submitted", "accepted", "delivered", "retrieved", "synced", "read")
 
 
 def _t(x: Any) -> str:
@@ -45,11 +45,17 @@ def message_line(results: Results, id: int) -> str:
     status, reason, times."""
     row = message_row(results, id)
     reason = f" ({row['reason']})" if _present(row.get("reason")) and str(row["reason"]) else ""
-    times = ", ".join(f"{name} {_t(row.get(name))}" for name in _TIMES)
+    # A column a table from before it existed lacks is left out, not shown as "-".
+    times = ", ".join(f"{name} {_t(row.get(name))}" for name in _TIMES if name in row)
+    status = str(row["status"])
+    if status in ("bounced", "lost"):  # a delivered row lost later keeps its delivered time
+        times += f", ended {_t(row.get('ended'))}"
     kind = str(row["kind"])
     if _present(row.get("parent_id")):
-        kind += f" ({row['action']}, about message {int(row['parent_id'])})"
-    status = str(row["status"])
+        if kind == "reply":
+            kind += f" (to message {int(row['parent_id'])})"
+        else:
+            kind += f" ({row['action']}, about message {int(row['parent_id'])})"
     if status == "in_flight" and _present(row.get("where")):
         status += f" at {row['where']}"  # who holds it at the end (an outbox: the client)
     copies = int(row["copies"]) if _present(row.get("copies")) else 1
