@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test typecheck bench clean
+.PHONY: run test typecheck bench verify clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $(BENCH_STAMP) $(RUN_STAMP)
+
+verify: $(RUN_STAMP)
+	$(BIN)/mailflow verify --out results/verify
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/throughput.py

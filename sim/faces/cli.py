@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -613,6 +613,61 @@ def trace_command(
         _fail(f"--id {id}: no such message in {run_dir} (ids 0 to {n - 1})" if n else
               f"--id {id}: {run_dir} has no messages")
     print_journey(results, id, _wide_console())
+
+
+@app.command("verify")
+def verify_command(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Exact cases and loads up to 0.8, small samples (about two minutes).")
+    ] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", metavar="DIR", help="Also write the table (verification.csv, .json).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Base seed of the cases' runs.")] = 1,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", metavar="GROUP", help="Only these groups (repeat the flag).")
+    ] = None,
+) -> None:
+    """Check the model against theory, documented schedules and measured reality:
+    one row per case with its reference and source, the simulated value with its 95%
+    interval, the tolerance and pass/fail; exit code 1 if any case fails."""
+    from rich.table import Table
+
+    from ..verification import GROUPS, run_cases, table
+
+    for group in only or ():
+        if group not in GROUPS:
+            _fail(f"--only {group}: no such group (groups: {', '.join(GROUPS)})")
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        _fail(f"--out {out_dir}: not a folder")
+    console = _wide_console()
+
+    def done(o: Any) -> None:
+        mark = "compare" if o.passed is None else "pass" if o.passed else "FAIL"
+        console.print(f"  {o.case.group}: {o.case.name} ... {mark} ({o.wall_s:.1f} s)", highlight=False)
+
+    outcomes = run_cases(quick=quick, seed=seed, groups=only, done=done)
+    frame = table(outcomes)
+    shown = Table(title=f"mailflow verify{' --quick' if quick else ''} (seed {seed})", title_justify="left")
+    for col in ("group", "case", "reference", "simulated (95% CI)", "tolerance", "result", "source"):
+        shown.add_column(col, justify="right" if col in ("reference", "tolerance") else "left")
+    for _, row in frame.iterrows():
+        ci = f"{row['simulated']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
+        tol = "-" if row["result"] == "compare" else f"±{row['tolerance']:.3g}"
+        result = row["result"] if not row["error"] else f"FAIL ({row['error']})"
+        shown.add_row(row["group"], row["case"], f"{row['reference']:.4g} {row['unit']}", ci, tol, result,
+                      row["source"])
+    console.print(shown)
+    failed = int((frame["result"] == "FAIL").sum()) if len(frame) else 0
+    scored = int((frame["result"] != "compare").sum()) if len(frame) else 0
+    console.print(f"{scored - failed} of {scored} cases pass; {len(frame) - scored} comparisons with reality",
+                  highlight=False)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out_dir / "verification.csv", index=False)
+        frame.to_json(out_dir / "verification.json", orient="records", indent=1)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("compare")

@@ -1,0 +1,67 @@
+"""``mailflow verify``: the case framework (sim/verification). The cases themselves are
+checked in tests/test_verify_*.py, each with a deliberately broken model that fails it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.verification import CASES, Measured, case, run_cases, table
+from tests.conftest import cli
+
+
+@pytest.fixture
+def fake_cases() -> Iterator[None]:
+    """Three cases in the smtp group: one within its tolerance, one outside, one that
+    raises; and a reality comparison. Removed afterwards."""
+    before = list(CASES)
+    case("smtp", "fake: within 1 %", "s", 10.0, "by hand", 0.01)(lambda quick, seed: Measured(10.09, 10.0, 10.2, 5))
+    case("smtp", "fake: outside 0.5 s", "s", 10.0, "by hand", 0.5, relative=False)(
+        lambda quick, seed: Measured(10.6, 10.55, 10.65, 5))
+    case("smtp", "fake: full only", "s", 1.0, "by hand", 0.1, quick=False)(lambda quick, seed: Measured(1.0, 1, 1))
+
+    def broken(quick: bool, seed: int) -> Measured:
+        raise RuntimeError("no such node")
+
+    case("smtp", "fake: raises", "s", 1.0, "by hand", 0.1)(broken)
+    case("reality", "fake: delays", "s", 60.0, "a paper", 0.0, scored=False)(lambda quick, seed: Measured(90, 80, 100))
+    yield
+    CASES[:] = before
+
+
+def test_cases_are_judged_by_their_stated_tolerance(fake_cases: None) -> None:
+    outcomes = run_cases(quick=True, groups=["smtp", "reality"])
+    frame = table(outcomes).set_index("case")
+    assert list(frame.index) == ["fake: within 1 %", "fake: outside 0.5 s", "fake: raises", "fake: delays"]
+    assert frame.loc["fake: within 1 %", "result"] == "pass"  # |10.09 - 10| <= 0.1
+    assert frame.loc["fake: within 1 %", "tolerance"] == pytest.approx(0.1)
+    assert frame.loc["fake: outside 0.5 s", "result"] == "FAIL"  # |10.6 - 10| > 0.5
+    assert frame.loc["fake: raises", "result"] == "FAIL"
+    assert frame.loc["fake: raises", "error"] == "RuntimeError: no such node"
+    assert frame.loc["fake: delays", "result"] == "compare"
+    full = table(run_cases(quick=False, groups=["smtp"]))
+    assert "fake: full only" in set(full["case"])
+
+
+def test_mailflow_verify_fails_with_exit_code_1_and_writes_the_table(
+    fake_cases: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(["verify", "--quick", "--only", "smtp", "--out", str(tmp_path)], capsys)
+    assert code == 1
+    assert "1 of 3 cases pass; 0 comparisons with reality" in out
+    written = pd.read_csv(tmp_path / "verification.csv")
+    assert list(written["result"]) == ["pass", "FAIL", "FAIL"]
+
+
+def test_a_registered_case_name_is_unique(fake_cases: None) -> None:
+    with pytest.raises(ValueError, match="registered twice"):
+        case("smtp", "fake: within 1 %", "s", 1.0, "x", 0.1)(lambda quick, seed: Measured(1, 1, 1))
+
+
+def test_an_unknown_group_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(["verify", "--only", "bogus"], capsys)
+    assert code == 2 and out == ""
+    assert err.strip() == "mailflow: --only bogus: no such group (groups: queueing, retry, concurrency, dns, smtp, reality)"
