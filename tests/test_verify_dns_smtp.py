@@ -114,3 +114,11 @@ def test_an_smtp_case_passes_and_fails_with_a_round_trip_more(name: str, monkeyp
 
 def test_the_smtp_cases_cover_every_dialogue() -> None:
     assert len(SMTP_CASES) == 8
+
+
+def test_the_reality_rows_are_comparisons_with_a_note_and_a_source() -> None:
+    rows = cases(groups=["reality"])
+    assert len(rows) == 7
+    for c in rows:
+        assert not c.scored and c.note and c.source
+        assert c.judge(c.measure(True, 1)) is None
