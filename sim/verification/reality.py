@@ -91,10 +91,15 @@ _compare(
     "faults: the figure follows that input.",
     lambda m: float((m["status"] == "lost").mean()),
 )
+def _share_to(domain: str) -> Callable[[pd.DataFrame], float]:
+    """The share of person-to-person rows addressed to ``domain``."""
+    return lambda m: float((m.loc[m["kind"] == "person", "recipient_domain"] == domain).mean())
+
+
 for _domain, _share in (("gmail.com", 0.39), ("outlook.com", 0.35), ("yahoo.com", 0.18)):
     _compare(
         f"share of person-to-person mail to {_domain}", "share", _share, f"{LANGE}: {_share:.0%}",
         "The default scenario sets its users after this sample and people write to anyone alike, so "
         "the share is an input seen through the random draws; the sample counts addresses, not mail.",
-        lambda m, d=_domain: float((m.loc[m["kind"] == "person", "recipient_domain"] == d).mean()),
+        _share_to(_domain),
     )
