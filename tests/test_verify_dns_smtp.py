@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import cli
 
 from sim.mail.dns import Resolver
 from sim.mail.smtp import DialogueCost, Dialogues
@@ -122,3 +125,10 @@ def test_the_reality_rows_are_comparisons_with_a_note_and_a_source() -> None:
     for c in rows:
         assert not c.scored and c.note and c.source
         assert c.judge(c.measure(True, 1)) is None
+
+
+def test_verify_out_draws_a_plot_per_group(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = cli(["verify", "--quick", "--only", "smtp", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    for ext in ("png", "svg"):
+        assert (tmp_path / f"verify-smtp.{ext}").stat().st_size > 1000
