@@ -621,7 +621,9 @@ def verify_command(
         bool, typer.Option("--quick", help="Exact cases and loads up to 0.8, small samples (about two minutes).")
     ] = False,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", metavar="DIR", help="Also write the table (verification.csv, .json) and the plots (verify-<group>.png, .svg).")
+        Path | None,
+        typer.Option("--out", metavar="DIR",
+                     help="Also write the table (verification.csv, .json) and the plots (verify-<group>.png, .svg)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Base seed of the cases' runs.")] = 1,
     only: Annotated[

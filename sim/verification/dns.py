@@ -106,9 +106,10 @@ def _replicate(data: dict[str, Any], rate: float, quick: bool, seed: int, negati
     # Quick: 12 replications of 4,000 queries; full: 20 of 20,000. At a hit fraction
     # near 0.5 one replication of 2,000 queries had a measured SD of 0.011 (8
     # replications), so the quick mean's SD is about 0.011 * sqrt(2000/4000) / sqrt(12)
-    # = 0.0022 and the tolerance of 0.015 below is about 7 SD of it (3 of the full
-    # mean's). A lost TTL, a cap ignored or the TTL counted from the query moves the
-    # fraction by 0.07 or more in these cases.
+    # = 0.0022 and the tolerance of 0.015 below is about 7 SD of it (the full mean's
+    # SD is about 0.0005: the full run shows the agreement closer than the tolerance
+    # asks). A lost TTL, a cap ignored or the TTL counted from the query moves the
+    # fraction by 0.06 or more in these cases.
     reps, queries = (12, 4000) if quick else (20, 20_000)
     return measured_from([hit_fraction(data, rate, queries, seed * 1000 + k, negative) for k in range(reps)])
 
