@@ -51,6 +51,7 @@ def draw(frame: pd.DataFrame, out: Path) -> list[Path]:
             ax.set_xscale("log")
             ax.set_xlabel("simulated / published figure (log scale; not scored)")
         else:
+            ax.ticklabel_format(axis="x", useOffset=False)  # exact cases: ratios like 1 ± 1e-5, written out
             ax.set_xlabel("simulated / reference (green: tolerance; bars: 95 % interval)")
         ax.set_title(f"mailflow verify: {group}")
         for path in (out / f"verify-{group}.png", out / f"verify-{group}.svg"):
