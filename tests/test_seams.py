@@ -30,7 +30,8 @@ LAYERS = {
     "mail": {"config", "core", "world"},
     "simulation": {"config", "core", "world", "mail"},
     "experiment": {"config", "core", "world", "mail", "simulation"},
-    "faces": {"config", "core", "world", "mail", "simulation", "experiment"},
+    "verification": {"config", "core", "world", "mail", "simulation"},  # mailflow verify's cases
+    "faces": {"config", "core", "world", "mail", "simulation", "experiment", "verification"},
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.verification import CASES, Measured, case, run_cases, table
+from sim.verification import CASES, Measured, case, cases, run_cases, table
 from tests.conftest import cli
 
 
@@ -17,7 +17,11 @@ from tests.conftest import cli
 def fake_cases() -> Iterator[None]:
     """Three cases in the smtp group: one within its tolerance, one outside, one that
     raises; and a reality comparison. Removed afterwards."""
+    # The groups' own cases are registered when their modules are first imported: import
+    # them now and set them aside, so that only the fakes run here.
+    cases(groups=["smtp", "reality"])
     before = list(CASES)
+    CASES[:] = [c for c in CASES if c.group not in ("smtp", "reality")]
     case("smtp", "fake: within 1 %", "s", 10.0, "by hand", 0.01)(lambda quick, seed: Measured(10.09, 10.0, 10.2, 5))
     case("smtp", "fake: outside 0.5 s", "s", 10.0, "by hand", 0.5, relative=False)(
         lambda quick, seed: Measured(10.6, 10.55, 10.65, 5))

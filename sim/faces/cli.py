@@ -621,7 +621,9 @@ def verify_command(
         bool, typer.Option("--quick", help="Exact cases and loads up to 0.8, small samples (about two minutes).")
     ] = False,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", metavar="DIR", help="Also write the table (verification.csv, .json).")
+        Path | None,
+        typer.Option("--out", metavar="DIR",
+                     help="Also write the table (verification.csv, .json) and the plots (verify-<group>.png, .svg)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Base seed of the cases' runs.")] = 1,
     only: Annotated[
@@ -666,6 +668,9 @@ def verify_command(
         out_dir.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out_dir / "verification.csv", index=False)
         frame.to_json(out_dir / "verification.json", orient="records", indent=1)
+        from ..verification.plots import draw
+
+        draw(frame, out_dir)  # verify-<group>.png and .svg: simulated against reference
     if failed:
         raise typer.Exit(1)
 
