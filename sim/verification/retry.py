@@ -239,3 +239,83 @@ def _register(preset: str) -> None:
 
 for _preset in DOCUMENTED:
     _register(_preset)
+
+
+# -- greylisting against real senders ---------------------------------------------------
+#
+# Pagani, Graziano, Balzarotti and Francillon (DSN 2016) greylisted mail from the big
+# providers and logged when each came back: Gmail at 6:02, 29:02, 56:36 and 98:44 after
+# the first attempt (from 7 addresses), Yahoo at 2:07, 5:39, 12:58 and 27:16, Hotmail
+# every 1 to 4 min. The model's senders on those presets meet an MX that greylists
+# (postgrey's rules): the retries and the delay the greylisting costs are set beside the
+# measured ones. The presets' first gaps were taken from this same measurement, so the
+# cases check that the retry machinery behind a 450 reproduces them (a retry lost, a
+# gap counted from the wrong moment, a greylisted retry not deferred), not the figures.
+PAGANI = "Pagani et al., DSN 2016, greylisting measurement"
+MEASURED_RETRIES = {"gmail": (362.0, 1742.0, 3396.0, 5924.0), "yahoo": (127.0, 339.0, 778.0, 1636.0)}
+POSTGREY_DELAY = 300.0  # postgrey's default --delay
+# The measurement is given to the second (+-0.5 s); the model adds each greylisted
+# session's own length to the gap after it (0.458 s: look-up and 8 round trips), up to
+# 4 x 0.458 = 1.83 s by the 4th retry: 3 s covers both, while a lost retry or a gap of
+# the wrong step is minutes off.
+GREY_TOLERANCE_S = 3.0
+
+
+@lru_cache(maxsize=None)
+def greylisted(preset: str, delay: float, drain: float) -> tuple[tuple[float, ...], float]:
+    """Run the tiny world with an MX that greylists with ``delay``: each attempt's start
+    after the first attempt's, and the acceptance after the first attempt's start (nan
+    if not accepted within ``drain``)."""
+    from ..config import parse_scenario
+    from ..simulation import run
+
+    data = world(preset, drain=drain, greylisting={"delay": delay})
+    result = run(parse_scenario(data), trace=True)
+    tries = result.attempts[(result.attempts["id"] == 0) & (result.attempts["hop"] == 1)]
+    first = float(tries["start"].iloc[0])
+    row = result.messages.loc[0]
+    accepted = float(row["accepted"]) - (first - LOOKUP) if row["status"] == "delivered" else math.nan
+    return tuple(float(s) - first for s in tries["start"]), accepted
+
+
+def _register_grey(preset: str, measured: tuple[float, ...]) -> None:
+    for k, at in enumerate(measured, start=1):
+        @case("retry", f"{preset} behind greylisting: retry {k}", "s", at, PAGANI, GREY_TOLERANCE_S,
+              relative=False, note="retries of a message greylisted for ever (delay 1 d), after the first attempt")
+        def retry(quick: bool, seed: int, k: int = k) -> Measured:
+            starts = greylisted(preset, 86400.0, measured[-1] + 600)[0]
+            value = starts[k] if k < len(starts) else math.nan
+            return Measured(value, value, value)
+
+    first_pass = next(at for at in measured if at >= POSTGREY_DELAY)
+    note = "first attempt to acceptance; reference: the first measured retry past 300 s"
+    if preset == "gmail":
+        note = (
+            "the model greylists each sending IP on its own and the preset retries from 7 IPs in turn, so "
+            "only the retry from the first IP again (the 7th, 6.6 h) passes; postgrey by default "
+            "greylists by /24 (--lookup-by-subnet), and if Gmail's 7 retry addresses share one /24, as "
+            "the reference assumes, the first retry past 300 s (6:02) passes: model and reality differ here"
+        )
+
+    @case("retry", f"{preset} behind greylisting: delay at postgrey's 300 s", "s", first_pass, PAGANI,
+          GREY_TOLERANCE_S if preset != "gmail" else math.nan, relative=False, scored=preset != "gmail",
+          note=note)
+    def delay(quick: bool, seed: int) -> Measured:
+        value = greylisted(preset, POSTGREY_DELAY, 30_000.0)[1]
+        return Measured(value, value, value)
+
+
+for _preset, _measured in MEASURED_RETRIES.items():
+    _register_grey(_preset, _measured)
+
+
+@case("retry", "outlook behind greylisting: mean retry gap", "s", 150.0, PAGANI + " (every 1-4 min)", math.nan,
+      relative=False, scored=False,
+      note="Hotmail retried every 1 to 4 min (no single figure published); the preset takes the middle, "
+      "150 s, for every gap: the model has no spread where the real sender has one")
+def outlook_gap(quick: bool, seed: int) -> Measured:
+    starts = greylisted("outlook", 86400.0, 1800.0)[0]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    if not gaps:
+        return Measured(math.nan, math.nan, math.nan, 0)
+    return Measured(sum(gaps) / len(gaps), min(gaps), max(gaps), len(gaps))
