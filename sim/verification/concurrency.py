@@ -21,14 +21,13 @@ tolerance 0 in attempts.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import deque
 from functools import lru_cache
 from typing import Any
 
 from .case import Measured, case
-from .retry import _TINY
+from .retry import world
 
 __all__ = ["dead_attempts", "readme_dead_attempts", "readme_rounds", "slow_start_rounds"]
 
@@ -75,8 +74,8 @@ def _world(count: int, **mta: Any) -> dict[str, Any]:
     """``count`` messages at t=10 to one domain whose MX takes exactly 1 s per attempt:
     the MTA-MX path is 1/32 s one way, 8 round trips and 7,000 bytes at 16,000 B/s to
     the 250 after "." (0.9375 s), then QUIT; one look-up of 0.25 s, then cached."""
-    data = copy.deepcopy(_TINY)
-    data["duration"], data["drain"] = 20, 2000
+    data = world("postfix", drain=2000)
+    data["duration"] = 20
     data["workload"][0].update(batches=[{"at": 10, "count": count}], size=7000)
     data["domains"][0]["mx_ttl"] = 150
     edges = data["topology"]["edges"]
@@ -85,7 +84,7 @@ def _world(count: int, **mta: Any) -> dict[str, Any]:
     edges[3].update(latency=1 / 32, bandwidth=16_000)
     nodes = data["topology"]["nodes"]
     nodes[3]["lookup"] = 0.25
-    nodes[2].update({"preset": "postfix", "workers": 50, "smtpd_workers": count, **mta})
+    nodes[2].update({"workers": 50, "smtpd_workers": count, **mta})
     return data
 
 
@@ -117,7 +116,9 @@ def dead_attempts(count: int, workers: int, cohort_limit: int) -> int:
     data = _world(count, workers=workers, destination_concurrency_failed_cohort_limit=cohort_limit)
     data["drain"] = 300
     result = run(parse_scenario(data), trace=True, hook=lambda model: model.node("mx").set_up(False))
-    tries = result.attempts[(result.attempts["hop"] == 1) & (result.attempts["start"] < 300)]
+    attempts = result.attempts
+    assert attempts is not None  # a traced run
+    tries = attempts[(attempts["hop"] == 1) & (attempts["start"] < 300)]
     return len(tries)
 
 

@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .case import Measured, case
 
-__all__ = ["DOCUMENTED", "FAIL", "LOOKUP", "QUEUED", "documented_attempts", "down_for_ever", "world"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "DOCUMENTED", "FAIL", "LOOKUP", "QUEUED", "documented_attempts", "down_for_ever", "first_row", "greylisted",
+    "world",
+]
 
 # The tiny world's fixed delays: the client's submission dialogue (9 round trips of
 # 0.042 s and the body) queues the message created at t=100 at QUEUED; a look-up is
@@ -112,7 +118,7 @@ def _exim(n: int, t: float) -> float | None:
     return None
 
 
-def _gaps(gaps: list[float], factor: float | None, cap: float | None, give_up: float) -> Rule:
+def _gaps(gaps: Sequence[float], factor: float | None, cap: float | None, give_up: float) -> Rule:
     # Intervals: gap k after the k-th failure; past the list the last again (or times
     # factor per failure, up to cap); the last try falls on the give-up time; a
     # failure at or past it bounces.
@@ -192,6 +198,11 @@ def documented_attempts(preset: str) -> tuple[list[float], float]:
         starts.append(start - QUEUED)
 
 
+def first_row(messages: pd.DataFrame) -> dict[str, Any]:
+    """The first message's row as plain values."""
+    return {str(k): v for k, v in messages.iloc[0].items()}
+
+
 @lru_cache(maxsize=None)
 def down_for_ever(preset: str) -> tuple[tuple[float, ...], float, str]:
     """Run the tiny world with its only MX down for ever: the attempts' dispatch times
@@ -203,8 +214,10 @@ def down_for_ever(preset: str) -> tuple[tuple[float, ...], float, str]:
     _, give_up = documented_attempts(preset)
     result = run(parse_scenario(world(preset, drain=give_up + 100_000)), trace=True,
                  hook=lambda model: model.node("mx").set_up(False))
-    row = result.messages.loc[0]
-    tries = result.attempts[(result.attempts["id"] == 0) & (result.attempts["hop"] == 1)]
+    row = first_row(result.messages)
+    attempts = result.attempts
+    assert attempts is not None  # a traced run
+    tries = attempts[(attempts["id"] == 0) & (attempts["hop"] == 1)]
     queued = float(row["submitted"])
     starts = tuple(float(s) - LOOKUP - queued for s in tries["start"])
     ended = float(row["ended"]) - queued if row["status"] == "bounced" else math.nan
@@ -271,9 +284,11 @@ def greylisted(preset: str, delay: float, drain: float) -> tuple[tuple[float, ..
 
     data = world(preset, drain=drain, greylisting={"delay": delay})
     result = run(parse_scenario(data), trace=True)
-    tries = result.attempts[(result.attempts["id"] == 0) & (result.attempts["hop"] == 1)]
+    attempts = result.attempts
+    assert attempts is not None  # a traced run
+    tries = attempts[(attempts["id"] == 0) & (attempts["hop"] == 1)]
     first = float(tries["start"].iloc[0])
-    row = result.messages.loc[0]
+    row = first_row(result.messages)
     accepted = float(row["accepted"]) - (first - LOOKUP) if row["status"] == "delivered" else math.nan
     return tuple(float(s) - first for s in tries["start"]), accepted
 
