@@ -24,7 +24,8 @@ from tests.conftest import cli
 
 
 def _clear() -> None:
-    for fn in (vretry.down_for_ever, vretry.greylisted, vconc.slow_start_rounds, vconc.dead_attempts):
+    for fn in (vretry.down_for_ever, vretry.greylisted, vconc.slow_start_rounds, vconc.dead_attempts,
+               vconc.dead_for):
         fn.cache_clear()
 
 
@@ -185,6 +186,21 @@ def test_a_cohort_limit_off_by_one_fails(monkeypatch: pytest.MonkeyPatch) -> Non
     for limit in (1, 2):
         name = f"dead destination, failed_cohort_limit {limit}: attempts before it is dead"
         assert judged(named("concurrency", name)) is False
+
+
+def test_a_dead_destination_closed_for_the_wrong_time_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closed 2 s too long: the first probe tried comes 2 s later, past the 1 s allowed."""
+    init = conc.PostfixConcurrency.__init__
+
+    def longer(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.throttle_time += 2
+
+    c = named("concurrency", "dead destination: closed for minimal_backoff_time")
+    assert 300 <= c.measure(True, 1).value < 301
+    vconc.dead_for.cache_clear()
+    monkeypatch.setattr(conc.PostfixConcurrency, "__init__", longer)
+    assert judged(c) is False
 
 
 # -- the command ---------------------------------------------------------------------

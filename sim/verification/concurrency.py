@@ -29,7 +29,7 @@ from typing import Any
 from .case import Measured, case
 from .retry import world
 
-__all__ = ["dead_attempts", "readme_dead_attempts", "readme_rounds", "slow_start_rounds"]
+__all__ = ["dead_attempts", "dead_for", "readme_dead_attempts", "readme_rounds", "slow_start_rounds"]
 
 README = "Postfix SCHEDULER_README, Concurrency scheduling (postconf(5) defaults)"
 
@@ -122,6 +122,38 @@ def dead_attempts(count: int, workers: int, cohort_limit: int) -> int:
     return len(tries)
 
 
+PROBE_FROM, PROBE_TO = 300, 400  # one probe message a second, arriving between these times
+
+
+@lru_cache(maxsize=None)
+def dead_for() -> float:
+    """How long a dead destination stays closed: 20 messages at once to a domain whose
+    only MX is down kill it at T (the first failures' end); then one message a second
+    arrives from t=300 on. Mail for a dead destination is deferred untried; the first
+    probe tried on arrival (its attempt starts within a second) marks the reopening:
+    its arrival less T."""
+    from ..config import parse_scenario
+    from ..simulation import run
+
+    data = _world(20, workers=8)
+    data["duration"], data["drain"] = PROBE_TO, 100
+    people = data["workload"][0]
+    data["workload"].append({**people, "name": "probes",
+                             "batches": [{"at": t, "count": 1} for t in range(PROBE_FROM, PROBE_TO)]})
+    result = run(parse_scenario(data), trace=True, hook=lambda model: model.node("mx").set_up(False))
+    attempts = result.attempts
+    assert attempts is not None  # a traced run
+    relay = attempts[attempts["hop"] == 1]
+    died = float(relay["end"].min())
+    first = relay.groupby("id")["start"].min()
+    m = result.messages
+    probes = m[m["submitted"] >= PROBE_FROM].sort_values("submitted")
+    for i, submitted in zip(probes.index, probes["submitted"]):
+        if i in first.index and float(first[i]) - float(submitted) < 1.0:
+            return float(submitted) - died
+    return math.nan
+
+
 def _register_slow_start(count: int, initial: int, limit: int) -> None:
     reference = readme_rounds(count, initial, limit)
     to_limit = limit - initial
@@ -160,3 +192,14 @@ _register_slow_start(200, 5, 20)
 _register_slow_start(60, 2, 10)
 _register_dead(20, 8, 1)
 _register_dead(20, 8, 2)
+
+
+# A probe arrives every second: the first tried after the destination reopens comes at
+# most 1 s after it did (less the submission dialogue), so 1 s is the resolution; a
+# wrong throttle time (e.g. the maximal backoff, or none) is minutes off.
+@case("concurrency", "dead destination: closed for minimal_backoff_time", "s", 300.0,
+      README + "; postconf(5) minimal_backoff_time 300 s", 1.0, relative=False,
+      note="mail arriving while it is dead is deferred untried; the first probe tried on arrival, less the death")
+def closed(quick: bool, seed: int) -> Measured:
+    value = dead_for()
+    return Measured(value, value, value)
