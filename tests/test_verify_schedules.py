@@ -1,6 +1,6 @@
 """The retry and concurrency groups of ``mailflow verify`` (sim/verification/retry.py,
 concurrency.py): every case passes on the model as it is, and a model broken in one
-rule (a gap off by one step, a lost retry, Postfix's backoff cap dropped, Exim's
+rule (a gap off by one step, a lost retry, Postfix's backoff cap or its one-second look-ahead dropped, Exim's
 growth ignored, qmail's squares shifted, greylisting counted from the last sighting,
 feedback doubled, the initial window or the cohort limit off by one) fails the cases
 that watch that rule."""
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from sim.config.presets import PRESETS
 from sim.mail import concurrency as conc
 from sim.mail import retry as retry_rules
 from sim.mail.policies import Greylist
@@ -25,7 +26,7 @@ from tests.conftest import cli
 
 def _clear() -> None:
     for fn in (vretry.down_for_ever, vretry.greylisted, vconc.slow_start_rounds, vconc.dead_attempts,
-               vconc.dead_for):
+               vconc.dead_for, vretry.look_ahead_retry):
         fn.cache_clear()
 
 
@@ -48,17 +49,13 @@ def judged(c: Case) -> bool | None:
 
 def test_every_retry_and_concurrency_case_passes_on_the_model() -> None:
     chosen = cases(quick=True, groups=["retry", "concurrency"])
-    presets = {c.name.split(":")[0] for c in chosen if c.group == "retry" and "greylisting" not in c.name}
-    assert presets == set(retry_rules_presets())
+    for what in ("attempts before giving up", "give-up time after queueing",
+                 "attempt times, largest gap from the schedule"):
+        presets = {c.name.split(":")[0] for c in chosen if c.name.endswith(f": {what}")}
+        assert presets == set(PRESETS), what
     for c in chosen:
         m = c.measure(True, 1)
         assert c.judge(m) in (True, None), (c.name, m)
-
-
-def retry_rules_presets() -> list[str]:
-    from sim.config.presets import PRESETS
-
-    return list(PRESETS)
 
 
 def test_the_documented_schedules_match_the_hand_computed_timelines() -> None:
@@ -115,6 +112,20 @@ def test_postfix_without_its_maximal_backoff_fails(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(retry_rules.PostfixBackoff, "next_due", uncapped)
     assert judged(named("retry", "postfix: attempt times, largest gap from the schedule")) is False
     assert judged(named("retry", "postfix: attempts before giving up")) is False
+
+
+def test_postfix_without_its_one_second_look_ahead_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    init = retry_rules.DeferredQueue.__init__
+
+    def exact_scans(self: Any, env: Any, every: float, release: Any, whole_seconds: bool = False) -> None:
+        init(self, env, every, release, False)
+
+    c = named("retry", "postfix, scans and backoff of 10 s: a retry stamped 1 s past a scan goes at that scan")
+    assert vretry.LOOK_AHEAD_RETRY == 140 and judged(c) is True
+    vretry.look_ahead_retry.cache_clear()
+    monkeypatch.setattr(retry_rules.DeferredQueue, "__init__", exact_scans)
+    m = c.measure(True, 1)
+    assert c.judge(m) is False and m.value == pytest.approx(150)
 
 
 def test_exim_without_its_geometric_growth_fails(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "DOCUMENTED", "FAIL", "LOOKUP", "QUEUED", "documented_attempts", "down_for_ever", "first_row", "greylisted",
-    "world",
+    "DOCUMENTED", "FAIL", "LOOKUP", "LOOK_AHEAD_RETRY", "QUEUED", "documented_attempts", "down_for_ever", "first_row",
+    "greylisted", "look_ahead_retry", "world",
 ]
 
 # The tiny world's fixed delays: the client's submission dialogue (9 round trips of
@@ -252,6 +252,41 @@ def _register(preset: str) -> None:
 
 for _preset in DOCUMENTED:
     _register(_preset)
+
+
+# Postfix's one-second look-ahead (qmgr_active.c): a queue scan takes a deferred file
+# whose time stamp is at most one second in the future. On the preset's 300 s grid no
+# due time falls within a second of a scan, so the preset's cases cannot see it; here
+# the grid and the backoff are 10 s and the connect timeout 31 s: the first attempt
+# fails at 131.59, its time stamp is floor(131.59) + 10 = 141, and the scan at 140
+# takes it (without the look-ahead, or with the exact failure time, the scan at 150).
+_FAILED_ONCE = QUEUED + LOOKUP + 31
+_STAMP = math.floor(_FAILED_ONCE) + 10
+LOOK_AHEAD_RETRY = math.ceil((_STAMP - 1) / 10) * 10
+
+
+@case("retry", "postfix, scans and backoff of 10 s: a retry stamped 1 s past a scan goes at that scan", "s",
+      LOOK_AHEAD_RETRY, "src/qmgr/qmgr_active.c (time stamps in whole seconds, 1 s look-ahead)", EXACT_S,
+      relative=False, note="the second attempt's dispatch; the first fails at 131.59 (connect timeout 31 s)")
+def look_ahead(quick: bool, seed: int) -> Measured:
+    value = look_ahead_retry()
+    return Measured(value, value, value)
+
+
+@lru_cache(maxsize=None)
+def look_ahead_retry() -> float:
+    """The second attempt's dispatch time under Postfix with a 10 s grid and backoff."""
+    from ..config import parse_scenario
+    from ..simulation import run
+
+    data = world("postfix", drain=100)
+    data["topology"]["nodes"][2].update(queue_run_delay=10, minimal_backoff_time=10, maximal_backoff_time=10,
+                                        smtp_connect_timeout=31)
+    result = run(parse_scenario(data), trace=True, hook=lambda model: model.node("mx").set_up(False))
+    attempts = result.attempts
+    assert attempts is not None  # a traced run
+    tries = attempts[(attempts["id"] == 0) & (attempts["hop"] == 1)]
+    return float(tries["start"].iloc[1]) - LOOKUP if len(tries) > 1 else math.nan
 
 
 # -- greylisting against real senders ---------------------------------------------------
