@@ -16,7 +16,11 @@ The references are the README's rules written out here, independent of
   and what waits for it is deferred untried.
 
 Every attempt in these worlds is timed to binary fractions, so the cases are exact:
-tolerance 0 in attempts.
+tolerance 0 in attempts (the time a dead destination stays closed: the 1 s spacing of
+the probes that find it open).
+
+The worlds draw nothing at random, so ``--seed`` changes no figure here, and each world
+runs once per process (``lru_cache``), shared by the cases that read it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ here, step by step from the documents (postconf(5) and qmgr_active.c, Exim's spe
 sendmail's and qmail's manuals, the vendors' pages; docs/sources.md, "Presets"),
 independent of ``sim.mail.retry``: the simulation must reproduce them to the
 millisecond, so a lost retry, a gap off by one step or a wrong grid fails.
+
+The worlds draw nothing at random, so ``--seed`` changes no figure here, and each world
+runs once per process (``lru_cache``), shared by the cases that read it.
 """
 
 from __future__ import annotations
