@@ -9,58 +9,9 @@ import pytest
 
 from sim.config import Scenario, parse_scenario
 
-# One client, one MTA with its resolver, one MX behind a router, one mailbox store.
-#   home --0.02 s, 1 MB/s-- r --0.001 s-- mta --0.001 s-- dns
-#                           r --0.015 s, 5 MB/s-- mx --0.0005 s-- store
-TINY: dict[str, Any] = {
-    "name": "tiny",
-    "seed": 7,
-    "duration": 350,
-    "drain": 1000,
-    "topology": {
-        "nodes": [
-            {"id": "home", "kind": "client"},
-            {"id": "r", "kind": "router"},
-            {"id": "mta", "kind": "mta", "resolver": "dns", "workers": 4},
-            {"id": "dns", "kind": "resolver", "lookup": 0.2},
-            {"id": "mx", "kind": "mx", "processing": 0.05},
-            {"id": "store", "kind": "mailbox", "write": 0.01},
-        ],
-        "edges": [
-            {"a": "home", "b": "r", "latency": 0.02, "bandwidth": 1.0e6},
-            {"a": "r", "b": "mta", "latency": 0.001, "bandwidth": 1.0e8},
-            {"a": "mta", "b": "dns", "latency": 0.001},
-            {"a": "r", "b": "mx", "latency": 0.015, "bandwidth": 5.0e6},
-            {"a": "mx", "b": "store", "latency": 0.0005, "bandwidth": 1.0e8},
-        ],
-    },
-    "domains": [
-        {
-            "name": "example.org",
-            "users": 1,
-            "outbound": "mta",
-            "mx": [{"host": "mx", "preference": 10}],
-            "mx_ttl": 150,
-            "mailbox": "store",
-            "retrieval": {
-                "client": "home",
-                "imap": {"share": 1, "poll_interval": 600, "phase": 0},
-                "pop3": {"share": 0},
-                "webmail": {"share": 0},
-            },
-        }
-    ],
-    "workload": [
-        {
-            "name": "people",
-            "kind": "person",
-            "client": "home",
-            "domain": "example.org",
-            "interarrival": 100,
-            "size": 10000,
-        }
-    ],
-}
+# The tiny world (one client, one MTA with its resolver, one MX behind a router, one
+# mailbox store): sim/verification/worlds.py, where the verification cases use it too.
+from sim.verification.worlds import TINY
 
 
 def tiny_data(**changes: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .case import Measured, case
+from .worlds import TINY
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,43 +43,21 @@ LOOKUP = 0.2 + 2 * 0.001
 FAIL = LOOKUP + 30.0
 EXACT_S = 0.001  # tolerance of an exact time: 1 ms (the model's arithmetic is exact to ~1e-9 s)
 
-_TINY: dict[str, Any] = {
-    "name": "verify-retry",
-    "seed": 1,
-    "duration": 150,
-    "drain": 1000,
-    "topology": {
-        "nodes": [
-            {"id": "home", "kind": "client"},
-            {"id": "r", "kind": "router"},
-            {"id": "mta", "kind": "mta", "resolver": "dns", "workers": 4},
-            {"id": "dns", "kind": "resolver", "lookup": 0.2},
-            {"id": "mx", "kind": "mx", "processing": 0.05},
-            {"id": "store", "kind": "mailbox", "write": 0.01},
-        ],
-        "edges": [
-            {"a": "home", "b": "r", "latency": 0.02, "bandwidth": 1.0e6},
-            {"a": "r", "b": "mta", "latency": 0.001, "bandwidth": 1.0e8},
-            {"a": "mta", "b": "dns", "latency": 0.001},
-            {"a": "r", "b": "mx", "latency": 0.015, "bandwidth": 5.0e6},
-            {"a": "mx", "b": "store", "latency": 0.0005, "bandwidth": 1.0e8},
-        ],
-    },
-    "domains": [{
-        "name": "example.org", "users": 1, "outbound": "mta",
-        "mx": [{"host": "mx", "preference": 10}], "mx_ttl": 1, "mailbox": "store",
-        "retrieval": {"client": "home", "imap": {"share": 1, "poll_interval": 600, "phase": 0},
-                      "pop3": {"share": 0}, "webmail": {"share": 0}},
-    }],
-    "workload": [{"name": "people", "kind": "person", "client": "home", "domain": "example.org",
-                  "batches": [{"at": 100, "count": 1}], "size": 10000}],
-}
+def _tiny() -> dict[str, Any]:
+    """The tiny world (``sim.verification.worlds.TINY``) sending one message at t=100,
+    its MX answer cached 1 s (so that every attempt looks it up again)."""
+    data = copy.deepcopy(TINY)
+    data.update(name="verify-retry", seed=1, duration=150, drain=1000)
+    data["domains"][0]["mx_ttl"] = 1
+    data["workload"] = [{"name": "people", "kind": "person", "client": "home", "domain": "example.org",
+                         "batches": [{"at": 100, "count": 1}], "size": 10000}]
+    return data
 
 
 def world(preset: str, drain: float, **mx: Any) -> dict[str, Any]:
     """The tiny world sending one message at t=100 from an MTA on ``preset`` (``mx``:
     keys of the MX node, e.g. ``greylisting``)."""
-    data = copy.deepcopy(_TINY)
+    data = _tiny()
     data["drain"] = drain
     nodes = data["topology"]["nodes"]
     nodes[2]["preset"] = preset
