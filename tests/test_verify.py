@@ -31,7 +31,8 @@ def fake_cases() -> Iterator[None]:
         raise RuntimeError("no such node")
 
     case("smtp", "fake: raises", "s", 1.0, "by hand", 0.1)(broken)
-    case("reality", "fake: delays", "s", 60.0, "a paper", 0.0, scored=False)(lambda quick, seed: Measured(90, 80, 100))
+    case("reality", "fake: delays", "s", 60.0, "a paper", 0.0, scored=False,
+         note="the paper measured bounces, not deliveries")(lambda quick, seed: Measured(90, 80, 100))
     yield
     CASES[:] = before
 
@@ -69,3 +70,38 @@ def test_an_unknown_group_is_one_line(capsys: pytest.CaptureFixture[str]) -> Non
     code, out, err = cli(["verify", "--only", "bogus"], capsys)
     assert code == 2 and out == ""
     assert err.strip() == "mailflow: --only bogus: no such group (groups: queueing, retry, concurrency, dns, smtp, reality)"
+
+
+def test_comparisons_say_how_to_read_them(fake_cases: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """A comparison's note is in the table (and so in verification.csv) and printed."""
+    frame = table(run_cases(quick=True, groups=["reality"])).set_index("case")
+    assert frame.loc["fake: delays", "note"] == "the paper measured bounces, not deliveries"
+    code, out, _ = cli(["verify", "--quick", "--only", "reality"], capsys)
+    assert code == 0
+    assert "reality: fake: delays: the paper measured bounces, not deliveries" in out
+
+
+def test_an_out_folder_that_cannot_be_made_fails_before_any_case_runs(
+    fake_cases: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out, err = cli(["verify", "--quick", "--only", "smtp", "--out", str(blocker / "sub")], capsys)
+    assert code == 2 and out == ""  # nothing ran
+    assert err.startswith(f"mailflow: --out {blocker / 'sub'}: cannot make the folder")
+
+
+def test_a_run_without_cases_verifies_nothing_and_fails(fake_cases: None, capsys: pytest.CaptureFixture[str]) -> None:
+    CASES[:] = [c for c in CASES if c.group != "smtp"]
+    code, out, _ = cli(["verify", "--quick", "--only", "smtp"], capsys)
+    assert code == 1 and "no case ran: nothing was verified" in out
+
+
+def test_exact_cases_show_enough_digits_to_see_their_tolerance(
+    fake_cases: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reference of 433,129.814 s with a tolerance of 1 ms prints to the millisecond."""
+    case("smtp", "fake: exact", "s", 433129.814, "by hand", 0.001, relative=False)(
+        lambda quick, seed: Measured(433129.8141, 433129.8141, 433129.8141))
+    code, out, _ = cli(["verify", "--quick", "--only", "smtp"], capsys)
+    assert "433129.814 s" in out and "433129.8141 [" in out

@@ -8,6 +8,7 @@ file or flag, the key and the problem, and exit code 2; never a traceback. Ctrl-
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import signal
 import sys
@@ -615,6 +616,13 @@ def trace_command(
     print_journey(results, id, _wide_console())
 
 
+def _digits(reference: float, tolerance: float) -> int:
+    """Significant digits that show a value to within a tenth of ``tolerance`` (4 at least)."""
+    if not (tolerance > 0) or not (abs(reference) > 0):
+        return 4
+    return max(4, min(15, math.ceil(math.log10(abs(reference) / tolerance)) + 2))
+
+
 @app.command("verify")
 def verify_command(
     quick: Annotated[
@@ -640,8 +648,13 @@ def verify_command(
     for group in only or ():
         if group not in GROUPS:
             _fail(f"--only {group}: no such group (groups: {', '.join(GROUPS)})")
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        _fail(f"--out {out_dir}: not a folder")
+    if out_dir is not None:  # before the run, which may take minutes: a bad folder fails now
+        if out_dir.exists() and not out_dir.is_dir():
+            _fail(f"--out {out_dir}: not a folder")
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            _fail(f"--out {out_dir}: cannot make the folder ({err.strerror or err})")
     console = _wide_console()
 
     def done(o: Any) -> None:
@@ -654,18 +667,23 @@ def verify_command(
     for col in ("group", "case", "reference", "simulated (95% CI)", "tolerance", "result", "source"):
         shown.add_column(col, justify="right" if col in ("reference", "tolerance") else "left")
     for _, row in frame.iterrows():
-        ci = f"{row['simulated']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
+        digits = _digits(row["reference"], row["tolerance"])
+        ci = f"{row['simulated']:.{digits}g} [{row['ci_low']:.{digits}g}, {row['ci_high']:.{digits}g}]"
         tol = "-" if row["result"] == "compare" else f"±{row['tolerance']:.3g}"
         result = row["result"] if not row["error"] else f"FAIL ({row['error']})"
-        shown.add_row(row["group"], row["case"], f"{row['reference']:.4g} {row['unit']}", ci, tol, result,
+        shown.add_row(row["group"], row["case"], f"{row['reference']:.{digits}g} {row['unit']}", ci, tol, result,
                       row["source"])
     console.print(shown)
+    for _, row in (frame[frame["note"] != ""] if len(frame) else frame).iterrows():  # how to read a comparison: what differs, and why
+        console.print(f"{row['group']}: {row['case']}: {row['note']}", style="dim", highlight=False)
     failed = int((frame["result"] == "FAIL").sum()) if len(frame) else 0
     scored = int((frame["result"] != "compare").sum()) if len(frame) else 0
     console.print(f"{scored - failed} of {scored} cases pass; {len(frame) - scored} comparisons with reality",
                   highlight=False)
+    if not len(frame):
+        console.print("no case ran: nothing was verified", highlight=False)
+        failed = 1
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out_dir / "verification.csv", index=False)
         frame.to_json(out_dir / "verification.json", orient="records", indent=1)
         from ..verification.plots import draw

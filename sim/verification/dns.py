@@ -8,8 +8,10 @@ answered from the cache is
 
     λT / (1 + λL + λT)                      (λT / (1 + λT) for L = 0)
 
-the result of Jung, Berger and Balakrishnan, "Modeling TTL-based Internet caches"
-(IEEE INFOCOM 2003), eq. for the hit ratio under Poisson arrivals. A TTL cap (Unbound's
+for L = 0 the result of Jung, Berger and Balakrishnan, "Modeling TTL-based Internet
+caches" (IEEE INFOCOM 2003) for the hit ratio under Poisson arrivals; the lookup term
+λL is this module's own step of the same renewal argument (a miss waits L, during which
+queries coalesce). A TTL cap (Unbound's
 ``cache-max-ttl``) replaces T by min(T, cap); negative answers are cached for
 min(SOA minimum, ``cache-max-negative-ttl``) (RFC 2308 section 5).
 
@@ -32,7 +34,7 @@ from .case import Measured, case, measured_from
 
 __all__ = ["hit_fraction", "ttl_hit_fraction"]
 
-SOURCE = "λT/(1+λL+λT): Jung, Berger, Balakrishnan, INFOCOM 2003"
+SOURCE = "λT/(1+λT): Jung, Berger, Balakrishnan, INFOCOM 2003 (the λL term: renewal reward, derived here)"
 
 
 def ttl_hit_fraction(rate: float, ttl: float, lookup: float = 0.0) -> float:

@@ -1,10 +1,13 @@
 """The plots of ``mailflow verify --out DIR``: per group, each case's simulated value
 against its reference (PNG and SVG, ``verify-<group>``).
 
-Cases of one group have different units, so each is drawn as the ratio simulated /
-reference: a dot with its 95 % interval, the reference at 1 and the tolerance as a
-band around it. Reality rows have no tolerance and span orders of magnitude: a log
-axis. matplotlib's Figure without pyplot (no GUI backend, no global state).
+Cases of one group have different units and tolerances, so a scored case is drawn as
+its error in units of its tolerance, (simulated - reference) / tolerance: a dot with
+its 95 % interval, the reference at 0 and the tolerance as the band from -1 to 1 (a
+case with tolerance 0 sits at 0 when exact, else at the edge). Errors beyond 3
+tolerances are drawn at the edge, as a failure. Comparisons with reality have no
+tolerance and span orders of magnitude: a panel of their own, simulated / published
+figure on a log axis. matplotlib's Figure without pyplot (no GUI, no global state).
 """
 
 from __future__ import annotations
@@ -17,6 +20,26 @@ import pandas as pd
 __all__ = ["draw"]
 
 
+EDGE = 3.0  # errors beyond this many tolerances are drawn at the edge
+
+
+def _in_tolerances(rows: pd.DataFrame) -> tuple[list[float], list[float], list[float]]:
+    """Each scored row's error and 95 % interval in units of its tolerance, clipped."""
+    xs, lows, highs = [], [], []
+    for sim, low, high, ref, tol in zip(rows["simulated"], rows["ci_low"], rows["ci_high"], rows["reference"],
+                                        rows["tolerance"]):
+        if tol > 0:
+            x, lo, hi = ((v - ref) / tol for v in (sim, low, high))
+        else:  # exact to the last digit: at 0, or off the scale
+            x = 0.0 if sim == ref else math.copysign(EDGE, sim - ref)
+            lo = hi = x
+        x = x if x == x else EDGE  # no value: a failure
+        xs.append(max(-EDGE, min(EDGE, x)))
+        lows.append(max(-EDGE, min(EDGE, lo if lo == lo else x)))
+        highs.append(max(-EDGE, min(EDGE, hi if hi == hi else x)))
+    return xs, lows, highs
+
+
 def draw(frame: pd.DataFrame, out: Path) -> list[Path]:
     """Draw one figure per group of ``frame`` (the table of
     :func:`sim.verification.table`) into ``out``; the files written."""
@@ -24,36 +47,38 @@ def draw(frame: pd.DataFrame, out: Path) -> list[Path]:
 
     written: list[Path] = []
     for group, rows in frame.groupby("group", sort=False):
-        rows = rows[rows["reference"].abs() > 0].reset_index(drop=True)
-        if rows.empty:
+        scored = rows[rows["result"] != "compare"].reset_index(drop=True)
+        compared = rows[(rows["result"] == "compare") & (rows["reference"].abs() > 0)].reset_index(drop=True)
+        panels = [p for p in (scored, compared) if len(p)]
+        if not panels:
             continue
-        n = len(rows)
-        fig = Figure(figsize=(8.0, 0.9 + 0.42 * n))
-        ax = fig.add_subplot()
-        ref = rows["reference"].abs()
-        ratio = rows["simulated"] / rows["reference"]
-        low = (rows["ci_low"] / rows["reference"]).fillna(ratio)
-        high = (rows["ci_high"] / rows["reference"]).fillna(ratio)
-        y = list(range(n))[::-1]
-        reality = bool((rows["result"] == "compare").all())
-        for i, (result, tolerance) in enumerate(zip(rows["result"], rows["tolerance"])):
-            if result != "compare" and not math.isnan(tolerance):
-                band = tolerance / float(ref.iloc[i])
-                ax.fill_betweenx([y[i] - 0.3, y[i] + 0.3], 1 - band, 1 + band, color="tab:green", alpha=0.25,
-                                 linewidth=0)
-        colors = ["tab:red" if r == "FAIL" else "tab:blue" for r in rows["result"]]
-        ax.errorbar(ratio, y, xerr=[(ratio - low).clip(lower=0), (high - ratio).clip(lower=0)], fmt="none",
-                    ecolor="black", elinewidth=1, capsize=3)
-        ax.scatter(ratio, y, c=colors, zorder=3, s=25)
-        ax.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
-        ax.set_yticks(y, [f"{c} ({u})" for c, u in zip(rows["case"], rows["unit"])], fontsize=8)
-        if reality:
-            ax.set_xscale("log")
-            ax.set_xlabel("simulated / published figure (log scale; not scored)")
-        else:
-            ax.ticklabel_format(axis="x", useOffset=False)  # exact cases: ratios like 1 ± 1e-5, written out
-            ax.set_xlabel("simulated / reference (green: tolerance; bars: 95 % interval)")
-        ax.set_title(f"mailflow verify: {group}")
+        fig = Figure(figsize=(8.0, 0.9 + 0.36 * sum(len(p) for p in panels) + 0.6 * (len(panels) - 1)))
+        axes = fig.subplots(len(panels), 1, squeeze=False,
+                            gridspec_kw={"height_ratios": [max(1, len(p)) for p in panels]})[:, 0]
+        for ax, part in zip(axes, panels):
+            n = len(part)
+            y = list(range(n))[::-1]
+            if part is scored:
+                x, low, high = _in_tolerances(part)
+                ax.axvspan(-1, 1, color="tab:green", alpha=0.2, linewidth=0)
+                ax.axvline(0.0, color="black", linewidth=0.8, linestyle="--")
+                ax.set_xlim(-EDGE - 0.2, EDGE + 0.2)
+                ax.set_xlabel("(simulated - reference) / tolerance (green: passes; bars: 95 % interval)")
+            else:
+                ref = part["reference"]
+                x = list(part["simulated"] / ref)
+                low = list((part["ci_low"] / ref).fillna(part["simulated"] / ref))
+                high = list((part["ci_high"] / ref).fillna(part["simulated"] / ref))
+                ax.set_xscale("log")
+                ax.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
+                ax.set_xlabel("simulated / published figure (log scale; not scored)")
+            colors = ["tab:red" if r == "FAIL" else "tab:blue" for r in part["result"]]
+            ax.errorbar(x, y, xerr=[[max(0.0, a - b) for a, b in zip(x, low)],
+                                    [max(0.0, b - a) for a, b in zip(x, high)]],
+                        fmt="none", ecolor="black", elinewidth=1, capsize=3)
+            ax.scatter(x, y, c=colors, zorder=3, s=25)
+            ax.set_yticks(y, [f"{c} ({u})" for c, u in zip(part["case"], part["unit"])], fontsize=7)
+        axes[0].set_title(f"mailflow verify: {group}")
         for path in (out / f"verify-{group}.png", out / f"verify-{group}.svg"):
             fig.savefig(path, dpi=120, bbox_inches="tight")
             written.append(path)

@@ -7,8 +7,9 @@ The measurements:
 - T. Moors, "Email dependability", UNSW, 2004 (reported in B. Livingston, "The Internet
   Ate My E-Mail", Datamation, 2004): 1.57 % of test messages never arrived, about a
   third of them (0.5 %) without any notice.
-- A. Afergan and R. Beverly, "The State of the Email Address", ACM SIGCOMM CCR 35(1),
-  2005: most probes came back within seconds to minutes; a tail of hours to days (one
+- M. Afergan and R. Beverly, "The State of the Email Address", ACM SIGCOMM CCR 35(1),
+  2005: probes to addresses that do not exist, timed by their bounces (a round trip
+  through the receiver's queue, not a delivery): most came back within seconds to minutes; a tail of hours to days (one
   after 30 days); some servers lost 25-75 % of probes for hours.
 - D. Lange, "Google GMail continues to own the email market, Microsoft is catching up",
   daniel-lange.com, 2018: 2.3 million US-centric addresses, Gmail 39 %, Microsoft 35 %,
@@ -66,7 +67,9 @@ def _compare(name: str, unit: str, reference: float, source: str, note: str,
 
 _compare(
     "median delivery delay (created -> delivered)", "s", 60.0, AFERGAN + ": seconds to minutes",
-    "The paper gives an order (most within seconds to minutes), not a median; 60 s stands for it. "
+    "The paper timed bounces of probes to non-existent addresses (a round trip through the receiver's "
+    "queue, not a delivery) and gives an order (most within seconds to minutes), not a median; 60 s "
+    "stands for it. "
     "The model's median is under a second or two: in its one busy hour nothing queues for long except "
     "what one receiver throttles (Yahoo) and one MX outage (acme) defer; no greylisting, no spam "
     "filter's backlog and no slow links, which the measured population had.",
