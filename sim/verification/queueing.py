@@ -32,6 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
+
+from ..config.distributions import TimeDistribution
 
 from .case import Measured, case, measured_from
 
@@ -102,8 +105,6 @@ def scenario_data(world: World, customers: int, seed: int) -> dict[str, Any]:
         "seed": seed,
         "duration": duration,
         "drain": 0,
-        # About 200 grid points: the Little's-law window starts on one.
-        "sample_every": duration / 200,
         "topology": {
             "nodes": [
                 {"id": "home", "kind": "client"},
@@ -135,14 +136,15 @@ def scenario_data(world: World, customers: int, seed: int) -> dict[str, Any]:
 def _replicate(world: World, customers: int, seed: int) -> tuple[float, float, float, float]:
     """One run of ``world``: (mean wait, share that waited, Little's ratio of the
     waiting line, of the servers), over arrivals after the warm-up."""
+    # Imported here: the command imports this module to list its cases, and a list
+    # should not pay for the simulator's import.
     from ..config import parse_scenario
     from ..simulation.lifecycle import run
 
     data = scenario_data(world, customers, seed)
-    sample_every = data.pop("sample_every")
-    scenario = parse_scenario(data)
-    res = run(scenario, trace=world.where == "mta", sample_every=sample_every)
     horizon = float(data["duration"])
+    sample_every = horizon / 200  # the monitors' grid; the Little's-law window starts on it
+    res = run(parse_scenario(data), trace=world.where == "mta", sample_every=sample_every)
     start = WARMUP * horizon
     start = math.ceil(start / sample_every) * sample_every  # on the grid
     m = res.messages
@@ -159,7 +161,7 @@ def _replicate(world: World, customers: int, seed: int) -> tuple[float, float, f
     else:
         done = m[m["delivered"].notna()]
         # A scan's own time is not recorded: the mean service is the distribution's.
-        service = np.full(len(done), _mean(world.dist()))
+        service = np.full(len(done), TypeAdapter(TimeDistribution).validate_python(world.dist()).mean)
         wait = (done["delivered"] - done["accepted"]).to_numpy() - service
         # Little's law on the waiting line needs each message's wait, so at the MX it is
         # taken on the whole (waiting and scanning) against the time at the MX.
@@ -179,23 +181,14 @@ def _replicate(world: World, customers: int, seed: int) -> tuple[float, float, f
         return float((rows["mean"].to_numpy() * widths).sum() / widths.sum())
 
     mean_wait = float(wait.mean())
+    # (At the MX "waited" is a share of waits less the mean scan: not a per-message
+    # figure, and no case reads it.)
     if world.where == "mta":
         little_queue = average(queue) / (rate * mean_wait)
     else:
         little_queue = (average(queue) + average(busy)) / (rate * float((done["delivered"] - done["accepted"]).mean()))
     little_busy = average(busy) / (rate * float(service.mean()))
     return mean_wait, float((wait > 1e-9).mean()), little_queue, little_busy
-
-
-def _mean(dist: dict[str, Any]) -> float:
-    """The mean of a service-time distribution given as data."""
-    if dist["dist"] == "constant":
-        return float(dist["value"])
-    if dist["dist"] == "exponential":
-        return float(dist["mean"])
-    if dist["dist"] == "lognormal":
-        return float(dist["median"]) * math.exp(float(dist["sigma"]) ** 2 / 2)
-    raise ValueError(f"no mean for {dist!r}")
 
 
 def _summary(name: str, quick: bool, seed: int) -> Summary:
