@@ -151,7 +151,7 @@ def test_little_fails_when_a_level_skips_zero(monkeypatch: pytest.MonkeyPatch) -
             set_level(self, now, value)
 
     monkeypatch.setattr(Level, "set", skips_zero)
-    assert judged("MTA delivery agents, M/M/4 at ρ 0.8: Little, active_queue") is False
+    assert judged("MTA delivery agents, M/M/4 at ρ 0.8: Little, (active_queue") is False
 
 
 def test_little_fails_when_a_level_counts_a_change_from_the_one_before(monkeypatch: pytest.MonkeyPatch) -> None:
