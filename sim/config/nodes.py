@@ -237,6 +237,14 @@ class MTANode(NodeBase):
     smtp_helo_timeout: Seconds = Field(
         300, gt=0, le=MAX_TIME, description="Postfix: wait for the greeting and the EHLO reply"
     )
+    # A delivery transaction's own time (issue 12): drawn once per transaction and spent
+    # between the final "." and the server's reply, on top of the link's time (round
+    # trips and the body over the bandwidth). Real sessions vary for reasons the link
+    # does not model (the receiver's queue-file fsync, its before-reply checks, TCP's
+    # slow start); absent: the link alone sets the time, as before.
+    session_time: TimeDistribution | None = Field(
+        None, description="a delivery transaction's time beyond its link time (none: link time only)"
+    )
     # Sending IPs and the smart host.
     ips: int | list[str] = Field(
         1, description="sending IPs: a count, or their names; sessions use them in turn"

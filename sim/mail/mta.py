@@ -106,6 +106,12 @@ class MTA:
         self.dialogues = ctx.dialogues
         self._shuffle = ctx.streams.generator("mta", spec.id, "mx-order")
         self._loss = ctx.streams.generator("mta", spec.id, "loss")
+        # The transaction's own time (session_time), on its own stream: None when absent,
+        # so that a scenario without it draws nothing and runs as before.
+        self._session_time = (
+            None if spec.session_time is None
+            else ctx.streams.sampler(spec.session_time, "mta", spec.id, "session-time")
+        )
         # The MTA's own answers to submitting clients, and its send-side policies.
         self.up = True  # takes submissions now
         self.down_reply = NO_ANSWER  # what a submitting client gets while it is down
@@ -878,6 +884,10 @@ class MTA:
                     delay = checks.data_delay(ok, env.now + wait)
                     wait += delay
                     after = pause + delay
+                if self._session_time is not None:  # the transaction's own time, after the "."
+                    own = self._session_time()
+                    wait += own
+                    after += own
                 heard: Reply | None = None  # the answer of a server that crashed after giving it
                 try:
                     if link.shared:  # the body takes its share of shared edges (sim.world.sharing)

@@ -1,0 +1,327 @@
+"""Queueing theory: an MTA's delivery agents and an MX's content scanners as the queues
+of the textbook (docs/verification.md, "Queueing").
+
+Each world is the smallest mailflow scenario in which one component is the only place
+that takes time: Poisson arrivals (a workload ``rate``), every link without latency
+and with room to spare, the MX answer cached. The queue is then
+
+- the sending MTA: ``workers`` delivery agents are the c servers and a relay
+  transaction's own time (the MTA key ``session_time``) is the service; the wait of a
+  message is from its queueing (``submitted``) to the start of its relay attempt (the
+  attempts table), so both the mean wait and P(wait > 0) are per message;
+- the MX: ``workers`` content scanners are the c servers and ``processing`` the
+  service; the wait is the time from the 250 to ``"."`` (``accepted``) to the store
+  (``delivered``) less the mean service (a scan's own time is not recorded).
+
+References: Erlang C for M/M/c (A. K. Erlang 1917; L. Kleinrock, *Queueing Systems*
+vol. 1, 1975, §3.5), Pollaczek-Khinchine for M/G/1 and M/D/1 (Kleinrock §5.6), and
+Little's law L = λW (J. D. C. Little, Operations Research 9(3), 1961) checked on the
+time-weighted levels of ``sim.core.monitors`` (``active_queue`` and ``sessions`` of
+the MTA, ``scan_queue`` of the MX) against λ times the mean per-message time.
+
+Replications are independent runs (seeds ``seed * 1000 + r``); a case's value is their
+mean with a Student-t 95 % interval. Runs are shared by the cases of one world
+(:func:`_summary` keeps their figures, not their tables).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import TypeAdapter
+
+from ..config.distributions import TimeDistribution
+
+from .case import Measured, case, measured_from
+
+__all__ = ["World", "erlang_c", "erlang_c_wait", "pollaczek_khinchine_wait"]
+
+WARMUP = 0.05  # the first 5 % of the horizon (from an empty system) is not counted
+
+
+def erlang_c(c: int, lam: float, mu: float) -> float:
+    """P(an arrival waits) in M/M/c (Erlang's C formula); needs lam < c * mu."""
+    a = lam / mu
+    top = a**c / math.factorial(c) * c / (c - a)
+    return top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
+
+
+def erlang_c_wait(c: int, lam: float, mu: float) -> float:
+    """The mean wait in queue of M/M/c: P(wait) / (c * mu - lam)."""
+    return erlang_c(c, lam, mu) / (c * mu - lam)
+
+
+def pollaczek_khinchine_wait(lam: float, mean: float, second: float) -> float:
+    """The mean wait in queue of M/G/1 with service moments E[S] = ``mean`` and
+    E[S^2] = ``second``: lam * E[S^2] / (2 (1 - rho))."""
+    return lam * second / (2 * (1 - lam * mean))
+
+
+@dataclass(frozen=True)
+class World:
+    """One queue: where it is (``mta`` or ``mx``), its servers, arrival rate and
+    service time (a scenario TimeDistribution as data), and the customers per
+    replication and replications of the quick and the full run."""
+
+    where: str
+    c: int
+    lam: float
+    service: tuple[tuple[str, Any], ...]  # the distribution's keys, hashable
+    customers: tuple[int, int]  # (quick, full) per replication
+    reps: tuple[int, int]  # (quick, full)
+
+    def dist(self) -> dict[str, Any]:
+        """The service time as scenario data."""
+        return dict(self.service)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Per replication: mean wait, share that waited, and the Little's-law ratios
+    L / (lambda W) of the waiting line and of the servers."""
+
+    wait: tuple[float, ...]
+    waited: tuple[float, ...]
+    little_queue: tuple[float, ...]
+    little_busy: tuple[float, ...]
+
+
+def scenario_data(world: World, customers: int, seed: int) -> dict[str, Any]:
+    """``world`` as plain scenario data: one replication of ``customers`` arrivals."""
+    fast = {"latency": 0, "bandwidth": 1e15}
+    duration = customers / world.lam
+    # The destination's concurrency window opens at once to every agent: Postfix's
+    # slow start (from 5, reset when the destination's queue empties) would hold
+    # envelopes back (parked) at M/M/8 now and then, and the agents would not be c
+    # servers of one queue.
+    mta: dict[str, Any] = {"id": "mta", "kind": "mta", "resolver": "dns", "workers": 1000, "smtpd_workers": 1000,
+                           "initial_destination_concurrency": 1000, "destination_concurrency_limit": 1000}
+    mx: dict[str, Any] = {"id": "mx", "kind": "mx", "processing": 0, "max_connections": 10_000, "workers": 1000}
+    if world.where == "mta":
+        mta.update(workers=world.c, session_time=world.dist())
+    else:
+        mx.update(workers=world.c, processing=world.dist())
+    return {
+        "name": f"verify-{world.where}-{world.c}",
+        "seed": seed,
+        "duration": duration,
+        "drain": 0,
+        "topology": {
+            "nodes": [
+                {"id": "home", "kind": "client"},
+                {"id": "r", "kind": "router"},
+                mta,
+                {"id": "dns", "kind": "resolver", "lookup": 0},
+                mx,
+                {"id": "store", "kind": "mailbox", "write": 0},
+            ],
+            "edges": [
+                {"a": "home", "b": "r", **fast},
+                {"a": "r", "b": "mta", **fast},
+                {"a": "mta", "b": "dns", **fast},
+                {"a": "r", "b": "mx", **fast},
+                {"a": "mx", "b": "store", **fast},
+            ],
+        },
+        "domains": [
+            {"name": "example.org", "users": 1, "outbound": "mta", "mailbox": "store",
+             "mx": [{"host": "mx", "preference": 10}], "mx_ttl": 10 * duration},
+        ],
+        "workload": [
+            {"name": "poisson", "kind": "person", "client": "home", "domain": "example.org",
+             "rate": world.lam, "size": 1000},
+        ],
+    }
+
+
+def _replicate(world: World, customers: int, seed: int) -> tuple[float, float, float, float]:
+    """One run of ``world``: (mean wait, share that waited, Little's ratio of the
+    waiting line, of the servers), over arrivals after the warm-up."""
+    # Imported here: the command imports this module to list its cases, and a list
+    # should not pay for the simulator's import.
+    from ..config import parse_scenario
+    from ..simulation.lifecycle import run
+
+    data = scenario_data(world, customers, seed)
+    horizon = float(data["duration"])
+    sample_every = horizon / 200  # the monitors' grid; the Little's-law window starts on it
+    res = run(parse_scenario(data), trace=world.where == "mta", sample_every=sample_every)
+    start = WARMUP * horizon
+    start = math.ceil(start / sample_every) * sample_every  # on the grid
+    m = res.messages
+    m = m[(m["submitted"] >= start) & m["accepted"].notna()]
+    if world.where == "mta":
+        a = res.attempts
+        assert a is not None
+        a = a[(a["src"] == "mta") & (a["attempt"] == 1)]  # the relay attempt (one host, no retry)
+        first = a.drop_duplicates("id").set_index("id")
+        done = m.join(first[["start", "end"]], on="message_id", how="inner")
+        wait = (done["start"] - done["submitted"]).to_numpy()
+        service = (done["end"] - done["start"]).to_numpy()
+        queue, busy = "active_queue", "sessions"
+    else:
+        done = m[m["delivered"].notna()]
+        # A scan's own time is not recorded: the mean service is the distribution's.
+        service = np.full(len(done), TypeAdapter(TimeDistribution).validate_python(world.dist()).mean)
+        wait = (done["delivered"] - done["accepted"]).to_numpy() - service
+        # Little's law on the waiting line needs each message's wait, so at the MX it is
+        # taken on the whole (waiting and scanning) against the time at the MX.
+        queue, busy = "scan_queue", "scanners_busy"
+    # Little's law on [start, horizon]: the monitors' time-average against the arrival
+    # rate seen in that window times the mean time of those arrivals. Messages still
+    # waiting at the end are few (a run ends in steady state) and left out of both.
+    rate = len(done) / (horizon - start)
+    ts = res.timeseries
+    assert ts is not None
+    ts = ts[(ts["component"] == world.where) & (ts["time"] > start + 1e-9)]
+
+    def average(metric: str) -> float:
+        rows = ts[ts["metric"] == metric]
+        t = rows["time"].to_numpy()
+        widths = np.diff(np.concatenate(([start], t)))
+        return float((rows["mean"].to_numpy() * widths).sum() / widths.sum())
+
+    mean_wait = float(wait.mean())
+    # (At the MX "waited" is a share of waits less the mean scan: not a per-message
+    # figure, and no case reads it.)
+    if world.where == "mta":
+        # The waiting line is the active queue and the envelopes parked for their
+        # destination's window (none here, with the window open: counted all the same).
+        little_queue = (average(queue) + average("parked")) / (rate * mean_wait)
+    else:
+        little_queue = (average(queue) + average(busy)) / (rate * float((done["delivered"] - done["accepted"]).mean()))
+    little_busy = average(busy) / (rate * float(service.mean()))
+    return mean_wait, float((wait > 1e-9).mean()), little_queue, little_busy
+
+
+def _summary(name: str, quick: bool, seed: int) -> Summary:
+    """The replications of the world ``name`` (of :data:`WORLDS`, looked up at each
+    call so that a test may shrink it), shared by its cases."""
+    return _runs(WORLDS[name], quick, seed)
+
+
+@functools.lru_cache(maxsize=32)
+def _runs(world: World, quick: bool, seed: int) -> Summary:
+    """The replications of ``world`` (cached: the cases of one world share them)."""
+    k = 0 if quick else 1
+    runs = [_replicate(world, world.customers[k], seed * 1000 + r) for r in range(world.reps[k])]
+    return Summary(*(tuple(x[i] for x in runs) for i in range(4)))
+
+
+def clear() -> None:
+    """Forget the shared runs (a test that breaks the model must run afresh)."""
+    _runs.cache_clear()
+
+
+def _exp(mean: float) -> tuple[tuple[str, Any], ...]:
+    return (("dist", "exponential"), ("mean", mean))
+
+
+# -- the worlds ------------------------------------------------------------------------
+# Service means are 1 s, so the arrival rate is c * rho. Customers per replication and
+# replications: the quick set (4 x 40,000 a world) keeps the whole group near 30 s; the
+# full set runs these worlds at 8 x 100,000 and the heavy loads at 6 x 400,000 (about
+# 10 minutes in all at some 30,000 customers a second).
+MM1_50 = World("mta", 1, 0.5, _exp(1.0), (40_000, 100_000), (4, 8))
+MM4_80 = World("mta", 4, 3.2, _exp(1.0), (40_000, 100_000), (4, 8))
+MD1_80 = World("mta", 1, 0.8, (("dist", "constant"), ("value", 1.0)), (40_000, 100_000), (4, 8))
+# Log-normal with sigma 0.75 and mean 1: E[S^2] = exp(sigma^2) = 1.755 (cv^2 0.755).
+LN_SIGMA = 0.75
+MG1_70 = World("mta", 1, 0.7, (("dist", "lognormal"), ("median", math.exp(-LN_SIGMA**2 / 2)), ("sigma", LN_SIGMA)),
+               (40_000, 100_000), (4, 8))
+MX2_80 = World("mx", 2, 1.6, _exp(1.0), (40_000, 100_000), (4, 8))
+# The full set only: heavy loads.
+MM1_90 = World("mta", 1, 0.9, _exp(1.0), (0, 400_000), (0, 6))
+MM4_95 = World("mta", 4, 3.8, _exp(1.0), (0, 400_000), (0, 6))
+MM8_90 = World("mta", 8, 7.2, _exp(1.0), (0, 400_000), (0, 6))
+MX4_95 = World("mx", 4, 3.8, _exp(1.0), (0, 400_000), (0, 6))
+MD1_95 = World("mta", 1, 0.95, (("dist", "constant"), ("value", 1.0)), (0, 400_000), (0, 6))
+
+ERLANG = "Erlang C (Kleinrock, Queueing Systems vol. 1, 1975, §3.5)"
+PK = "Pollaczek-Khinchine (Kleinrock 1975, §5.6)"
+BUSY = "M/G/1: P(wait > 0) = P(busy) = ρ (PASTA; Kleinrock 1975, §5.6)"
+LITTLE = "Little's law L = λW (Little, Oper. Res. 9(3), 1961)"
+
+
+WORLDS: dict[str, World] = {
+    "mm1-50": MM1_50, "mm4-80": MM4_80, "md1-80": MD1_80, "mg1-70": MG1_70, "mx2-80": MX2_80,
+    "mm1-90": MM1_90, "mm4-95": MM4_95, "mm8-90": MM8_90, "mx4-95": MX4_95, "md1-95": MD1_95,
+}
+
+
+def _register(name: str, label: str, wait_ref: float, wait_tol: float, source: str,
+              waited_ref: float | None = None, waited_tol: float = 0.0, waited_source: str = "") -> None:
+    """Register the cases of the world ``name``: mean wait, P(wait > 0) (where each
+    message's wait is known: the MTA) and Little's law on its waiting line and its
+    servers."""
+    world = WORLDS[name]
+    quick = world.reps[0] > 0
+
+    def wait(q: bool, seed: int) -> Measured:
+        return measured_from(_summary(name, q, seed).wait)
+
+    case("queueing", f"{label}: mean wait in queue", "s", wait_ref, source, wait_tol, quick=quick)(wait)
+    if waited_ref is not None:
+        def waited(q: bool, seed: int) -> Measured:
+            return measured_from(_summary(name, q, seed).waited)
+
+        case("queueing", f"{label}: P(wait > 0)", "share", waited_ref, waited_source or source, waited_tol,
+             relative=False, quick=quick)(waited)
+
+    def little_queue(q: bool, seed: int) -> Measured:
+        return measured_from(_summary(name, q, seed).little_queue)
+
+    def little_busy(q: bool, seed: int) -> Measured:
+        return measured_from(_summary(name, q, seed).little_busy)
+
+    # Little's law holds on every sample path up to the window's edges (the customers
+    # in the system at its start and end: a few in 40,000), so L / (λW) is 1 within a
+    # few 0.1 % per run; the servers' ratio at the MX is taken against the mean service
+    # (a scan's own time is not recorded), off by the sample mean's error (0.5 % a run
+    # of 40,000 at ρ 0.8, 0.25 % over four: 1.5 % there). Tolerance 1 %: a level that
+    # misses its changes now and then, or counts a time twice, is out.
+    if world.where == "mta":
+        line, busy = "(active_queue + parked) / (λ × mean wait)", "sessions / (λ × mean session)"
+    else:
+        line, busy = "(scan_queue + scanners_busy) / (λ × mean time at the MX)", "scanners_busy / (λ × mean scan)"
+    case("queueing", f"{label}: Little, {line}", "ratio", 1.0, LITTLE, 0.01,
+         relative=False, quick=quick)(little_queue)
+    case("queueing", f"{label}: Little, {busy}", "ratio", 1.0, LITTLE, 0.01 if world.where == "mta" else 0.015,
+         relative=False, quick=quick)(little_busy)
+
+
+# Tolerances, fixed from the spread of pilot runs (seeds 777 to 782, not the command's):
+# one replication's mean wait at 40,000 customers varies by about 2 % (M/M/1 at ρ 0.5,
+# M/G/1 at 0.7), 4.5 % (M/D/1 at 0.8) and 6 % (M/M/4 and M/M/2 at 0.8); over four the
+# standard error is half that, and the tolerance is about 3 standard errors (at least
+# 6 %): a correct model passes nearly always, while an agent or a scanner off by one
+# (a wait 3 times off or unstable), a service 10 % slow (M/M/1 at 0.5: +22 %), or a
+# session time drawn with the wrong variance (P-K: -43 % or +100 %) fails. P(wait > 0)
+# is a share of 40,000 correlated answers: about 0.5 % a run (0.8 % at M/M/4), so
+# 0.01 to 0.015 absolute over four. The full run has 5 to 10 times the customers and
+# twice the replications but heavier loads (the spread grows as 1 / (1 - ρ)^2), so its
+# tolerances are wider: pilot runs of 100,000 (seeds 777 to 780) spread by 14 % (M/M/1
+# at 0.9, M/M/4 at 0.95) to 16 % (M/M/8 at 0.9) a run, so 7 to 8 % at 400,000 and 3 to
+# 3.5 % over six: 10 % is about 3 standard errors.
+_register("mm1-50", "MTA delivery agents, M/M/1 at ρ 0.5", erlang_c_wait(1, 0.5, 1.0), 0.06, ERLANG,
+          erlang_c(1, 0.5, 1.0), 0.01)
+_register("mm4-80", "MTA delivery agents, M/M/4 at ρ 0.8", erlang_c_wait(4, 3.2, 1.0), 0.08, ERLANG,
+          erlang_c(4, 3.2, 1.0), 0.015)
+_register("md1-80", "MTA session_time constant, M/D/1 at ρ 0.8", pollaczek_khinchine_wait(0.8, 1.0, 1.0), 0.08,
+          PK, 0.8, 0.015, BUSY)
+_register("mg1-70", "MTA session_time log-normal σ 0.75, M/G/1 at ρ 0.7",
+          pollaczek_khinchine_wait(0.7, 1.0, math.exp(LN_SIGMA**2)), 0.06, PK, 0.7, 0.015, BUSY)
+_register("mx2-80", "MX content scanners, M/M/2 at ρ 0.8", erlang_c_wait(2, 1.6, 1.0), 0.08, ERLANG)
+_register("mm1-90", "MTA delivery agents, M/M/1 at ρ 0.9", erlang_c_wait(1, 0.9, 1.0), 0.10, ERLANG,
+          erlang_c(1, 0.9, 1.0), 0.01)
+_register("mm4-95", "MTA delivery agents, M/M/4 at ρ 0.95", erlang_c_wait(4, 3.8, 1.0), 0.10, ERLANG,
+          erlang_c(4, 3.8, 1.0), 0.015)
+_register("mm8-90", "MTA delivery agents, M/M/8 at ρ 0.9", erlang_c_wait(8, 7.2, 1.0), 0.10, ERLANG,
+          erlang_c(8, 7.2, 1.0), 0.015)
+_register("mx4-95", "MX content scanners, M/M/4 at ρ 0.95", erlang_c_wait(4, 3.8, 1.0), 0.10, ERLANG)
+_register("md1-95", "MTA session_time constant, M/D/1 at ρ 0.95", pollaczek_khinchine_wait(0.95, 1.0, 1.0), 0.10,
+          PK, 0.95, 0.01, BUSY)
