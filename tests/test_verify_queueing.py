@@ -19,7 +19,7 @@ from sim.core.monitors import Level
 from sim.mail.mta import MTA
 from sim.mail.mx import MX
 from sim.simulation.lifecycle import run
-from sim.verification import Case, cases, queueing, run_cases
+from sim.verification import Case, cases, queueing
 from tests.conftest import tiny_data
 
 
@@ -62,11 +62,11 @@ def test_references_by_hand() -> None:
     assert queueing.pollaczek_khinchine_wait(0.5, 1.0, 2.0) == pytest.approx(queueing.erlang_c_wait(1, 0.5, 1.0))
 
 
-def test_the_quick_set_passes_and_the_full_set_adds_heavy_loads() -> None:
-    outcomes = run_cases(quick=True, groups=["queueing"])
-    assert len(outcomes) == 19
-    failed = [(o.case.name, o.measured, o.error) for o in outcomes if not o.passed]
-    assert not failed
+def test_the_quick_set_has_loads_up_to_0_8_and_the_full_set_adds_heavy_loads() -> None:
+    # That the quick set passes is tests/test_verify_quick.py's (it runs every group once).
+    quick = cases(quick=True, groups=["queueing"])
+    assert len(quick) == 19
+    assert not any("ρ 0.9" in c.name for c in quick)
     full = {c.name for c in cases(groups=["queueing"])}
     assert "MTA delivery agents, M/M/4 at ρ 0.95: mean wait in queue" in full
     assert "MX content scanners, M/M/4 at ρ 0.95: mean wait in queue" in full
