@@ -12,6 +12,7 @@ import pytest
 
 from sim import run
 from sim.config import parse_scenario
+from sim.verification.queueing import erlang_c, erlang_c_wait  # the references verify uses
 from tests.conftest import node, tiny_data
 
 C, LAM, MU = 4, 2.4, 1.0  # workers, arrivals/s, sessions/s per worker (rho = 0.6)
@@ -19,18 +20,6 @@ C, LAM, MU = 4, 2.4, 1.0  # workers, arrivals/s, sessions/s per worker (rho = 0.
 # 400k puts the 5% tolerance near 3.8 sd: a fair test, not a lucky seed.
 DURATION = 400_000 / LAM
 BANDWIDTH = 1.0e6  # bytes/s, so a 1 MB mean size is a 1 s mean session
-
-
-def erlang_c(c: int, lam: float, mu: float) -> float:
-    """Probability that an arrival waits in M/M/c (Erlang C)."""
-    a = lam / mu
-    top = a**c / math.factorial(c) * c / (c - a)
-    return top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
-
-
-def erlang_c_wait(c: int, lam: float, mu: float) -> float:
-    """Mean wait in queue of M/M/c."""
-    return erlang_c(c, lam, mu) / (c * mu - lam)
 
 
 def mmc_world(seed: int, duration: float) -> dict:
