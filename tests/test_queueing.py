@@ -6,7 +6,6 @@ exponential session times, so the mean wait in the active queue must match Erlan
 
 from __future__ import annotations
 
-import math
 
 import pytest
 
