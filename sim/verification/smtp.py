@@ -50,7 +50,8 @@ STORE_HOME = (0.0355, 1.0e6)
 TOLERANCE = 1e-6  # s: exact cases (see above)
 
 
-def _world(access: str, sync: str = "poll", pipelining: bool = True, tls_round_trips: int = 1) -> dict[str, Any]:
+def _world(access: str, sync: str = "poll", pipelining: bool = True, tls_round_trips: int = 1,
+           unknown: float = 0.0) -> dict[str, Any]:
     device: dict[str, Any] = {"name": "d", "share": 1, "access": access, "poll_interval": POLL, "phase": 0}
     if access == "imap":
         device["sync"] = sync
@@ -77,6 +78,7 @@ def _world(access: str, sync: str = "poll", pipelining: bool = True, tls_round_t
         "domains": [{
             "name": "example.org", "users": 1, "outbound": "mta", "mx": [{"host": "mx", "preference": 10}],
             "mailbox": "store", "retrieval": {"client": "home", "devices": [device]},
+            "unknown_recipient_rate": unknown,
         }],
         "workload": [{"name": "people", "kind": "person", "client": "home", "domain": "example.org",
                       "interarrival": 100, "size": SIZE}],
@@ -84,16 +86,19 @@ def _world(access: str, sync: str = "poll", pipelining: bool = True, tls_round_t
 
 
 def dialogue_times(access: str = "imap", sync: str = "poll", pipelining: bool = True,
-                   tls_round_trips: int = 1) -> dict[str, float]:
+                   tls_round_trips: int = 1, unknown: float = 0.0) -> dict[str, float]:
     """Run the world with one message (sent at t = 100); the durations of its legs:
     ``submission`` (created -> submitted), ``relay`` (submitted -> accepted, with the
     MTA's lookup miss), ``lmtp`` (accepted -> delivered, with the scan and the write)
     and ``retrieval`` (the device's look -> retrieved; the look is the delivery for
-    IDLE, the next poll otherwise)."""
+    IDLE, the next poll otherwise); with ``unknown`` 1 (every recipient unknown) also
+    ``refusal`` (submitted -> the row bounced at the MX's 550 to RCPT)."""
     import sim
 
-    res = sim.run(parse_scenario(_world(access, sync, pipelining, tls_round_trips)))
+    res = sim.run(parse_scenario(_world(access, sync, pipelining, tls_round_trips, unknown)))
     row = res.messages.iloc[0]
+    if unknown:
+        return {"refusal": float(row["ended"] - row["submitted"])}
     delivered = float(row["delivered"])
     look = delivered if sync == "idle" else math.ceil(delivered / POLL) * POLL
     return {
@@ -125,6 +130,13 @@ _exact("submission, TLS 1.2, PIPELINING: 10 RTT + S/B", _rt(10, HOME_MTA),
        "RFC 5246 handshake 2 round trips: 10", "submission", tls_round_trips=2)
 _exact("relay, TLS 1.3, PIPELINING: lookup + 8 RTT + S/B", LOOKUP + 2 * MTA_DNS + _rt(8, MTA_MX),
        "RFC 5321, 3207, 2920: 8 round trips (after the MX lookup miss)", "relay")
+_exact("relay, TLS 1.3, no PIPELINING: lookup + 10 RTT + S/B", LOOKUP + 2 * MTA_DNS + _rt(10, MTA_MX),
+       "RFC 5321 without RFC 2920: MAIL, RCPT, DATA one round trip each: 10", "relay", pipelining=False)
+_exact("relay, TLS 1.2, PIPELINING: lookup + 9 RTT + S/B", LOOKUP + 2 * MTA_DNS + _rt(9, MTA_MX),
+       "RFC 5246 handshake 2 round trips: 9", "relay", tls_round_trips=2)
+_exact("relay refused at RCPT (550 5.1.1): lookup + 7 RTT", LOOKUP + 2 * MTA_DNS + 7 * 2.0 * MTA_MX[0],
+       "RFC 5321 4.2.2 and RFC 2920: the pipelined MAIL+RCPT+DATA answered 250, 550, 503: "
+       "7 round trips, no body", "refusal", unknown=1.0)
 _exact("LMTP: scan + 5 RTT + S/B + write", SCAN + _rt(5, MX_STORE) + WRITE,
        "RFC 2033: 5 round trips", "lmtp")
 _exact("POP3 session: 9 RTT + S/B", _rt(9, STORE_HOME), "RFC 1939 + RFC 8314: 9 round trips",
