@@ -117,7 +117,7 @@ def test_an_smtp_case_passes_and_fails_with_a_round_trip_more(name: str, monkeyp
 
 
 def test_the_smtp_cases_cover_every_dialogue() -> None:
-    assert len(SMTP_CASES) == 11
+    assert len(SMTP_CASES) == 12
 
 
 def test_the_reality_rows_are_comparisons_with_a_note_and_a_source() -> None:

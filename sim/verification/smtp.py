@@ -86,19 +86,29 @@ def _world(access: str, sync: str = "poll", pipelining: bool = True, tls_round_t
 
 
 def dialogue_times(access: str = "imap", sync: str = "poll", pipelining: bool = True,
-                   tls_round_trips: int = 1, unknown: float = 0.0) -> dict[str, float]:
+                   tls_round_trips: int = 1, unknown: float = 0.0, greylisted: bool = False) -> dict[str, float]:
     """Run the world with one message (sent at t = 100); the durations of its legs:
     ``submission`` (created -> submitted), ``relay`` (submitted -> accepted, with the
     MTA's lookup miss), ``lmtp`` (accepted -> delivered, with the scan and the write)
     and ``retrieval`` (the device's look -> retrieved; the look is the delivery for
-    IDLE, the next poll otherwise); with ``unknown`` 1 (every recipient unknown) also
-    ``refusal`` (submitted -> the row bounced at the MX's 550 to RCPT)."""
+    IDLE, the next poll otherwise); with ``unknown`` 1 (every recipient unknown) only
+    ``refusal`` (submitted -> the row bounced at the MX's 550 to RCPT); with
+    ``greylisted`` (the MX greylists, postgrey's 300 s) only ``greylisted`` (the first
+    relay attempt, from its session's start to the 450, from the attempts table)."""
     import sim
 
-    res = sim.run(parse_scenario(_world(access, sync, pipelining, tls_round_trips, unknown)))
+    data = _world(access, sync, pipelining, tls_round_trips, unknown)
+    if greylisted:
+        data["topology"]["nodes"][4]["greylisting"] = {"delay": 300}
+    res = sim.run(parse_scenario(data), trace=greylisted)
     row = res.messages.iloc[0]
     if unknown:
         return {"refusal": float(row["ended"] - row["submitted"])}
+    if greylisted:
+        a = res.attempts
+        assert a is not None  # traced
+        first = a[(a["hop"] == 1) & (a["attempt"] == 1)].iloc[0]
+        return {"greylisted": float(first["end"] - first["start"])}
     delivered = float(row["delivered"])
     look = delivered if sync == "idle" else math.ceil(delivered / POLL) * POLL
     return {
@@ -137,6 +147,9 @@ _exact("relay, TLS 1.2, PIPELINING: lookup + 9 RTT + S/B", LOOKUP + 2 * MTA_DNS 
 _exact("relay refused at RCPT (550 5.1.1): lookup + 7 RTT", LOOKUP + 2 * MTA_DNS + 7 * 2.0 * MTA_MX[0],
        "RFC 5321 4.2.2 and RFC 2920: the pipelined MAIL+RCPT+DATA answered 250, 550, 503: "
        "7 round trips, no body", "refusal", unknown=1.0)
+_exact("relay greylisted at RCPT (450 4.7.1): 7 RTT to the 450", 7 * 2.0 * MTA_MX[0],
+       "RFC 5321 4.2.2, RFC 2920; postgrey answers at RCPT: 7 round trips from the session's start",
+       "greylisted", greylisted=True)
 _exact("LMTP: scan + 5 RTT + S/B + write", SCAN + _rt(5, MX_STORE) + WRITE,
        "RFC 2033: 5 round trips", "lmtp")
 _exact("POP3 session: 9 RTT + S/B", _rt(9, STORE_HOME), "RFC 1939 + RFC 8314: 9 round trips",
