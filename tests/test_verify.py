@@ -105,3 +105,27 @@ def test_exact_cases_show_enough_digits_to_see_their_tolerance(
         lambda quick, seed: Measured(433129.8141, 433129.8141, 433129.8141))
     code, out, _ = cli(["verify", "--quick", "--only", "smtp"], capsys)
     assert "433129.814 s" in out and "433129.8141 [" in out
+
+
+def test_a_run_without_cases_writes_an_empty_table_with_its_columns(
+    fake_cases: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    CASES[:] = [c for c in CASES if c.group != "smtp"]
+    code, _, err = cli(["verify", "--quick", "--only", "smtp", "--out", str(tmp_path)], capsys)
+    assert code == 1 and err == ""  # no traceback: nothing verified
+    assert "note" in (tmp_path / "verification.csv").read_text().splitlines()[0]
+
+
+def test_the_csv_keeps_the_comparisons_notes(fake_cases: None, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["verify", "--quick", "--only", "reality", "--out", str(tmp_path)], capsys)[0] == 0
+    written = pd.read_csv(tmp_path / "verification.csv")
+    assert list(written["note"]) == ["the paper measured bounces, not deliveries"]
+
+
+def test_digits_for_any_reference_and_tolerance() -> None:
+    from sim.faces.cli import _digits
+
+    assert _digits(433129.814, 0.001) == 11  # 4.3e8 tolerances: 9 digits, and 2 more
+    for ref, tol in ((1, float("inf")), (float("inf"), 1), (1e-320, 1e10), (0, 0.1), (5, 0), (float("nan"), 1)):
+        assert _digits(ref, tol) == 4

@@ -618,7 +618,7 @@ def trace_command(
 
 def _digits(reference: float, tolerance: float) -> int:
     """Significant digits that show a value to within a tenth of ``tolerance`` (4 at least)."""
-    if not (tolerance > 0) or not (abs(reference) > 0):
+    if not (0 < tolerance < math.inf) or not (0 < abs(reference) < math.inf):
         return 4
     return max(4, min(15, math.ceil(math.log10(abs(reference) / tolerance)) + 2))
 
@@ -655,6 +655,12 @@ def verify_command(
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             _fail(f"--out {out_dir}: cannot make the folder ({err.strerror or err})")
+        probe = out_dir / ".verify-probe"
+        try:  # a folder that exists but takes no files fails now too
+            probe.touch()
+            probe.unlink()
+        except OSError as err:
+            _fail(f"--out {out_dir}: cannot write in the folder ({err.strerror or err})")
     console = _wide_console()
 
     def done(o: Any) -> None:
@@ -688,7 +694,8 @@ def verify_command(
         frame.to_json(out_dir / "verification.json", orient="records", indent=1)
         from ..verification.plots import draw
 
-        draw(frame, out_dir)  # verify-<group>.png and .svg: simulated against reference
+        if len(frame):
+            draw(frame, out_dir)  # verify-<group>.png and .svg: simulated against reference
     if failed:
         raise typer.Exit(1)
 

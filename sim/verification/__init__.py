@@ -78,4 +78,6 @@ def table(outcomes: list[Outcome]) -> pd.DataFrame:
             "note": c.note,
             "wall_s": o.wall_s,
         })
-    return pd.DataFrame(rows)
+    columns = ["group", "case", "unit", "reference", "source", "simulated", "ci_low", "ci_high", "n", "tolerance",
+               "result", "error", "note", "wall_s"]
+    return pd.DataFrame(rows, columns=columns)  # the columns even when no case ran

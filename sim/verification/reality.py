@@ -77,6 +77,7 @@ _compare(
 )
 _compare(
     "99th percentile of delivery delay", "s", 3600.0, AFERGAN + ": a tail of hours to days",
+    "The paper timed bounces of probes to non-existent addresses, not deliveries. "
     "The model's tail is the deferred mail retried by the senders' schedules (minutes); a run of one "
     "hour and a 30-minute drain cannot show the measured tail of hours to days, which comes from "
     "outages and misconfigured servers the default world does not have.",

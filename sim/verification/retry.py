@@ -59,9 +59,9 @@ def world(preset: str, drain: float, **mx: Any) -> dict[str, Any]:
     keys of the MX node, e.g. ``greylisting``)."""
     data = _tiny()
     data["drain"] = drain
-    nodes = data["topology"]["nodes"]
-    nodes[2]["preset"] = preset
-    nodes[4].update(mx)
+    nodes = {n["id"]: n for n in data["topology"]["nodes"]}  # by id: the tiny world's order may change
+    nodes["mta"]["preset"] = preset
+    nodes["mx"].update(mx)
     return data
 
 
