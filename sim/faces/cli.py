@@ -618,9 +618,10 @@ def trace_command(
 
 def _digits(reference: float, tolerance: float) -> int:
     """Significant digits that show a value to within a tenth of ``tolerance`` (4 at least)."""
-    if not (0 < tolerance < math.inf) or not (0 < abs(reference) < math.inf):
+    ratio = abs(reference) / tolerance if 0 < tolerance < math.inf else math.nan
+    if not (0 < ratio < math.inf):  # no tolerance, no reference, or beyond a double
         return 4
-    return max(4, min(15, math.ceil(math.log10(abs(reference) / tolerance)) + 2))
+    return max(4, min(15, math.ceil(math.log10(ratio)) + 2))
 
 
 @app.command("verify")
