@@ -129,3 +129,18 @@ def test_digits_for_any_reference_and_tolerance() -> None:
     assert _digits(433129.814, 0.001) == 11  # 4.3e8 tolerances: 9 digits, and 2 more
     for ref, tol in ((1, float("inf")), (float("inf"), 1), (1e-320, 1e10), (0, 0.1), (5, 0), (float("nan"), 1)):
         assert _digits(ref, tol) == 4
+
+
+def test_a_group_asked_for_that_ran_nothing_fails(fake_cases: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """--only smtp --only reality, with the smtp group empty: the reality comparison ran,
+    but smtp verified nothing, and the command says so and fails."""
+    CASES[:] = [c for c in CASES if c.group != "smtp"]
+    code, out, _ = cli(["verify", "--quick", "--only", "smtp", "--only", "reality"], capsys)
+    assert code == 1 and "smtp: no case ran" in out
+
+
+def test_the_plots_draw_a_case_that_raised(fake_cases: None, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(["verify", "--quick", "--only", "smtp", "--out", str(tmp_path)], capsys)
+    assert code == 1 and err == ""  # the failures, no traceback from drawing the raised case
+    assert (tmp_path / "verify-smtp.png").stat().st_size > 0

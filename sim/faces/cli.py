@@ -690,6 +690,10 @@ def verify_command(
     if not len(frame):
         console.print("no case ran: nothing was verified", highlight=False)
         failed = 1
+    for group in only or GROUPS:  # a group asked for that ran nothing verified nothing
+        if len(frame) and not (frame["group"] == group).any():
+            console.print(f"{group}: no case ran", highlight=False)
+            failed = 1
     if out_dir is not None:
         frame.to_csv(out_dir / "verification.csv", index=False)
         frame.to_json(out_dir / "verification.json", orient="records", indent=1)

@@ -76,7 +76,17 @@ def draw(frame: pd.DataFrame, out: Path) -> list[Path]:
             ax.errorbar(x, y, xerr=[[max(0.0, a - b) for a, b in zip(x, low)],
                                     [max(0.0, b - a) for a, b in zip(x, high)]],
                         fmt="none", ecolor="black", elinewidth=1, capsize=3)
-            ax.scatter(x, y, c=colors, zorder=3, s=25)
+            # A case with no value (it raised, or measured nothing) is a red cross at the
+            # right edge of a scored panel, at 1 on a comparison's log axis; not a dot.
+            missing = [not (v == v) for v in part["simulated"]]
+            seen = [i for i, m in enumerate(missing) if not m]
+            ax.scatter([x[i] for i in seen], [y[i] for i in seen], c=[colors[i] for i in seen], zorder=3, s=25)
+            lost = [i for i, m in enumerate(missing) if m]
+            if lost:
+                at = EDGE if part is scored else 1.0
+                ax.scatter([at] * len(lost), [y[i] for i in lost], c="tab:red", marker="x", zorder=3, s=40,
+                           label="no value (the case raised)")
+                ax.legend(loc="lower left", fontsize=7)
             ax.set_yticks(y, [f"{c} ({u})" for c, u in zip(part["case"], part["unit"])], fontsize=7)
         axes[0].set_title(f"mailflow verify: {group}")
         for path in (out / f"verify-{group}.png", out / f"verify-{group}.svg"):
