@@ -333,6 +333,8 @@ class Recorder:
         self._person, self._kind, self._size = a["recipient_person"], a["kind"], a["size"]
         self._created, self._submitted, self._accepted = a["created"], a["submitted"], a["accepted"]
         self._delivered, self._retrieved, self._ended = a["delivered"], a["retrieved"], a["ended"]
+        # The last hop's, written once per stored row (sim.mail.devices.Readers.stored).
+        self._synced, self._read, self._access = a["synced"], a["read"], a["access"]
         self._status, self._attempt_count, self._deferrals = a["status"], a["attempts"], a["deferrals"]
         self._reply, self._reason, self._mx_host, self._where = (
             a["final_reply"], a["reason"], a["mx_host"], a["where"]
@@ -558,9 +560,9 @@ class Recorder:
         self._ended[mid] = t
         if not device:  # no device ever had it: nor every device, nor a first one
             self._retrieved[mid] = NAN
-            self._messages.arrays["synced"][mid] = NAN
-            self._messages.arrays["access"][mid] = -1
-        read = self._messages.arrays["read"]
+            self._synced[mid] = NAN
+            self._access[mid] = -1
+        read = self._read
         if not read[mid] <= t:  # a look planned for after the loss never happens
             if read[mid] == read[mid]:  # it was planned: one row fewer read in its domain
                 domain = self._recipient[mid]
@@ -579,7 +581,7 @@ class Recorder:
     def read_at(self, mid: int) -> float:
         """When the recipient first looks at row ``mid`` (NaN: not within the run, or
         not at all)."""
-        return self._messages.arrays["read"][mid]
+        return self._read[mid]
 
     def retrieved_by(self, mid: int, t: float) -> bool:
         """Whether row ``mid``'s device had fetched it by ``t`` (a retrieval computed for
@@ -597,15 +599,15 @@ class Recorder:
     def synced(self, mid: int, t: float) -> None:
         """Every one of the recipient's devices has the message (NaN: not within the
         run, or one never will: a POP3 device took it off the server first)."""
-        self._messages.arrays["synced"][mid] = t
+        self._synced[mid] = t
 
     def read(self, mid: int, t: float) -> None:
         """The recipient first looks at the message (NaN: not within the run)."""
-        self._messages.arrays["read"][mid] = t
+        self._read[mid] = t
 
     def access(self, mid: int, code: int) -> None:
         """How the device that first had the message reads mail (an index of ``ACCESS``)."""
-        self._messages.arrays["access"][mid] = code
+        self._access[mid] = code
 
     def ended(self, mid: int, status: int, t: float, reason: str = "") -> None:
         """Record how and when message ``mid`` ended; then it can be dropped.
