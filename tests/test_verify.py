@@ -144,3 +144,58 @@ def test_the_plots_draw_a_case_that_raised(fake_cases: None, tmp_path: Path,
     code, _, err = cli(["verify", "--quick", "--only", "smtp", "--out", str(tmp_path)], capsys)
     assert code == 1 and err == ""  # the failures, no traceback from drawing the raised case
     assert (tmp_path / "verify-smtp.png").stat().st_size > 0
+
+
+def test_the_command_says_how_many_intervals_are_within_their_tolerance(
+    fake_cases: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Within 1 %: half-width 0.1 = its tolerance 0.1; outside 0.5 s: 0.05 <= 0.5; the
+    case that raised has no interval. A full-only case does not run in --quick."""
+    code, out, _ = cli(["verify", "--quick", "--only", "smtp"], capsys)
+    assert "judged on the simulated value; 2 of 3 cases' 95% intervals are within ± their tolerance" in out
+    case("smtp", "fake: wide", "s", 10.0, "by hand", 0.01)(lambda quick, seed: Measured(10.0, 9.8, 10.2, 5))
+    code, out, _ = cli(["verify", "--quick", "--only", "smtp"], capsys)
+    assert "2 of 4 cases' 95% intervals" in out  # ±0.2 is wider than ±0.1, though its value passes
+
+
+def test_a_comparison_of_0_is_drawn_at_the_floor_of_its_log_axis() -> None:
+    """A silent loss of 0 against a published 0.5 %: no dot could sit at 0 on a log axis,
+    so it is a marker at the panel's floor, labelled 0, inside the axis' limits."""
+    from sim.verification.plots import figure
+
+    frame = pd.DataFrame({
+        "case": ["loss", "delay"], "unit": ["share", "s"], "reference": [0.005, 60.0],
+        "simulated": [0.0, 1.2], "ci_low": [0.0, 1.0], "ci_high": [0.0, 1.4], "tolerance": [float("nan")] * 2,
+        "result": ["compare", "compare"],
+    })
+    fig = figure("reality", frame)
+    assert fig is not None
+    ax = fig.axes[-1]
+    labels = [t for t in ax.texts if t.get_text() == "0"]
+    assert len(labels) == 1
+    floor, y = labels[0].xy
+    assert y == 1  # the first row, drawn at the top
+    assert 0 < floor < 1.0 / 60.0  # below the smallest value drawn (1.0 / 60)
+    points = [tuple(p) for c in ax.collections for p in c.get_offsets()]
+    assert (floor, 1) in points  # the marker itself, not only its label
+    left, _ = ax.get_xlim()
+    assert left < floor  # on the panel, not cut off
+
+
+def test_reality_runs_on_the_provider_share_world_and_draws_its_zeros(tmp_path: Path) -> None:
+    """The quick reality group: every row has a value; the generated world's people
+    follow Lange's shares, so the mail to each provider is near them (person-to-person
+    mail drifts from the share of addresses by correspondents and colleagues: within 3
+    points, about twice the quick interval's half-width); the world has no cause for
+    silent loss, and its 0 is drawn on the log axis."""
+    from sim.verification.plots import figure
+
+    frame = table(run_cases(quick=True, groups=["reality"])).set_index("case")
+    assert frame["simulated"].notna().all() and set(frame["result"]) == {"compare"}
+    for provider, share in (("Gmail", 0.39), ("Microsoft", 0.35), ("Yahoo", 0.18)):
+        row = frame.loc[f"provider-share world: share of person-to-person mail to {provider}"]
+        assert row["reference"] == share and abs(row["simulated"] - share) < 0.03
+    assert frame.loc["provider-share world: share of messages lost silently", "simulated"] == 0.0
+    assert frame.loc["default scenario: share of messages lost silently", "simulated"] > 0.0  # its discard_rate
+    fig = figure("reality", frame.reset_index())
+    assert fig is not None and [t.get_text() for t in fig.axes[-1].texts] == ["0"]

@@ -687,6 +687,11 @@ def verify_command(
     scored = int((frame["result"] != "compare").sum()) if len(frame) else 0
     console.print(f"{scored - failed} of {scored} cases pass; {len(frame) - scored} comparisons with reality",
                   highlight=False)
+    if scored:  # the rule of docs/verification.md, How to read: a pass must not be the seed's luck
+        judged = frame[frame["result"] != "compare"]
+        narrow = int(((judged["ci_high"] - judged["ci_low"]) / 2 <= judged["tolerance"]).sum())
+        console.print(f"judged on the simulated value; {narrow} of {scored} cases' 95% intervals are within ± their "
+                      "tolerance (a wider one: the sample is too small to tell)", highlight=False)
     if not len(frame):
         console.print("no case ran: nothing was verified", highlight=False)
         failed = 1
