@@ -171,7 +171,8 @@ _compare(
 _compare(
     WORLD, "share of messages never delivered (lost or bounced)", "share", 0.0157, MOORS + ": 1.57 %",
     "An input seen through the model: the generator sends 0.5 % of each domain's mail to people who do "
-    "not exist (550 5.1.1), and nothing else fails in this world (spam and its bounces left out). "
+    "not exist (550 5.1.1); beyond them only a few messages too large for their receiver bounce "
+    "(552 5.3.4), as nothing else fails in this world. "
     "Moors sent between working accounts, so his 1.57 % is loss to faults, which this world lacks.",
     _never_delivered,
 )
