@@ -150,7 +150,7 @@ _compare(
     WORLD, "median delivery delay (created -> delivered)", "s", 60.0, AFERGAN + ": seconds to minutes",
     "The paper timed bounces of probes to non-existent addresses (a round trip through the receiver's "
     "queue, not a delivery) and gives an order (most within seconds to minutes), not a median; 60 s "
-    "stands for it. The model's median is about a second: the dialogues' round trips across regions, "
+    "stands for it. The model's median is one to two seconds: the dialogues' round trips across regions, "
     "the scan and the hand-off to the store, with no greylisting, no filter backlog and no slow links.",
     lambda m: float(_delays(m).median()),
 )
