@@ -201,6 +201,22 @@ def test_the_comparisons_with_reality_are_not_scored() -> None:
     assert gmail.judge(m) is None and m.value > 6 * 3600  # the 7th retry, from the first IP again
 
 
+
+def test_the_greylisting_rows_say_which_are_inputs() -> None:
+    """Retries 1-4 are the presets' own gaps seen through the model (scored, and say so);
+    the later measured retries and Hotmail's delay were no input (compared, not scored)."""
+    rows = [c for c in cases(groups=["retry"]) if "behind greylisting: retry" in c.name]
+    inputs = [c for c in rows if "past the measured gaps" not in c.name]
+    later = [c for c in rows if "past the measured gaps" in c.name]
+    assert len(inputs) == len(later) == 8
+    assert all(c.scored and c.note.startswith("an input seen through the model") for c in inputs)
+    assert all(not c.scored and c.note.startswith("not an input") for c in later)
+    assert [c.reference for c in later if c.name.startswith("yahoo")] == [3313, 6575, 13007, 25836]  # 55:13 ... 430:36
+    outlook = the_case("retry", "outlook behind greylisting: delay at postgrey's 300 s")
+    assert not outlook.scored and outlook.reference == 5 * 60 + 6
+    assert 300 < outlook.measure(True, 1).value < 301.5  # the second 150 s retry, after two greylisted sessions
+
+
 # -- concurrency: broken models ----------------------------------------------------------
 
 SLOW_START = tuple(f"slow start {label}: {what}" for label in ("5 -> 20", "2 -> 10")

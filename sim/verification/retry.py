@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .case import Measured, case
+from .case import Measure, Measured, case
 from .worlds import TINY, node, one_way
 
 if TYPE_CHECKING:
@@ -313,9 +313,18 @@ def look_ahead_retry() -> float:
 # (postgrey's rules): the retries and the delay the greylisting costs are set beside the
 # measured ones. The presets' first gaps were taken from this same measurement, so the
 # cases check that the retry machinery behind a 450 reproduces them (a retry lost, a
-# gap counted from the wrong moment, a greylisted retry not deferred), not the figures.
+# gap counted from the wrong moment, a greylisted retry not deferred), not the figures:
+# they are inputs seen through the model. The paper's table goes on (its threshold was
+# 6 h): Gmail's 5th to 8th retries at 162:03, 229:44, 309:05 and 434:46, Yahoo's at
+# 55:13, 109:35, 216:47 and 430:36. The presets were not built from these (their growth
+# after the 4th gap is an assumption, docs/sources.md), so those rows measure the
+# assumption against reality; they are comparisons, as the assumed growth is not
+# meant to reproduce each retry. Hotmail's first retry past 300 s (5:06) likewise
+# meets the `outlook` preset, built from the paper's "every 1 to 4 min" alone.
 PAGANI = "Pagani et al., DSN 2016, greylisting measurement"
 MEASURED_RETRIES = {"gmail": (362.0, 1742.0, 3396.0, 5924.0), "yahoo": (127.0, 339.0, 778.0, 1636.0)}
+LATER_RETRIES = {"gmail": (9723.0, 13784.0, 18545.0, 26086.0), "yahoo": (3313.0, 6575.0, 13007.0, 25836.0)}
+HOTMAIL_PAST_300 = 306.0  # Hotmail's retries at 1:01, 2:03, 3:04, 5:06, ...: the first past 300 s
 POSTGREY_DELAY = 300.0  # postgrey's default --delay
 # The measurement is given to the second (+-0.5 s); the model adds each greylisted
 # session's own length to the gap after it (0.458 s: look-up and 8 round trips), up to
@@ -343,14 +352,25 @@ def greylisted(preset: str, delay: float, drain: float) -> tuple[tuple[float, ..
     return tuple(float(s) - first for s in tries["start"]), accepted
 
 
-def _register_grey(preset: str, measured: tuple[float, ...]) -> None:
-    for k, at in enumerate(measured, start=1):
-        @case("retry", f"{preset} behind greylisting: retry {k}", "s", at, PAGANI, GREY_TOLERANCE_S,
-              relative=False, note="retries of a message greylisted for ever (delay 1 d), after the first attempt")
-        def retry(quick: bool, seed: int, k: int = k) -> Measured:
-            starts = greylisted(preset, 86400.0, measured[-1] + 600)[0]
+def _register_grey(preset: str, measured: tuple[float, ...], later: tuple[float, ...]) -> None:
+    drain = 2 * later[-1]  # one run for all of the preset's retries, long enough for its 8th
+
+    def kth(k: int) -> Measure:
+        def measure(quick: bool, seed: int) -> Measured:
+            starts = greylisted(preset, 86400.0, drain)[0]
             value = starts[k] if k < len(starts) else math.nan
             return Measured(value, value, value)
+        return measure
+
+    for k, at in enumerate(measured, start=1):
+        case("retry", f"{preset} behind greylisting: retry {k}", "s", at, PAGANI, GREY_TOLERANCE_S, relative=False,
+             note="an input seen through the model: the preset's gap was taken from this measurement; retries "
+             "of a message greylisted for ever (delay 1 d), after the first attempt")(kth(k))
+    for k, at in enumerate(later, start=len(measured) + 1):
+        case("retry", f"{preset} behind greylisting: retry {k} (past the measured gaps)", "s", at, PAGANI, math.nan,
+             relative=False, scored=False,
+             note="not an input: the preset grows its gaps after the 4th by an assumed factor; the measured "
+             "retry set beside what that assumption gives")(kth(k))
 
     first_pass = next(at for at in measured if at >= POSTGREY_DELAY)
     note = "first attempt to acceptance; reference: the first measured retry past 300 s"
@@ -371,7 +391,16 @@ def _register_grey(preset: str, measured: tuple[float, ...]) -> None:
 
 
 for _preset, _measured in MEASURED_RETRIES.items():
-    _register_grey(_preset, _measured)
+    _register_grey(_preset, _measured, LATER_RETRIES[_preset])
+
+
+@case("retry", "outlook behind greylisting: delay at postgrey's 300 s", "s", HOTMAIL_PAST_300,
+      PAGANI + " (Hotmail's retry at 5:06)", math.nan, relative=False, scored=False,
+      note="not an input: the preset has one gap, 150 s, the middle of the paper's 'every 1 to 4 min'; "
+      "the real sender's uneven gaps (1:01, 2:03, 3:04, 5:06) put its first retry past 300 s a little later")
+def outlook_delay(quick: bool, seed: int) -> Measured:
+    value = greylisted("outlook", POSTGREY_DELAY, 3600.0)[1]
+    return Measured(value, value, value)
 
 
 @case("retry", "outlook behind greylisting: mean retry gap", "s", 150.0, PAGANI + " (every 1-4 min)", math.nan,
