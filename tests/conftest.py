@@ -10,8 +10,11 @@ import pytest
 from sim.config import Scenario, parse_scenario
 
 # The tiny world (one client, one MTA with its resolver, one MX behind a router, one
-# mailbox store): sim/verification/worlds.py, where the verification cases use it too.
-from sim.verification.worlds import TINY
+# mailbox store): sim/verification/worlds.py, where the verification cases use it too;
+# ``node`` finds a node of raw scenario data by id (tests import it from here).
+from sim.verification.worlds import TINY, node
+
+__all__ = ["assert_key_error", "cli", "node", "tiny", "tiny_data"]
 
 
 def tiny_data(**changes: Any) -> dict[str, Any]:
@@ -29,14 +32,6 @@ def tiny(**changes: Any) -> Scenario:
 @pytest.fixture
 def tiny_scenario() -> Scenario:
     return tiny()
-
-
-def node(data: dict[str, Any], node_id: str) -> dict[str, Any]:
-    """The topology node ``node_id`` of raw scenario data (found by id, not by position)."""
-    for item in data["topology"]["nodes"]:
-        if item["id"] == node_id:
-            return item  # type: ignore[no-any-return]
-    raise KeyError(node_id)
 
 
 def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -32,6 +32,7 @@ from typing import Any
 
 from .case import Measured, case
 from .retry import world
+from .worlds import edge, node
 
 __all__ = ["dead_attempts", "dead_for", "readme_dead_attempts", "readme_rounds", "slow_start_rounds"]
 
@@ -82,13 +83,11 @@ def _world(count: int, **mta: Any) -> dict[str, Any]:
     data["duration"] = 20
     data["workload"][0].update(batches=[{"at": 10, "count": count}], size=7000)
     data["domains"][0]["mx_ttl"] = 150
-    edges = data["topology"]["edges"]
-    edges[1]["latency"] = 0.0
-    edges[2]["latency"] = 0.0
-    edges[3].update(latency=1 / 32, bandwidth=16_000)
-    nodes = data["topology"]["nodes"]
-    nodes[3]["lookup"] = 0.25
-    nodes[2].update({"workers": 50, "smtpd_workers": count, **mta})
+    edge(data, "r", "mta")["latency"] = 0.0
+    edge(data, "mta", "dns")["latency"] = 0.0
+    edge(data, "r", "mx").update(latency=1 / 32, bandwidth=16_000)
+    node(data, "dns")["lookup"] = 0.25
+    node(data, "mta").update({"workers": 50, "smtpd_workers": count, **mta})
     return data
 
 

@@ -18,6 +18,20 @@ the protocols' (written out here from the RFCs, not read from the model's tables
 - IMAP IDLE (RFC 2177), logged in already: the untagged EXISTS one way, then DONE and
   UID FETCH: half a round trip + 2.
 
+One message to 3 recipients at one destination travels in one envelope (one
+transaction: MAIL, a RCPT per recipient, DATA; Postfix's recipient limit is 50):
+
+- relay with PIPELINING: the 3 RCPTs travel in the MAIL+RCPT+DATA flight (RFC 2920):
+  8 round trips, as for one recipient;
+- relay without PIPELINING: MAIL 1, RCPT 1 each, DATA 1 (RFC 5321): 10 + 2 = 12;
+- relay refused at MAIL FROM (552 5.3.4, SIZE over the receiver's limit, RFC 1870):
+  the setup 6 and MAIL 1, answered before any RCPT is sent (without PIPELINING, where a
+  refusal counted at RCPT would be 8 + 2): 7 round trips, for all 3 recipients.
+
+The relay cases count from the message's queueing at the MTA to the 250 after "." (or
+the refusal) and include the MTA's MX look-up (a miss: the resolver's time and one
+round trip to it).
+
 Each case runs a world of known latencies with one 10,000-byte message and reads the
 message's timestamps. These are exact cases: one run, no sampling error, so the
 tolerance is 1 µs (float rounding over a few additions); one round trip too many or
@@ -31,6 +45,7 @@ from typing import Any
 
 from ..config import parse_scenario
 from .case import Measured, case
+from .worlds import node
 
 __all__ = ["dialogue_times"]
 
@@ -119,6 +134,53 @@ def dialogue_times(access: str = "imap", sync: str = "poll", pipelining: bool = 
     }
 
 
+RECIPIENTS = 3  # of the one message in the several-recipients cases
+SENT = 100.0  # when that message is submitted (the world's own traffic sends nothing)
+
+
+def several_recipients(pipelining: bool, size_limit: float | None = None) -> tuple[float, ...]:
+    """Run the world with one message to ``RECIPIENTS`` users of one domain, submitted
+    at ``SENT``; each row's relay time: queueing to acceptance, or (refused, with the
+    MX's ``size_limit`` below the message) to the bounce."""
+    import sim
+    from ..core.records import Message
+
+    data = _world("imap", pipelining=pipelining)
+    data["domains"][0]["users"] = RECIPIENTS
+    data["workload"][0]["interarrival"] = 1.0e6  # its first message would come after the run
+    if size_limit is not None:
+        node(data, "mx")["message_size_limit"] = size_limit
+
+    def send(model: Any) -> None:
+        def submit() -> None:
+            rec, domain = model.recorder, model.ctx.domains["example.org"]
+            rows: list[Message] = []
+            for user in range(RECIPIENTS):
+                mid = rec.created(SENT, domain.index, domain.index, user, 0, SIZE, rows[0].id if rows else -1)
+                rows.append(Message(mid, domain, user, SIZE, domain))
+            model.node("mta").submit(rows[0], "home", tuple(rows[1:]))
+
+        model.at(SENT, submit)
+
+    m = sim.run(parse_scenario(data), hook=send).messages
+    m = m[m["kind"] != "dsn"]  # the bounces' notices to the sender are rows of their own
+    end = m["ended"] if size_limit is not None else m["accepted"]
+    ok = (m["status"] == ("bounced" if size_limit is not None else "delivered")).all()
+    return tuple(float(v) for v in end - m["submitted"]) if ok and len(m) == RECIPIENTS else ()
+
+
+def _several(name: str, reference: float, source: str, pipelining: bool, size_limit: float | None = None) -> None:
+    def measure(quick: bool, seed: int) -> Measured:
+        times = several_recipients(pipelining, size_limit)
+        if not times:  # a row lost, or not delivered (refused) as the case expects
+            return Measured(math.nan, math.nan, math.nan, 0)
+        worst = max(times, key=lambda v: abs(v - reference))  # every row must agree
+        return Measured(worst, min(times), max(times), len(times))
+
+    case("smtp", name, "s", reference, source, TOLERANCE, relative=False,
+         note=f"one message to {RECIPIENTS} recipients, one envelope; the row farthest from the reference")(measure)
+
+
 def _rt(trips: float, link: tuple[float, float]) -> float:
     """r round trips over a path of one-way latency ``link[0]`` plus the message over its bandwidth."""
     return trips * 2.0 * link[0] + SIZE / link[1]
@@ -158,3 +220,11 @@ _exact("IMAP poll session: 7 RTT + S/B", _rt(7, STORE_HOME), "RFC 9051 + RFC 831
        "retrieval", access="imap")
 _exact("IMAP IDLE push: one way + 2 RTT + S/B", STORE_HOME[0] + _rt(2, STORE_HOME),
        "RFC 2177: EXISTS one way, DONE + FETCH 2 round trips", "retrieval", access="imap", sync="idle")
+_several("relay to 3 recipients, PIPELINING: lookup + 8 RTT + S/B", LOOKUP + 2 * MTA_DNS + _rt(8, MTA_MX),
+         "RFC 2920: the RCPTs travel with MAIL and DATA, no round trip of their own", pipelining=True)
+_several("relay to 3 recipients, no PIPELINING: lookup + 12 RTT + S/B", LOOKUP + 2 * MTA_DNS + _rt(12, MTA_MX),
+         "RFC 5321 3.3 without RFC 2920: each RCPT waits for its reply: 10 + 2 round trips", pipelining=False)
+_several("relay to 3 recipients refused at MAIL FROM (552 5.3.4), no PIPELINING: lookup + 7 RTT",
+         LOOKUP + 2 * MTA_DNS + 7 * 2.0 * MTA_MX[0],
+         "RFC 1870 (SIZE: 552 5.3.4 at MAIL FROM), RFC 5321 3.3: no RCPT after a refused MAIL: 7 round trips, "
+         "no body", pipelining=False, size_limit=SIZE / 2)

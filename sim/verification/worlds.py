@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TINY"]
+__all__ = ["TINY", "edge", "node", "one_way"]
 
 # One client, one MTA with its resolver, one MX behind a router, one mailbox store.
 #   home --0.02 s, 1 MB/s-- r --0.001 s-- mta --0.001 s-- dns
@@ -59,3 +59,33 @@ TINY: dict[str, Any] = {
         }
     ],
 }
+
+
+def node(data: dict[str, Any], node_id: str) -> dict[str, Any]:
+    """The topology node ``node_id`` of raw scenario ``data`` (by id, not by position)."""
+    for item in data["topology"]["nodes"]:
+        if item["id"] == node_id:
+            return item
+    raise KeyError(node_id)
+
+
+def edge(data: dict[str, Any], a: str, b: str) -> dict[str, Any]:
+    """The edge between nodes ``a`` and ``b`` of raw scenario ``data`` (either way round)."""
+    for item in data["topology"]["edges"]:
+        if {item["a"], item["b"]} == {a, b}:
+            return item
+    raise KeyError((a, b))
+
+
+def one_way(data: dict[str, Any], *path: str) -> tuple[float, float]:
+    """The one-way latency along ``path`` (node ids, hop by hop) and its bottleneck
+    bandwidth (an edge that sets none has the default of ``sim.config``'s edges)."""
+    from ..config.nodes import Edge
+
+    default = float(Edge.model_fields["bandwidth"].default)
+    latency, bandwidth = 0.0, float("inf")
+    for a, b in zip(path, path[1:]):
+        e = edge(data, a, b)
+        latency += float(e["latency"])
+        bandwidth = min(bandwidth, float(e.get("bandwidth", default)))
+    return latency, bandwidth
