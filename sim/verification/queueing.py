@@ -10,8 +10,10 @@ and with room to spare, the MX answer cached. The queue is then
   message is from its queueing (``submitted``) to the start of its relay attempt (the
   attempts table), so both the mean wait and P(wait > 0) are per message;
 - the MX: ``workers`` content scanners are the c servers and ``processing`` the
-  service; the wait is the time from the 250 to ``"."`` (``accepted``) to the store
-  (``delivered``) less the mean service (a scan's own time is not recorded).
+  service; the model records no scan's start, so the run's hook keeps a log of its own
+  (:class:`ScanLog`: when each message joined the scan queue and whether a scanner
+  took it at once, when each scan started and its own time), and the wait and
+  P(wait > 0) are per message there too.
 
 References: Erlang C for M/M/c (A. K. Erlang 1917; L. Kleinrock, *Queueing Systems*
 vol. 1, 1975, §3.5), Pollaczek-Khinchine for M/G/1 and M/D/1 (Kleinrock §5.6), and
@@ -19,8 +21,10 @@ Little's law L = λW (J. D. C. Little, Operations Research 9(3), 1961) checked o
 time-weighted levels of ``sim.core.monitors`` (``active_queue`` and ``sessions`` of
 the MTA, ``scan_queue`` of the MX) against λ times the mean per-message time.
 
-Replications are independent runs (seeds ``seed * 1000 + r``); a case's value is their
-mean with a Student-t 95 % interval. Runs are shared by the cases of one world
+Replications are independent runs (seeds ``seed * 1000 + r``); the wait and the share
+that waited are cut into batches of each run (batch means, :data:`BATCHES`), Little's
+ratios are one figure a run; a case's value is the mean of those with a Student-t 95 %
+interval. Runs are shared by the cases of one world
 (:func:`_summary` keeps their figures, not their tables).
 """
 
@@ -315,8 +319,8 @@ LABELS: dict[str, str] = {}  # world -> its cases' label
 
 def _register(name: str, label: str, wait_ref: float, wait_tol: float, source: str,
               waited_ref: float | None = None, waited_tol: float = 0.0, waited_source: str = "") -> None:
-    """Register the cases of the world ``name``: mean wait, P(wait > 0) (where each
-    message's wait is known: the MTA) and Little's law on its waiting line and its
+    """Register the cases of the world ``name``: mean wait, P(wait > 0) (when
+    ``waited_ref`` is given) and Little's law on its waiting line and its
     servers."""
     world = WORLDS[name]
     quick = world.reps[0] > 0
