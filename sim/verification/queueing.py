@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ..core.records import Message
     from ..simulation.build import Model
 
-__all__ = ["World", "erlang_c", "erlang_c_wait", "pollaczek_khinchine_wait"]
+__all__ = ["BATCHES", "ScanLog", "World", "batch_means", "erlang_c", "erlang_c_wait", "pollaczek_khinchine_wait"]
 
 WARMUP = 0.05  # the first 5 % of the horizon (from an empty system) is not counted
 # Each replication's per-message figures (waits, waited or not) are cut, in arrival
