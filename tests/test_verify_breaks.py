@@ -13,7 +13,6 @@ from sim.verification import cases
 from tests.verify_breaks import BROKEN, key
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: breaks being written")
 def test_every_scored_case_has_a_broken_model_that_fails_it() -> None:
     for info in pkgutil.iter_modules(tests.__path__):
         if info.name.startswith("test_verify"):
