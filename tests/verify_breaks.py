@@ -2,24 +2,37 @@
 (issue 12: "each case has a test that a deliberately broken model fails it").
 
 A broken-model test applies one break (with ``monkeypatch``) and is decorated with
-:func:`breaks`, naming the cases that break must fail; the decorator runs those cases
-on the broken model after the test's body and asserts that each fails. It also records
-them in :data:`BROKEN`, which ``tests/test_verify_breaks.py`` checks against every
-scored case of the full set: a new case without a break of its own fails that test.
+:func:`breaks`, naming the cases that break must fail. The decorator first measures
+those cases on the unbroken model (the control, on the same sample: ``sizes`` sets it,
+as the queueing tests shrink their worlds), then runs the test's body (the break) and
+measures them again. Each named case must pass the control and fail the break; where
+the test's sample is too small for the unbroken model to pass surely (the full set's
+heavy loads, shrunk), the break must instead move the figure at least five tolerances
+from the reference and five times as far as the control's own error. A broken figure
+must be a number (not a run that measured nothing) unless ``allow_nan``.
+
+The decorator records the cases in :data:`BROKEN`, which ``tests/test_verify_breaks.py``
+checks against every scored case of the full set: a new case without a break of its
+own fails that test.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
-from sim.verification import Case, cases
+import pytest
 
-__all__ = ["BROKEN", "breaks", "key", "the_case"]
+from sim.verification import Case, cases, forget
+
+__all__ = ["BROKEN", "SIGNAL", "breaks", "key", "the_case"]
 
 # "group: case name" -> the broken-model tests that fail it
 BROKEN: dict[str, list[str]] = {}
+SIGNAL = 5.0  # how far a break must move a figure whose control does not pass (see above)
 
 
 def key(c: Case) -> str:
@@ -34,25 +47,50 @@ def the_case(group: str, name: str) -> Case:
     return found[0]
 
 
-def breaks(group: str, *names: str, seed: int = 1) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Decorate a test that breaks the model: after its body, each case of ``group``
-    named in ``names`` is measured on the quick footing (``measure(True, seed)``; a
-    full-set case needs its sample set by the test, as the queueing tests shrink their
-    worlds) and must fail."""
+def breaks(
+    group: str, *names: str, seed: int = 1, sizes: Callable[[pytest.MonkeyPatch], None] | None = None,
+    allow_nan: bool = False,
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorate a test (taking ``monkeypatch``) whose body breaks the model: each case
+    of ``group`` named in ``names``, measured on the quick footing (``measure(True,
+    seed)``) after ``sizes`` set the sample, passes on the model as it is (or see the
+    module's docstring) and fails once the body has run."""
     if not names:
         raise ValueError("breaks() names no case")
 
     def decorate(test: Callable[..., None]) -> Callable[..., None]:
+        if "monkeypatch" not in inspect.signature(test).parameters:
+            raise TypeError(f"{test.__name__}: a broken-model test takes monkeypatch")
         for name in names:
             BROKEN.setdefault(f"{group}: {name}", []).append(f"{test.__module__}.{test.__name__}")
 
         @functools.wraps(test)
         def run(*args: Any, **kwargs: Any) -> None:
+            monkeypatch: pytest.MonkeyPatch = kwargs["monkeypatch"]
+            if sizes is not None:
+                sizes(monkeypatch)
+            chosen = [the_case(group, name) for name in names]
+            forget()
+            control = [c.measure(True, seed) for c in chosen]
+            for c, m in zip(chosen, control):
+                assert m.n > 0 and math.isfinite(m.value), f"the control measured nothing: {key(c)} ({m})"
+            forget()  # the break must run afresh, not read the control's runs
             test(*args, **kwargs)
-            for name in names:
-                c = the_case(group, name)
-                m = c.measure(True, seed)
-                assert c.judge(m) is False, f"the broken model passes {group}: {name} ({m})"
+            try:
+                for c, before in zip(chosen, control):
+                    m = c.measure(True, seed)
+                    if not allow_nan:
+                        assert m.n > 0 and math.isfinite(m.value), f"the broken model measured nothing: {key(c)} ({m})"
+                    assert c.judge(m) is False, f"the broken model passes {key(c)} ({m})"
+                    if c.judge(before):
+                        continue
+                    moved, noise = abs(m.value - c.reference), abs(before.value - c.reference)
+                    assert math.isnan(m.value) or moved >= SIGNAL * max(c.allowed(), noise), (
+                        f"{key(c)}: the unbroken model fails this sample ({before.value}) and the break "
+                        f"moves the figure too little ({m.value}; reference {c.reference})"
+                    )
+            finally:
+                forget()
 
         return run
 

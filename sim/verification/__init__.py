@@ -9,6 +9,7 @@ when imported; :func:`run_cases` runs them and :func:`table` lays the outcomes o
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 from collections.abc import Callable, Iterable
 
@@ -16,7 +17,7 @@ import pandas as pd
 
 from .case import CASES, Case, Measured, Outcome, case, measured_from
 
-__all__ = ["CASES", "Case", "GROUPS", "Measured", "Outcome", "case", "cases", "measured_from", "run_cases", "table"]
+__all__ = ["CASES", "Case", "GROUPS", "Measured", "Outcome", "case", "cases", "forget", "measured_from", "run_cases", "table"]
 
 # The subjects, in the order the table shows them; each is a module of this package.
 GROUPS = ("queueing", "retry", "concurrency", "dns", "smtp", "reality")
@@ -32,6 +33,21 @@ def cases(quick: bool = False, groups: Iterable[str] | None = None) -> list[Case
         importlib.import_module(f"{__name__}.{group}")  # a group whose module is missing is an error
     chosen = [c for c in CASES if c.group in wanted and (c.quick or not quick)]
     return sorted(chosen, key=lambda c: GROUPS.index(c.group))
+
+
+def forget() -> None:
+    """Drop the runs the groups keep for their cases (their ``lru_cache`` functions and
+    ``clear()``): the next measure runs afresh, as a model changed since must."""
+    for group in GROUPS:
+        module = sys.modules.get(f"{__name__}.{group}")
+        if module is None:
+            continue
+        for obj in vars(module).values():
+            if getattr(obj, "__module__", None) == module.__name__ and hasattr(obj, "cache_clear"):
+                obj.cache_clear()
+        clear = getattr(module, "clear", None)
+        if callable(clear):
+            clear()
 
 
 def run_cases(

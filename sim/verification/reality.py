@@ -47,7 +47,7 @@ import pandas as pd
 
 from .case import Measured, case, measured_from
 
-__all__ = ["PROVIDERS", "default_runs", "world_runs"]
+__all__ = ["PROVIDERS", "clear", "default_runs", "world_runs"]
 
 # (domains, regions, rows/s) of a generated world: quick keeps the group near 5 s
 # (about 1.5 s a world), full near 35 s (about 3 s a world) on the 2-core machine. The
@@ -65,6 +65,12 @@ PROVIDERS = {
 
 _DEFAULT: dict[tuple[int, int], pd.DataFrame] = {}
 _WORLD: dict[tuple[bool, int, int], pd.DataFrame] = {}
+
+
+def clear() -> None:
+    """Forget the kept runs."""
+    _DEFAULT.clear()
+    _WORLD.clear()
 
 
 def _replications(quick: bool) -> int:
