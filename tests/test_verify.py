@@ -199,3 +199,36 @@ def test_reality_runs_on_the_provider_share_world_and_draws_its_zeros(tmp_path: 
     assert frame.loc["default scenario: share of messages lost silently", "simulated"] > 0.0  # its discard_rate
     fig = figure("reality", frame.reset_index())
     assert fig is not None and [t.get_text() for t in fig.axes[-1].texts] == ["0"]
+
+
+def test_a_negative_seed_is_one_line_before_any_case_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(["verify", "--quick", "--only", "dns", "--seed", "-1"], capsys)
+    assert code == 2 and "--seed" in err and "Traceback" not in err
+    assert "dns:" not in out  # no case ran
+
+
+def test_the_table_shows_n_and_only_comparisons_say_so(
+    fake_cases: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(["verify", "--quick", "--only", "reality"], capsys)
+    assert code == 0
+    assert "1 comparisons with reality (not scored)" in out and "0 of 0" not in out
+    assert "│ n " in out or "┃ n " in out  # the samples behind each value, as the CSV has them
+
+
+def test_out_replaces_an_earlier_runs_figures(fake_cases: None, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "verify-queueing.png").write_bytes(b"old")
+    (tmp_path / "verify-queueing.svg").write_text("old")
+    (tmp_path / "notes.txt").write_text("mine")
+    cli(["verify", "--quick", "--only", "smtp", "--out", str(tmp_path)], capsys)
+    assert not (tmp_path / "verify-queueing.png").exists() and not (tmp_path / "verify-queueing.svg").exists()
+    assert (tmp_path / "verify-smtp.png").exists() and (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_the_help_names_the_groups(capsys: pytest.CaptureFixture[str]) -> None:
+    from sim.verification import GROUPS
+
+    code, out, _ = cli(["verify", "--help"], capsys)
+    assert code == 0
+    assert all(g in " ".join(out.split()) for g in GROUPS)

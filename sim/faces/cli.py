@@ -634,9 +634,11 @@ def verify_command(
         typer.Option("--out", metavar="DIR",
                      help="Also write the table (verification.csv, .json) and the plots (verify-<group>.png, .svg)."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Base seed of the cases' runs.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Base seed of the cases' runs.")] = 1,
     only: Annotated[
-        list[str] | None, typer.Option("--only", metavar="GROUP", help="Only these groups (repeat the flag).")
+        list[str] | None,
+        typer.Option("--only", metavar="GROUP",
+                     help="Only these groups (repeat the flag): queueing, retry, concurrency, dns, smtp, reality."),
     ] = None,
 ) -> None:
     """Check the model against theory, documented schedules and measured reality:
@@ -671,22 +673,25 @@ def verify_command(
     outcomes = run_cases(quick=quick, seed=seed, groups=only, done=done)
     frame = table(outcomes)
     shown = Table(title=f"mailflow verify{' --quick' if quick else ''} (seed {seed})", title_justify="left")
-    for col in ("group", "case", "reference", "simulated (95% CI)", "tolerance", "result", "source"):
-        shown.add_column(col, justify="right" if col in ("reference", "tolerance") else "left")
+    for col in ("group", "case", "reference", "simulated (95% CI)", "n", "tolerance", "result", "source"):
+        shown.add_column(col, justify="right" if col in ("reference", "n", "tolerance") else "left")
     for _, row in frame.iterrows():
         digits = _digits(row["reference"], row["tolerance"])
         ci = f"{row['simulated']:.{digits}g} [{row['ci_low']:.{digits}g}, {row['ci_high']:.{digits}g}]"
         tol = "-" if row["result"] == "compare" else f"±{row['tolerance']:.3g}"
         result = row["result"] if not row["error"] else f"FAIL ({row['error']})"
-        shown.add_row(row["group"], row["case"], f"{row['reference']:.{digits}g} {row['unit']}", ci, tol, result,
-                      row["source"])
+        shown.add_row(row["group"], row["case"], f"{row['reference']:.{digits}g} {row['unit']}", ci, str(row["n"]),
+                      tol, result, row["source"])
     console.print(shown)
     for _, row in (frame[frame["note"] != ""] if len(frame) else frame).iterrows():  # how to read a comparison: what differs, and why
         console.print(f"{row['group']}: {row['case']}: {row['note']}", style="dim", highlight=False)
     failed = int((frame["result"] == "FAIL").sum()) if len(frame) else 0
     scored = int((frame["result"] != "compare").sum()) if len(frame) else 0
-    console.print(f"{scored - failed} of {scored} cases pass; {len(frame) - scored} comparisons with reality",
-                  highlight=False)
+    if scored or not len(frame):
+        console.print(f"{scored - failed} of {scored} cases pass; {len(frame) - scored} comparisons with reality",
+                      highlight=False)
+    else:
+        console.print(f"{len(frame)} comparisons with reality (not scored)", highlight=False)
     if scored:  # the rule of docs/verification.md, How to read: a pass must not be the seed's luck
         judged = frame[frame["result"] != "compare"]
         narrow = int(((judged["ci_high"] - judged["ci_low"]) / 2 <= judged["tolerance"]).sum())
@@ -700,6 +705,8 @@ def verify_command(
             console.print(f"{group}: no case ran", highlight=False)
             failed = 1
     if out_dir is not None:
+        for old in [*out_dir.glob("verify-*.png"), *out_dir.glob("verify-*.svg")]:
+            old.unlink()  # a figure of an earlier run's group would sit beside this run's table
         frame.to_csv(out_dir / "verification.csv", index=False)
         frame.to_json(out_dir / "verification.json", orient="records", indent=1)
         from ..verification.plots import draw
