@@ -4,7 +4,7 @@ in one rule (a gap off by one step, a lost retry, the last try not brought forwa
 the give-up time, Postfix's backoff cap or its one-second look-ahead dropped, Exim's
 growth ignored, qmail's squares shifted, greylisting counted from the last sighting,
 feedback doubled, the initial window or the cohort limit off by one, a dead destination
-closed too long) fails the cases that watch that rule (tests/verify_breaks.py). That
+closed 1 s too long or too short) fails the cases that watch that rule (tests/verify_breaks.py). That
 the cases pass on the model as it is, tests/test_verify_quick.py checks, in the one run
 of the quick set that make test makes."""
 
@@ -247,18 +247,36 @@ def test_a_cohort_limit_off_by_one_fails(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(conc.PostfixConcurrency, "__init__", one_more)
 
 
+def throttled_for(change: float) -> Any:
+    """A break: every dead destination closed ``change`` s longer than its throttle time."""
+
+    def patch(monkeypatch: pytest.MonkeyPatch) -> None:
+        init = conc.PostfixConcurrency.__init__
+
+        def changed(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **kwargs)
+            self.throttle_time += change
+
+        monkeypatch.setattr(conc.PostfixConcurrency, "__init__", changed)
+
+    return patch
+
+
+def test_a_dead_destination_reopens_within_the_probes_spacing() -> None:
+    """On the model as it is the first probe tried arrived within 0.1 s after the reopening."""
+    assert 300 <= vconc.dead_for() < 300.1
+
+
 @breaks("concurrency", "dead destination: closed for minimal_backoff_time")
-def test_a_dead_destination_closed_for_the_wrong_time_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Closed 2 s too long: the first probe tried comes 2 s later, past the 1 s allowed."""
-    init = conc.PostfixConcurrency.__init__
+def test_a_dead_destination_closed_too_long_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closed 1 s too long: the first probe tried comes 1 s later, past the 0.1 s allowed."""
+    throttled_for(1.0)(monkeypatch)
 
-    def longer(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        self.throttle_time += 2
 
-    assert 300 <= vconc.dead_for() < 301  # on the model as it is: within the probes' 1 s spacing
-    vconc.dead_for.cache_clear()
-    monkeypatch.setattr(conc.PostfixConcurrency, "__init__", longer)
+@breaks("concurrency", "dead destination: closed for minimal_backoff_time")
+def test_a_dead_destination_closed_too_short_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closed 1 s too short (with 1 s probes this one passed: 299.75 within 1 s)."""
+    throttled_for(-1.0)(monkeypatch)
 
 
 # -- the tolerances ------------------------------------------------------------------
