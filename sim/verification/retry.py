@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from .case import Measure, Measured, case
@@ -104,7 +104,10 @@ class _EximDocumented:
     whose cutoff is not yet passed, counted from the host's first failure; F: the next
     try an interval after this failure; G: the previous interval times the factor
     (the interval actually waited if that was shorter), but the G rule's own first
-    interval while the previous one was shorter than it; the address times out at a
+    interval while the previous one was shorter than it (the spec gives the G rule; that
+    "previous" is the smaller of the interval predicted and the one actually waited is
+    Exim's code, ``src/retry.c``, ``retry_update``: the last interval is the next try
+    less the last try, or now less the last try if that is smaller); the address times out at a
     failure past the final cutoff, counted from the host's first failure or from the
     message's arrival (a message on the queue longer than the final cutoff). The
     retry time is a floor: the message is tried at the first queue run that finds it
@@ -173,35 +176,38 @@ def _no_grid(due: float, now: float) -> float:
 
 
 H, D = 3600.0, 86400.0
-# preset -> (rule, grid, what the documentation says)
-DOCUMENTED: dict[str, tuple[Rule, Callable[[float, float], float], str]] = {
-    "postfix": (_postfix, _grid(300, whole_seconds=True),
+# preset -> (rule factory, grid, what the documentation says): documented_attempts builds
+# a rule per call (Exim's keeps per-host data).
+DOCUMENTED: dict[str, tuple[Callable[[], Rule], Callable[[float, float], float], str]] = {
+    "postfix": (lambda: _postfix, _grid(300, whole_seconds=True),
                 "postconf(5) backoff 300-4000 s, lifetime 5 d; qmgr_active.c; queue_run_delay 300 s"),
-    "exim": (_EximDocumented(), _grid(1800),
-             "Exim configure.default and spec, Retry configuration: F,2h,15m; G,16h,1h,1.5; F,4d,6h; -q30m"),
-    "sendmail": (_gaps([1800], None, None, 5 * D), _grid(3600),
+    "exim": (_EximDocumented, _grid(1800),
+             "Exim configure.default and spec, Retry configuration: F,2h,15m; G,16h,1h,1.5; F,4d,6h; -q30m; "
+             "G from min(predicted, waited): Exim src/retry.c retry_update"),
+    "sendmail": (partial(_gaps, [1800], None, None, 5 * D), _grid(3600),
                  "sendmail cf/README: MinQueueAge 30m, Timeout.queuereturn 5d; -q1h"),
-    "qmail": (_qmail, _no_grid, "qmail-send.c nextretry: birth + 400 n^2 s; qmail-send(8) queuelifetime 7 d"),
-    "exchange": (_gaps([300] * 6 + [600], None, None, 2 * D), _no_grid,
+    "qmail": (lambda: _qmail, _no_grid, "qmail-send.c nextretry: birth + 400 n^2 s; qmail-send(8) queuelifetime 7 d"),
+    "exchange": (partial(_gaps, [300] * 6 + [600], None, None, 2 * D), _no_grid,
                  "Microsoft Learn, Exchange Server retry intervals: 6 x 5 min, then 10 min; expiry 2 d"),
-    "rfc5321": (_gaps([1800, 2 * H], None, None, 5 * D), _no_grid, "RFC 5321 4.5.4.1: 30 min, then 2 h; 5 d"),
-    "sendgrid": (_gaps([300], 2, H, 72 * H), _no_grid, "SendGrid docs: retried up to 72 h (gaps an assumption, docs/sources.md)"),
-    "mailgun": (_gaps([600, 900, 1800, H, 2 * H, 4 * H], None, None, 8 * H), _no_grid,
+    "rfc5321": (partial(_gaps, [1800, 2 * H], None, None, 5 * D), _no_grid, "RFC 5321 4.5.4.1: 30 min, then 2 h; 5 d"),
+    "sendgrid": (partial(_gaps, [300], 2, H, 72 * H), _no_grid, "SendGrid docs: retried up to 72 h (gaps an assumption, docs/sources.md)"),
+    "mailgun": (partial(_gaps, [600, 900, 1800, H, 2 * H, 4 * H], None, None, 8 * H), _no_grid,
                 "Mailgun docs: 10, 15, 30 min, 1, 2, 4 h; 8 h"),
-    "sparkpost": (_gaps([1200], 2, None, 72 * H), _no_grid, "SparkPost docs: 20 min doubling; 72 h"),
-    "ses": (_gaps([300], 2, H, 14 * H), _no_grid, "Amazon SES MaxDeliverySeconds: 14 h (gaps an assumption, docs/sources.md)"),
-    "gmail": (_gaps([362, 1380, 1654, 2528], 1.5, None, 2 * D), _no_grid,
+    "sparkpost": (partial(_gaps, [1200], 2, None, 72 * H), _no_grid, "SparkPost docs: 20 min doubling; 72 h"),
+    "ses": (partial(_gaps, [300], 2, H, 14 * H), _no_grid, "Amazon SES MaxDeliverySeconds: 14 h (gaps an assumption, docs/sources.md)"),
+    "gmail": (partial(_gaps, [362, 1380, 1654, 2528], 1.5, None, 2 * D), _no_grid,
               "Pagani et al. DSN 2016 (measured gaps); then x1.5, 2 d assumed"),
-    "yahoo": (_gaps([127, 212, 439, 858], 2, H, 5 * D), _no_grid,
+    "yahoo": (partial(_gaps, [127, 212, 439, 858], 2, H, 5 * D), _no_grid,
               "Pagani et al. DSN 2016 (measured gaps); then x2 to 1 h, 5 d assumed"),
-    "outlook": (_gaps([150], None, None, D), _no_grid, "Pagani et al. DSN 2016: every 1-4 min (150 s); 1 d assumed"),
+    "outlook": (partial(_gaps, [150], None, None, D), _no_grid, "Pagani et al. DSN 2016: every 1-4 min (150 s); 1 d assumed"),
 }
 
 
 def documented_attempts(preset: str) -> tuple[list[float], float]:
     """The documented schedule in the tiny world: every attempt's dispatch time after
     queueing (the first is 0) and the bounce time after queueing."""
-    rule, grid, _ = DOCUMENTED[preset]
+    make, grid, _ = DOCUMENTED[preset]
+    rule = make()
     start, starts = QUEUED, [0.0]
     while True:
         failed = start + FAIL
