@@ -11,9 +11,10 @@ answered from the cache is
 for L = 0 the result of Jung, Berger and Balakrishnan, "Modeling TTL-based Internet
 caches" (IEEE INFOCOM 2003) for the hit ratio under Poisson arrivals; the lookup term
 λL is this module's own step of the same renewal argument (a miss waits L, during which
-queries coalesce). A TTL cap (Unbound's
-``cache-max-ttl``) replaces T by min(T, cap); negative answers are cached for
-min(SOA minimum, ``cache-max-negative-ttl``) (RFC 2308 section 5).
+queries coalesce). A TTL cap (Unbound's ``cache-max-ttl``) replaces T by min(T, cap);
+negative answers are cached for the negative TTL, which RFC 2308 section 5 makes the
+smaller of the SOA record's MINIMUM field and the SOA record's own TTL (the world's
+``negative_ttl`` is that value), capped by ``cache-max-negative-ttl``.
 
 The cases drive a :class:`~sim.mail.dns.Resolver` of a small world directly: one
 process per query, the inter-query gaps from a seeded generator of their own, so the

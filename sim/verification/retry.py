@@ -185,7 +185,7 @@ DOCUMENTED: dict[str, tuple[Callable[[], Rule], Callable[[float, float], float],
              "Exim configure.default and spec, Retry configuration: F,2h,15m; G,16h,1h,1.5; F,4d,6h; -q30m; "
              "G from min(predicted, waited): Exim src/retry.c retry_update"),
     "sendmail": (partial(_gaps, [1800], None, None, 5 * D), _grid(3600),
-                 "sendmail cf/README: MinQueueAge 30m, Timeout.queuereturn 5d; -q1h"),
+                 "sendmail cf/README: Timeout.queuereturn 5d; -q1h; MinQueueAge 30m assumed (default 0: same retries under -q1h)"),
     "qmail": (lambda: _qmail, _no_grid, "qmail-send.c nextretry: birth + 400 n^2 s; qmail-send(8) queuelifetime 7 d"),
     "exchange": (partial(_gaps, [300] * 6 + [600], None, None, 2 * D), _no_grid,
                  "Microsoft Learn, Exchange Server retry intervals: 6 x 5 min, then 10 min; expiry 2 d"),
