@@ -94,6 +94,16 @@ def test_exims_documented_rule_grows_from_the_interval_actually_waited() -> None
     assert rule(6, 1000.0 + 4 * 86400 + 1) is None  # past the final cutoff: the address times out
 
 
+def test_each_documented_schedule_builds_its_own_rule() -> None:
+    """DOCUMENTED holds factories: Exim's stateful rule is built afresh per call, so a
+    schedule worked out halfway leaves nothing behind for the next."""
+    make = vretry.DOCUMENTED["exim"][0]
+    half = make()
+    half(1, 1000.0), half(2, 9000.0)
+    assert make() is not half
+    assert vretry.documented_attempts("exim") == vretry.documented_attempts("exim")
+
+
 def test_the_retry_worlds_delays_are_read_from_the_tiny_world(monkeypatch: pytest.MonkeyPatch) -> None:
     """QUEUED, LOOKUP and FAIL follow TINY: a slower resolver moves them."""
     assert (vretry.QUEUED, vretry.LOOKUP, vretry.FAIL) == pytest.approx((100.388, 0.202, 30.202), abs=1e-12)
