@@ -34,7 +34,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "queue_run_delay": "30m",
         "retry": {"rule": "F,2h,15m; G,16h,1h,1.5; F,4d,6h"},
     },
-    # sendmail: queue runs every hour (-q1h), MinQueueAge 30m, Timeout.queuereturn 5d.
+    # sendmail: queue runs every hour (-q1h), Timeout.queuereturn 5d; MinQueueAge 30m is
+    # an assumption (sendmail's default is 0; under -q1h both give the same retries).
     "sendmail": {
         "queue_run_delay": "1h",
         "retry": {"intervals": ["30m"], "give_up": "5d"},
