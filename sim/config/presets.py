@@ -34,7 +34,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "queue_run_delay": "30m",
         "retry": {"rule": "F,2h,15m; G,16h,1h,1.5; F,4d,6h"},
     },
-    # sendmail: queue runs every hour (-q1h), MinQueueAge 30m, Timeout.queuereturn 5d.
+    # sendmail: queue runs every hour (-q1h), Timeout.queuereturn 5d; MinQueueAge 30m is
+    # an assumption (sendmail's default is 0; under -q1h both give the same retries).
     "sendmail": {
         "queue_run_delay": "1h",
         "retry": {"intervals": ["30m"], "give_up": "5d"},
@@ -44,11 +45,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "queue_run_delay": 0,
         "retry": {"quadratic": "400s", "give_up": "7d"},
     },
-    # Exchange Server: TransientFailureRetryCount 6 at TransientFailureRetryInterval
-    # 5m, then OutboundConnectionFailureRetryInterval 10m; MessageExpirationTimeout 2d.
+    # Exchange Server: QueueGlitchRetryCount 4 at QueueGlitchRetryInterval 1m, then
+    # TransientFailureRetryCount 6 at TransientFailureRetryInterval 5m, then
+    # OutboundConnectionFailureRetryInterval 10m; MessageExpirationTimeout 2d.
     "exchange": {
         "queue_run_delay": 0,
-        "retry": {"intervals": ["5m", "5m", "5m", "5m", "5m", "5m", "10m"], "give_up": "2d"},
+        "retry": {"intervals": ["1m", "1m", "1m", "1m", "5m", "5m", "5m", "5m", "5m", "5m", "10m"],
+                  "give_up": "2d"},
     },
     # RFC 5321 4.5.4.1: two attempts in the first hour (at least 30 min apart), then one
     # every two hours (the lower end of "two or three"), give up at 5 days.

@@ -16,7 +16,7 @@ The references are the README's rules written out here, independent of
   and what waits for it is deferred untried.
 
 Every attempt in these worlds is timed to binary fractions, so the cases are exact:
-tolerance 0 in attempts (the time a dead destination stays closed: the 1 s spacing of
+tolerance 0 in attempts (the time a dead destination stays closed: the 0.1 s spacing of
 the probes that find it open).
 
 The worlds draw nothing at random, so ``--seed`` changes no figure here, and each world
@@ -125,24 +125,26 @@ def dead_attempts(count: int, workers: int, cohort_limit: int) -> int:
     return len(tries)
 
 
-PROBE_FROM, PROBE_TO = 300, 400  # one probe message a second, arriving between these times
+PROBE_FROM, PROBE_TO, PROBE_EVERY = 300, 400, 0.1  # probe messages, one each 0.1 s between these times
 
 
 @lru_cache(maxsize=None)
 def dead_for() -> float:
     """How long a dead destination stays closed: 20 messages at once to a domain whose
-    only MX is down kill it at T (the first failures' end); then one message a second
+    only MX is down kill it at T (the first failures' end); then one message each 0.1 s
     arrives from t=300 on. Mail for a dead destination is deferred untried; the first
-    probe tried on arrival (its attempt starts within a second) marks the reopening:
-    its arrival less T."""
+    probe tried on arrival (its attempt starts within a second; the deferred ones wait
+    for a queue scan minutes later) marks the reopening: its arrival less T, which lies
+    within 0.1 s after the reopening."""
     from ..config import parse_scenario
     from ..simulation import run
 
     data = _world(20, workers=8)
     data["duration"], data["drain"] = PROBE_TO, 100
     people = data["workload"][0]
+    count = round((PROBE_TO - PROBE_FROM) / PROBE_EVERY)
     data["workload"].append({**people, "name": "probes",
-                             "batches": [{"at": t, "count": 1} for t in range(PROBE_FROM, PROBE_TO)]})
+                             "batches": [{"at": PROBE_FROM + k * PROBE_EVERY, "count": 1} for k in range(count)]})
     result = run(parse_scenario(data), trace=True, hook=lambda model: model.node("mx").set_up(False))
     attempts = result.attempts
     assert attempts is not None  # a traced run
@@ -197,11 +199,12 @@ _register_dead(20, 8, 1)
 _register_dead(20, 8, 2)
 
 
-# A probe arrives every second: the first tried after the destination reopens comes at
-# most 1 s after it did (less the submission dialogue), so 1 s is the resolution; a
-# wrong throttle time (e.g. the maximal backoff, or none) is minutes off.
+# A probe arrives every 0.1 s: the first tried after the destination reopens arrived
+# less than 0.1 s after it did (the measured value lies in [300, 300.1)), so 0.1 s is
+# the resolution; a throttle time 1 s short or long is 1 s off, a wrong one (e.g. the
+# maximal backoff, or none) minutes off.
 @case("concurrency", "dead destination: closed for minimal_backoff_time", "s", 300.0,
-      README + "; postconf(5) minimal_backoff_time 300 s", 1.0, relative=False,
+      README + "; postconf(5) minimal_backoff_time 300 s", PROBE_EVERY, relative=False,
       note="mail arriving while it is dead is deferred untried; the first probe tried on arrival, less the death")
 def closed(quick: bool, seed: int) -> Measured:
     value = dead_for()

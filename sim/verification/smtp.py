@@ -207,8 +207,8 @@ _exact("relay, TLS 1.3, no PIPELINING: lookup + 10 RTT + S/B", LOOKUP + 2 * MTA_
 _exact("relay, TLS 1.2, PIPELINING: lookup + 9 RTT + S/B", LOOKUP + 2 * MTA_DNS + _rt(9, MTA_MX),
        "RFC 5246 handshake 2 round trips: 9", "relay", tls_round_trips=2)
 _exact("relay refused at RCPT (550 5.1.1): lookup + 7 RTT", LOOKUP + 2 * MTA_DNS + 7 * 2.0 * MTA_MX[0],
-       "RFC 5321 4.2.2 and RFC 2920: the pipelined MAIL+RCPT+DATA answered 250, 550, 503: "
-       "7 round trips, no body", "refusal", unknown=1.0)
+       "RFC 5321 3.3 and RFC 2920: the pipelined MAIL+RCPT+DATA answered 250, 550 and a refused DATA "
+       "(Postfix: 554 5.5.1 no valid recipients; RFC 5321 allows 503 or 554): 7 round trips, no body", "refusal", unknown=1.0)
 _exact("relay greylisted at RCPT (450 4.7.1): 7 RTT to the 450", 7 * 2.0 * MTA_MX[0],
        "RFC 5321 4.2.2, RFC 2920; postgrey answers at RCPT: 7 round trips from the session's start",
        "greylisted", greylisted=True)
