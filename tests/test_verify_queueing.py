@@ -3,14 +3,13 @@ scan log, and for every scored case (quick and full set) a deliberately broken m
 that fails it (``@breaks``, tests/verify_breaks.py): an agent or a scanner off by one,
 a service drawn slow or with the wrong variance, a level that misses changes.
 
-The broken runs use smaller worlds (``shrink``: 15,000 customers and two replications,
-4,000 for Little's law, which holds on every sample path): each break moves its figure
-far past the tolerance, so a small sample tells. Each test fails with its break taken
-out (checked once by hand); at the full set's heavy loads (ρ 0.95) a wait of 30,000
-customers spreads by some 25 %, so the unbroken model would not surely pass the
-shrunk mean wait of M/M/4 and M/D/1 there, nor the MX's P(wait > 0): the breaks named
-for those are gross (unstable, or ten times off), and each such test also names a case
-that the unbroken shrunk model passes."""
+The broken runs use smaller worlds, set by each test's ``sizes=`` (:func:`sized`: 15,000
+customers and two replications, 8,000 for Little's law): the decorator measures the
+named cases on the unbroken model at those sizes (the control) before the body breaks
+it. At the full set's heavy loads (ρ 0.95) the unbroken shrunk model fails four cases
+at seed 1 (the mean wait of M/M/4, M/D/1 and the MX's M/M/4, the MX's P(wait > 0)), so
+their breaks are gross: unstable (a server short, a session 10 % slow: waits of
+hundreds of seconds) or, for the MX's P(wait > 0), 26 tolerances off."""
 
 from __future__ import annotations
 
