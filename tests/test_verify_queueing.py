@@ -22,6 +22,7 @@ import pytest
 
 from sim.config import parse_scenario
 from sim.core.monitors import Level
+from sim.core.queues import WorkQueue
 from sim.mail.mta import MTA
 from sim.mail.mx import MX
 from sim.simulation.lifecycle import run
@@ -52,6 +53,9 @@ def test_references_by_hand() -> None:
     assert queueing.erlang_c(1, 0.5, 1.0) == pytest.approx(0.5)
     assert queueing.erlang_c_wait(1, 0.9, 1.0) == pytest.approx(9.0)
     assert queueing.pollaczek_khinchine_wait(0.8, 1.0, 1.0) == pytest.approx(2.0)
+    # FIFO's tail at t = 1 s: 0.5964 * exp(-0.8) = 0.2680; at t = 0 it is P(wait).
+    assert queueing.erlang_c_tail(4, 3.2, 1.0, 1.0) == pytest.approx(0.2680, abs=1e-4)
+    assert queueing.erlang_c_tail(4, 3.2, 1.0, 0.0) == queueing.erlang_c(4, 3.2, 1.0)
     # P-K with exponential service (E[S^2] = 2) is M/M/1.
     assert queueing.pollaczek_khinchine_wait(0.5, 1.0, 2.0) == pytest.approx(queueing.erlang_c_wait(1, 0.5, 1.0))
 
@@ -59,7 +63,7 @@ def test_references_by_hand() -> None:
 def test_the_quick_set_has_loads_up_to_0_8_and_the_full_set_adds_heavy_loads() -> None:
     # That the quick set passes is tests/test_verify_quick.py's (it runs every group once).
     quick = cases(quick=True, groups=["queueing"])
-    assert len(quick) == 20
+    assert len(quick) == 21
     assert not any("ρ 0.9" in c.name for c in quick)
     assert "MX content scanners, M/M/2 at ρ 0.8: P(wait > 0)" in {c.name for c in quick}
     full = {c.name for c in cases(groups=["queueing"])}
@@ -182,6 +186,22 @@ def test_mm1_and_md1_fail_with_a_session_10_percent_slow(monkeypatch: pytest.Mon
     # rho 0.55: Wq +22 %, P(wait) +0.05; rho 0.99 for the heavy load; M/D/1 at 1.045,
     # unstable: a wait tens of times 9.5 s.
     session_time_replaced(monkeypatch, lambda draw: lambda: 1.1 * draw())
+
+
+@breaks("queueing", f"{queueing.LABELS['mm4-80']}: P(wait > 1 s)", sizes=sized("mm4-80"))
+def test_mm4_fails_when_the_agents_serve_the_newest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Last come, first served: the same mean wait and P(wait > 0) (0.706 s and 0.600
+    # at 2 x 15,000, seed 1, against 0.711 and 0.600 in order), but the waits spread:
+    # P(wait > 1 s) 0.13, not 0.27.
+    put = WorkQueue.put
+
+    def newest_first(self: WorkQueue[Any], item: Any) -> None:
+        queued = len(self.items)
+        put(self, item)
+        if len(self.items) > max(queued, 1):
+            self.items.rotate(1)  # it joined the line at the front
+
+    monkeypatch.setattr(WorkQueue, "put", newest_first)
 
 
 @breaks("queueing", *named("md1-80", WAIT), sizes=sized("md1-80"))
