@@ -221,9 +221,11 @@ def test_out_replaces_an_earlier_runs_figures(fake_cases: None, tmp_path: Path,
     (tmp_path / "verify-queueing.png").write_bytes(b"old")
     (tmp_path / "verify-queueing.svg").write_text("old")
     (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "verify-diagram.png").write_bytes(b"mine")
     cli(["verify", "--quick", "--only", "smtp", "--out", str(tmp_path)], capsys)
     assert not (tmp_path / "verify-queueing.png").exists() and not (tmp_path / "verify-queueing.svg").exists()
     assert (tmp_path / "verify-smtp.png").exists() and (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "verify-diagram.png").read_bytes() == b"mine"  # not a figure of ours
 
 
 def test_the_help_names_the_groups(capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,8 @@ from tests.conftest import cli
 from tests.verify_breaks import breaks
 
 
-def the_case(group: str, start: str) -> Case:
+def case_starting(group: str, start: str) -> Case:
+    """The case of ``group`` whose name starts with ``start``."""
     found = [c for c in cases(quick=False, groups=[group]) if c.name.startswith(start)]
     assert len(found) == 1, start
     return found[0]
@@ -115,7 +116,7 @@ def test_a_ttl_10_percent_short_fails(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_dns_cases_give_the_same_numbers_for_the_same_seed() -> None:
-    c = the_case("dns", "cache hit fraction, λ = 1/s")
+    c = case_starting("dns", "cache hit fraction, λ = 1/s")
     assert c.measure(True, 3) == c.measure(True, 3)
 
 

@@ -705,8 +705,9 @@ def verify_command(
             console.print(f"{group}: no case ran", highlight=False)
             failed = 1
     if out_dir is not None:
-        for old in [*out_dir.glob("verify-*.png"), *out_dir.glob("verify-*.svg")]:
-            old.unlink()  # a figure of an earlier run's group would sit beside this run's table
+        for group in GROUPS:  # a figure of an earlier run's group would sit beside this run's table
+            for suffix in (".png", ".svg"):
+                (out_dir / f"verify-{group}{suffix}").unlink(missing_ok=True)
         frame.to_csv(out_dir / "verification.csv", index=False)
         frame.to_json(out_dir / "verification.json", orient="records", indent=1)
         from ..verification.plots import draw
