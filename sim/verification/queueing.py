@@ -401,6 +401,19 @@ def _register(name: str, label: str, wait_ref: float, wait_tol: float, source: s
          relative=False, quick=quick)(little_busy)
 
 
+def _erlang(name: str, label: str, wait_tol: float, waited_tol: float) -> None:
+    """Register an M/M/c world's cases against Erlang C, from the world's c and λ (μ 1)."""
+    w = WORLDS[name]
+    _register(name, label, erlang_c_wait(w.c, w.lam, 1.0), wait_tol, ERLANG, erlang_c(w.c, w.lam, 1.0), waited_tol)
+
+
+def _pk(name: str, label: str, second: float, wait_tol: float, waited_tol: float) -> None:
+    """Register an M/G/1 world's cases against Pollaczek-Khinchine (E[S] 1, E[S²]
+    ``second``) and P(wait > 0) = ρ = λ."""
+    w = WORLDS[name]
+    _register(name, label, pollaczek_khinchine_wait(w.lam, 1.0, second), wait_tol, PK, w.lam, waited_tol, BUSY)
+
+
 # Tolerances, fixed from the spread of pilot runs (seeds 777 to 782, not the command's):
 # one replication's mean wait at 40,000 customers varies by about 2 % (M/M/1 at ρ 0.5,
 # M/G/1 at 0.7), 4.5 % (M/D/1 at 0.8) and 6 % (M/M/4 and M/M/2 at 0.8); over four the
@@ -421,23 +434,13 @@ def _register(name: str, label: str, wait_ref: float, wait_tol: float, source: s
 # P(wait > 0): 0.0044, 0.015 kept); the MX's M/M/2 over 20, 4 %: 12 % (a scanner too
 # many is -89 %, one short unstable, a scan 10 % slow +113 %), and its P(wait > 0),
 # 0.0055: 0.02. The heavy MX's P(wait > 0) is M/M/4 at 0.95 as at the MTA: 0.015.
-_register("mm1-50", "MTA delivery agents, M/M/1 at ρ 0.5", erlang_c_wait(1, 0.5, 1.0), 0.06, ERLANG,
-          erlang_c(1, 0.5, 1.0), 0.01)
-_register("mm4-80", "MTA delivery agents, M/M/4 at ρ 0.8", erlang_c_wait(4, 3.2, 1.0), 0.08, ERLANG,
-          erlang_c(4, 3.2, 1.0), 0.015)
-_register("md1-80", "MTA session_time constant, M/D/1 at ρ 0.8", pollaczek_khinchine_wait(0.8, 1.0, 1.0), 0.08,
-          PK, 0.8, 0.015, BUSY)
-_register("mg1-70", "MTA session_time log-normal σ 0.75, M/G/1 at ρ 0.7",
-          pollaczek_khinchine_wait(0.7, 1.0, math.exp(LN_SIGMA**2)), 0.06, PK, 0.7, 0.015, BUSY)
-_register("mx2-80", "MX content scanners, M/M/2 at ρ 0.8", erlang_c_wait(2, 1.6, 1.0), 0.12, ERLANG,
-          erlang_c(2, 1.6, 1.0), 0.02)
-_register("mm1-90", "MTA delivery agents, M/M/1 at ρ 0.9", erlang_c_wait(1, 0.9, 1.0), 0.10, ERLANG,
-          erlang_c(1, 0.9, 1.0), 0.01)
-_register("mm4-95", "MTA delivery agents, M/M/4 at ρ 0.95", erlang_c_wait(4, 3.8, 1.0), 0.10, ERLANG,
-          erlang_c(4, 3.8, 1.0), 0.015)
-_register("mm8-90", "MTA delivery agents, M/M/8 at ρ 0.9", erlang_c_wait(8, 7.2, 1.0), 0.10, ERLANG,
-          erlang_c(8, 7.2, 1.0), 0.015)
-_register("mx4-95", "MX content scanners, M/M/4 at ρ 0.95", erlang_c_wait(4, 3.8, 1.0), 0.10, ERLANG,
-          erlang_c(4, 3.8, 1.0), 0.015)
-_register("md1-95", "MTA session_time constant, M/D/1 at ρ 0.95", pollaczek_khinchine_wait(0.95, 1.0, 1.0), 0.10,
-          PK, 0.95, 0.01, BUSY)
+_erlang("mm1-50", "MTA delivery agents, M/M/1 at ρ 0.5", 0.06, 0.01)
+_erlang("mm4-80", "MTA delivery agents, M/M/4 at ρ 0.8", 0.08, 0.015)
+_pk("md1-80", "MTA session_time constant, M/D/1 at ρ 0.8", 1.0, 0.08, 0.015)
+_pk("mg1-70", "MTA session_time log-normal σ 0.75, M/G/1 at ρ 0.7", math.exp(LN_SIGMA**2), 0.06, 0.015)
+_erlang("mx2-80", "MX content scanners, M/M/2 at ρ 0.8", 0.12, 0.02)
+_erlang("mm1-90", "MTA delivery agents, M/M/1 at ρ 0.9", 0.10, 0.01)
+_erlang("mm4-95", "MTA delivery agents, M/M/4 at ρ 0.95", 0.10, 0.015)
+_erlang("mm8-90", "MTA delivery agents, M/M/8 at ρ 0.9", 0.10, 0.015)
+_erlang("mx4-95", "MX content scanners, M/M/4 at ρ 0.95", 0.10, 0.015)
+_pk("md1-95", "MTA session_time constant, M/D/1 at ρ 0.95", 1.0, 0.10, 0.01)
