@@ -27,7 +27,7 @@ from ..core.component import Context
 from ..core.records import ACCESS, Message
 from ..world.links import Link
 
-__all__ = ["ACCESS", "Copies", "IMAP", "POP3", "Readers", "WEBMAIL", "next_poll", "person_uniforms"]
+__all__ = ["ACCESS", "Copies", "IMAP", "POP3", "Readers", "WEBMAIL", "first_uniforms", "next_poll", "person_uniforms"]
 
 IMAP, POP3, WEBMAIL = range(3)
 INF = math.inf
@@ -59,6 +59,20 @@ def person_uniforms(key: int, person: int) -> tuple[float, float]:
     a = _splitmix(z)
     b = _splitmix(z ^ _SECOND)
     return (a >> 11) * 2.0**-53, (b >> 11) * 2.0**-53
+
+
+def first_uniforms(key: int, people: np.ndarray) -> np.ndarray:
+    """``person_uniforms(key, p)[0]`` for each ``p`` of ``people`` (uint64), on arrays."""
+    z = _splitmix_array(np.uint64(key) ^ _splitmix_array(people))
+    return (_splitmix_array(z) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _splitmix_array(x: np.ndarray) -> np.ndarray:
+    """:func:`_splitmix` on an array of uint64 (wrapping as the scalar masks)."""
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 def _splitmix(x: int) -> int:
@@ -331,11 +345,13 @@ class Readers:
             return link.latency + link.time(self.idle_rounds, size, loss)
         return link.time(self.rounds[self.access[k]], size, loss)
 
-    def copies(self, msg: Message, t: float, reconnect: bool = False) -> Copies:
+    def copies(self, msg: Message, t: float, reconnect: bool = False, link: Link | None = None) -> Copies:
         """When each of the recipient's devices has ``msg``, stored at ``t`` (or, with
-        ``reconnect``, waiting since before ``t`` for a path that came back at ``t``)."""
+        ``reconnect``, waiting since before ``t`` for a path that came back at ``t``);
+        ``link``: the store-to-client path, if the caller has it already."""
         kinds, phases = self.devices(msg.user)
-        link = self.network.link(self.store, self.client)
+        if link is None:
+            link = self.network.link(self.store, self.client)
         loss = self._lossy() if link.loss > 0.0 else None
         looks = []
         times = []
@@ -408,7 +424,7 @@ class Readers:
                 rec.synced(msg.id, tk)
                 rec.access(msg.id, self.access[k])
             return
-        c = self.copies(msg, t, reconnect)
+        c = self.copies(msg, t, reconnect, link)
         first = c.retrieved
         rec.retrieved(msg.id, first if first <= horizon else math.nan)
         last = c.synced

@@ -42,7 +42,7 @@ import numpy as np
 from ..config.nodes import MailboxNode
 from ..config.quota import Quota
 from ..core.monitors import Level, Monitors
-from .devices import person_uniforms
+from .devices import first_uniforms, person_uniforms
 from .mailbox import Mailbox
 from .mx import MX
 from .smtp import NO_SPACE, Phase, Reply
@@ -167,23 +167,12 @@ def _initial_totals(quota: MailboxQuota, users: int) -> tuple[float, int]:
     """The bytes all of ``quota``'s mailboxes start with, and how many start full: the
     same hash and arithmetic as :meth:`MailboxQuota.initial`, on numpy slices."""
     total, full = 0.0, 0
-    key = np.uint64(quota.key)
     for first in range(0, users, _SLICE):
-        people = np.arange(first, min(first + _SLICE, users), dtype=np.uint64)
-        z = _splitmix_array(key ^ _splitmix_array(people))
-        u = (_splitmix_array(z) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        u = first_uniforms(quota.key, np.arange(first, min(first + _SLICE, users), dtype=np.uint64))
         held = np.floor(quota.limit * (quota.start + quota.span * u))
         total += float(held.sum())
         full += int((held >= quota.limit).sum())
     return total, full
-
-
-def _splitmix_array(x: np.ndarray) -> np.ndarray:
-    """``sim.mail.devices._splitmix`` on an array of uint64 (wrapping as the scalar masks)."""
-    z = x + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 # A free waiting in a store's heap: (when, row id, the mailbox's quota or None, person, bytes).
