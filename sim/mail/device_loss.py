@@ -22,7 +22,7 @@ Only the losses are scheduled: one timeout per row lost within the run.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ..config.faults import YEAR, DeviceFault, Fault
@@ -53,32 +53,29 @@ class Plan:
     devices: int = 0  # devices lost within the run (counted when asked, ``DeviceLosses.stats``)
     rows: int = 0  # rows lost within the run
 
-    def after(self, person: int, kind: int, t: float) -> float:
-        """The first failure at or after ``t`` of the person's device of type ``kind``
-        (``INF``: none before ``end``)."""
+    def failures(self, person: int, kind: int) -> Iterator[float]:
+        """The failure times before ``end`` of the person's device of type ``kind``, in
+        order: the scripted instant if the person is hit, or the Poisson process's."""
         if self.rate == 0.0:
-            if self.start >= t and self.start < self.end and self._u(person, kind, 0) < self.share:
-                return self.start
-            return INF
+            if self.start < self.end and self._u(person, kind, 0) < self.share:
+                yield self.start
+            return
         at, j = self.start, 0
         while True:
             j += 1
             at += -math.log1p(-self._u(person, kind, j)) / self.rate
             if at >= self.end:
-                return INF
-            if at >= t:
-                return at
+                return
+            yield at
+
+    def after(self, person: int, kind: int, t: float) -> float:
+        """The first failure at or after ``t`` of the person's device of type ``kind``
+        (``INF``: none before ``end``)."""
+        return next((f for f in self.failures(person, kind) if f >= t), INF)
 
     def count(self, person: int, kind: int) -> int:
         """How many times the person's device of type ``kind`` fails before ``end``."""
-        if self.rate == 0.0:
-            return int(self.after(person, kind, -INF) < INF)
-        n, at = 0, self.start
-        while True:
-            at += -math.log1p(-self._u(person, kind, n + 1)) / self.rate
-            if at >= self.end:
-                return n
-            n += 1
+        return sum(1 for _ in self.failures(person, kind))
 
     def _u(self, person: int, kind: int, draw: int) -> float:
         # (kind, draw) -> a distinct offset of the key (the step is odd: multiplying by it
