@@ -234,3 +234,8 @@ def test_the_help_names_the_groups(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(["verify", "--help"], capsys)
     assert code == 0
     assert all(g in " ".join(out.split()) for g in GROUPS)
+
+
+def test_an_empty_out_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(["verify", "--quick", "--only", "smtp", "--out", ""], capsys)
+    assert code == 2 and "--out" in err and "empty path" in err

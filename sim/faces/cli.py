@@ -631,7 +631,7 @@ def verify_command(
     ] = False,
     out_dir: Annotated[
         Path | None,
-        typer.Option("--out", metavar="DIR",
+        typer.Option("--out", metavar="DIR", parser=_out_dir,
                      help="Also write the table (verification.csv, .json) and the plots (verify-<group>.png, .svg)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Base seed of the cases' runs.")] = 1,
