@@ -466,9 +466,19 @@ def _collect(
             # (MALLOC_TRIM_THRESHOLD_): a run allocates and frees without pause, and the
             # trimming made it about 7% slower (measured: 2.87 against 2.69 s a run).
             # Unset, the worker's allocator behaves as in a plain process.
+            # Every Dask server wakes its event loop every 20 ms to check it is not
+            # blocked, and workers and nannies read their memory 10 times a second: in a
+            # worker each wake-up takes the GIL from the run, and the scheduler and nannies
+            # share the workers' two cores. Runs took 5-9% longer in two workers than in a
+            # plain process, and under 1% longer with the check once a second and the
+            # monitors slowed (docs/performance.md, "Sweeps"). The check still warns of a
+            # loop blocked for 3 s; a worker past its memory limit is still stopped.
             with dask.config.set({
                 "distributed.worker.profile.enabled": False,
                 "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                "distributed.admin.tick.interval": "1s",
+                "distributed.admin.system-monitor.interval": "5s",
+                "distributed.worker.memory.monitor-interval": "1s",
             }):
                 cluster = LocalCluster(
                     n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
