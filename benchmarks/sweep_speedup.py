@@ -2,19 +2,21 @@
 
 A sweep of 32 runs (4 points x 8 replications) of a generated Internet
 (sim.config.generate.internet: 20 domains, 50 messages/s, DURATION seconds, written to a
-temporary YAML file) runs serially (``workers=0``) and on a 2-worker LocalCluster
-(``workers=2``), each in a fresh interpreter and into its own temporary folder. The
+temporary YAML file) runs serially (``workers=0``) and on a 2-worker local cluster
+(``workers=2``: ``sim.experiment.sweep.local_cluster``), each in a fresh interpreter and into its own temporary folder. The
 2-worker time includes importing Dask and starting and closing the cluster: it is what
-a user waits for. The cluster's start-up alone (import, 2 workers up, close) is timed
-in a third fresh interpreter. The two summaries must be identical but for ``wall_s``.
+a user waits for. The cluster's start-up alone (importing Dask, the same local
+cluster up with 2 workers, closed) is timed in a third fresh interpreter, mailflow
+imported before the clock. The two summaries must be identical but for ``wall_s``.
 
     .venv/bin/python benchmarks/sweep_speedup.py              # 2 rounds of short runs (serial, 2 workers, start-up)
-    .venv/bin/python benchmarks/sweep_speedup.py 1 1200       # one round of runs 4x as long (about 3.4 s each)
+    .venv/bin/python benchmarks/sweep_speedup.py 1 1200       # one round of runs 4x as long (about 2.9 s each)
 
 The fixed costs (importing Dask, starting the workers, each worker importing mailflow)
-are about 1.5 s whatever the runs, so the speed-up grows with the length of a run.
+are about 2 s whatever the runs, so the speed-up grows with the length of a run.
 
-Figures are recorded in docs/performance.md ("Sweeps").
+Figures are recorded in docs/performance.md ("Sweeps", and its latest subsection, "After
+the event-loop fix").
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 
 DOMAINS = 20
 RATE = 50.0
-DURATION = 300.0  # default: about 15k messages, 0.85 s a run (build, run, write) on the development machine
+DURATION = 300.0  # default: about 15k messages, 0.8 s a run (build, run, write) on the development machine
 GRID = {"drain": [600, 900, 1200, 1500]}
 REPLICATIONS = 8
 WORKERS = 2

@@ -120,25 +120,94 @@ def _settings() -> dict[str, Any]:
     return {key: dask.config.get(key) for key in sweep_module.LOCAL_CLUSTER_CONFIG}
 
 
+def _in_worker(dask_worker: Any) -> tuple[str | None, bool, float]:
+    """What the settings do in a worker: glibc's trim threshold in its environment,
+    whether the profiler runs, how often the loop is checked (ms)."""
+    import os
+
+    callbacks = dask_worker.periodic_callbacks
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), "profile" in callbacks, callbacks["tick"].callback_time
+
+
+# Dask's defaults, which a user's own Dask config might also hold: the test sets them
+# in this process so that it can tell the cluster's settings from the caller's.
+DASK_DEFAULTS = {
+    "distributed.worker.profile.enabled": True,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 65536,
+    "distributed.admin.tick.interval": "20ms",
+    "distributed.admin.system-monitor.interval": "500ms",
+}
+
+
 def test_the_local_clusters_workers_keep_its_settings_after_a_restart() -> None:
     """The settings reach the worker processes, and a worker started again (after a
-    crash or a restart) has them too, not Dask's defaults."""
+    crash or a restart) has them too, not the caller's; the caller's are left alone."""
+    import copy
+
     import dask
     from dask.distributed import Client
 
     wanted = dict(sweep_module.LOCAL_CLUSTER_CONFIG)
-    assert _settings() != wanted  # this process keeps Dask's defaults: the test can tell
-    cluster = sweep_module.local_cluster(2)
-    try:
-        with Client(cluster) as client:
-            assert list(client.run(_settings).values()) == [wanted, wanted]
-            client.restart()
-            assert list(client.run(_settings).values()) == [wanted, wanted]
-            tick = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.periodic_callbacks["tick"].callback_time)
-            assert tick == 1000  # ms: the scheduler checks its loop once a second too
-    finally:
-        cluster.close()
-    assert dask.config.get("distributed.admin.tick.interval") == "20ms"  # this process is left as it was
+    assert DASK_DEFAULTS.keys() == wanted.keys()
+    with dask.config.set(DASK_DEFAULTS):
+        before = copy.deepcopy(dask.config.config)
+        cluster = sweep_module.local_cluster(2)
+        try:
+            assert dask.config.config == before
+            with Client(cluster) as client:
+                for _ in ("started", "restarted"):
+                    assert list(client.run(_settings).values()) == [wanted, wanted]
+                    assert list(client.run(_in_worker).values()) == [(None, False, 1000)] * 2
+                    client.restart()
+                tick = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.periodic_callbacks["tick"].callback_time)
+                assert tick == 1000  # ms: the scheduler checks its loop once a second too
+        finally:
+            cluster.close()
+        assert dask.config.config == before
+
+
+def test_a_local_cluster_that_cannot_start_leaves_the_callers_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import copy
+
+    import dask
+    import dask.distributed
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        assert dask.config.get("distributed.admin.tick.interval") == "1s"  # raised inside the settings
+        raise OSError("no ports")
+
+    monkeypatch.setattr(dask.distributed, "LocalCluster", refuse)
+    before = copy.deepcopy(dask.config.config)
+    with pytest.raises(OSError, match="no ports"):
+        sweep_module.local_cluster(2)
+    assert dask.config.config == before
+
+
+def test_a_local_cluster_no_client_can_reach_is_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dask.distributed
+
+    closed: list[bool] = []
+    started = sweep_module.local_cluster
+
+    def tracked(workers: int) -> Any:
+        cluster = started(workers)
+        close = cluster.close
+
+        def closing(*args: Any, **kwargs: Any) -> Any:
+            closed.append(True)
+            return close(*args, **kwargs)
+
+        cluster.close = closing
+        return cluster
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError("refused")
+
+    monkeypatch.setattr(sweep_module, "local_cluster", tracked)
+    monkeypatch.setattr(dask.distributed, "Client", refuse)
+    with pytest.raises(SweepError, match=r"^the local cluster: cannot connect \(refused\)$"):
+        sim.sweep(random_tiny(), replications=1, out=tmp_path / "s", workers=1)
+    assert closed == [True]  # its processes were stopped, not left behind
 
 
 def test_the_dask_file_in_the_docs_sets_what_the_local_cluster_sets() -> None:

@@ -440,7 +440,7 @@ def _prepare(out: Path, spec: SweepSpec, resume: bool, overwrite: bool = False) 
 #   behaves as in a plain process.
 # - Every Dask server wakes its event loop every 20 ms to check that it is not blocked;
 #   in a worker each wake-up takes the GIL from the run. Once a second, runs of 3 s were
-#   1-2.5% slower in a worker than alone (7-9% before); the check still warns of a loop
+#   0.8-2.5% slower in a worker than alone (7-9% before); the check still warns of a loop
 #   blocked for 3 s. The system monitor (the dashboard's figures) samples every 5 s
 #   instead of every 0.5 s. The memory monitor keeps its 0.1 s, so a worker past its
 #   memory limit is stopped as soon as by default.
@@ -499,7 +499,11 @@ def _collect(
         else:
             cluster = local_cluster(workers or os.cpu_count() or 1)
             client = Client(cluster)
-    except (OSError, TimeoutError, ValueError) as exc:
+    except BaseException as exc:
+        if cluster is not None:  # started, but no client could reach it: stop its processes
+            cluster.close()
+        if not isinstance(exc, (OSError, TimeoutError, ValueError)):
+            raise
         where = f"--scheduler {scheduler}" if scheduler else "the local cluster"
         raise SweepError(f"{where}: cannot connect ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     try:
