@@ -3,11 +3,11 @@
 A sweep of 32 runs (4 points x 8 replications) of a generated Internet
 (sim.config.generate.internet: 20 domains, 50 messages/s, DURATION seconds, written to a
 temporary YAML file) runs serially (``workers=0``) and on a 2-worker local cluster
-(``workers=2``: ``sim.experiment.sweep.local_cluster``), each in a fresh interpreter and into its own temporary folder. The
-2-worker time includes importing Dask and starting and closing the cluster: it is what
-a user waits for. The cluster's start-up alone (importing Dask, the same local
-cluster up with 2 workers, closed) is timed in a third fresh interpreter, mailflow
-imported before the clock. The two summaries must be identical but for ``wall_s``.
+(``workers=2``: ``sim.experiment.sweep.local_cluster``), each in a fresh interpreter
+and into its own temporary folder. The 2-worker time includes importing Dask and
+starting and closing the cluster: it is what a user waits for. The cluster's start-up
+alone (importing Dask, the same local cluster up with 2 workers, closed) is timed in a
+third fresh interpreter, mailflow imported before the clock. The two summaries must be identical but for ``wall_s``.
 
     .venv/bin/python benchmarks/sweep_speedup.py              # 2 rounds of short runs (serial, 2 workers, start-up)
     .venv/bin/python benchmarks/sweep_speedup.py 1 1200       # one round of runs 4x as long (about 2.9 s each)
