@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, get_args, runtime_chec
 
 import simpy
 
+from .timers import Timers
+
 if TYPE_CHECKING:
     from ..config import Scenario
     from ..mail.domains import Directory
@@ -67,6 +69,11 @@ class Context:
     nodes: dict[str, Component] = field(default_factory=dict)
     # Open sessions, kept only when some fault can cut them (sim.core.sessions).
     sessions: Sessions | None = None
+    # Arrival processes' waits, off SimPy's schedule but for the next (sim.core.timers).
+    timers: Timers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.timers = Timers(self.env)
 
     @property
     def horizon(self) -> float:

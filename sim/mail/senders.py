@@ -205,9 +205,10 @@ class TrafficSource(MailClient):
         if self._gaps is None:
             self.env.process(self._batches())
         elif self._clock is not None:
-            self.env.process(self._daily(self._gaps, self._clock))
+            # A source waiting for its next arrival is off SimPy's schedule (sim.core.timers).
+            self.ctx.timers.process(self._daily(self._gaps, self._clock))
         else:
-            self.env.process(self._arrivals(self._gaps))
+            self.ctx.timers.process(self._arrivals(self._gaps))
 
     def _recipient(self, sender: int) -> tuple[Domain, int]:
         """One recipient: a colleague, a regular correspondent or anyone."""
@@ -269,22 +270,23 @@ class TrafficSource(MailClient):
         self.created += len(out)
         return tuple(out)
 
-    def _arrivals(self, gap: Draw) -> Generator[simpy.Event, Any, None]:
+    def _arrivals(self, gap: Draw) -> Generator[float, None, None]:
+        # Yields the waits (a sleeper of sim.core.timers), as env.timeout's delays.
         env, stop = self.env, self.stop
         if self.spec.start > 0:
-            yield env.timeout(self.spec.start)
+            yield self.spec.start
         while True:
             dt = gap()
             if env.now + dt >= stop:
                 return
-            yield env.timeout(dt)
+            yield dt
             self._emit()
 
-    def _daily(self, gap: Draw, clock: DailyClock) -> Generator[simpy.Event, Any, None]:
+    def _daily(self, gap: Draw, clock: DailyClock) -> Generator[float, None, None]:
         # Poisson arrivals in operational time, mapped back through the daily profile.
         env, stop = self.env, self.stop
         if self.spec.start > 0:
-            yield env.timeout(self.spec.start)
+            yield self.spec.start
         tau = clock.tau(env.now)
         while True:
             tau += gap()
@@ -292,7 +294,7 @@ class TrafficSource(MailClient):
             if t >= stop:
                 return
             if t > env.now:
-                yield env.timeout(t - env.now)
+                yield t - env.now
             self._emit()
 
     def _batches(self) -> Generator[simpy.Event, Any, None]:

@@ -1,0 +1,124 @@
+"""sim.core.timers: sleepers off SimPy's schedule wake in exactly SimPy's order."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.core.counting import CountingEnvironment
+from sim.core.timers import Timers
+
+# Whole seconds and zero: waits that end at the same instant as other events, where only
+# SimPy's tie-breaker (priority, then event number) decides the order.
+delays = st.lists(st.integers(min_value=0, max_value=4).map(float), min_size=0, max_size=6)
+
+
+def _world(
+    env: simpy.Environment, sleepers: list[list[float]], others: list[list[float]], timers: Timers | None
+) -> list[tuple[float, str]]:
+    """Sleepers (via ``timers``, or as SimPy processes when it is None) and ordinary
+    processes, each noting when it wakes; ordinary processes also start sleepers late
+    and fire zero-delay events, so that waits are made in the middle of the run."""
+    log: list[tuple[float, str]] = []
+
+    def sleeper_gen(name: str, waits: list[float]) -> Generator[float, None, None]:
+        for i, d in enumerate(waits):
+            yield d
+            log.append((env.now, f"{name}.{i}"))
+
+    def as_process(name: str, waits: list[float]) -> Generator[simpy.Event, Any, None]:
+        for i, d in enumerate(waits):
+            yield env.timeout(d)
+            log.append((env.now, f"{name}.{i}"))
+
+    def start(name: str, waits: list[float]) -> None:
+        if timers is None:
+            env.process(as_process(name, waits))
+        else:
+            timers.process(sleeper_gen(name, waits))
+
+    def other(name: str, waits: list[float]) -> Generator[simpy.Event, Any, None]:
+        for i, d in enumerate(waits):
+            yield env.timeout(d)
+            log.append((env.now, f"{name}.{i}"))
+            if i == 1:
+                start(f"{name}-late", list(reversed(waits)))
+            event = env.event()
+            event.callbacks.append(lambda _, n=f"{name}.{i}.now": log.append((env.now, n)))
+            event.succeed()
+
+    for k, waits in enumerate(sleepers):
+        start(f"s{k}", waits)
+    for k, waits in enumerate(others):
+        env.process(other(f"o{k}", waits))
+    env.run()
+    return log
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(delays, max_size=8), st.lists(delays, max_size=4))
+def test_sleepers_wake_in_simpys_own_order(sleepers: list[list[float]], others: list[list[float]]) -> None:
+    env = simpy.Environment()
+    expected = _world(env, sleepers, others, None)
+    env2 = simpy.Environment()
+    assert _world(env2, sleepers, others, Timers(env2)) == expected
+
+
+def test_fractional_waits_end_where_a_timeout_would() -> None:
+    # now + delay, as SimPy computes it: 0.1 + 0.2 is not 0.3.
+    waits = [0.1, 0.2, 1e-9, 3.7, 1e6]
+    env = simpy.Environment()
+    expected = _world(env, [waits, waits[::-1]], [[0.3, 0.0, 0.30000000000000004]], None)
+    env2 = simpy.Environment()
+    got = _world(env2, [waits, waits[::-1]], [[0.3, 0.0, 0.30000000000000004]], Timers(env2))
+    assert got == expected
+    assert [t for t, _ in got] == [t for t, _ in expected]
+
+
+def test_only_the_next_wait_is_in_simpys_schedule() -> None:
+    env = simpy.Environment()
+    timers = Timers(env)
+    woke: list[float] = []
+
+    def sleeper(first: float) -> Generator[float, None, None]:
+        yield first
+        woke.append(env.now)
+        yield 1000.0
+        woke.append(env.now)
+
+    for k in range(1000):
+        timers.process(sleeper(1.0 + k))
+    env.run(until=0.5)  # every sleeper has started and waits
+    assert len(timers) == 1000
+    # SimPy's schedule holds the first wait, and the stopped run's own marker.
+    assert [key[:3] for key in env._queue if key[1] == 1] == [(1.0, 1, 1001)]  # type: ignore[attr-defined]
+    assert len(env._queue) == 2  # type: ignore[attr-defined]
+    env.run()
+    assert woke == sorted(woke) and len(woke) == 2000 and len(timers) == 0
+
+
+def test_event_counts_are_a_processs() -> None:
+    # A wait is a timeout, a start an Initialize, an end a process's end event.
+    counted = []
+    for use_timers in (False, True):
+        env = CountingEnvironment()
+        _world(env, [[1.0, 2.0], [0.0]], [[1.0]], Timers(env) if use_timers else None)
+        counted.append(env.scheduled)
+    assert counted[0] == counted[1] > 0
+
+
+def test_a_negative_wait_is_refused_as_simpy_refuses_it() -> None:
+    env = simpy.Environment()
+    timers = Timers(env)
+
+    def bad() -> Generator[float, None, None]:
+        yield -1.0
+
+    timers.process(bad())
+    with pytest.raises(ValueError, match="Negative delay -1.0"):
+        env.run()
