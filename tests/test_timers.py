@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.core.counting import CountingEnvironment
+from simpy.events import NORMAL
+
 from sim.core.timers import Timers
 
 # Whole seconds and zero: waits that end at the same instant as other events, where only
@@ -20,21 +22,22 @@ delays = st.lists(st.integers(min_value=0, max_value=4).map(float), min_size=0, 
 
 def _world(
     env: simpy.Environment, sleepers: list[list[float]], others: list[list[float]], timers: Timers | None
-) -> list[tuple[float, str]]:
+) -> list[tuple[float, str, float]]:
     """Sleepers (via ``timers``, or as SimPy processes when it is None) and ordinary
-    processes, each noting when it wakes; ordinary processes also start sleepers late
-    and fire zero-delay events, so that waits are made in the middle of the run."""
-    log: list[tuple[float, str]] = []
+    processes, each noting when it wakes (and what SimPy's schedule has next then);
+    ordinary processes also start sleepers late and fire zero-delay events, so that
+    waits are made in the middle of the run."""
+    log: list[tuple[float, str, float]] = []
 
     def sleeper_gen(name: str, waits: list[float]) -> Generator[float, None, None]:
         for i, d in enumerate(waits):
             yield d
-            log.append((env.now, f"{name}.{i}"))
+            log.append((env.now, f"{name}.{i}", env.peek()))
 
     def as_process(name: str, waits: list[float]) -> Generator[simpy.Event, Any, None]:
         for i, d in enumerate(waits):
             yield env.timeout(d)
-            log.append((env.now, f"{name}.{i}"))
+            log.append((env.now, f"{name}.{i}", env.peek()))
 
     def start(name: str, waits: list[float]) -> None:
         if timers is None:
@@ -45,11 +48,11 @@ def _world(
     def other(name: str, waits: list[float]) -> Generator[simpy.Event, Any, None]:
         for i, d in enumerate(waits):
             yield env.timeout(d)
-            log.append((env.now, f"{name}.{i}"))
+            log.append((env.now, f"{name}.{i}", env.peek()))
             if i == 1:
                 start(f"{name}-late", list(reversed(waits)))
             event = env.event()
-            event.callbacks.append(lambda _, n=f"{name}.{i}.now": log.append((env.now, n)))
+            event.callbacks.append(lambda _, n=f"{name}.{i}.now": log.append((env.now, n, env.peek())))
             event.succeed()
 
     for k, waits in enumerate(sleepers):
@@ -77,7 +80,7 @@ def test_fractional_waits_end_where_a_timeout_would() -> None:
     env2 = simpy.Environment()
     got = _world(env2, [waits, waits[::-1]], [[0.3, 0.0, 0.30000000000000004]], Timers(env2))
     assert got == expected
-    assert [t for t, _ in got] == [t for t, _ in expected]
+    assert [t for t, _, _ in got] == [t for t, _, _ in expected]
 
 
 def test_only_the_next_wait_is_in_simpys_schedule() -> None:
@@ -122,3 +125,62 @@ def test_a_negative_wait_is_refused_as_simpy_refuses_it() -> None:
     timers.process(bad())
     with pytest.raises(ValueError, match="Negative delay -1.0"):
         env.run()
+
+
+def test_a_wait_enters_simpys_schedule_as_a_timeout_would() -> None:
+    # The canary for SimPy's private key layout: (time, priority, event number, event).
+    env = simpy.Environment()
+    timers = Timers(env)
+
+    def sleeper() -> Generator[float, None, None]:
+        yield 2.5
+
+    timers.process(sleeper())
+    env.step()  # its start: the wait takes its number now
+    timeout = env.timeout(2.5)  # the next number
+    entries = sorted(env._queue, key=lambda entry: entry[:3])  # type: ignore[attr-defined]
+    (at, priority, number, event), (t_at, t_priority, t_number, t_event) = entries
+    assert t_event is timeout
+    assert (at, priority, number + 1) == (t_at, t_priority, t_number) == (2.5, NORMAL, number + 1)
+    assert event is not timeout and event.callbacks and event.ok
+
+
+def test_timers_refuse_an_environment_without_simpys_schedule() -> None:
+    class Elsewhere:
+        pass
+
+    with pytest.raises(TypeError, match="SimPy 4's Environment"):
+        Timers(Elsewhere())  # type: ignore[arg-type]
+
+
+def test_an_error_in_one_sleeper_stops_no_other() -> None:
+    # Run on after the error, as a notebook may: the others wake as SimPy processes do.
+    def world(use_timers: bool) -> list[tuple[float, str]]:
+        env = simpy.Environment()
+        timers = Timers(env)
+        log: list[tuple[float, str]] = []
+
+        def sleeper(name: str, fail_at: int | None) -> Generator[float, None, None]:
+            for i in range(3):
+                yield 1.0 + (0.1 if name == "b" else 0.2 if name == "c" else 0.0)
+                if i == fail_at:
+                    raise KeyError(name)
+                log.append((env.now, f"{name}.{i}"))
+
+        def as_process(name: str, fail_at: int | None) -> Generator[simpy.Event, Any, None]:
+            for d in sleeper(name, fail_at):
+                yield env.timeout(d)
+
+        for name, fail_at in (("a", 0), ("b", None), ("c", None)):
+            if use_timers:
+                timers.process(sleeper(name, fail_at))
+            else:
+                env.process(as_process(name, fail_at))
+        with pytest.raises(KeyError, match="a"):
+            env.run()
+        env.run()
+        return log
+
+    with_timers = world(True)
+    assert with_timers == world(False)
+    assert len(with_timers) == 6

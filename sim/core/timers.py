@@ -4,22 +4,31 @@ of the run nothing while they wait.
 Every event a run processes is popped from SimPy's schedule, a binary heap, at a cost
 that grows with the heap's size (about 250 ns a pop and push at 50 entries, 600 ns at
 4,000, 720 ns at 10,000 on the development machine). In a world of many domains most of
-the heap is traffic sources waiting for their next arrival (4,000 of about 4,100
-entries in the day over 10,000 domains), so every other event of the run paid for them.
+that heap is traffic sources waiting for their next arrival (4,598 of 4,621 entries two
+hours into the day over 10,000 domains), so every other event of the run paid for them
+(docs/performance.md, "Waiting sources off SimPy's schedule").
 
 :class:`Timers` keeps such waits in a heap of its own and puts only the next one due
-in SimPy's schedule. A sleeper is a generator that yields delays (plain floats), as a
-SimPy process would yield ``env.timeout(delay)``; nothing else can wake it, and it
-cannot be interrupted. The order of events is exactly SimPy's: a wait takes its
-sequence number (``_eid``) from the environment when it starts, as a timeout does, and
-enters SimPy's schedule under the key the timeout would have had, ``(now + delay,
-NORMAL, eid)``; a sleeper starts with an urgent event as a process does, and its end
-takes a sequence number as a process's end event does. So every other event keeps its
-number, and a run gives the same results, draw for draw, with or without it.
+in SimPy's schedule. A sleeper is a generator that yields delays (plain floats) where
+a SimPy process would yield ``env.timeout(delay)``. The order of events is exactly
+SimPy's: a wait takes its event number (``_eid``, SimPy's tie-breaker) from the
+environment when it starts, as a timeout does, and enters SimPy's schedule under the
+key the timeout would have had, ``(now + delay, NORMAL, number)``; a sleeper starts
+with an urgent event as a process does, and ends with the (unwatched) event a process
+ends with. Every other event keeps its number, so a run gives the same results, draw
+for draw, as with processes.
 
-This uses two private attributes of ``simpy.Environment`` (``_queue``, the heap of
-``(time, priority, eid, event)``, and ``_eid``, its counter): ``tests/test_timers.py``
-checks against SimPy's own timeouts that the order is unchanged.
+What a sleeper is not, compared with a process: nothing can wait for it or interrupt
+it (``process`` returns nothing), so use it only for a loop that nothing outside
+wakes or stops, such as a traffic source's arrivals; while it runs,
+``env.active_process`` is None. An exception raised in a sleeper comes out of
+``env.run`` at once, as itself (SimPy raises a copy when the failed process's end event
+comes up); the other sleepers go on if the run is continued.
+
+This uses two private attributes of SimPy 4's ``Environment``: ``_queue``, the heap of
+``(time, priority, number, event)``, and ``_eid``, the numbers' counter.
+``tests/test_timers.py`` checks that a wait enters the heap as a timeout would, and the
+order of events against SimPy's own timeouts.
 """
 
 from __future__ import annotations
@@ -35,24 +44,27 @@ __all__ = ["Timers"]
 
 Sleeper = Generator[float, None, None]
 
-# A pending wait is a list [when, eid, sleeper, event]: lists compare as their items do,
-# and eids are unique, so a heap of them orders by (when, eid) and never compares the
-# rest. ``event`` is the sleeper's own event while the wait is in SimPy's schedule
-# (armed), else None; one event per sleeper serves all its waits, one at a time.
-_AT, _EID, _SLEEPER, _ARMED = 0, 1, 2, 3
+# A pending wait is a list [when, number, sleeper, event, armed]: lists compare as their
+# items do and numbers are unique, so a heap of them orders by (when, number) and never
+# compares the rest. ``event`` is the sleeper's own event, made at its first wait and
+# reused for each (a sleeper has one wait at a time); ``armed``: it is in SimPy's
+# schedule.
+_AT, _EID, _SLEEPER, _EVENT, _ARMED = 0, 1, 2, 3, 4
 
 
 class Timers:
     """Sleepers of one environment: only the wait due first is in SimPy's schedule."""
 
-    __slots__ = ("env", "_heap", "_events")
+    __slots__ = ("env", "_heap")
 
     def __init__(self, env: simpy.Environment) -> None:
+        if not isinstance(getattr(env, "_queue", None), list) or not hasattr(env, "_eid"):
+            raise TypeError("sim.core.timers needs SimPy 4's Environment (its _queue heap and _eid counter)")
         self.env = env
         self._heap: list[list[Any]] = []
-        self._events: dict[Sleeper, simpy.Event] = {}
 
     def __len__(self) -> int:
+        """Waits pending."""
         return len(self._heap)
 
     def process(self, sleeper: Sleeper) -> None:
@@ -61,34 +73,36 @@ class Timers:
         start = simpy.Event(self.env)
         start._ok = True
         start._value = None
-        start.callbacks.append(lambda _: self._advance(sleeper))
+        start.callbacks.append(lambda _: self._advance(sleeper, None))
         self.env.schedule(start, URGENT)  # a process's Initialize
 
-    def _advance(self, sleeper: Sleeper) -> None:
+    def _advance(self, sleeper: Sleeper, event: simpy.Event | None) -> None:
+        """Run ``sleeper`` to its next wait (``event``: its own, None before the first)."""
         env = self.env
         try:
             delay = next(sleeper)
         except StopIteration:
-            next(env._eid)  # the end event a process would schedule
-            self._events.pop(sleeper, None)
+            end = simpy.Event(env)  # the end event a process schedules, that nobody waits for
+            end._ok = True
+            end._value = None
+            env.schedule(end)
             return
         if delay < 0:
             raise ValueError(f"Negative delay {delay}")
-        wait = [env._now + delay, next(env._eid), sleeper, None]
+        if event is None:
+            event = simpy.Event(env)
+            event._ok = True
+        wait = [env._now + delay, next(env._eid), sleeper, event, False]
         heap = self._heap
         heapq.heappush(heap, wait)
         if heap[0] is wait:
             self._arm(wait)
 
     def _arm(self, wait: list[Any]) -> None:
-        sleeper = wait[_SLEEPER]
-        event = self._events.get(sleeper)
-        if event is None:
-            event = self._events[sleeper] = simpy.Event(self.env)
-            event._ok = True
+        wait[_ARMED] = True
+        event = wait[_EVENT]
         event.callbacks = [self._due]
         event._value = wait
-        wait[_ARMED] = event
         heapq.heappush(self.env._queue, (wait[_AT], NORMAL, wait[_EID], event))
 
     def _due(self, event: simpy.Event) -> None:
@@ -97,6 +111,9 @@ class Timers:
         heap = self._heap
         wait = heapq.heappop(heap)
         assert wait is event._value
-        self._advance(wait[_SLEEPER])
-        if heap and heap[0][_ARMED] is None:
+        # The next wait goes in first: SimPy's schedule then holds, while this sleeper
+        # runs, what it would hold with processes (env.peek()), and an error in this
+        # sleeper stops no other.
+        if heap and not heap[0][_ARMED]:
             self._arm(heap[0])
+        self._advance(wait[_SLEEPER], event)
