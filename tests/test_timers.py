@@ -29,21 +29,29 @@ def _world(
     waits are made in the middle of the run."""
     log: list[tuple[float, str, float]] = []
 
+    def woke(name: str, i: int) -> None:
+        # An event made between waking and the next wait: it must take its number
+        # before the next wait does, as with a process.
+        log.append((env.now, f"{name}.{i}", env.peek()))
+        event = env.event()
+        event.callbacks.append(lambda _, n=f"{name}.{i}.then": log.append((env.now, n, env.peek())))
+        event.succeed()
+
     def sleeper_gen(name: str, waits: list[float]) -> Generator[float, None, None]:
         for i, d in enumerate(waits):
             yield d
-            log.append((env.now, f"{name}.{i}", env.peek()))
+            woke(name, i)
 
     def as_process(name: str, waits: list[float]) -> Generator[simpy.Event, Any, None]:
         for i, d in enumerate(waits):
             yield env.timeout(d)
-            log.append((env.now, f"{name}.{i}", env.peek()))
+            woke(name, i)
 
     def start(name: str, waits: list[float]) -> None:
         if timers is None:
             env.process(as_process(name, waits))
         else:
-            timers.process(sleeper_gen(name, waits))
+            timers.start(sleeper_gen(name, waits))
 
     def other(name: str, waits: list[float]) -> Generator[simpy.Event, Any, None]:
         for i, d in enumerate(waits):
@@ -95,7 +103,7 @@ def test_only_the_next_wait_is_in_simpys_schedule() -> None:
         woke.append(env.now)
 
     for k in range(1000):
-        timers.process(sleeper(1.0 + k))
+        timers.start(sleeper(1.0 + k))
     env.run(until=0.5)  # every sleeper has started and waits
     assert len(timers) == 1000
     # SimPy's schedule holds the first wait, and the stopped run's own marker.
@@ -115,15 +123,93 @@ def test_event_counts_are_a_processs() -> None:
     assert counted[0] == counted[1] > 0
 
 
-def test_a_negative_wait_is_refused_as_simpy_refuses_it() -> None:
+def _against_processes(make: Any) -> None:
+    """Run ``make(env, start)`` with sleepers and with processes: the same log, event
+    count, errors (type, message, cause) and clock, the run continued after each error."""
+    outcomes = []
+    for use_timers in (True, False):
+        env = CountingEnvironment()
+        timers = Timers(env)
+        log: list[tuple[float, str, float]] = []
+
+        def start(sleeper: Generator[float, None, None], env: CountingEnvironment = env,
+                  timers: Timers = timers) -> None:
+            if use_timers:
+                timers.start(sleeper)
+                return
+
+            def as_process() -> Generator[simpy.Event, Any, None]:
+                try:
+                    d = next(sleeper)
+                    while True:
+                        try:
+                            timeout = env.timeout(d)
+                        except ValueError as exc:
+                            d = sleeper.throw(exc)
+                            continue
+                        yield timeout
+                        d = next(sleeper)
+                except StopIteration:
+                    return
+
+            env.process(as_process())
+
+        make(env, start, log)
+        errors = []
+        for _ in range(5):
+            try:
+                env.run()
+                break
+            except Exception as exc:  # noqa: BLE001 - compared below
+                errors.append((type(exc), str(exc), type(exc.__cause__), env.now))
+        outcomes.append((log, errors, env.scheduled, env.now))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_an_error_in_a_sleeper_is_a_processs_error() -> None:
+    def make(env: simpy.Environment, start: Any, log: list[tuple[float, str, float]]) -> None:
+        def sleeper(name: str, fail_at: int | None, step: float) -> Generator[float, None, None]:
+            for i in range(3):
+                yield step
+                if i == fail_at:
+                    raise KeyError(name)
+                log.append((env.now, f"{name}.{i}", env.peek()))
+
+        for name, fail_at, step in (("a", 0, 1.0), ("b", None, 1.0), ("c", 1, 1.5), ("d", None, 0.5)):
+            start(sleeper(name, fail_at, step))
+
+    _against_processes(make)
+
+
+def test_a_negative_wait_is_raised_in_the_sleeper_as_simpy_raises_it() -> None:
+    def make(env: simpy.Environment, start: Any, log: list[tuple[float, str, float]]) -> None:
+        def careful() -> Generator[float, None, None]:
+            try:
+                yield -1.0
+            except ValueError as exc:
+                log.append((env.now, str(exc), env.peek()))
+            yield 2.0
+            log.append((env.now, "careful woke", env.peek()))
+
+        def careless() -> Generator[float, None, None]:
+            yield 1.0
+            yield -3.0
+
+        start(careful())
+        start(careless())
+
+    _against_processes(make)
+
+
+def test_a_sleeper_that_yields_an_event_is_told_so() -> None:
     env = simpy.Environment()
     timers = Timers(env)
 
-    def bad() -> Generator[float, None, None]:
-        yield -1.0
+    def wrong() -> Generator[Any, None, None]:
+        yield env.timeout(1)
 
-    timers.process(bad())
-    with pytest.raises(ValueError, match="Negative delay -1.0"):
+    timers.start(wrong())
+    with pytest.raises(TypeError, match="a sleeper yields delays in seconds, not <Timeout"):
         env.run()
 
 
@@ -135,7 +221,7 @@ def test_a_wait_enters_simpys_schedule_as_a_timeout_would() -> None:
     def sleeper() -> Generator[float, None, None]:
         yield 2.5
 
-    timers.process(sleeper())
+    timers.start(sleeper())
     env.step()  # its start: the wait takes its number now
     timeout = env.timeout(2.5)  # the next number
     entries = sorted(env._queue, key=lambda entry: entry[:3])  # type: ignore[attr-defined]
@@ -151,36 +237,3 @@ def test_timers_refuse_an_environment_without_simpys_schedule() -> None:
 
     with pytest.raises(TypeError, match="SimPy 4's Environment"):
         Timers(Elsewhere())  # type: ignore[arg-type]
-
-
-def test_an_error_in_one_sleeper_stops_no_other() -> None:
-    # Run on after the error, as a notebook may: the others wake as SimPy processes do.
-    def world(use_timers: bool) -> list[tuple[float, str]]:
-        env = simpy.Environment()
-        timers = Timers(env)
-        log: list[tuple[float, str]] = []
-
-        def sleeper(name: str, fail_at: int | None) -> Generator[float, None, None]:
-            for i in range(3):
-                yield 1.0 + (0.1 if name == "b" else 0.2 if name == "c" else 0.0)
-                if i == fail_at:
-                    raise KeyError(name)
-                log.append((env.now, f"{name}.{i}"))
-
-        def as_process(name: str, fail_at: int | None) -> Generator[simpy.Event, Any, None]:
-            for d in sleeper(name, fail_at):
-                yield env.timeout(d)
-
-        for name, fail_at in (("a", 0), ("b", None), ("c", None)):
-            if use_timers:
-                timers.process(sleeper(name, fail_at))
-            else:
-                env.process(as_process(name, fail_at))
-        with pytest.raises(KeyError, match="a"):
-            env.run()
-        env.run()
-        return log
-
-    with_timers = world(True)
-    assert with_timers == world(False)
-    assert len(with_timers) == 6

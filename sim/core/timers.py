@@ -1,5 +1,5 @@
-"""Many sleepers, one place in SimPy's schedule: arrival processes that cost the rest
-of the run nothing while they wait.
+"""Many sleepers, one place in SimPy's schedule: arrival processes whose waits cost the
+rest of the run little.
 
 Every event a run processes is popped from SimPy's schedule, a binary heap, at a cost
 that grows with the heap's size (about 250 ns a pop and push at 50 entries, 600 ns at
@@ -19,16 +19,20 @@ ends with. Every other event keeps its number, so a run gives the same results, 
 for draw, as with processes.
 
 What a sleeper is not, compared with a process: nothing can wait for it or interrupt
-it (``process`` returns nothing), so use it only for a loop that nothing outside
-wakes or stops, such as a traffic source's arrivals; while it runs,
-``env.active_process`` is None. An exception raised in a sleeper comes out of
-``env.run`` at once, as itself (SimPy raises a copy when the failed process's end event
-comes up); the other sleepers go on if the run is continued.
+it (``start`` returns nothing), so use it only for a loop that nothing outside wakes or
+stops, such as a traffic source's arrivals. While it runs, ``env.active_process`` is
+None: code that files what it opens under the active process (``sim.core.sessions``,
+whose sessions a fault cuts) must not be called from a sleeper. Errors are a process's:
+a delay ``env.timeout`` would refuse (negative, not a number) is raised in the sleeper,
+which may catch it, and an error the sleeper lets out fails its end event, which makes
+``env.run`` raise a copy when it comes up.
 
-This uses two private attributes of SimPy 4's ``Environment``: ``_queue``, the heap of
-``(time, priority, number, event)``, and ``_eid``, the numbers' counter.
-``tests/test_timers.py`` checks that a wait enters the heap as a timeout would, and the
-order of events against SimPy's own timeouts.
+This uses private attributes of SimPy 4: the Environment's ``_queue`` (the heap of
+``(time, priority, number, event)``), ``_eid`` (the numbers' counter) and ``_now``, and
+an Event's ``_ok`` and ``_value``, as SimPy's own event classes do. ``Timers`` refuses
+an environment without ``_queue`` and ``_eid``; ``tests/test_timers.py`` checks that a
+wait enters the heap as a timeout would, and the order of events, ``env.peek()``, the
+event count and errors against SimPy's own processes.
 """
 
 from __future__ import annotations
@@ -67,53 +71,67 @@ class Timers:
         """Waits pending."""
         return len(self._heap)
 
-    def process(self, sleeper: Sleeper) -> None:
+    def start(self, sleeper: Sleeper) -> None:
         """Run ``sleeper`` from now, as ``env.process`` would run a generator that
-        yields ``env.timeout(d)`` where this one yields ``d``."""
-        start = simpy.Event(self.env)
-        start._ok = True
-        start._value = None
-        start.callbacks.append(lambda _: self._advance(sleeper, None))
-        self.env.schedule(start, URGENT)  # a process's Initialize
+        yields ``env.timeout(d)`` where this one yields ``d`` (nothing is returned:
+        a sleeper cannot be waited for or interrupted)."""
+        begin = simpy.Event(self.env)
+        begin._ok = True
+        begin._value = None
+        begin.callbacks.append(lambda _: self._advance(sleeper, None))
+        self.env.schedule(begin, URGENT)  # a process's Initialize
 
     def _advance(self, sleeper: Sleeper, event: simpy.Event | None) -> None:
         """Run ``sleeper`` to its next wait (``event``: its own, None before the first)."""
         env = self.env
         try:
             delay = next(sleeper)
+            while True:
+                # What env.timeout refuses is raised in the sleeper, which may catch it.
+                try:
+                    if not delay < 0:
+                        break
+                    error: Exception = ValueError(f"Negative delay {delay}")
+                except TypeError:
+                    error = TypeError(f"a sleeper yields delays in seconds, not {delay!r}")
+                delay = sleeper.throw(error)
         except StopIteration:
-            end = simpy.Event(env)  # the end event a process schedules, that nobody waits for
-            end._ok = True
-            end._value = None
-            env.schedule(end)
+            self._end(True, None)
             return
-        if delay < 0:
-            raise ValueError(f"Negative delay {delay}")
+        except BaseException as exc:  # as a SimPy process fails
+            self._end(False, exc)
+            return
         if event is None:
             event = simpy.Event(env)
             event._ok = True
+            event._value = None
         wait = [env._now + delay, next(env._eid), sleeper, event, False]
         heap = self._heap
         heapq.heappush(heap, wait)
         if heap[0] is wait:
             self._arm(wait)
 
+    def _end(self, ok: bool, value: BaseException | None) -> None:
+        """The event a process ends with, that nobody waits for: a failure makes
+        ``env.run`` raise a copy of the error when it comes up, as SimPy does."""
+        end = simpy.Event(self.env)
+        end._ok = ok
+        end._value = value
+        self.env.schedule(end)
+
     def _arm(self, wait: list[Any]) -> None:
         wait[_ARMED] = True
         event = wait[_EVENT]
         event.callbacks = [self._due]
-        event._value = wait
         heapq.heappush(self.env._queue, (wait[_AT], NORMAL, wait[_EID], event))
 
     def _due(self, event: simpy.Event) -> None:
         # SimPy pops in key order and the first wait here is always armed, so the wait
-        # that is due is the first one.
+        # that is due is the first one (its event is ``event``).
         heap = self._heap
         wait = heapq.heappop(heap)
-        assert wait is event._value
         # The next wait goes in first: SimPy's schedule then holds, while this sleeper
-        # runs, what it would hold with processes (env.peek()), and an error in this
-        # sleeper stops no other.
+        # runs, what it would hold with processes (env.peek()).
         if heap and not heap[0][_ARMED]:
             self._arm(heap[0])
         self._advance(wait[_SLEEPER], event)

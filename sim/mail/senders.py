@@ -206,9 +206,9 @@ class TrafficSource(MailClient):
             self.env.process(self._batches())
         elif self._clock is not None:
             # A source waiting for its next arrival is off SimPy's schedule (sim.core.timers).
-            self.ctx.timers.process(self._daily(self._gaps, self._clock))
+            self.ctx.timers.start(self._daily(self._gaps, self._clock))
         else:
-            self.ctx.timers.process(self._arrivals(self._gaps))
+            self.ctx.timers.start(self._arrivals(self._gaps))
 
     def _recipient(self, sender: int) -> tuple[Domain, int]:
         """One recipient: a colleague, a regular correspondent or anyone."""
