@@ -424,10 +424,12 @@ def test_books_balance_with_name_servers_failing(
     stats = {c.id: c.stats() for c in model.ctx.nodes.values() if isinstance(c, AuthoritativeServer)}
     asked = sum(s["answered"] + s["unanswered"] + s["refused"] for s in stats.values())
     resolver = model.node("dns").stats()
-    assert asked <= resolver["ns_queries"]
+    # (A resolver that walked to no name server has no ns_ figures: a run can send nothing.)
+    walks = resolver.get("ns_queries", 0)
+    assert asked <= walks
     if loss == 0:
-        assert asked == resolver["ns_queries"]
-        assert resolver["ns_timeouts"] == sum(s["unanswered"] for s in stats.values())
+        assert asked == walks
+        assert resolver.get("ns_timeouts", 0) == sum(s["unanswered"] for s in stats.values())
 
 
 def test_the_dns_outage_scenario() -> None:
