@@ -498,21 +498,41 @@ def test_the_throttled_campaign_from_a_new_ip_grows_by_the_warming_rule() -> Non
 
 
 def test_the_same_campaign_from_a_warm_ip_is_through_in_minutes() -> None:
-    """With 1,000,000 messages of history the IP's limit is the ceiling (20,000 an hour):
-    nothing is refused for volume; only the preset's 20 messages per connection (a
-    reconnection) and 10 sessions per IP (421 at the greeting: a failed session, whose
-    message is deferred for the preset's first retry gap, 5 min; too few in a row to
-    close the destination) hold it back: all 5,000 within 10 minutes, at most one
-    deferral each."""
+    """With 1,000,000 messages of history the IP's limit is the ceiling (min(20,000, 50 +
+    0.03 * 1e6) = 20,000 an hour, above the 5,000): nothing is refused for volume. Only
+    the preset's 20 messages per connection (a reconnection, no deferral) and 10 sessions
+    per IP (421 TS01 at the greeting: a failed session, whose message is deferred for the
+    ESP's retry gaps, 5 min, then 10) hold it back. docs/throttling.md: 786 refusals,
+    774 rows deferred once and 6 twice, the last in at 944 s.
+
+    The checks are bounds of the model's logic, not seed 1's figures, except where said:
+    - every deferral is a refused greeting (deferrals == TS01 refusals == refused
+      sessions): a 421 after 20 messages goes to a new session at once, and the
+      destination never closes (a closed one defers its parked mail with no session;
+      closing takes 11 or more refusals in a row, and the 10 open sessions deliver
+      between them: one or two in a row at seed 1);
+    - a row deferred d times waits at least its gaps, 300 * (2^d - 1) s (each gap runs
+      from a deferral), and less than a minute more: the first pass of the 5,000 and
+      the retries 5 min later each go through in under a minute (46 s at seed 1: a
+      margin on this scenario's throughput, not a law);
+    - a refusal needs 10 of the IP's sessions open and an 11th attempt, so a third
+      deferral needs 11 or more rows deferred twice: while they are at most 10 (6 at
+      seed 1; a seed's figure), they come back alone once the rest is delivered and
+      pass. Hence at most two deferrals each, all 5,000 in within 960 s."""
     result = _campaign_run(warm=True)
     m = result.messages
     check_books(m)
     assert (m["status"] == "delivered").all()
-    assert (m["delivered"] - m["created"]).max() < 600
-    assert m["deferrals"].max() <= 1
     stats = result.stats["mx"]["yahoo-mx"]
     assert stats["throttled_reputation"] == 0
     assert stats["throttled_per_connection"] > 0 and stats["throttled_connections"] > 0
+    assert m["deferrals"].sum() == stats["throttled_connections"] == stats["refused"]
+    delay = m["delivered"] - m["created"]
+    beyond_gaps = delay - 300.0 * (2.0 ** m["deferrals"] - 1)
+    assert (beyond_gaps >= 0).all() and (beyond_gaps < 60).all()
+    assert (m["deferrals"] == 2).sum() <= 10
+    assert m["deferrals"].max() <= 2
+    assert delay.max() < 960
 
 
 # -- the books under throttling ---------------------------------------------------------------
