@@ -258,6 +258,45 @@ def test_resume_runs_only_what_is_missing_and_refuses_another_definition(
         sim.sweep(random_tiny(), grid={WORKERS: [1, 2]}, replications=3, out=out, workers=0, resume=True)
 
 
+@pytest.mark.parametrize("streams", [None, "seedsequence-pcg64/0"], ids=["before-0.2.0", "another"])
+def test_resume_refuses_a_sweep_drawn_with_other_streams(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], streams: str | None
+) -> None:
+    """A sweep begun by a mailflow that drew its runs otherwise (before 0.2.0, sweep.json
+    had no streams) is not resumed with this one's: its runs would mix two draws of the
+    same seeds. Said in one line; the folder is left as it was."""
+    out = tmp_path / "s"
+    sim.sweep(random_tiny(), grid={WORKERS: [1, 2]}, replications=1, out=out, workers=0)
+    marker = out / "sweep.json"
+    held = json.loads(marker.read_text())
+    if streams is None:
+        del held["definition"]["streams"]
+    else:
+        held["definition"]["streams"] = streams
+    held["digest"] = "0" * 64
+    marker.write_text(json.dumps(held))
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(SweepError, match=re.escape(
+        f"({streams or 'before mailflow 0.2.0'}, these: shake256-pcg64/1); it cannot be resumed")):
+        sim.sweep(random_tiny(), grid={WORKERS: [1, 2]}, replications=1, out=out, workers=0, resume=True)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(random_tiny_data()))
+    code, _, err = cli(["sweep", str(path), "--grid", f"{WORKERS}=1,2", "--out", str(out), "--resume"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "drawn with other random streams" in err and "--overwrite" in err
+
+
+def test_run_json_and_sweep_json_say_how_runs_were_drawn(tmp_path: Path) -> None:
+    from sim.core.rng import STREAMS
+
+    out = tmp_path / "s"
+    frame = sim.sweep(random_tiny(), grid={WORKERS: [1]}, replications=1, out=out, workers=0)
+    assert json.loads((out / "sweep.json").read_text())["definition"]["streams"] == STREAMS == "shake256-pcg64/1"
+    run_json = json.loads((out / "runs" / frame.loc[0, "run_id"][:12] / "run.json").read_text())
+    assert run_json["streams"] == STREAMS
+
+
 def test_overwrite_replaces_a_sweep_and_deletes_nothing_else(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -58,13 +58,29 @@ def z_ok(observed: float, expected: float, sd: float) -> bool:
 # -- a flat source is what it was ----------------------------------------------------
 
 
-def test_flat_sources_draw_exactly_what_they_drew_before() -> None:
+def test_the_shared_recipient_table_draws_what_generator_choice_draws() -> None:
+    """Receivers turns uniforms into domains as numpy's ``Generator.choice(p=...)`` does
+    (same cumulative weights, same side), so a source that moved from its own choice
+    to the shared table draws the very same domains: checked on one stream, batches of
+    1, 64 and 4,096, weights with a zero and a Zipf tail."""
+    weights = [0.0, 5.0, 1.0, *(1.0 / k for k in range(1, 200)), 3.0]
+    table = Receivers(list(range(len(weights))), weights)  # type: ignore[arg-type]
+    p = np.asarray(weights) / sum(weights)
+    for n in (1, 64, 4096):
+        mine, ref = Streams(2).generator("r", str(n)), Streams(2).generator("r", str(n))
+        assert (table.cdf.searchsorted(mine.random(n), side="right") == ref.choice(len(weights), n, p=p)).all()
+    draw = table.sampler(Streams(4).generator("s"))
+    got = [draw() for _ in range(5000)]
+    assert got == Streams(4).generator("s").choice(len(weights), 5000, p=p).tolist()
+
+
+def test_a_flat_source_draws_what_it_drew_at_the_pin() -> None:
     # The default scenario's sources (Poisson, named recipients, a batch) with the sizes
     # of before, an hour, seed 7: created times, domains, people, kinds and sizes hashed.
-    # The digest was first computed with the code before commit 38524c2 (the shared
-    # recipient table draws the very same domains as each source's own Choice did), and
-    # again when named streams came to be seeded by SHAKE256 (sim.core.rng.NamedSeed):
-    # a pin, so that a change that moves a flat source's draws says so.
+    # A pin, so that a change that moves a flat source's draws says so: first computed
+    # with the code before commit 38524c2 (proving the shared recipient table drew what
+    # each source's own choice had: that is now the test above), and again when named
+    # streams came to be seeded by SHAKE256 (sim.core.rng.NamedSeed).
     data = load_scenario(default_scenario_path()).model_dump(exclude_unset=True)
     for src in data["workload"]:
         src["size"] = {"dist": "lognormal", "median": 4096, "sigma": 2.1}

@@ -4,7 +4,7 @@ One ``SeedSequence`` per run turns the seed into a 256-bit key; every component 
 its own Generator from that key and a stable name (not from creation order), so adding
 a component leaves every other component's draws unchanged. A named stream's PCG64 is
 seeded with SHAKE256(key || name): a keyed hash, through numpy's ``ISeedSequence``
-interface, so that making a stream costs ~4 us instead of the ~17 us of a
+interface, so that making a stream costs ~5.7 us instead of the ~17.5 us of a
 ``SeedSequence`` per name (a 10,000-domain world makes one for each of its 10,000
 sources and more: docs/performance.md). Hot streams draw in batches, up to 4,096
 values at a time: a scalar numpy draw costs ~0.36 us, a batched one ~0.03 us
@@ -31,8 +31,12 @@ from numpy.random.bit_generator import ISeedSequence
 
 from ..config.distributions import Constant, Distribution, Exponential, LogNormal, Uniform
 
-__all__ = ["BATCH", "Draw", "FIRST_BATCH", "NamedSeed", "Sampler", "Stream", "Streams", "sampler_for"]
+__all__ = ["BATCH", "Draw", "FIRST_BATCH", "NamedSeed", "STREAMS", "Sampler", "Stream", "Streams", "sampler_for"]
 
+# How named streams are made: recorded in run.json and in a sweep's definition, so that
+# results drawn under another scheme (SeedSequence per name, before 0.2.0) are told
+# apart and a sweep begun under it is not resumed with these.
+STREAMS = "shake256-pcg64/1"
 BATCH = 4096  # the largest batch
 FIRST_BATCH = 64  # the first batch: a stream drawn a few times holds a few values
 
@@ -40,17 +44,23 @@ FIRST_BATCH = 64  # the first batch: a stream drawn a few times holds a few valu
 class NamedSeed(ISeedSequence):
     """The seed of one named stream: SHAKE256 of the run's key and the name.
 
-    SHAKE256 with a secret-length key in front is a pseudo-random function (FIPS 202):
-    streams of different names, or of the same name under different run keys, get
-    unrelated states, as ``SeedSequence`` spawn keys would give. Bytes are read
-    little-endian, so a stream is the same on every machine.
+    The input is the run's 32-byte key followed by the name as a JSON list, so no two
+    (key, name) pairs give the same input; SHAKE256 (FIPS 202) of it gives streams of
+    different names, or of one name under different keys, unrelated states, as
+    ``SeedSequence`` spawn keys would. Bytes are read little-endian, so a stream is the
+    same on every machine. It cannot spawn children (``Generator.spawn``): a component
+    that needs more streams names them (``Streams.generator``).
     """
 
-    __slots__ = ("_material",)
+    __slots__ = ("_material", "name")
 
     def __init__(self, key: bytes, name: tuple[str, ...]) -> None:
+        self.name = name
         # JSON keeps ('mx', 'a:b') and ('mx', 'a', 'b') apart whatever the ids contain.
         self._material = key + json.dumps(name).encode("utf-8")
+
+    def __repr__(self) -> str:
+        return f"NamedSeed({self.name!r})"
 
     def generate_state(self, n_words: int, dtype: Any = np.uint32) -> np.ndarray:
         """``n_words`` words of the stream's seed, as ``SeedSequence.generate_state``."""
@@ -70,7 +80,8 @@ class Streams:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
-        # The run's key: the seed through SeedSequence (whatever its size), once per run.
+        # The run's key: the seed through SeedSequence (whatever its size), once per run
+        # (8 words drawn from its 128-bit pool).
         self._key = np.random.SeedSequence(seed).generate_state(8, np.uint32).astype("<u4").tobytes()
 
     def generator(self, *name: str) -> np.random.Generator:

@@ -38,6 +38,7 @@ from .._version import __version__
 from ..config import Scenario, ScenarioError, ScenarioWarning, load_scenario, parse_scenario
 from ..config.loading import _split_path, apply_overrides
 from ..core.records import STATUSES
+from ..core.rng import STREAMS
 from ..simulation import Results, run
 from ..simulation.results import PROVENANCE_PACKAGES, _version_of, run_id
 from ..simulation.stats import t_interval
@@ -144,6 +145,8 @@ class SweepSpec:
             "set": self.sets,
             "replications": self.replications,
             "seed": self.base_seed,
+            # Runs drawn with other streams (an older mailflow) are other runs.
+            "streams": STREAMS,
         }
 
     def digest(self) -> str:
@@ -398,9 +401,16 @@ def _prepare(out: Path, spec: SweepSpec, resume: bool, overwrite: bool = False) 
                 "--overwrite (overwrite=True) to replace it, or choose another folder"
             )
         try:
-            previous = json.loads(marker.read_text(encoding="utf-8")).get("digest")
+            held = json.loads(marker.read_text(encoding="utf-8"))
+            previous, streams = held.get("digest"), (held.get("definition") or {}).get("streams")
         except (OSError, ValueError, AttributeError):
-            previous = None
+            previous = streams = None
+        if previous != digest and previous is not None and streams != STREAMS:
+            raise SweepError(
+                f"{out}: holds a sweep whose runs were drawn with other random streams "
+                f"({streams or 'before mailflow 0.2.0'}, these: {STREAMS}); it cannot be resumed "
+                "with this mailflow: --overwrite (overwrite=True) to run it again, or choose another folder"
+            )
         if previous != digest:
             raise SweepError(
                 f"{out}: holds another sweep (definition {str(previous)[:8]}, this one {digest[:8]}); "

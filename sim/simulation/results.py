@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from .._version import __version__
 from ..config import Scenario
+from ..core.rng import STREAMS
 from .summary import Summary, summarize
 
 try:
@@ -475,6 +476,8 @@ class Results:
             "mailflow_version": self.version,
             "run_id": self.run_id,
             "seed": self.seed,
+            # How the seed became random draws (sim.core.rng): another scheme, other values.
+            "streams": STREAMS,
             "scenario": _config(self.scenario, self.seed),
             "wall_time_s": self.wall_time,
             "horizon_s": self.scenario.horizon,
