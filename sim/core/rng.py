@@ -72,7 +72,10 @@ class NamedSeed(ISeedSequence):
         return np.frombuffer(words, dtype=little).astype(out, copy=False)
 
 
-_LITTLE: dict[np.dtype[Any], np.dtype[Any]] = {np.dtype(np.uint32): np.dtype("<u4"), np.dtype(np.uint64): np.dtype("<u8")}
+_LITTLE: dict[np.dtype[Any], np.dtype[Any]] = {
+    np.dtype(np.uint32): np.dtype("<u4"),
+    np.dtype(np.uint64): np.dtype("<u8"),
+}
 
 
 class Streams:
