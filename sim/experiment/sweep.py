@@ -405,13 +405,13 @@ def _prepare(out: Path, spec: SweepSpec, resume: bool, overwrite: bool = False) 
             previous, streams = held.get("digest"), (held.get("definition") or {}).get("streams")
         except (OSError, ValueError, AttributeError):
             previous = streams = None
-        if previous != digest and previous is not None and streams != STREAMS:
-            raise SweepError(
-                f"{out}: holds a sweep whose runs were drawn with other random streams "
-                f"({streams or 'before mailflow 0.2.0'}, these: {STREAMS}); it cannot be resumed "
-                "with this mailflow: --overwrite (overwrite=True) to run it again, or choose another folder"
-            )
         if previous != digest:
+            if previous is not None and streams != STREAMS:
+                raise SweepError(
+                    f"{out}: holds a sweep whose runs were drawn with other random streams "
+                    f"({streams or 'before mailflow 0.2.0'}, these: {STREAMS}); it cannot be resumed "
+                    "with this mailflow: --overwrite (overwrite=True) to run it again, or choose another folder"
+                )
             raise SweepError(
                 f"{out}: holds another sweep (definition {str(previous)[:8]}, this one {digest[:8]}); "
                 "--resume needs the same scenario, grid, zip, set, replications and seed"
