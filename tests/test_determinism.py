@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sim import load_scenario, run
 from sim.core.rng import Streams
@@ -89,6 +91,19 @@ def test_a_named_stream_is_pcg64_seeded_with_shake256_of_the_run_key_and_the_nam
     assert (Streams(5).generator("mta", "a", "loss").random(3) == want).all()
     with pytest.raises(ValueError, match="uint32 or uint64"):
         seed.generate_state(2, np.float64)
+
+
+@given(st.lists(st.one_of(st.text(), st.integers()), max_size=4))
+def test_a_stream_name_is_encoded_as_json_dumps_encodes_it(parts: list[str | int]) -> None:
+    """The fast encoding of a name (strings through the C escaper) gives the bytes of
+    ``json.dumps``, whatever the text (quotes, backslashes, non-ASCII, surrogates) and
+    for a part that is not a string (JSON's own rules then)."""
+    import json
+
+    from sim.core.rng import _json_list
+
+    name = tuple(parts)
+    assert _json_list(name) == json.dumps(name).encode("utf-8")  # type: ignore[arg-type]
 
 
 def test_named_streams_first_draws_are_uniform_across_names() -> None:
