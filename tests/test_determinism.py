@@ -91,13 +91,22 @@ def test_a_named_stream_is_pcg64_seeded_with_shake256_of_the_run_key_and_the_nam
     assert (Streams(5).generator("mta", "a", "loss").random(3) == want).all()
     with pytest.raises(ValueError, match="uint32 or uint64"):
         seed.generate_state(2, np.float64)
+    with pytest.raises(ValueError, match="uint32 or uint64"):  # an unhashable spec too
+        seed.generate_state(2, [("a", "<u4")])
+    # A name that is not a tuple is not split into parts: "abc" is not ("a", "b", "c").
+    assert NamedSeed(key, "abc")._material != NamedSeed(key, ("a", "b", "c"))._material  # type: ignore[arg-type]
 
 
-@given(st.lists(st.one_of(st.text(), st.integers()), max_size=4))
-def test_a_stream_name_is_encoded_as_json_dumps_encodes_it(parts: list[str | int]) -> None:
+# Any code point, lone surrogates included (st.text() leaves them out by default).
+_ANY_TEXT = st.text(alphabet=st.characters(codec=None, exclude_categories=()))
+
+
+@given(st.lists(st.one_of(_ANY_TEXT, st.integers(), st.booleans(), st.none(), st.floats()), max_size=4))
+def test_a_stream_name_is_encoded_as_json_dumps_encodes_it(parts: list[object]) -> None:
     """The fast encoding of a name (strings through the C escaper) gives the bytes of
-    ``json.dumps``, whatever the text (quotes, backslashes, non-ASCII, surrogates) and
-    for a part that is not a string (JSON's own rules then)."""
+    ``json.dumps``, whatever the text (quotes, backslashes, control characters,
+    non-ASCII, lone surrogates) and for parts that are not strings (JSON's own rules:
+    true, null, NaN)."""
     import json
 
     from sim.core.rng import _json_list

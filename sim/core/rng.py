@@ -65,7 +65,10 @@ class NamedSeed(ISeedSequence):
 
     def generate_state(self, n_words: int, dtype: Any = np.uint32) -> np.ndarray:
         """``n_words`` words of the stream's seed, as ``SeedSequence.generate_state``."""
-        words = _WORDS.get(dtype)  # (numpy asks for np.uint64 itself: no np.dtype() call)
+        try:
+            words = _WORDS.get(dtype)  # (numpy asks for np.uint64 itself: no np.dtype() call)
+        except TypeError:  # unhashable: a structured spec, an array; np.dtype() judges it
+            words = None
         if words is None:
             words = _WORDS.get(np.dtype(dtype))
             if words is None:
@@ -76,12 +79,14 @@ class NamedSeed(ISeedSequence):
 
 
 def _json_list(name: tuple[str, ...]) -> bytes:
-    """``json.dumps(list(name)).encode()``, byte for byte, at a quarter of its cost for
-    the usual name of strings (a big world makes tens of thousands of streams)."""
-    try:
-        return ("[" + ", ".join(map(encode_basestring_ascii, name)) + "]").encode("ascii")
-    except TypeError:  # a part that is not a string: JSON's own rules for it
-        return json.dumps(name).encode("utf-8")
+    """``json.dumps(name).encode()``, byte for byte, at a quarter of its cost for the
+    usual name, a tuple of strings (a big world makes tens of thousands of streams)."""
+    if type(name) is tuple:  # (a string or a dict is not split into its parts)
+        try:
+            return ("[" + ", ".join(map(encode_basestring_ascii, name)) + "]").encode("ascii")
+        except TypeError:  # a part that is not a string: JSON's own rules for it
+            pass
+    return json.dumps(name).encode("utf-8")
 
 
 def _words(dtype: Any) -> tuple[np.dtype[Any], np.dtype[Any], int]:
