@@ -4,7 +4,7 @@ One ``SeedSequence`` per run turns the seed into a 256-bit key; every component 
 its own Generator from that key and a stable name (not from creation order), so adding
 a component leaves every other component's draws unchanged. A named stream's PCG64 is
 seeded with SHAKE256(key || name): a keyed hash, through numpy's ``ISeedSequence``
-interface, so that making a stream costs ~4.7 us instead of the ~17.5 us of a
+interface, so that making a stream costs ~5 us instead of the ~17.5 us of a
 ``SeedSequence`` per name (a 10,000-domain world makes one for each of its 10,000
 sources and more: docs/performance.md). Hot streams draw in batches, up to 4,096
 values at a time: a scalar numpy draw costs ~0.36 us, a batched one ~0.03 us
