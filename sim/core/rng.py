@@ -23,8 +23,8 @@ from __future__ import annotations
 import array
 import hashlib
 import json
-from json.encoder import encode_basestring_ascii
 from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import numpy as np
