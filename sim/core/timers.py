@@ -56,6 +56,15 @@ Sleeper = Generator[float, None, None]
 _AT, _EID, _SLEEPER, _EVENT, _ARMED = 0, 1, 2, 3, 4
 
 
+def _triggered(env: simpy.Environment, ok: bool, value: BaseException | None) -> simpy.Event:
+    """An event already triggered with ``ok`` and ``value``, not yet scheduled (as SimPy's
+    own Initialize and Timeout set theirs)."""
+    event = simpy.Event(env)
+    event._ok = ok
+    event._value = value
+    return event
+
+
 class Timers:
     """Sleepers of one environment: only the wait due first is in SimPy's schedule."""
 
@@ -75,9 +84,7 @@ class Timers:
         """Run ``sleeper`` from now, as ``env.process`` would run a generator that
         yields ``env.timeout(d)`` where this one yields ``d`` (nothing is returned:
         a sleeper cannot be waited for or interrupted)."""
-        begin = simpy.Event(self.env)
-        begin._ok = True
-        begin._value = None
+        begin = _triggered(self.env, True, None)
         begin.callbacks.append(lambda _: self._advance(sleeper, None))
         self.env.schedule(begin, URGENT)  # a process's Initialize
 
@@ -102,9 +109,7 @@ class Timers:
             self._end(False, exc)
             return
         if event is None:
-            event = simpy.Event(env)
-            event._ok = True
-            event._value = None
+            event = _triggered(env, True, None)
         wait = [env._now + delay, next(env._eid), sleeper, event, False]
         heap = self._heap
         heapq.heappush(heap, wait)
@@ -114,10 +119,7 @@ class Timers:
     def _end(self, ok: bool, value: BaseException | None) -> None:
         """The event a process ends with, that nobody waits for: a failure makes
         ``env.run`` raise a copy of the error when it comes up, as SimPy does."""
-        end = simpy.Event(self.env)
-        end._ok = ok
-        end._value = value
-        self.env.schedule(end)
+        self.env.schedule(_triggered(self.env, ok, value))
 
     def _arm(self, wait: list[Any]) -> None:
         wait[_ARMED] = True
